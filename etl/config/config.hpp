@@ -1,0 +1,115 @@
+#pragma once
+// The configuration, loaded once from YAML into plain structs. Classes take
+// these structs, never YAML nodes. Every key is documented in
+// config/comeback-sync.example.yaml.
+
+#include "config/secret.hpp"
+
+#include <date/date.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace comeback {
+
+// A configuration problem. what() names the file, line and column and the key.
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Where a password came from, for check-config (never the value itself).
+struct password_origin {
+    std::string kind;  // "file", "env", "credential", "inline" or "default"
+    std::string name;  // the path, variable or credential name; empty for inline/default
+};
+
+struct database_config {
+    std::string conninfo;  // libpq URI or key=value; PG* environment variables fill gaps
+    std::string schema = "vitec";
+    bool auto_migrate = true;
+};
+
+struct retry_config {
+    unsigned max_attempts = 5;                       // per window, first attempt included
+    std::chrono::milliseconds base_delay{1000};      // exponential back-off, full jitter
+    std::chrono::milliseconds max_delay{60000};
+    std::chrono::milliseconds max_retry_after{300000};  // cap on a server's Retry-After
+    std::chrono::milliseconds auth_backoff{3600000};    // customer parked after 401/403
+};
+
+struct vitec_config {
+    std::string base_url = "https://connect.maklare.vitec.net";
+    std::string timezone = "Europe/Stockholm";
+    std::string username;
+    secret default_password;
+    password_origin default_password_origin;
+    std::string ca_file;  // empty: the system CA store
+    bool allow_insecure_http = false;
+    std::chrono::milliseconds request_timeout{30000};
+    unsigned max_concurrent_requests = 4;
+    double max_requests_per_second = 10;
+    std::uint64_t max_response_bytes = std::uint64_t{1} << 30;
+    retry_config retry;
+};
+
+// A window is re-fetched at most every `every` while its start lies within
+// `within` of today (past or future). Tiers are checked nearest first.
+struct freshness_tier {
+    std::chrono::days within{0};
+    std::chrono::seconds every{0};
+};
+
+struct sync_config {
+    std::string date_criteria = "Occurrence";
+    date::days window{7};
+    date::days lookback{30};
+    date::days horizon{365};
+    std::chrono::seconds poll_interval{300};
+    date::year_month_day history_start{date::year{2020} / 1 / 1};
+    std::vector<freshness_tier> freshness;  // defaults filled in by the loader when absent
+    std::chrono::seconds shutdown_grace{30};
+};
+
+struct customer_config {
+    std::string id;
+    std::string name;
+    secret password;  // the customer's own, or vitec's default
+    password_origin password_origin;
+};
+
+struct metrics_config {
+    std::string listen;  // "host:port"; empty means no listener
+};
+
+struct log_config {
+    std::string level = "info";
+    std::string format = "text";  // or "json"
+};
+
+struct config {
+    std::filesystem::path source;  // the file it was read from
+    database_config database;
+    vitec_config vitec;
+    sync_config sync;
+    std::vector<customer_config> customers;
+    metrics_config metrics;
+    log_config log;
+};
+
+// Reads and checks a configuration file, resolving every password (files,
+// environment variables, systemd credentials). Throws config_error.
+config load_config(const std::filesystem::path& file);
+
+// Parses "30s", "5m", "2h", "7d" (and "250ms"). Throws std::invalid_argument.
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+// Parses "512MiB", "1GiB", "64KiB", "100" (bytes). Throws std::invalid_argument.
+std::uint64_t parse_size(std::string_view text);
+
+}  // namespace comeback

@@ -1,0 +1,74 @@
+#pragma once
+// Loading one fetched window into PostgreSQL: one transaction, all or nothing.
+// All SQL of the project lives in etl/load/.
+
+#include "model/comeback.hpp"
+#include "normalize/normalize.hpp"
+
+#include <date/date.h>
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace pqxx {
+class connection;
+}
+
+namespace comeback {
+
+// The ledger's key for a window: (customer, date criteria, first day, end day).
+struct window_key {
+    std::string customer_id;
+    std::string date_criteria;
+    date::local_days first_day;
+    date::local_days end_day;  // exclusive day; `to` is inclusive
+    instant from;              // the window's bounds as instants (UTC)
+    instant to;
+};
+
+struct fetch_info {
+    int http_status = 200;
+    std::chrono::milliseconds duration{0};
+    std::uint64_t bytes = 0;
+};
+
+struct load_counts {
+    std::size_t rows_seen = 0;   // distinct comebacks in the response
+    std::size_t duplicates = 0;  // extra occurrences of an id within the response (last won)
+    std::size_t inserted = 0;
+    std::size_t updated = 0;
+    std::size_t deleted = 0;     // soft-deleted: in the window before, absent now
+    std::size_t undeleted = 0;
+    std::size_t rejected = 0;
+    std::size_t changed() const { return inserted + updated + deleted + undeleted; }
+};
+
+// One window's transaction. The constructor begins it and takes the customer's
+// transaction advisory lock; add() streams batches into staging; commit() merges,
+// soft-deletes, writes history, the ledger row and rejects, then commits.
+// Destroyed without commit(): rolled back, nothing of the window remains.
+// Throws pqxx exceptions (infrastructure) and std::logic_error (misuse).
+class window_loader {
+public:
+    window_loader(pqxx::connection& connection, std::string schema, window_key key);
+    ~window_loader();
+    window_loader(const window_loader&) = delete;
+    window_loader& operator=(const window_loader&) = delete;
+
+    void add(const normalized_batch& batch, std::span<const rejection> rejections);
+    load_counts commit(const fetch_info& info);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+// Records a failed attempt in the ledger (own short transaction): attempts+1,
+// status 'failed', last HTTP status and error. Never touches comebacks.
+void record_window_failure(pqxx::connection& connection, std::string_view schema,
+                           const window_key& key, int http_status, std::string_view error);
+
+}  // namespace comeback
