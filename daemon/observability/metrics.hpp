@@ -1,0 +1,113 @@
+#pragma once
+// The daemon's counters, gauges and histograms, and the health rule, in one
+// thread-safe registry. Rendering follows the Prometheus text exposition format
+// (version 0.0.4). No Asio or Beast here: metrics_server.hpp serves it.
+//
+// Metric names (all prefixed comeback_sync_):
+//   requests_total{customer,outcome}          counter; outcome is a fetch_kind name
+//                                             (rows, throttled, transient, ...)
+//   rows_total{customer,change}               counter; change is inserted, updated,
+//                                             deleted, undeleted or rejected
+//   windows_total{customer,result}            counter; result is ok or failed
+//   window_duration_seconds{customer}         histogram of whole windows (fetch + load)
+//   last_success_timestamp_seconds{customer}  gauge, Unix time; absent before the first
+//   freshness_seconds{customer}               gauge, seconds since the last success;
+//                                             absent before the first
+//   customers                                 gauge, configured customers
+//   healthy                                   gauge, 1 or 0 (the /healthz rule)
+//
+// Health: unhealthy when no customer has succeeded for 3 poll intervals. The
+// clock starts when the registry is created, so a fresh start has 3 poll
+// intervals of grace.
+//
+// Customer ids are labels, so no secret can reach a metric through this API.
+
+#include <chrono>
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace comeback {
+
+// What one committed window changed (the loader's load_counts, by value).
+struct window_rows {
+    std::uint64_t inserted = 0;
+    std::uint64_t updated = 0;
+    std::uint64_t deleted = 0;
+    std::uint64_t undeleted = 0;
+    std::uint64_t rejected = 0;
+};
+
+struct health_status {
+    bool healthy = true;
+    std::string reason;  // why not healthy, for /healthz and logs; "ok" when healthy
+};
+
+class metrics_registry {
+public:
+    using clock = std::chrono::system_clock;
+
+    // `started` is when the health grace period begins.
+    explicit metrics_registry(std::chrono::seconds poll_interval,
+                              clock::time_point started = clock::now());
+
+    // After a reload. Customers no longer configured lose their series;
+    // new ones start without a last success.
+    void set_customers(std::span<const std::string> customer_ids);
+    void set_poll_interval(std::chrono::seconds poll_interval);
+
+    // One HTTP request for one window, by outcome (to_string(fetch_kind)).
+    void count_request(std::string_view customer, std::string_view outcome);
+
+    // A window committed: counts its rows, its duration and the customer's last success.
+    void window_succeeded(std::string_view customer, const window_rows& rows,
+                          std::chrono::duration<double> duration,
+                          clock::time_point finished = clock::now());
+    // A window that ended without a commit (all attempts failed, auth, database).
+    void window_failed(std::string_view customer, std::chrono::duration<double> duration);
+
+    health_status health(clock::time_point now = clock::now()) const;
+
+    // The whole registry in Prometheus text format. Never throws except std::bad_alloc.
+    std::string render_prometheus() const { return render_prometheus(clock::now()); }
+    std::string render_prometheus(clock::time_point now) const;
+
+    // Upper bounds (seconds) of the window duration histogram buckets; +Inf is implied.
+    static constexpr double duration_buckets[] = {0.05, 0.1, 0.25, 0.5, 1,   2.5,
+                                                   5,    10,  30,   60,  120, 300};
+
+private:
+    struct histogram {
+        std::vector<std::uint64_t> buckets = std::vector<std::uint64_t>(std::size(duration_buckets), 0);
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
+    struct customer_series {
+        std::map<std::string, std::uint64_t, std::less<>> requests;  // by outcome
+        window_rows rows;
+        std::uint64_t windows_ok = 0;
+        std::uint64_t windows_failed = 0;
+        histogram durations;
+        bool succeeded = false;
+        clock::time_point last_success{};
+    };
+
+    customer_series& series(std::string_view customer);  // mutex_ held
+    health_status health_locked(clock::time_point now) const;
+
+    mutable std::mutex mutex_;
+    std::chrono::seconds poll_interval_;
+    clock::time_point started_;
+    std::map<std::string, customer_series, std::less<>> customers_;
+    std::size_t configured_customers_ = 0;
+};
+
+// Escapes a label value for the text format: backslash, double quote, newline.
+std::string escape_label_value(std::string_view value);
+
+}  // namespace comeback
