@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace comeback {
@@ -80,7 +81,7 @@ struct customer_config {
     std::string id;
     std::string name;
     secret password;  // the customer's own, or vitec's default
-    password_origin password_origin;
+    comeback::password_origin password_origin;  // qualified: the member shares the type's name
 };
 
 struct metrics_config {
@@ -110,6 +111,22 @@ config load_config(const std::filesystem::path& file);
 std::chrono::milliseconds parse_duration(std::string_view text);
 
 // Parses "512MiB", "1GiB", "64KiB", "100" (bytes). Throws std::invalid_argument.
+// KiB/MiB/GiB/TiB are powers of 1024, kB/MB/GB/TB powers of 1000, B or no unit bytes.
 std::uint64_t parse_size(std::string_view text);
+
+// The shortest exact spelling parse_duration reads back: 300000ms -> "5m".
+std::string format_duration(std::chrono::milliseconds value);
+
+// The shortest exact spelling parse_size reads back, binary units only: 1073741824 -> "1GiB".
+std::string format_size(std::uint64_t bytes);
+
+// A libpq connection string (URI or key=value) with every password in it
+// replaced by "***": postgresql://u:***@h/db, password=***. Safe to log.
+std::string mask_conninfo(std::string_view conninfo);
+
+// The effective configuration as indented text, every value included, for
+// `comeback-sync check-config`. Passwords appear only as their origin
+// ("<from file /etc/...>"); the conninfo is masked. Never throws for a loaded config.
+std::string describe(const config& cfg);
 
 }  // namespace comeback
