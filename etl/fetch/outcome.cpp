@@ -1,0 +1,229 @@
+#include "fetch/outcome.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <date/date.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <sstream>
+
+namespace comeback {
+
+std::string_view to_string(fetch_kind kind) {
+    switch (kind) {
+        case fetch_kind::rows: return "rows";
+        case fetch_kind::broken_response: return "broken_response";
+        case fetch_kind::request_rejected: return "request_rejected";
+        case fetch_kind::credentials_rejected: return "credentials_rejected";
+        case fetch_kind::access_denied: return "access_denied";
+        case fetch_kind::endpoint_missing: return "endpoint_missing";
+        case fetch_kind::throttled: return "throttled";
+        case fetch_kind::transient: return "transient";
+    }
+    return "unknown";
+}
+
+bool is_retryable(fetch_kind kind) {
+    switch (kind) {
+        case fetch_kind::broken_response:
+        case fetch_kind::throttled:
+        case fetch_kind::transient:
+            return true;
+        case fetch_kind::rows:
+        case fetch_kind::request_rejected:
+        case fetch_kind::credentials_rejected:
+        case fetch_kind::access_denied:
+        case fetch_kind::endpoint_missing:
+            return false;
+    }
+    return false;
+}
+
+bool parks_customer(fetch_kind kind) {
+    return kind == fetch_kind::credentials_rejected || kind == fetch_kind::access_denied;
+}
+
+namespace {
+
+std::string_view trim(std::string_view text) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+    return text;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// "application/json", "application/json; charset=utf-8", "application/problem+json".
+bool is_json_content_type(std::string_view content_type) {
+    auto media = trim(content_type.substr(0, content_type.find(';')));
+    if (iequals(media, "application/json") || iequals(media, "text/json")) return true;
+    return media.size() > 5 && iequals(media.substr(media.size() - 5), "+json");
+}
+
+fetch_failure make_failure(fetch_kind kind, int status, std::string message) {
+    fetch_failure failure;
+    failure.kind = kind;
+    failure.http_status = status;
+    failure.message = std::move(message);
+    return failure;
+}
+
+std::string with_detail(std::string head, std::string_view body) {
+    auto detail = error_body_message(body);
+    if (!detail.empty()) head += ": " + detail;
+    return head;
+}
+
+// Length of the valid UTF-8 sequence starting at text[i], or 0 when invalid.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
+    auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3
+                                         : (lead >> 3) == 0x1E ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return 0;
+    for (std::size_t k = 1; k < length; ++k)
+        if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;
+    return length;
+}
+
+}  // namespace
+
+std::string sanitize_message(std::string_view text, std::size_t max_bytes) {
+    std::string out;
+    out.reserve(std::min(text.size(), max_bytes) + 3);
+    for (std::size_t i = 0; i < text.size();) {
+        auto length = utf8_sequence_length(text, i);
+        if (length == 0) {
+            if (out.size() + 1 > max_bytes) return out + "...";
+            out += '?';
+            ++i;
+            continue;
+        }
+        if (out.size() + length > max_bytes) return out + "...";
+        auto c = static_cast<unsigned char>(text[i]);
+        if (length == 1 && (c < 0x20 || c == 0x7F))
+            out += ' ';
+        else
+            out.append(text.substr(i, length));
+        i += length;
+    }
+    return out;
+}
+
+std::string error_body_message(std::string_view body) {
+    body = trim(body);
+    if (body.empty()) return {};
+    boost::system::error_code error;
+    auto value = boost::json::parse(body, error);
+    if (!error && value.is_object()) {
+        for (const auto& [key, field] : value.as_object()) {
+            if (!iequals(key, "message")) continue;
+            if (field.is_string()) return sanitize_message(field.as_string());
+            return sanitize_message(boost::json::serialize(field));
+        }
+    }
+    return sanitize_message(body);
+}
+
+std::optional<std::chrono::milliseconds> parse_retry_after(
+    std::string_view value, std::chrono::system_clock::time_point now) {
+    value = trim(value);
+    if (value.empty()) return std::nullopt;
+    if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        std::uint64_t seconds = 0;
+        auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+        // A number too large to hold is a server asking for "a very long time".
+        if (error == std::errc::result_out_of_range || seconds > 100'000'000) seconds = 100'000'000;
+        return std::chrono::milliseconds(seconds * 1000);
+    }
+    // HTTP-date: the preferred IMF-fixdate, then the two obsolete forms RFC 9110 still accepts.
+    for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                               "%a %b %d %H:%M:%S %Y"}) {
+        std::istringstream in{std::string(value)};
+        date::sys_seconds when;
+        in >> date::parse(format, when);
+        if (in.fail()) continue;
+        auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
+        return std::max(delay, std::chrono::milliseconds{0});
+    }
+    return std::nullopt;
+}
+
+std::optional<fetch_failure> classify_response(const response_facts& facts,
+                                               std::chrono::milliseconds max_retry_after,
+                                               std::chrono::system_clock::time_point now) {
+    const int status = facts.status;
+    const auto status_text = "HTTP " + std::to_string(status);
+    if (status == 200) {
+        if (is_json_content_type(facts.content_type)) return std::nullopt;
+        auto shown = facts.content_type.empty() ? std::string("none")
+                                                : sanitize_message(facts.content_type, 100);
+        return make_failure(fetch_kind::broken_response, status,
+                            "HTTP 200 with content type " + shown + ", expected application/json");
+    }
+    if (status == 400)
+        return make_failure(fetch_kind::request_rejected, status,
+                            with_detail("request rejected (HTTP 400)", facts.error_body));
+    if (status == 401)
+        return make_failure(fetch_kind::credentials_rejected, status,
+                            "credentials rejected (HTTP 401): check the user name and this "
+                            "customer's password");
+    if (status == 403)
+        return make_failure(fetch_kind::access_denied, status,
+                            "no access to this customer's data (HTTP 403)");
+    if (status == 404)
+        return make_failure(fetch_kind::endpoint_missing, status,
+                            "endpoint not found (HTTP 404): check vitec.base_url");
+    if (status == 429 || status == 503) {
+        auto failure = make_failure(fetch_kind::throttled, status,
+                                    with_detail("throttled (" + status_text + ")", facts.error_body));
+        if (facts.retry_after) {
+            if (auto delay = parse_retry_after(*facts.retry_after, now))
+                failure.retry_after = std::min(*delay, max_retry_after);
+        }
+        return failure;
+    }
+    if (status >= 500 && status <= 599)
+        return make_failure(fetch_kind::transient, status,
+                            with_detail("server error (" + status_text + ")", facts.error_body));
+    // 1xx leftovers, 2xx other than 200, 3xx (redirects are not followed: the
+    // endpoint never redirects, and following one would send the credentials
+    // elsewhere) and the remaining 4xx: the request or the base URL is wrong.
+    return make_failure(fetch_kind::request_rejected, status,
+                        with_detail("unexpected " + status_text, facts.error_body));
+}
+
+fetch_failure classify_transport_error(const boost::system::error_code& error,
+                                       std::string_view phase, std::string_view where) {
+    std::string what;
+    if (error == boost::beast::error::timeout)
+        what = "timed out";
+    else if (error == boost::beast::http::error::partial_message ||
+             error == boost::asio::error::eof || error == boost::asio::ssl::error::stream_truncated)
+        what = "connection closed before the response was complete";
+    else if (error == boost::asio::error::connection_reset)
+        what = "connection reset by the server";
+    else
+        what = sanitize_message(error.message(), 200);
+    return make_failure(fetch_kind::transient, 0,
+                        std::string(phase) + " " + std::string(where) + ": " + what);
+}
+
+fetch_failure classify_broken_body(std::string_view reason) {
+    return make_failure(fetch_kind::broken_response, 200,
+                        "unusable response body: " + sanitize_message(reason));
+}
+
+}  // namespace comeback

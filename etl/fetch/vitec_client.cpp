@@ -1,0 +1,480 @@
+#include "fetch/vitec_client.hpp"
+
+#include "fetch/request_limiter.hpp"
+#include "parse/response_parser.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+
+#ifndef COMEBACK_VERSION
+#error "COMEBACK_VERSION must be defined by the build (PROJECT_VERSION)"
+#endif
+
+namespace comeback {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+// An idle keep-alive connection older than this is closed rather than reused:
+// servers drop idle connections after a while, and a fresh one is cheap.
+constexpr auto idle_limit = std::chrono::seconds(30);
+// How much of a non-200 body is read for its message.
+constexpr std::size_t error_body_limit = 16 * 1024;
+constexpr std::size_t read_chunk = 64 * 1024;
+
+bool is_unreserved(unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+std::string percent_encode(std::string_view text, bool keep_colon) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (is_unreserved(c) || (keep_colon && c == ':')) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        }
+    }
+    return out;
+}
+
+std::string base64(std::string_view text) {
+    std::string out(4 * ((text.size() + 2) / 3), '\0');
+    auto written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                   reinterpret_cast<const unsigned char*>(text.data()),
+                                   static_cast<int>(text.size()));
+    out.resize(static_cast<std::size_t>(written));
+    return out;
+}
+
+bool is_loopback(std::string_view host) {
+    if (host == "localhost") return true;
+    error_code error;
+    auto address = net::ip::make_address(std::string(host), error);
+    return !error && address.is_loopback();
+}
+
+bool is_ip_literal(std::string_view host) {
+    error_code error;
+    net::ip::make_address(std::string(host), error);
+    return !error;
+}
+
+// Replaces every occurrence of each secret form in `text` by <redacted>. A server
+// may echo what it was sent (a proxy's error page, a debug message), and the
+// message ends up in logs: so the password, the user:password pair and its
+// Base64 form are scrubbed from every message the client hands out.
+void redact(std::string& text, const std::vector<std::string>& secrets) {
+    for (const auto& needle : secrets) {
+        if (needle.size() < 3) continue;  // too short to scrub without mangling the text
+        for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at)) {
+            text.replace(at, needle.size(), secret::redacted);
+            at += std::string_view(secret::redacted).size();
+        }
+    }
+}
+
+}  // namespace
+
+// One keep-alive connection, plain or TLS.
+struct connection {
+    std::optional<beast::tcp_stream> plain;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+    beast::flat_buffer buffer;
+    clock_type::time_point last_used = clock_type::now();
+
+    beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+
+    template <class Function>
+    auto visit(Function&& function) {
+        return secure ? function(*secure) : function(*plain);
+    }
+};
+
+struct exchange_outcome {
+    fetch_result result;
+    bool keep_alive = false;
+    bool nothing_received = false;  // the connection failed before any response byte
+};
+
+struct vitec_client::impl {
+    impl(net::any_io_executor executor, const vitec_config& config)
+        : executor(executor), config(config), resolver(executor),
+          limiter(executor, config.max_concurrent_requests, config.max_requests_per_second) {}
+
+    net::any_io_executor executor;
+    vitec_config config;
+    bool use_tls = true;
+    std::string host;       // as used for DNS, SNI and verification (no brackets)
+    std::string port;
+    std::string authority;  // the Host header
+    std::string path_prefix;
+    std::optional<ssl::context> tls_context;
+    tcp::resolver resolver;
+    request_limiter limiter;
+    std::vector<std::unique_ptr<connection>> idle;
+    std::uint64_t opened = 0;
+
+    std::string target_for(const window_request& request) const {
+        return path_prefix + "/Report/Task/" + percent_encode(request.customer_id, false) +
+               "/Comeback?from=" + percent_encode(request.from, true) +
+               "&to=" + percent_encode(request.to, true) +
+               "&date=" + percent_encode(request.date_criteria, true);
+    }
+
+    std::unique_ptr<connection> take_idle() {
+        while (!idle.empty()) {
+            auto candidate = std::move(idle.back());
+            idle.pop_back();
+            if (clock_type::now() - candidate->last_used < idle_limit) return candidate;
+        }
+        return nullptr;
+    }
+
+    void put_idle(std::unique_ptr<connection> conn) {
+        conn->last_used = clock_type::now();
+        conn->lowest().expires_never();
+        idle.push_back(std::move(conn));
+        // Never keep more idle connections than could be in use at once.
+        while (idle.size() > std::max(1u, config.max_concurrent_requests))
+            idle.erase(idle.begin());
+    }
+
+    net::awaitable<std::unique_ptr<connection>> open(clock_type::time_point deadline,
+                                                     std::optional<fetch_failure>& failure) {
+        auto where = authority;
+        auto [resolve_error, endpoints] =
+            co_await resolver.async_resolve(host, port, tuple_awaitable);
+        if (resolve_error) {
+            failure = classify_transport_error(resolve_error, "resolve", where);
+            co_return nullptr;
+        }
+        auto conn = std::make_unique<connection>();
+        if (use_tls)
+            conn->secure.emplace(executor, *tls_context);
+        else
+            conn->plain.emplace(executor);
+        auto& lowest = conn->lowest();
+        lowest.expires_at(deadline);
+        auto [connect_error, endpoint] = co_await lowest.async_connect(endpoints, tuple_awaitable);
+        if (connect_error) {
+            failure = classify_transport_error(connect_error, "connect to", where);
+            co_return nullptr;
+        }
+        ++opened;
+        if (use_tls) {
+            auto& stream = *conn->secure;
+            // SNI names the host for servers with several certificates; it is
+            // not sent for an IP address literal (RFC 6066).
+            if (!is_ip_literal(host) &&
+                !SSL_set_tlsext_host_name(stream.native_handle(), host.c_str())) {
+                failure = classify_transport_error(
+                    error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category()),
+                    "set SNI for", where);
+                co_return nullptr;
+            }
+            stream.set_verify_mode(ssl::verify_peer);
+            stream.set_verify_callback(ssl::host_name_verification(host));
+            lowest.expires_at(deadline);
+            auto [handshake_error] =
+                co_await stream.async_handshake(ssl::stream_base::client, tuple_awaitable);
+            if (handshake_error) {
+                failure = classify_transport_error(handshake_error, "TLS handshake with", where);
+                co_return nullptr;
+            }
+        }
+        spdlog::debug("vitec_connection_opened host={} tls={}", where, use_tls);
+        co_return conn;
+    }
+
+    // Ends a connection the server will not reuse. For TLS a close_notify is
+    // sent; the server may close without answering it, which shows as
+    // stream_truncated: harmless here, as the whole response was already read.
+    net::awaitable<void> close_gracefully(std::unique_ptr<connection> conn) {
+        if (conn->secure) {
+            conn->lowest().expires_after(std::chrono::seconds(2));
+            auto [error] = co_await conn->secure->async_shutdown(tuple_awaitable);
+            if (error && error != ssl::error::stream_truncated && error != net::error::eof)
+                spdlog::debug("vitec_tls_shutdown_failed host={} error={}", authority,
+                              sanitize_message(error.message(), 200));
+        }
+        error_code ignored;
+        conn->lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        conn->lowest().close();
+    }
+
+    // Writes the request and reads the response into the sink, all before `deadline`.
+    // Time spent inside the sink (back-pressure from the loader) moves the
+    // deadline: the timeout bounds how long the server takes, not the consumer.
+    template <class Stream>
+    net::awaitable<exchange_outcome> exchange(Stream& stream, connection& conn,
+                                              const http::request<http::empty_body>& request,
+                                              clock_type::time_point deadline,
+                                              const body_sink& sink) {
+        exchange_outcome out;
+        auto& lowest = conn.lowest();
+        lowest.expires_at(deadline);
+        auto [write_error, written] = co_await http::async_write(stream, request, tuple_awaitable);
+        if (write_error) {
+            out.nothing_received = true;
+            out.result.failure = classify_transport_error(write_error, "write request to", authority);
+            co_return out;
+        }
+
+        http::response_parser<http::buffer_body> parser;
+        parser.body_limit(config.max_response_bytes);
+        lowest.expires_at(deadline);
+        auto [head_error, head_bytes] =
+            co_await http::async_read_header(stream, conn.buffer, parser, tuple_awaitable);
+        if (head_error) {
+            out.nothing_received = conn.buffer.size() == 0 &&
+                                   (head_error == http::error::end_of_stream ||
+                                    head_error == net::error::eof ||
+                                    head_error == net::error::connection_reset ||
+                                    head_error == net::error::broken_pipe ||
+                                    head_error == ssl::error::stream_truncated);
+            out.result.failure = classify_transport_error(head_error, "read response from", authority);
+            co_return out;
+        }
+        const auto& head = parser.get();
+        out.result.http_status = static_cast<int>(head.result_int());
+        response_facts facts;
+        facts.status = out.result.http_status;
+        facts.content_type = head[http::field::content_type];
+        if (auto it = head.find(http::field::retry_after); it != head.end())
+            facts.retry_after = it->value();
+        auto failure = classify_response(facts, config.retry.max_retry_after,
+                                         std::chrono::system_clock::now());
+        // Copies: the header fields are views into the parser, which reads on below.
+        std::string content_type(facts.content_type);
+        std::optional<std::string> retry_after;
+        if (facts.retry_after) retry_after.emplace(*facts.retry_after);
+
+        std::array<char, read_chunk> chunk;
+        std::string error_body;
+        bool array_checked = false;
+        bool is_first_chunk = true;
+        while (!parser.is_done()) {
+            parser.get().body().data = chunk.data();
+            parser.get().body().size = chunk.size();
+            lowest.expires_at(deadline);
+            auto [read_error, n] = co_await http::async_read(stream, conn.buffer, parser, tuple_awaitable);
+            if (read_error == http::error::need_buffer) read_error = {};
+            if (read_error == http::error::body_limit) {
+                out.result.failure = classify_broken_body(
+                    "the body exceeds vitec.max_response_bytes (" +
+                    std::to_string(config.max_response_bytes) + " bytes)");
+                co_return out;
+            }
+            if (read_error) {
+                out.result.failure = classify_transport_error(read_error, "read body from", authority);
+                co_return out;
+            }
+            std::string_view got(chunk.data(), chunk.size() - parser.get().body().size);
+            if (got.empty()) continue;
+            if (failure) {
+                // Only the start of an error body is kept, for its message; a
+                // longer one is not worth reading, so the connection is dropped.
+                error_body.append(got.substr(0, error_body_limit - error_body.size()));
+                if (error_body.size() >= error_body_limit) break;
+                continue;
+            }
+            if (is_first_chunk && got.starts_with("\xEF\xBB\xBF")) got.remove_prefix(3);  // UTF-8 BOM
+            is_first_chunk = false;
+            if (!array_checked) {
+                auto first = got.find_first_not_of(" \t\r\n");
+                if (first != std::string_view::npos) {
+                    array_checked = true;
+                    if (got[first] != '[') {
+                        out.result.failure = classify_broken_body(
+                            "the body is not a JSON array (it starts with '" +
+                            sanitize_message(got.substr(first, 20), 20) + "')");
+                        co_return out;
+                    }
+                }
+            }
+            auto sink_started = clock_type::now();
+            try {
+                co_await sink(got);
+            } catch (const response_error& error) {
+                out.result.failure = classify_broken_body(error.what());
+                co_return out;
+            }
+            deadline += clock_type::now() - sink_started;
+            out.result.bytes += got.size();
+        }
+        if (failure) {
+            facts.content_type = content_type;
+            if (retry_after) facts.retry_after = *retry_after;
+            facts.error_body = error_body;
+            out.result.failure = classify_response(facts, config.retry.max_retry_after,
+                                                   std::chrono::system_clock::now());
+        } else if (!array_checked) {
+            out.result.failure = classify_broken_body("the body is empty, expected a JSON array");
+            co_return out;
+        }
+        out.keep_alive = parser.is_done() && parser.keep_alive();
+        co_return out;
+    }
+
+    net::awaitable<fetch_result> fetch(const window_request& request, const body_sink& sink) {
+        auto permit = co_await limiter.acquire(request.customer_id);
+        const auto started = clock_type::now();
+        fetch_result result;
+        if (request.customer_id.empty() || request.customer_id == "." || request.customer_id == "..") {
+            // "." and ".." would be read as path steps even when encoded (RFC 3986 6.2.2.2).
+            result.failure = fetch_failure{fetch_kind::request_rejected, 0,
+                                           "customer id '" + sanitize_message(request.customer_id) +
+                                               "' cannot be sent as a path segment",
+                                           std::nullopt};
+            co_return result;
+        }
+        const std::string password = request.password ? request.password->reveal() : std::string();
+        const std::string credentials = config.username + ":" + password;
+        const std::string token = base64(credentials);
+
+        http::request<http::empty_body> http_request{http::verb::get, target_for(request), 11};
+        http_request.set(http::field::host, authority);
+        http_request.set(http::field::user_agent, "comeback-sync/" COMEBACK_VERSION);
+        http_request.set(http::field::accept, "application/json");
+        http_request.set(http::field::authorization, "Basic " + token);
+        http_request.keep_alive(true);
+
+        const auto deadline = started + config.request_timeout;
+        for (int pass = 0; pass < 2; ++pass) {
+            std::optional<fetch_failure> failure;
+            auto conn = take_idle();
+            const bool reused = conn != nullptr;
+            if (!conn) conn = co_await open(deadline, failure);
+            if (!conn) {
+                result.failure = std::move(failure);
+                break;
+            }
+            auto out = co_await conn->visit([&](auto& stream) {
+                return exchange(stream, *conn, http_request, deadline, sink);
+            });
+            // A reused connection the server had already closed fails before any
+            // response byte: that says nothing about this request, so it is
+            // sent once more on a fresh connection.
+            if (reused && out.nothing_received && pass == 0) {
+                spdlog::debug("vitec_stale_connection host={}", authority);
+                continue;
+            }
+            result = std::move(out.result);
+            if (out.keep_alive)
+                put_idle(std::move(conn));
+            else if (!result.failure)
+                co_await close_gracefully(std::move(conn));
+            break;
+        }
+        result.duration =
+            std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
+        if (result.failure) redact(result.failure->message, {password, credentials, token});
+        spdlog::debug("vitec_fetch_done customer={} status={} kind={} bytes={} duration_ms={}",
+                      sanitize_message(request.customer_id, 100), result.http_status,
+                      to_string(result.kind()), result.bytes, result.duration.count());
+        co_return result;
+    }
+};
+
+vitec_client::vitec_client(net::any_io_executor executor, const vitec_config& config)
+    : impl_(std::make_shared<impl>(executor, config)) {
+    auto parsed = boost::urls::parse_uri(config.base_url);
+    if (!parsed)
+        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
+                                    "' is not a URL: " + parsed.error().message());
+    const auto& url = *parsed;
+    const auto scheme = url.scheme();
+    if (scheme != "https" && scheme != "http")
+        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
+                                    "' must start with https:// (or http:// for loopback)");
+    if (url.has_userinfo())
+        throw std::invalid_argument(
+            "vitec.base_url must not carry credentials; use vitec.username and passwords");
+    if (url.has_query() || url.has_fragment())
+        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
+                                    "' must not have a query or fragment");
+    auto& self = *impl_;
+    self.host = url.host_address();  // without the brackets of an IPv6 literal
+    if (self.host.empty())
+        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
+                                    "' has no host");
+    self.use_tls = scheme == "https";
+    self.port = url.has_port() ? std::string(url.port()) : (self.use_tls ? "443" : "80");
+    self.authority = std::string(url.encoded_host_and_port());
+    self.path_prefix = std::string(url.encoded_path());
+    while (!self.path_prefix.empty() && self.path_prefix.back() == '/') self.path_prefix.pop_back();
+
+    if (!self.use_tls && !config.allow_insecure_http && !is_loopback(self.host))
+        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
+                                    "' is plain http to a host that is not loopback; use https, "
+                                    "or set vitec.allow_insecure_http: true");
+    if (self.use_tls) {
+        self.tls_context.emplace(ssl::context::tls_client);
+        self.tls_context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                                      ssl::context::no_tlsv1_1);
+        error_code error;
+        if (config.ca_file.empty()) {
+            self.tls_context->set_default_verify_paths(error);
+            if (error)
+                throw std::invalid_argument("cannot load the system CA store: " + error.message());
+        } else {
+            if (!std::filesystem::is_regular_file(config.ca_file))
+                throw std::invalid_argument("vitec.ca_file '" + config.ca_file +
+                                            "' is not a readable file");
+            self.tls_context->load_verify_file(config.ca_file, error);
+            if (error)
+                throw std::invalid_argument("vitec.ca_file '" + config.ca_file +
+                                            "' holds no usable PEM certificate: " + error.message());
+        }
+        self.tls_context->set_verify_mode(ssl::verify_peer);
+    }
+}
+
+vitec_client::~vitec_client() = default;
+
+net::awaitable<fetch_result> vitec_client::fetch(const window_request& request,
+                                                 const body_sink& sink) {
+    auto keep = impl_;  // the client may be destroyed by its owner while this runs
+    co_return co_await keep->fetch(request, sink);
+}
+
+std::string vitec_client::target_for(const window_request& request) const {
+    return impl_->target_for(request);
+}
+
+std::uint64_t vitec_client::connections_opened() const { return impl_->opened; }
+
+}  // namespace comeback

@@ -1,0 +1,107 @@
+#pragma once
+// The Vitec Connect client: one GET of the comeback report for one customer
+// and one window, streamed into a sink as it arrives. HTTPS with peer and
+// host-name verification, keep-alive connections reused, one deadline per
+// request, and a limiter shared by every fetch of one client (bounded
+// concurrency plus a request-rate cap, shared fairly between customers).
+//
+// Threading: a client and everything it hands out is used from one thread at a
+// time (a single-threaded io_context, or a strand passed as the executor).
+
+#include "config/config.hpp"
+#include "config/secret.hpp"
+#include "fetch/outcome.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace comeback {
+
+struct window_request {
+    std::string customer_id;
+    const secret* password = nullptr;  // the customer's password; not owned, must outlive fetch()
+    std::string from;                  // sent as is, e.g. "2024-01-01T00:00:00" (local time)
+    std::string to;
+    std::string date_criteria;         // e.g. "Occurrence"
+};
+
+// Receives the body as it arrives. May co_await (e.g. a bounded queue) for back-pressure.
+// Throwing comeback::response_error (etl/parse/response_parser.hpp) marks the response broken;
+// any other exception propagates out of fetch() (the connection is dropped).
+using body_sink = std::function<boost::asio::awaitable<void>(std::string_view chunk)>;
+
+struct fetch_result {
+    std::optional<fetch_failure> failure;  // empty: the whole body reached the sink
+    int http_status = 0;                   // 0 when no response head was read
+    std::uint64_t bytes = 0;               // body bytes handed to the sink
+    std::chrono::milliseconds duration{0}; // from the limiter's grant to the end
+    unsigned attempts = 1;                 // set by fetch_with_retries
+
+    bool ok() const { return !failure.has_value(); }
+    fetch_kind kind() const { return failure ? failure->kind : fetch_kind::rows; }
+};
+
+class vitec_client {
+public:
+    // Throws std::invalid_argument naming the problem for a bad base_url, an
+    // unreadable ca_file, or plain http:// to a host that is not loopback while
+    // allow_insecure_http is false. Keeps a copy of the configuration.
+    vitec_client(boost::asio::any_io_executor executor, const vitec_config& config);
+    ~vitec_client();
+    vitec_client(const vitec_client&) = delete;
+    vitec_client& operator=(const vitec_client&) = delete;
+
+    // One attempt, no retries. Waits for the shared limiter first. Every
+    // outcome is a fetch_result (see outcome.hpp for the kinds); throws only
+    // what the sink throws other than response_error, and std::bad_alloc.
+    boost::asio::awaitable<fetch_result> fetch(const window_request& request,
+                                               const body_sink& sink);
+
+    // The request target for a window, e.g.
+    // "/Report/Task/M1/Comeback?from=...&to=...&date=Occurrence" (with the base
+    // URL's path in front). The customer id is percent-encoded as one segment.
+    std::string target_for(const window_request& request) const;
+
+    // Connections opened so far (keep-alive reuse shows as fewer of them).
+    std::uint64_t connections_opened() const;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+// Pure: the delay before retry n (1-based), exponential with full jitter:
+// uniform in [0, min(max_delay, base_delay * 2^(n-1))]. A server's Retry-After
+// (capped by max_retry_after) takes precedence when given.
+std::chrono::milliseconds retry_delay(const retry_config& config, unsigned retry,
+                                      std::optional<std::chrono::milliseconds> retry_after,
+                                      std::mt19937_64& rng);
+
+// Called at the start of every attempt for a fresh sink, so each attempt
+// starts a fresh parser (and whatever the sink writes into).
+using sink_factory = std::function<body_sink()>;
+
+// Told about each failed attempt that will be retried, with the delay chosen.
+using retry_observer =
+    std::function<void(unsigned attempt, const fetch_result& result, std::chrono::milliseconds delay)>;
+
+// Up to config.max_attempts attempts (at least one); stops at the first
+// success or non-retryable kind, and sleeps retry_delay() between attempts.
+// Returns the last attempt's result with `attempts` set.
+boost::asio::awaitable<fetch_result> fetch_with_retries(vitec_client& client,
+                                                        const window_request& request,
+                                                        const sink_factory& make_sink,
+                                                        const retry_config& config,
+                                                        std::mt19937_64& rng,
+                                                        const retry_observer& on_retry = {});
+
+}  // namespace comeback
