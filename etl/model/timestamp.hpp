@@ -3,6 +3,9 @@
 
 #include "model/comeback.hpp"
 
+#include <date/date.h>
+
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -28,6 +31,12 @@ struct timestamp_result {
 // Never throws for bad text: the error names `field` and the value.
 timestamp_result parse_timestamp(std::string_view text, const date::time_zone& zone,
                                  std::string_view field);
+
+// Reads a wall-clock time in `zone` as an instant by the rule above: the offset in
+// force just before the time (so a time in the gap moves later by the gap, and a
+// repeated time is its first occurrence). Never throws.
+instant local_to_instant(date::local_time<std::chrono::microseconds> local,
+                         const date::time_zone& zone);
 
 // Renders an instant as ISO 8601 UTC with microseconds, e.g. 2024-04-28T20:58:37.569133Z.
 std::string format_utc(instant value);

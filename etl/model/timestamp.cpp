@@ -1,0 +1,135 @@
+#include "model/timestamp.hpp"
+
+#include "model/text.hpp"
+
+#include <date/tz.h>
+
+#include <stdexcept>
+
+namespace comeback {
+namespace {
+
+constexpr std::string_view expected_shape =
+    "expected YYYY-MM-DDTHH:MM[:SS[.fraction]][Z|+HH:MM|-HH:MM]";
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Reads `count` digits at `pos`; false when any of them is not a digit.
+bool read_digits(std::string_view text, std::size_t pos, std::size_t count, int& out) {
+    if (pos + count > text.size()) return false;
+    int value = 0;
+    for (std::size_t i = pos; i < pos + count; ++i) {
+        if (!is_digit(text[i])) return false;
+        value = value * 10 + (text[i] - '0');
+    }
+    out = value;
+    return true;
+}
+
+bool has(std::string_view text, std::size_t pos, char c) {
+    return pos < text.size() && text[pos] == c;
+}
+
+}  // namespace
+
+instant local_to_instant(date::local_time<std::chrono::microseconds> local,
+                         const date::time_zone& zone) {
+    // For a unique time `first` is the only answer; in a gap it is the period
+    // before the jump (the clock "has not moved yet"), in a repeated hour it is
+    // the earlier period. One rule covers all three, with no exception path.
+    const date::local_info info = zone.get_info(date::floor<std::chrono::seconds>(local));
+    return instant{local.time_since_epoch() - info.first.offset};
+}
+
+timestamp_result parse_timestamp(std::string_view text, const date::time_zone& zone,
+                                 std::string_view field) {
+    const auto fail = [&](std::string_view why) {
+        std::string message;
+        message.append(field).append(": ").append(quoted(text)).append(" is not a timestamp: ");
+        message.append(why);
+        return timestamp_result{std::nullopt, std::move(message)};
+    };
+    if (text.empty()) return fail("it is empty");
+
+    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+    if (!read_digits(text, 0, 4, year) || !has(text, 4, '-') || !read_digits(text, 5, 2, month) ||
+        !has(text, 7, '-') || !read_digits(text, 8, 2, day) || !has(text, 10, 'T') ||
+        !read_digits(text, 11, 2, hour) || !has(text, 13, ':') ||
+        !read_digits(text, 14, 2, minute)) {
+        return fail(expected_shape);
+    }
+    std::size_t pos = 16;
+    long micros = 0;
+    if (has(text, pos, ':')) {
+        if (!read_digits(text, pos + 1, 2, second)) return fail(expected_shape);
+        pos += 3;
+        if (has(text, pos, '.')) {
+            ++pos;
+            const std::size_t first_digit = pos;
+            while (pos < text.size() && is_digit(text[pos])) {
+                // Digits past the sixth are dropped: truncation, never rounding,
+                // so an instant never moves into the next microsecond (or day).
+                if (pos - first_digit < 6) micros = micros * 10 + (text[pos] - '0');
+                ++pos;
+            }
+            const std::size_t digits = pos - first_digit;
+            if (digits == 0) return fail("a '.' must be followed by fraction digits");
+            for (std::size_t i = digits; i < 6; ++i) micros *= 10;
+        }
+    }
+
+    const date::year_month_day ymd{date::year{year}, date::month{static_cast<unsigned>(month)},
+                                   date::day{static_cast<unsigned>(day)}};
+    if (month < 1 || month > 12) return fail("month " + std::to_string(month) + " is out of range");
+    if (!ymd.ok()) return fail("day " + std::to_string(day) + " does not exist in that month");
+    if (hour > 23) return fail("hour " + std::to_string(hour) + " is out of range");
+    if (minute > 59) return fail("minute " + std::to_string(minute) + " is out of range");
+    if (second > 59) return fail("second " + std::to_string(second) + " is out of range");
+
+    using std::chrono::hours;
+    using std::chrono::microseconds;
+    using std::chrono::minutes;
+    using std::chrono::seconds;
+    const auto since_midnight = hours{hour} + minutes{minute} + seconds{second} + microseconds{micros};
+
+    if (pos == text.size()) {
+        const date::local_time<microseconds> local{date::local_days{ymd}.time_since_epoch() +
+                                                   since_midnight};
+        return timestamp_result{local_to_instant(local, zone), {}};
+    }
+
+    minutes offset{0};
+    if (text[pos] == 'Z') {
+        ++pos;
+    } else if (text[pos] == '+' || text[pos] == '-') {
+        int offset_hours = 0, offset_minutes = 0;
+        if (!read_digits(text, pos + 1, 2, offset_hours) || !has(text, pos + 3, ':') ||
+            !read_digits(text, pos + 4, 2, offset_minutes)) {
+            return fail("the offset must read +HH:MM or -HH:MM");
+        }
+        if (offset_hours > 23 || offset_minutes > 59) return fail("the offset is out of range");
+        offset = hours{offset_hours} + minutes{offset_minutes};
+        if (text[pos] == '-') offset = -offset;
+        pos += 6;
+    } else {
+        return fail("unexpected text after the time (" + std::string(expected_shape) + ")");
+    }
+    if (pos != text.size()) {
+        return fail("unexpected text after the offset (" + std::string(expected_shape) + ")");
+    }
+    const date::sys_time<microseconds> written{date::sys_days{ymd}.time_since_epoch() +
+                                               since_midnight};
+    return timestamp_result{instant{written - offset}, {}};
+}
+
+std::string format_utc(instant value) { return date::format("%FT%TZ", value); }
+
+const date::time_zone& find_zone(std::string_view name) {
+    try {
+        return *date::locate_zone(name);
+    } catch (const std::exception& error) {
+        throw std::runtime_error("unknown time zone " + quoted(name) + ": " + error.what());
+    }
+}
+
+}  // namespace comeback

@@ -1,0 +1,73 @@
+#include "plan/windows.hpp"
+
+#include "model/timestamp.hpp"
+
+#include <date/tz.h>
+
+#include <stdexcept>
+
+namespace comeback {
+namespace {
+
+// Fixed so that a day falls in the same window whatever range is planned.
+constexpr date::local_days anchor{date::year{2000} / date::January / 3};  // a Monday
+
+// Floor division: days before the anchor belong to windows before it.
+long long window_number(date::local_days day, date::days length) {
+    const long long offset = (day - anchor).count();
+    const long long n = length.count();
+    return offset >= 0 ? offset / n : -((-offset + n - 1) / n);
+}
+
+instant local_midnight(date::local_days day, const date::time_zone& zone) {
+    return local_to_instant(date::local_time<std::chrono::microseconds>{day}, zone);
+}
+
+window make_window(long long number, date::days length, const date::time_zone& zone) {
+    window w;
+    w.first_day = anchor + date::days{number * length.count()};
+    w.end_day = w.first_day + length;
+    w.from = local_midnight(w.first_day, zone);
+    w.to = local_midnight(w.end_day, zone);
+    return w;
+}
+
+void require_positive(date::days length) {
+    if (length <= date::days{0}) {
+        throw std::invalid_argument("window length must be at least one day, got " +
+                                    std::to_string(length.count()));
+    }
+}
+
+std::string local_midnight_text(date::local_days day) {
+    return date::format("%Y-%m-%dT%H:%M:%S", date::local_seconds{day});
+}
+
+}  // namespace
+
+std::string window::from_text() const { return local_midnight_text(first_day); }
+std::string window::to_text() const { return local_midnight_text(end_day); }
+
+std::vector<window> plan_windows(date::local_days first, date::local_days last,
+                                 date::days length, const date::time_zone& zone) {
+    require_positive(length);
+    if (last < first) {
+        throw std::invalid_argument("window range ends (" + date::format("%F", last) +
+                                    ") before it starts (" + date::format("%F", first) + ")");
+    }
+    const long long first_number = window_number(first, length);
+    const long long last_number = window_number(last, length);
+    std::vector<window> windows;
+    windows.reserve(static_cast<std::size_t>(last_number - first_number + 1));
+    for (long long number = first_number; number <= last_number; ++number) {
+        windows.push_back(make_window(number, length, zone));
+    }
+    return windows;
+}
+
+window window_containing(date::local_days day, date::days length, const date::time_zone& zone) {
+    require_positive(length);
+    return make_window(window_number(day, length), length, zone);
+}
+
+}  // namespace comeback
