@@ -98,6 +98,7 @@ private:
     };
 
     customer_series& series(std::string_view customer);  // mutex_ held
+    static void observe(histogram& h, double seconds);
     health_status health_locked(clock::time_point now) const;
 
     mutable std::mutex mutex_;

@@ -1,0 +1,230 @@
+#include "observability/metrics_server.hpp"
+
+#include "observability/logging.hpp"
+#include "observability/metrics.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <atomic>
+#include <charconv>
+#include <list>
+#include <stdexcept>
+#include <system_error>
+
+namespace comeback {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+listen_address parse_listen_address(std::string_view text) {
+    auto invalid = [&](std::string_view why) {
+        return std::invalid_argument("metrics.listen: \"" + std::string(text) + "\" " +
+                                     std::string(why) + " (expected host:port, [v6]:port or :port)");
+    };
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) throw invalid("has no port");
+    std::string_view host = text.substr(0, colon);
+    const std::string_view port_text = text.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    } else if (host.find(':') != std::string_view::npos) {
+        throw invalid("needs brackets around an IPv6 address");
+    }
+    unsigned port = 0;
+    const auto [end, error] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (port_text.empty() || error != std::errc{} || end != port_text.data() + port_text.size() ||
+        port > 65535) {
+        throw invalid("has no valid port");
+    }
+    return {host.empty() ? "0.0.0.0" : std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+namespace {
+
+class session;
+
+// The server's state, shared by the server and its open connections, so a
+// connection outlives neither.
+struct server_state : std::enable_shared_from_this<server_state> {
+    server_state(asio::any_io_executor executor, const metrics_registry& registry)
+        : strand(asio::make_strand(executor)), acceptor(strand), registry(registry) {}
+
+    void accept();
+    void close_all();
+
+    asio::strand<asio::any_io_executor> strand;
+    tcp::acceptor acceptor;
+    const metrics_registry& registry;
+    std::uint16_t port = 0;
+    std::atomic<bool> stopped{false};
+    // Open connections, so stop() can close them; touched only on the strand.
+    std::list<std::weak_ptr<session>> sessions;
+};
+
+// Scrapers are quick; a stuck client must not hold a connection forever.
+constexpr auto io_timeout = std::chrono::seconds(10);
+
+http::response<http::string_body> answer(const http::request<http::string_body>& request,
+                                         const metrics_registry& registry) {
+    http::response<http::string_body> response;
+    response.version(request.version());
+    response.keep_alive(request.keep_alive());
+    response.set(http::field::server, "comeback-sync");
+    const std::string_view target(request.target().data(), request.target().size());
+    const auto path = target.substr(0, target.find('?'));
+    const bool known = path == "/metrics" || path == "/healthz";
+    if (!known) {
+        response.result(http::status::not_found);
+        response.set(http::field::content_type, "text/plain; charset=utf-8");
+        response.body() = "not found: try /metrics or /healthz\n";
+    } else if (request.method() != http::verb::get && request.method() != http::verb::head) {
+        response.result(http::status::method_not_allowed);
+        response.set(http::field::allow, "GET, HEAD");
+        response.set(http::field::content_type, "text/plain; charset=utf-8");
+        response.body() = "method not allowed\n";
+    } else if (path == "/metrics") {
+        response.result(http::status::ok);
+        response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        response.body() = registry.render_prometheus();
+    } else {
+        const auto health = registry.health();
+        response.result(health.healthy ? http::status::ok : http::status::service_unavailable);
+        response.set(http::field::content_type, "text/plain; charset=utf-8");
+        response.body() = health.reason + "\n";
+    }
+    response.prepare_payload();
+    if (request.method() == http::verb::head) response.body().clear();
+    return response;
+}
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(tcp::socket socket, std::shared_ptr<server_state> server)
+        : stream_(std::move(socket)), server_(std::move(server)) {}
+
+    void start() { read(); }
+    void close() {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_.close();
+    }
+
+private:
+    void read() {
+        request_ = {};
+        stream_.expires_after(io_timeout);
+        http::async_read(stream_, buffer_, request_,
+                         [self = shared_from_this()](beast::error_code error, std::size_t) {
+                             self->on_read(error);
+                         });
+    }
+
+    void on_read(beast::error_code error) {
+        if (error || server_->stopped) return;  // closed, timed out or stopping: drop it
+        response_ = answer(request_, server_->registry);
+        stream_.expires_after(io_timeout);
+        http::async_write(stream_, response_,
+                          [self = shared_from_this()](beast::error_code error, std::size_t) {
+                              self->on_write(error);
+                          });
+    }
+
+    void on_write(beast::error_code error) {
+        if (error) return;
+        if (response_.keep_alive()) {
+            read();
+        } else {
+            beast::error_code ignored;
+            stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        }
+    }
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    http::request<http::string_body> request_;
+    http::response<http::string_body> response_;
+    std::shared_ptr<server_state> server_;
+};
+
+void server_state::accept() {
+    // Every connection shares the server's strand: scrapes are rare and small,
+    // and stop() can then close sockets without racing their handlers.
+    acceptor.async_accept(strand,
+        [self = shared_from_this()](beast::error_code error, tcp::socket socket) {
+            if (self->stopped || error == asio::error::operation_aborted) return;
+            if (!error) {
+                auto connection = std::make_shared<session>(std::move(socket), self);
+                std::erase_if(self->sessions, [](const auto& s) { return s.expired(); });
+                self->sessions.push_back(connection);
+                connection->start();
+            } else {
+                log_event(spdlog::level::warn, "metrics.accept_failed",
+                          {{"error", error.message()}});
+            }
+            self->accept();
+        });
+}
+
+void server_state::close_all() {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    for (auto& weak : sessions) {
+        if (auto connection = weak.lock()) connection->close();
+    }
+    sessions.clear();
+}
+
+}  // namespace
+
+struct metrics_server::impl : server_state {
+    using server_state::server_state;
+};
+
+metrics_server::metrics_server(asio::any_io_executor executor, std::string_view listen,
+                               const metrics_registry& registry)
+    : impl_(std::make_shared<impl>(std::move(executor), registry)) {
+    const auto address = parse_listen_address(listen);
+    auto fail = [&](const beast::error_code& error, std::string_view what) {
+        throw std::system_error(error, "metrics.listen " + std::string(listen) + ": " +
+                                           std::string(what));
+    };
+    beast::error_code error;
+    tcp::resolver resolver(impl_->strand);
+    const auto endpoints = resolver.resolve(address.host, std::to_string(address.port),
+                                            tcp::resolver::passive | tcp::resolver::numeric_service,
+                                            error);
+    if (error) fail(error, "cannot resolve");
+    const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+    auto& acceptor = impl_->acceptor;
+    acceptor.open(endpoint.protocol(), error);
+    if (error) fail(error, "cannot open a socket");
+    acceptor.set_option(asio::socket_base::reuse_address(true), error);
+    acceptor.bind(endpoint, error);
+    if (error) fail(error, "cannot bind");
+    acceptor.listen(asio::socket_base::max_listen_connections, error);
+    if (error) fail(error, "cannot listen");
+    impl_->port = acceptor.local_endpoint().port();
+    // The acceptor is only touched on the strand from here on.
+    asio::post(impl_->strand, [self = impl_] { self->accept(); });
+}
+
+metrics_server::~metrics_server() { stop(); }
+
+std::uint16_t metrics_server::port() const { return impl_->port; }
+
+void metrics_server::stop() {
+    if (impl_->stopped.exchange(true)) return;
+    asio::post(impl_->strand, [self = impl_] { self->close_all(); });
+}
+
+}  // namespace comeback

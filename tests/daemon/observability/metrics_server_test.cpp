@@ -1,0 +1,120 @@
+#include "observability/metrics_server.hpp"
+
+#include "observability/metrics.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+using namespace comeback;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+
+// The real server on an ephemeral loopback port, its io_context on a thread.
+struct running_server {
+    explicit running_server(const metrics_registry& registry)
+        : server(context.get_executor(), "127.0.0.1:0", registry),
+          thread([this] { context.run(); }) {}
+    ~running_server() {
+        server.stop();
+        thread.join();
+    }
+    asio::io_context context;
+    metrics_server server;
+    std::thread thread;
+};
+
+http::response<http::string_body> request(std::uint16_t port, http::verb method,
+                                          std::string target) {
+    asio::io_context context;
+    asio::ip::tcp::socket socket(context);
+    socket.connect({asio::ip::make_address("127.0.0.1"), port});
+    http::request<http::string_body> req(method, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    http::write(socket, req);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(socket, buffer, response);
+    return response;
+}
+
+}  // namespace
+
+TEST_CASE("listen addresses accept host:port, [v6]:port and :port") {
+    CHECK(parse_listen_address("127.0.0.1:9187").host == "127.0.0.1");
+    CHECK(parse_listen_address("127.0.0.1:9187").port == 9187);
+    CHECK(parse_listen_address("[::1]:80").host == "::1");
+    CHECK(parse_listen_address(":9187").host == "0.0.0.0");
+    CHECK(parse_listen_address("localhost:0").port == 0);
+    CHECK_THROWS_WITH(parse_listen_address("9187"), Catch::Contains("\"9187\""));
+    CHECK_THROWS_WITH(parse_listen_address("host:99999"), Catch::Contains("port"));
+    CHECK_THROWS_WITH(parse_listen_address("::1:80"), Catch::Contains("brackets"));
+    CHECK_THROWS(parse_listen_address("host:"));
+}
+
+TEST_CASE("the server answers /metrics with the registry in Prometheus format") {
+    metrics_registry registry(300s);
+    registry.window_succeeded("M1", {.inserted = 7}, 1s);
+    running_server running(registry);
+
+    const auto response = request(running.server.port(), http::verb::get, "/metrics");
+    CHECK(response.result() == http::status::ok);
+    CHECK(response[http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
+    CHECK(response.body().find("comeback_sync_rows_total{customer=\"M1\",change=\"inserted\"} 7\n") !=
+          std::string::npos);
+}
+
+TEST_CASE("/healthz says ok while healthy and 503 with the reason when not") {
+    metrics_registry healthy(300s);
+    running_server a(healthy);
+    const auto ok = request(a.server.port(), http::verb::get, "/healthz");
+    CHECK(ok.result() == http::status::ok);
+    CHECK(ok.body() == "ok\n");
+
+    metrics_registry stale(1s, metrics_registry::clock::now() - 10s);
+    running_server b(stale);
+    const auto bad = request(b.server.port(), http::verb::get, "/healthz");
+    CHECK(bad.result() == http::status::service_unavailable);
+    CHECK(bad.body().find("no customer has succeeded") != std::string::npos);
+}
+
+TEST_CASE("unknown paths are 404 and other methods 405") {
+    metrics_registry registry(300s);
+    running_server running(registry);
+    CHECK(request(running.server.port(), http::verb::get, "/").result() == http::status::not_found);
+    CHECK(request(running.server.port(), http::verb::post, "/metrics").result() ==
+          http::status::method_not_allowed);
+}
+
+TEST_CASE("a taken port is refused naming the address") {
+    metrics_registry registry(300s);
+    running_server first(registry);
+    asio::io_context context;
+    const auto listen = "127.0.0.1:" + std::to_string(first.server.port());
+    CHECK_THROWS_WITH(metrics_server(context.get_executor(), listen, registry),
+                      Catch::Contains(listen) && Catch::Contains("bind"));
+}
+
+TEST_CASE("stopping the server lets its io_context finish with a client still connected") {
+    metrics_registry registry(300s);
+    asio::io_context context;
+    metrics_server server(context.get_executor(), "127.0.0.1:0", registry);
+    std::thread runner([&] { context.run(); });
+    asio::io_context client_context;
+    asio::ip::tcp::socket idle(client_context);
+    idle.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+    std::this_thread::sleep_for(50ms);
+    server.stop();
+    runner.join();  // hangs if the idle connection kept the context busy
+    SUCCEED("the io_context ran out of work");
+}

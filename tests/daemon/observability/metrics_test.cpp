@@ -1,0 +1,158 @@
+#include "observability/metrics.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace comeback;
+using namespace std::chrono_literals;
+
+namespace {
+
+const metrics_registry::clock::time_point t0{std::chrono::seconds(1'700'000'000)};
+
+bool has_line(const std::string& text, const std::string& line) {
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) {
+        if (l == line) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("label values escape backslashes, quotes and newlines") {
+    CHECK(escape_label_value("plain") == "plain");
+    CHECK(escape_label_value("a\\b") == "a\\\\b");
+    CHECK(escape_label_value("say \"hi\"") == "say \\\"hi\\\"");
+    CHECK(escape_label_value("two\nlines") == "two\\nlines");
+}
+
+TEST_CASE("every rendered line is a comment or a valid sample, and every metric has HELP and TYPE") {
+    metrics_registry registry(300s, t0);
+    const std::vector<std::string> customers{"M1", "odd \"id\"\\\n"};
+    registry.set_customers(customers);
+    registry.count_request("M1", "rows");
+    registry.count_request("odd \"id\"\\\n", "transient");
+    registry.window_succeeded("M1", {.inserted = 3}, 0.2s, t0 + 10s);
+    registry.window_failed("odd \"id\"\\\n", 40s);
+
+    const auto text = registry.render_prometheus(t0 + 20s);
+    const std::regex sample(
+        R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*")*\})? (?:[-+0-9.eE]+|\+Inf)$)");
+    const std::regex comment(R"(^# (HELP|TYPE) comeback_sync_[a-z_]+ .+$)");
+    std::istringstream in(text);
+    std::set<std::string> typed;
+    for (std::string line; std::getline(in, line);) {
+        INFO(line);
+        if (line.starts_with("#")) {
+            CHECK(std::regex_match(line, comment));
+            if (line.starts_with("# TYPE ")) typed.insert(line.substr(7, line.find(' ', 7) - 7));
+        } else {
+            CHECK(std::regex_match(line, sample));
+            const auto name = line.substr(0, line.find_first_of("{ "));
+            const bool declared = typed.contains(name) ||
+                                  typed.contains(std::regex_replace(name, std::regex("_(bucket|sum|count)$"), ""));
+            CHECK(declared);
+        }
+    }
+    CHECK(text.ends_with("\n"));
+    CHECK(has_line(text, R"(comeback_sync_requests_total{customer="odd \"id\"\\\n",outcome="transient"} 1)"));
+}
+
+TEST_CASE("rows, windows and requests are counted per customer") {
+    metrics_registry registry(300s, t0);
+    registry.count_request("M1", "rows");
+    registry.count_request("M1", "rows");
+    registry.count_request("M1", "throttled");
+    registry.window_succeeded("M1", {.inserted = 5, .updated = 2, .deleted = 1, .undeleted = 1, .rejected = 4},
+                              1s, t0);
+    registry.window_succeeded("M1", {.inserted = 1}, 1s, t0);
+    registry.window_failed("M2", 1s);
+
+    const auto text = registry.render_prometheus(t0);
+    CHECK(has_line(text, R"(comeback_sync_requests_total{customer="M1",outcome="rows"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_requests_total{customer="M1",outcome="throttled"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="inserted"} 6)"));
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="updated"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="deleted"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="undeleted"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="rejected"} 4)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="M1",result="ok"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="M2",result="failed"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M2",change="inserted"} 0)"));
+}
+
+TEST_CASE("window durations fill cumulative histogram buckets") {
+    metrics_registry registry(300s, t0);
+    registry.window_succeeded("M1", {}, 0.07s, t0);
+    registry.window_succeeded("M1", {}, 3s, t0);
+    registry.window_failed("M1", 1000s);
+
+    const auto text = registry.render_prometheus(t0);
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_bucket{customer="M1",le="0.05"} 0)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_bucket{customer="M1",le="0.1"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_bucket{customer="M1",le="2.5"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_bucket{customer="M1",le="5"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_bucket{customer="M1",le="300"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_bucket{customer="M1",le="+Inf"} 3)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_count{customer="M1"} 3)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_sum{customer="M1"} 1003.07)"));
+}
+
+TEST_CASE("last success and freshness appear once a customer has succeeded") {
+    metrics_registry registry(300s, t0);
+    const std::vector<std::string> customers{"M1", "M2"};
+    registry.set_customers(customers);
+    registry.window_succeeded("M1", {}, 1s, t0 + 100s);
+
+    const auto text = registry.render_prometheus(t0 + 160s);
+    CHECK(has_line(text, R"(comeback_sync_last_success_timestamp_seconds{customer="M1"} 1700000100)"));
+    CHECK(has_line(text, R"(comeback_sync_freshness_seconds{customer="M1"} 60)"));
+    CHECK(text.find(R"(freshness_seconds{customer="M2"})") == std::string::npos);
+    CHECK(has_line(text, "comeback_sync_customers 2"));
+}
+
+TEST_CASE("customers dropped from the configuration lose their series") {
+    metrics_registry registry(300s, t0);
+    registry.window_succeeded("M1", {.inserted = 1}, 1s, t0);
+    registry.window_succeeded("M2", {.inserted = 1}, 1s, t0);
+    const std::vector<std::string> customers{"M2"};
+    registry.set_customers(customers);
+
+    const auto text = registry.render_prometheus(t0);
+    CHECK(text.find("customer=\"M1\"") == std::string::npos);
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M2",change="inserted"} 1)"));
+}
+
+TEST_CASE("a fresh start is healthy for three poll intervals, then unhealthy without a success") {
+    metrics_registry registry(60s, t0);
+    CHECK(registry.health(t0 + 180s).healthy);
+    const auto late = registry.health(t0 + 181s);
+    CHECK_FALSE(late.healthy);
+    CHECK(late.reason.find("since start") != std::string::npos);
+    CHECK(late.reason.find("181s") != std::string::npos);
+    CHECK(registry.render_prometheus(t0 + 181s).find("comeback_sync_healthy 0\n") != std::string::npos);
+}
+
+TEST_CASE("any customer's success keeps the daemon healthy for three poll intervals") {
+    metrics_registry registry(60s, t0);
+    registry.window_failed("M1", 1s);
+    registry.window_succeeded("M2", {}, 1s, t0 + 170s);
+    CHECK(registry.health(t0 + 350s).healthy);
+    CHECK(registry.render_prometheus(t0 + 350s).find("comeback_sync_healthy 1\n") != std::string::npos);
+    const auto stale = registry.health(t0 + 351s);
+    CHECK_FALSE(stale.healthy);
+    CHECK(stale.reason == "no customer has succeeded for 181s (limit: 3 poll intervals = 180s)");
+}
+
+TEST_CASE("a longer poll interval after a reload widens the health limit") {
+    metrics_registry registry(60s, t0);
+    CHECK_FALSE(registry.health(t0 + 200s).healthy);
+    registry.set_poll_interval(120s);
+    CHECK(registry.health(t0 + 200s).healthy);
+}
