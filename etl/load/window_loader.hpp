@@ -2,20 +2,18 @@
 // Loading one fetched window into PostgreSQL: one transaction, all or nothing.
 // All SQL of the project lives in etl/load/.
 
+#include "load/pqxx_fwd.hpp"
 #include "model/comeback.hpp"
 #include "normalize/normalize.hpp"
 
 #include <date/date.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
-
-namespace pqxx {
-class connection;
-}
 
 namespace comeback {
 

@@ -1,0 +1,122 @@
+#include "load/migrations.hpp"
+
+#include "load/embedded_migrations.hpp"
+#include "load/identifier.hpp"
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace comeback {
+
+namespace {
+
+struct applied_migration {
+    std::string name;
+    std::string checksum;
+};
+
+std::string join_versions(const std::vector<int>& versions) {
+    std::string text;
+    for (int version : versions) {
+        if (!text.empty()) text += ", ";
+        text += std::to_string(version);
+    }
+    return text;
+}
+
+std::vector<embedded_migration> known_in_order() {
+    auto known = embedded_migrations();
+    std::vector<embedded_migration> sorted(known.begin(), known.end());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return a.version < b.version; });
+    return sorted;
+}
+
+// Refuses a database whose history this binary cannot continue: nothing is
+// applied, so an operator can decide (roll the binary forward, restore the file).
+void check_applied(std::string_view schema, const std::map<int, applied_migration>& applied,
+                   const std::vector<embedded_migration>& known) {
+    std::vector<int> unknown;
+    for (const auto& [version, migration] : applied) {
+        auto match = std::find_if(known.begin(), known.end(),
+                                  [version = version](const auto& m) { return m.version == version; });
+        if (match == known.end()) {
+            unknown.push_back(version);
+            continue;
+        }
+        if (migration.checksum != match->checksum || migration.name != match->name) {
+            throw migration_error(
+                "database schema \"" + std::string(schema) + "\": migration " +
+                std::string(match->name) + " was changed after it was applied (applied as " +
+                migration.name + " with checksum " + migration.checksum + ", this binary has " +
+                std::string(match->checksum) +
+                "); restore the applied file and put the change in a new migration");
+        }
+    }
+    if (!unknown.empty()) {
+        throw migration_error("database schema \"" + std::string(schema) +
+                              "\" is newer than this binary: it has migration version(s) " +
+                              join_versions(unknown) + " and this binary knows up to " +
+                              std::to_string(newest_known_migration()) +
+                              "; run a comeback-sync that carries them");
+    }
+}
+
+}  // namespace
+
+int newest_known_migration() {
+    int newest = 0;
+    for (const auto& migration : embedded_migrations()) newest = std::max(newest, migration.version);
+    return newest;
+}
+
+int migrate(pqxx::connection& connection, std::string_view schema) {
+    const std::string quoted = quoted_schema(schema);
+    const auto known = known_in_order();
+
+    pqxx::work tx{connection, "migrate"};
+    // IF NOT EXISTS would otherwise print a notice on every start.
+    tx.exec0("SET LOCAL client_min_messages TO warning");
+    // Taken before anything is read: a second migrator waits here, then sees the
+    // first one's committed work and finds nothing left to do.
+    tx.exec_params0("SELECT pg_advisory_xact_lock(hashtext('comeback-sync/migrate'), hashtext($1))",
+                    std::string(schema));
+    tx.exec0("CREATE SCHEMA IF NOT EXISTS " + quoted);
+    tx.exec0("SET LOCAL search_path TO " + quoted);
+    tx.exec0(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY,"
+        " name text NOT NULL,"
+        " checksum text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())");
+
+    std::map<int, applied_migration> applied;
+    for (const auto& row : tx.exec0("SELECT version, name, checksum FROM schema_migrations")) {
+        applied.emplace(row[0].as<int>(),
+                        applied_migration{row[1].as<std::string>(), row[2].as<std::string>()});
+    }
+    check_applied(schema, applied, known);
+
+    int count = 0;
+    for (const auto& migration : known) {
+        if (applied.count(migration.version) != 0) continue;
+        try {
+            tx.exec0(std::string(migration.sql));
+        } catch (const pqxx::sql_error& error) {
+            throw migration_error("database schema \"" + std::string(schema) + "\": migration " +
+                                  std::string(migration.name) + " failed: " + error.what());
+        }
+        tx.exec_params0(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            migration.version, std::string(migration.name), std::string(migration.checksum));
+        ++count;
+    }
+    tx.commit();
+    return count;
+}
+
+}  // namespace comeback

@@ -1,0 +1,29 @@
+#pragma once
+// Instants and days cross into SQL as integers (microseconds and days since the
+// Unix epoch): exact, locale-free, and cheap to stream through COPY.
+
+#include "model/comeback.hpp"
+
+#include <date/date.h>
+
+#include <chrono>
+
+// SQL turning bigint parameter/column text X into a timestamptz, and back.
+#define COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ(x) "(timestamptz 'epoch' + (" x ")::bigint * interval '1 microsecond')"
+#define COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS(x) "(extract(epoch FROM (" x ")) * 1000000)::bigint"
+#define COMEBACK_SQL_DAYS_TO_DATE(x) "(date '1970-01-01' + (" x ")::integer)"
+#define COMEBACK_SQL_DATE_TO_DAYS(x) "((" x ") - date '1970-01-01')"
+
+namespace comeback::sql_time {
+
+inline long long micros(instant value) { return value.time_since_epoch().count(); }
+
+inline instant from_micros(long long value) { return instant{std::chrono::microseconds{value}}; }
+
+inline int day_number(date::local_days day) {
+    return static_cast<int>(day.time_since_epoch().count());
+}
+
+inline date::local_days from_day_number(int value) { return date::local_days{date::days{value}}; }
+
+}  // namespace comeback::sql_time

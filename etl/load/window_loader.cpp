@@ -1,0 +1,481 @@
+#include "load/window_loader.hpp"
+
+#include "load/identifier.hpp"
+#include "load/sql_time.hpp"
+
+#include <pqxx/pqxx>
+
+#include <array>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace comeback {
+
+namespace {
+
+// The entity tables, in the order they are merged (before comebacks, whose
+// foreign keys point at them). Fixed names: nothing here comes from input.
+struct entity_table {
+    const char* kind;
+    const char* table;
+    const char* id_column;
+};
+constexpr std::array<entity_table, 4> entity_tables{{
+    {"contact", "contacts", "contact_id"},
+    {"user", "users", "user_id"},
+    {"user_group", "user_groups", "group_id"},
+    {"office", "offices", "office_id"},
+}};
+
+// The comeback columns a change is measured on; history keeps each version of them.
+constexpr const char* tracked_columns =
+    "contact_id, booked_by_user_id, assigned_user_id, assigned_group_id, assigned_office_id,"
+    " state, origin, occurs_at, booked_at";
+
+std::string prefixed_tracked_columns(const std::string& prefix) {
+    std::string out;
+    std::string_view all = tracked_columns;
+    while (!all.empty()) {
+        auto comma = all.find(',');
+        auto column = all.substr(0, comma);
+        while (!column.empty() && column.front() == ' ') column.remove_prefix(1);
+        if (!out.empty()) out += ", ";
+        out += prefix + std::string(column);
+        if (comma == std::string_view::npos) break;
+        all.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+// Staging tables live for the session and empty at every commit, so a
+// connection loading many windows creates them once. A rolled-back
+// transaction that created them takes them along; ensure_staging() runs at
+// the start of every window.
+constexpr const char* create_staging =
+    "CREATE TEMP TABLE load_comebacks ("
+    " idx bigint NOT NULL, comeback_id text NOT NULL, contact_id text, booked_by_user_id text,"
+    " assigned_user_id text, assigned_group_id text, assigned_office_id text, state text,"
+    " origin text, occurs_at_us bigint, booked_at_us bigint) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE load_entities ("
+    " seq bigint NOT NULL, kind text NOT NULL, entity_id text NOT NULL, name text NOT NULL)"
+    " ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE load_rejections ("
+    " idx bigint NOT NULL, comeback_id text, reason text NOT NULL, raw text NOT NULL)"
+    " ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE load_latest ("
+    " comeback_id text NOT NULL, contact_id text, booked_by_user_id text, assigned_user_id text,"
+    " assigned_group_id text, assigned_office_id text, state text, origin text,"
+    " occurs_at timestamptz, booked_at timestamptz) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE load_delta ("
+    " comeback_id text NOT NULL, change text NOT NULL, contact_id text, booked_by_user_id text,"
+    " assigned_user_id text, assigned_group_id text, assigned_office_id text, state text,"
+    " origin text, occurs_at timestamptz, booked_at timestamptz, is_deleted boolean NOT NULL)"
+    " ON COMMIT DELETE ROWS;";
+
+// PostgreSQL text cannot hold NUL, and JSON can (\u0000): one would fail the
+// whole window, so it becomes U+FFFD. Returns `text` itself when clean.
+const std::string& without_nul(const std::string& text, std::string& scratch) {
+    if (std::memchr(text.data(), '\0', text.size()) == nullptr) return text;
+    scratch.clear();
+    for (char c : text) {
+        if (c == '\0') scratch += "\xEF\xBF\xBD";
+        else scratch += c;
+    }
+    return scratch;
+}
+
+// Cuts to at most `limit` bytes at a UTF-8 code point boundary, NULs replaced.
+std::string bounded_text(std::string_view text, std::size_t limit) {
+    if (text.size() > limit) {
+        std::size_t cut = limit;
+        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+        text = text.substr(0, cut);
+    }
+    std::string scratch;
+    std::string owned(text);
+    return without_nul(owned, scratch) == owned ? owned : scratch;
+}
+
+// A row for pqxx::stream_to: nullptr is SQL NULL; pqxx does the COPY escaping.
+template <std::size_t N>
+using copy_row = std::array<const char*, N>;
+
+// Keeps a streamed row's strings alive while the row is written.
+class field_buffers {
+public:
+    const char* text(const std::string& value) {
+        return own(without_nul(value, scratch_));
+    }
+    const char* text(const std::optional<std::string>& value) {
+        return value ? text(*value) : nullptr;
+    }
+    const char* number(long long value) { return own(std::to_string(value)); }
+    const char* micros(const std::optional<instant>& value) {
+        return value ? number(sql_time::micros(*value)) : nullptr;
+    }
+    void clear() { used_ = 0; }
+
+private:
+    const char* own(const std::string& value) {
+        if (used_ == slots_.size()) slots_.emplace_back();
+        auto& slot = slots_[used_++];
+        slot.assign(value);
+        return slot.c_str();
+    }
+    std::vector<std::string> slots_;  // reused across rows: no allocation per field
+    std::size_t used_ = 0;
+    std::string scratch_;
+};
+
+std::string window_description(const window_key& key) {
+    return "customer " + key.customer_id + " " + key.date_criteria + " window " +
+           date::format("%F", key.first_day) + ".." + date::format("%F", key.end_day);
+}
+
+}  // namespace
+
+struct window_loader::impl {
+    impl(pqxx::connection& connection, std::string schema_name, window_key window)
+        : schema(std::move(schema_name)),
+          quoted(quoted_schema(schema)),
+          key(std::move(window)),
+          started(std::chrono::steady_clock::now()),
+          tx(connection, "load window") {}
+
+    std::string schema;
+    std::string quoted;
+    window_key key;
+    std::chrono::steady_clock::time_point started;
+    pqxx::work tx;
+    long long entity_seq = 0;
+    bool finished = false;
+    field_buffers buffers;
+
+    void ensure_staging() {
+        auto row = tx.exec1("SELECT to_regclass('pg_temp.load_comebacks') IS NULL");
+        if (row[0].as<bool>()) tx.exec0(create_staging);
+    }
+
+    void stream_comebacks(const std::vector<comeback_record>& comebacks) {
+        if (comebacks.empty()) return;
+        pqxx::stream_to stream{tx, "load_comebacks",
+                               std::vector<std::string>{
+                                   "idx", "comeback_id", "contact_id", "booked_by_user_id",
+                                   "assigned_user_id", "assigned_group_id", "assigned_office_id",
+                                   "state", "origin", "occurs_at_us", "booked_at_us"}};
+        for (const auto& c : comebacks) {
+            buffers.clear();
+            copy_row<11> row{buffers.number(static_cast<long long>(c.index)),
+                             buffers.text(c.id),
+                             buffers.text(c.contact_id),
+                             buffers.text(c.booked_by_user_id),
+                             buffers.text(c.assigned_user_id),
+                             buffers.text(c.assigned_group_id),
+                             buffers.text(c.assigned_office_id),
+                             buffers.text(c.state),
+                             buffers.text(c.origin),
+                             buffers.micros(c.occurs_at),
+                             buffers.micros(c.booked_at)};
+            stream << row;
+        }
+        stream.complete();
+    }
+
+    void stream_entities(const normalized_batch& batch) {
+        const std::array<const std::vector<entity>*, 4> sets{&batch.contacts, &batch.users,
+                                                             &batch.user_groups, &batch.offices};
+        bool any = false;
+        for (const auto* set : sets) any = any || !set->empty();
+        if (!any) return;
+        pqxx::stream_to stream{tx, "load_entities",
+                               std::vector<std::string>{"seq", "kind", "entity_id", "name"}};
+        for (std::size_t i = 0; i < sets.size(); ++i) {
+            for (const auto& e : *sets[i]) {
+                buffers.clear();
+                copy_row<4> row{buffers.number(entity_seq++), entity_tables[i].kind,
+                                buffers.text(e.id), buffers.text(e.name)};
+                stream << row;
+            }
+        }
+        stream.complete();
+    }
+
+    void stream_rejections(std::span<const rejection> rejections) {
+        if (rejections.empty()) return;
+        pqxx::stream_to stream{tx, "load_rejections",
+                               std::vector<std::string>{"idx", "comeback_id", "reason", "raw"}};
+        for (const auto& r : rejections) {
+            buffers.clear();
+            copy_row<4> row{buffers.number(static_cast<long long>(r.index)),
+                            buffers.text(r.id), buffers.text(r.reason), buffers.text(r.raw)};
+            stream << row;
+        }
+        stream.complete();
+    }
+
+    // Entities first: comebacks reference them. Rows that would not change are
+    // filtered out before the INSERT, so ON CONFLICT neither rewrites nor locks them.
+    void merge_entities(const std::string& stamp) {
+        for (const auto& t : entity_tables) {
+            const std::string table = t.table;
+            const std::string id = t.id_column;
+            tx.exec_params0(
+                "INSERT INTO " + table + " AS t (customer_id, " + id +
+                    ", name, first_seen_at, last_seen_at)"
+                    " SELECT $1, s.entity_id, s.name, $2::timestamptz, $2::timestamptz"
+                    " FROM (SELECT DISTINCT ON (entity_id) entity_id, name FROM pg_temp.load_entities"
+                    "       WHERE kind = $3 ORDER BY entity_id, seq DESC) s"
+                    " LEFT JOIN " + table + " e ON e.customer_id = $1 AND e." + id + " = s.entity_id"
+                    " WHERE e." + id + " IS NULL OR e.name IS DISTINCT FROM s.name"
+                    "    OR e.last_seen_at < $2::timestamptz - interval '1 day'"
+                    " ORDER BY s.entity_id"
+                    " ON CONFLICT (customer_id, " + id + ") DO UPDATE"
+                    " SET name = excluded.name, last_seen_at = excluded.last_seen_at"
+                    " WHERE t.name IS DISTINCT FROM excluded.name"
+                    "    OR t.last_seen_at < excluded.last_seen_at - interval '1 day'",
+                key.customer_id, stamp, std::string(t.kind));
+        }
+    }
+
+    void merge_comebacks(const std::string& stamp) {
+        const std::string s_cols = prefixed_tracked_columns("s.");
+        const std::string c_cols = prefixed_tracked_columns("c.");
+        const std::string t_cols = prefixed_tracked_columns("t.");
+        const std::string x_cols = prefixed_tracked_columns("excluded.");
+        const std::string d_cols = prefixed_tracked_columns("d.");
+
+        // Last index wins within the window.
+        tx.exec0(
+            "INSERT INTO pg_temp.load_latest (comeback_id, " + std::string(tracked_columns) + ")"
+            " SELECT DISTINCT ON (comeback_id) comeback_id, contact_id, booked_by_user_id,"
+            "  assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
+            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") ", "
+            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us")
+            " FROM pg_temp.load_comebacks ORDER BY comeback_id, idx DESC");
+        tx.exec0("ANALYZE pg_temp.load_latest");
+
+        // What will change, and how, decided once against the current rows.
+        tx.exec_params0(
+            "INSERT INTO pg_temp.load_delta (comeback_id, change, " + std::string(tracked_columns) +
+                ", is_deleted)"
+                " SELECT s.comeback_id,"
+                "  CASE WHEN c.comeback_id IS NULL THEN 'insert'"
+                "       WHEN c.deleted_at IS NOT NULL THEN 'undelete' ELSE 'update' END, " +
+                s_cols + ", false"
+                " FROM pg_temp.load_latest s"
+                " LEFT JOIN comebacks c ON c.customer_id = $1 AND c.comeback_id = s.comeback_id"
+                " WHERE c.comeback_id IS NULL OR c.deleted_at IS NOT NULL"
+                "    OR (" + c_cols + ") IS DISTINCT FROM (" + s_cols + ")",
+            key.customer_id);
+
+        tx.exec_params0(
+            "INSERT INTO comebacks AS t (customer_id, comeback_id, " + std::string(tracked_columns) +
+                ", first_seen_at, last_seen_at, deleted_at)"
+                " SELECT $1, d.comeback_id, " + d_cols + ", $2::timestamptz, $2::timestamptz, NULL"
+                " FROM pg_temp.load_delta d ORDER BY d.comeback_id"
+                " ON CONFLICT (customer_id, comeback_id) DO UPDATE SET (" +
+                std::string(tracked_columns) + ", last_seen_at, deleted_at) = (" + x_cols +
+                ", excluded.last_seen_at, NULL)"
+                " WHERE t.deleted_at IS NOT NULL OR (" + t_cols + ") IS DISTINCT FROM (" + x_cols + ")",
+            key.customer_id, stamp);
+    }
+
+    // Only a window filtered on occurs_at says which comebacks of that time
+    // range exist. For any other criteria the loader cannot tell which stored
+    // rows the response should have held, so it deletes nothing.
+    void soft_delete(const std::string& stamp) {
+        if (key.date_criteria != "Occurrence") return;
+        const std::string c_cols = prefixed_tracked_columns("c.");
+        tx.exec_params0(
+            "WITH previous AS ("
+            "  SELECT fetched_at FROM sync_windows"
+            "  WHERE customer_id = $1 AND date_criteria = $5"
+            "    AND first_day = " COMEBACK_SQL_DAYS_TO_DATE("$6") " AND end_day = "
+            COMEBACK_SQL_DAYS_TO_DATE("$7") "),"
+            " gone AS ("
+            "  UPDATE comebacks c SET deleted_at = $2::timestamptz,"
+            "   last_seen_at = greatest(c.last_seen_at, (SELECT fetched_at FROM previous))"
+            "  WHERE c.customer_id = $1 AND c.deleted_at IS NULL"
+            "    AND c.occurs_at >= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$3")
+            "    AND c.occurs_at <= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$4")
+            "    AND NOT EXISTS (SELECT 1 FROM pg_temp.load_latest s WHERE s.comeback_id = c.comeback_id)"
+            "  RETURNING c.comeback_id, " + c_cols + ")"
+            " INSERT INTO pg_temp.load_delta (comeback_id, change, " + std::string(tracked_columns) +
+                ", is_deleted)"
+                " SELECT comeback_id, 'delete', " + std::string(tracked_columns) + ", true FROM gone",
+            key.customer_id, stamp, sql_time::micros(key.from), sql_time::micros(key.to),
+            key.date_criteria, sql_time::day_number(key.first_day),
+            sql_time::day_number(key.end_day));
+    }
+
+    void write_history(const std::string& stamp) {
+        tx.exec_params0(
+            "UPDATE comeback_history h SET valid_to = $2::timestamptz"
+            " FROM pg_temp.load_delta d"
+            " WHERE h.customer_id = $1 AND h.comeback_id = d.comeback_id AND h.valid_to IS NULL",
+            key.customer_id, stamp);
+        tx.exec_params0(
+            "INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change, " +
+                std::string(tracked_columns) + ", is_deleted)"
+                " SELECT $1, d.comeback_id, $2::timestamptz, NULL, d.change, " +
+                prefixed_tracked_columns("d.") + ", d.is_deleted FROM pg_temp.load_delta d",
+            key.customer_id, stamp);
+    }
+
+    void store_rejections(const std::string& stamp) {
+        tx.exec_params0(
+            "INSERT INTO rejected_rows AS r (customer_id, date_criteria, first_day, end_day, raw_md5,"
+            "  comeback_id, reason, raw, first_seen_at, last_seen_at, times_seen)"
+            " SELECT DISTINCT ON (md5(raw)) $1, $2, " COMEBACK_SQL_DAYS_TO_DATE("$3") ", "
+            COMEBACK_SQL_DAYS_TO_DATE("$4") ", md5(raw), comeback_id, reason, raw,"
+            "  $5::timestamptz, $5::timestamptz, 1"
+            " FROM pg_temp.load_rejections ORDER BY md5(raw), idx DESC"
+            " ON CONFLICT (customer_id, date_criteria, first_day, end_day, raw_md5) DO UPDATE"
+            " SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,"
+            "     comeback_id = excluded.comeback_id, times_seen = r.times_seen + 1",
+            key.customer_id, key.date_criteria, sql_time::day_number(key.first_day),
+            sql_time::day_number(key.end_day), stamp);
+    }
+
+    load_counts count() {
+        auto row = tx.exec1(
+            "SELECT (SELECT count(*) FROM pg_temp.load_comebacks),"
+            " (SELECT count(*) FROM pg_temp.load_latest),"
+            " count(*) FILTER (WHERE change = 'insert'),"
+            " count(*) FILTER (WHERE change = 'update'),"
+            " count(*) FILTER (WHERE change = 'delete'),"
+            " count(*) FILTER (WHERE change = 'undelete'),"
+            " (SELECT count(*) FROM pg_temp.load_rejections)"
+            " FROM pg_temp.load_delta");
+        load_counts counts;
+        const auto staged = row[0].as<std::size_t>();
+        counts.rows_seen = row[1].as<std::size_t>();
+        counts.duplicates = staged - counts.rows_seen;
+        counts.inserted = row[2].as<std::size_t>();
+        counts.updated = row[3].as<std::size_t>();
+        counts.deleted = row[4].as<std::size_t>();
+        counts.undeleted = row[5].as<std::size_t>();
+        counts.rejected = row[6].as<std::size_t>();
+        return counts;
+    }
+
+    void update_ledger(const std::string& stamp, const load_counts& counts, const fetch_info& info) {
+        const auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - started)
+                                 .count();
+        tx.exec_params0(
+            "INSERT INTO sync_windows AS w (customer_id, date_criteria, first_day, end_day,"
+            "  window_from, window_to, status, attempts, rows_seen, rows_duplicate, rows_changed,"
+            "  rows_rejected, last_http_status, last_error, response_bytes, fetch_ms, load_ms,"
+            "  fetched_at, attempted_at)"
+            " VALUES ($1, $2, " COMEBACK_SQL_DAYS_TO_DATE("$3") ", " COMEBACK_SQL_DAYS_TO_DATE("$4")
+            ", " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$5") ", " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$6")
+            ", 'complete', 1, $7, $8, $9, $10, $11, NULL, $12, $13, $14,"
+            "  $15::timestamptz, $15::timestamptz)"
+            " ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET"
+            "  window_from = excluded.window_from, window_to = excluded.window_to,"
+            "  status = 'complete', attempts = w.attempts + 1, rows_seen = excluded.rows_seen,"
+            "  rows_duplicate = excluded.rows_duplicate, rows_changed = excluded.rows_changed,"
+            "  rows_rejected = excluded.rows_rejected, last_http_status = excluded.last_http_status,"
+            "  last_error = NULL, response_bytes = excluded.response_bytes,"
+            "  fetch_ms = excluded.fetch_ms, load_ms = excluded.load_ms,"
+            "  fetched_at = excluded.fetched_at, attempted_at = excluded.attempted_at",
+            key.customer_id, key.date_criteria, sql_time::day_number(key.first_day),
+            sql_time::day_number(key.end_day), sql_time::micros(key.from), sql_time::micros(key.to),
+            static_cast<long long>(counts.rows_seen), static_cast<long long>(counts.duplicates),
+            static_cast<long long>(counts.changed()), static_cast<long long>(counts.rejected),
+            info.http_status, static_cast<long long>(info.bytes),
+            static_cast<long long>(info.duration.count()), static_cast<long long>(load_ms), stamp);
+    }
+};
+
+namespace {
+
+void check_key(const window_key& key) {
+    if (key.customer_id.empty()) throw std::invalid_argument("window_loader: empty customer id");
+    if (key.date_criteria.empty()) {
+        throw std::invalid_argument("window_loader: empty date criteria for customer " +
+                                    key.customer_id);
+    }
+    if (key.end_day <= key.first_day || key.to <= key.from) {
+        throw std::invalid_argument("window_loader: " + window_description(key) +
+                                    " ends before it starts");
+    }
+}
+
+}  // namespace
+
+window_loader::window_loader(pqxx::connection& connection, std::string schema, window_key key) {
+    check_key(key);
+    impl_ = std::make_unique<impl>(connection, std::move(schema), std::move(key));
+    auto& tx = impl_->tx;
+    // Unqualified names below are the configured schema's tables; the staging
+    // tables are named pg_temp.* explicitly.
+    tx.exec0("SET LOCAL search_path TO " + impl_->quoted);
+    // The daemon and a backfill may load the same customer at once: they take
+    // turns per window instead of deadlocking on each other's rows. The key is
+    // (schema, customer) in the loader's own space of advisory locks.
+    tx.exec_params0(
+        "SELECT pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2))",
+        impl_->schema, impl_->key.customer_id);
+    impl_->ensure_staging();
+}
+
+window_loader::~window_loader() = default;
+
+void window_loader::add(const normalized_batch& batch, std::span<const rejection> rejections) {
+    if (impl_->finished) throw std::logic_error("window_loader::add after commit()");
+    if (!batch.customer_id.empty() && batch.customer_id != impl_->key.customer_id) {
+        throw std::invalid_argument("window_loader::add: a batch of customer " + batch.customer_id +
+                                    " given to the loader of " + window_description(impl_->key));
+    }
+    impl_->stream_entities(batch);
+    impl_->stream_comebacks(batch.comebacks);
+    impl_->stream_rejections(rejections);
+}
+
+load_counts window_loader::commit(const fetch_info& info) {
+    if (impl_->finished) throw std::logic_error("window_loader::commit called twice");
+    impl_->finished = true;
+    auto& tx = impl_->tx;
+    // One instant for every row this window writes. Read after the customer
+    // lock was granted, so it is later than the stamp of any load that
+    // committed before: history versions of a comeback stay in order.
+    const auto stamp = tx.exec1("SELECT clock_timestamp()::text")[0].as<std::string>();
+    tx.exec0("ANALYZE pg_temp.load_entities");
+    impl_->merge_entities(stamp);
+    impl_->merge_comebacks(stamp);
+    impl_->soft_delete(stamp);
+    impl_->write_history(stamp);
+    impl_->store_rejections(stamp);
+    const auto counts = impl_->count();
+    impl_->update_ledger(stamp, counts, info);
+    tx.commit();
+    return counts;
+}
+
+void record_window_failure(pqxx::connection& connection, std::string_view schema,
+                           const window_key& key, int http_status, std::string_view error) {
+    const std::string quoted = quoted_schema(schema);
+    check_key(key);
+    pqxx::work tx{connection, "record window failure"};
+    tx.exec_params0(
+        "INSERT INTO " + quoted + ".sync_windows AS w (customer_id, date_criteria, first_day,"
+        "  end_day, window_from, window_to, status, attempts, last_http_status, last_error,"
+        "  attempted_at)"
+        " VALUES ($1, $2, " COMEBACK_SQL_DAYS_TO_DATE("$3") ", " COMEBACK_SQL_DAYS_TO_DATE("$4")
+        ", " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$5") ", " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$6")
+        ", 'failed', 1, nullif($7, 0), $8, clock_timestamp())"
+        " ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET"
+        "  status = 'failed', attempts = w.attempts + 1,"
+        "  last_http_status = excluded.last_http_status, last_error = excluded.last_error,"
+        "  attempted_at = excluded.attempted_at",
+        key.customer_id, key.date_criteria, sql_time::day_number(key.first_day),
+        sql_time::day_number(key.end_day), sql_time::micros(key.from), sql_time::micros(key.to),
+        http_status, bounded_text(error, 2000));
+    tx.commit();
+}
+
+}  // namespace comeback
