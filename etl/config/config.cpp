@@ -213,7 +213,8 @@ struct field {
 class section {
 public:
     section(const field& where, std::initializer_list<std::string_view> known)
-        : doc_(where.doc), path_(where.path), mark_(where.mark()) {
+        // A missing key is reported at the section's own key ("vitec:"), where it belongs.
+        : doc_(where.doc), path_(where.path), mark_(where.key_mark.is_null() ? where.mark() : where.key_mark) {
         if (where.node.IsNull()) return;
         if (!where.node.IsMap()) where.fail("expected a mapping of keys, found " + kind_of(where.node));
         for (auto it = where.node.begin(); it != where.node.end(); ++it) {
@@ -761,8 +762,11 @@ std::string mask_conninfo(std::string_view conninfo) {
 config load_config(const std::filesystem::path& file) {
     document doc;
     doc.name = file.string();
-    doc.directory = file.parent_path();
-    if (doc.directory.empty()) doc.directory = ".";
+    // Absolute, so a relative password_file still points at the same file
+    // after the daemon changes its working directory.
+    std::error_code ec;
+    doc.directory = std::filesystem::absolute(file, ec).parent_path();
+    if (ec) doc.directory = file.parent_path();
 
     std::ifstream in(file, std::ios::binary);
     if (!in) throw config_error(doc.name + ": cannot read the configuration: " + std::strerror(errno));
