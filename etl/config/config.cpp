@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
-#include <date/tz.h>
+#include "model/timestamp.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
@@ -505,7 +506,7 @@ void read_vitec(const document& doc, const section& root, vitec_config& out) {
     s.read("timezone", out.timezone, [](const field& f) {
         std::string name = f.non_empty_text();
         try {
-            date::locate_zone(name);
+            find_zone(name);  // the same lookup the parser and the planner use later
         } catch (const std::exception&) {
             f.fail(in_quotes(name) + " is not a known time zone (use an IANA name such as Europe/Stockholm)");
         }
