@@ -113,8 +113,9 @@ std::string kind_of(const YAML::Node& node) {
     }
 }
 
-// One value in the file with its key path. Type errors never repeat the value:
-// it may be a password typed under the wrong key.
+// One value in the file with its key path. Type errors never repeat the value,
+// which may be a password typed under the wrong key; only checks on keys that
+// hold no secret (durations, sizes, names) quote what they found.
 struct field {
     const document* doc;
     YAML::Node node;

@@ -402,6 +402,23 @@ TEST_CASE("the freshness defaults follow poll_interval") {
     CHECK(cfg.sync.freshness[1].every == 1h);
 }
 
+TEST_CASE("checks across keys name the key that breaks them") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    const std::string head = minimal_head + "  password_env: COMEBACK_CONFIG_TEST_PASSWORD\n";
+    const std::string tail = "customers:\n  - id: M1\n";
+
+    auto retry = dir.write("retry.yaml", head + "  retry:\n    base_delay: 2m\n    max_delay: 1m\n" + tail);
+    CHECK(error_of(retry).find(retry.string() + ":8:16: vitec.retry.max_delay: retry.max_delay (1m) is shorter "
+                               "than retry.base_delay (2m)") == 0);
+
+    auto tiers = dir.write("tiers.yaml", head + tail +
+                                             "sync:\n  freshness:\n    - {within: 7d, every: 1m}\n"
+                                             "    - {within: 7d, every: 1h}\n");
+    CHECK(error_of(tiers).find(tiers.string() + ":11:16: sync.freshness[1].within: the same within as "
+                               "sync.freshness[0]") == 0);
+}
+
 TEST_CASE("passwords come from a file, a variable, a credential or a private file") {
     temp_dir dir;
     env_guard unset_credentials("CREDENTIALS_DIRECTORY", nullptr);
