@@ -1,0 +1,189 @@
+# Shared by the end-to-end tests: the real comeback-sync binary, the real
+# PostgreSQL from scripts/test (PG* variables) and the fake Vitec server.
+# Each test works in its own schema and temporary directory, so tests run in
+# parallel, and cleans up on every exit path.
+#   COMEBACK_SYNC=path FAKE_VITEC=path bash tests/e2e/NAME_test.sh
+set -euo pipefail
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "--- $*"; }
+
+: "${COMEBACK_SYNC:?COMEBACK_SYNC must name the comeback-sync binary}"
+: "${FAKE_VITEC:?FAKE_VITEC must name the fake-vitec binary}"
+[[ -n "${PGHOST:-}" && -n "${PGPORT:-}" && -n "${PGDATABASE:-}" ]] ||
+    fail "PGHOST, PGPORT and PGDATABASE are not set: run through scripts/test, or" \
+         "source scripts/lib/postgres.sh && pg_start /tmp/pg first"
+
+E2E_SEED=11
+E2E_ROWS=300
+E2E_PASSWORD=e2e-right-password
+E2E_FROM=2024-01-01
+E2E_TO=2024-12-31
+
+e2e_init() {
+    e2e_name=$1
+    work=$(mktemp -d "/tmp/comeback-e2e-$e2e_name.XXXXXX")
+    schema="e2e_${e2e_name}_$$"
+    e2e_pids=()
+    trap e2e_cleanup EXIT
+    export E2E_VITEC_PASSWORD=$E2E_PASSWORD
+    sql "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null
+}
+
+e2e_cleanup() {
+    local status=$?
+    local pid
+    for pid in "${e2e_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${e2e_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if ((status != 0)); then
+        for log in "$work"/*.log; do
+            [[ -f $log ]] && { echo "=== $(basename "$log") (last 40 lines)"; tail -n 40 "$log"; } >&2
+        done
+    fi
+    psql -XqAt -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+    rm -rf "$work"
+    exit $status
+}
+
+sql() { psql -XqAt -v ON_ERROR_STOP=1 -c "$1"; }
+
+free_port() {
+    local port
+    for ((port = 20000 + RANDOM % 30000; port < 65000; port++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+    done
+    return 1
+}
+
+# start_fake NAME [fake-vitec args...]: starts the fake server; sets fake_url.
+start_fake() {
+    local name=$1; shift
+    rm -f "$work/$name.port"
+    "$FAKE_VITEC" --port-file "$work/$name.port" --seed "$E2E_SEED" \
+        --rows-per-customer "$E2E_ROWS" --password "$E2E_PASSWORD" "$@" \
+        >"$work/$name.log" 2>&1 &
+    fake_pid=$!
+    e2e_pids+=("$fake_pid")
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$work/$name.port" ]] && break
+        kill -0 "$fake_pid" 2>/dev/null || fail "fake-vitec exited: $(cat "$work/$name.log")"
+        sleep 0.1
+    done
+    [[ -s "$work/$name.port" ]] || fail "fake-vitec wrote no port file"
+    fake_url="http://127.0.0.1:$(cat "$work/$name.port")"
+}
+
+stop_fake() { kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; }
+
+# write_config FILE "M1 M2 ..." [extra yaml appended]: a config for this test's
+# schema and fake server. A customer written as ID:VAR takes its password from
+# the environment variable VAR instead of vitec's default.
+write_config() {
+    local file=$1 customers=$2 extra=${3:-} c
+    {
+        cat <<YAML
+database:
+  conninfo: ""
+  schema: $schema
+vitec:
+  base_url: $fake_url
+  username: e2e
+  password_env: E2E_VITEC_PASSWORD
+  request_timeout: 10s
+  max_concurrent_requests: 4
+  max_requests_per_second: 1000
+  retry:
+    max_attempts: 6
+    base_delay: 10ms
+    max_delay: 200ms
+    max_retry_after: 1s
+    auth_backoff: 1h
+sync:
+  window: 7d
+  lookback: 14d
+  horizon: 14d
+  poll_interval: 2s
+  history_start: ${E2E_HISTORY_START:-$(date -d '-28 days' +%F)}
+  shutdown_grace: 10s
+customers:
+YAML
+        for c in $customers; do
+            echo "  - id: ${c%%:*}"
+            [[ $c == *:* ]] && echo "    password_env: ${c#*:}"
+        done
+        echo "$extra"
+    } >"$file"
+}
+
+# run_cs LOG ARGS...: runs comeback-sync, output into LOG; returns its exit code.
+run_cs() {
+    local log=$1; shift
+    "$COMEBACK_SYNC" "$@" >"$work/$log.log" 2>&1
+}
+
+# dump_expected FILE [fake-vitec args]: the fake data set as comeback_report CSV, sorted, no header.
+dump_expected() {
+    local file=$1; shift
+    "$FAKE_VITEC" --dump --seed "$E2E_SEED" --rows-per-customer "$E2E_ROWS" "$@" >"$file.raw" ||
+        fail "fake-vitec --dump failed"
+    head -n 1 "$file.raw" >"$file.header"
+    tail -n +2 "$file.raw" | LC_ALL=C sort >"$file"
+}
+
+# report_csv FILE HEADER_FILE [WHERE]: the live rows of comeback_report in the
+# dump's columns and formats (UTC, microseconds), sorted.
+report_csv() {
+    local file=$1 header=$2 where=${3:-true} cols=() c
+    IFS=, read -r -a names <"$header"
+    for c in "${names[@]}"; do
+        if [[ $c == *_at ]]; then
+            cols+=("to_char($c AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        else
+            cols+=("$c")
+        fi
+    done
+    local select
+    select=$(IFS=,; echo "${cols[*]}")
+    psql -XqAt -v ON_ERROR_STOP=1 -c \
+        "COPY (SELECT $select FROM $schema.comeback_report WHERE NOT is_deleted AND ($where)) TO STDOUT WITH (FORMAT csv)" |
+        LC_ALL=C sort >"$file"
+}
+
+# expect_same EXPECTED ACTUAL WHAT
+expect_same() {
+    if ! diff -q "$1" "$2" >/dev/null; then
+        echo "expected $(wc -l <"$1") rows, got $(wc -l <"$2"); first differences:" >&2
+        diff "$1" "$2" | head -n 20 >&2
+        fail "$3"
+    fi
+    echo "ok: $3 ($(wc -l <"$1") rows)"
+}
+
+# A digest of what the sync stored, without the times it saw things.
+db_digest() {
+    local s=${1:-$schema}
+    sql "SELECT md5(coalesce(string_agg(row(customer_id, comeback_id, contact_id, booked_by_user_id,
+                assigned_user_id, assigned_group_id, assigned_office_id, state, origin, occurs_at,
+                booked_at, deleted_at IS NOT NULL)::text, '|' ORDER BY customer_id, comeback_id), ''))
+         || ':' || (SELECT count(*) FROM $s.comeback_history)
+         FROM $s.comebacks"
+}
+
+# wait_for SECONDS DESCRIPTION SQL: polls until SQL returns t.
+wait_for() {
+    local seconds=$1 what=$2 query=$3 i
+    for ((i = 0; i < seconds * 5; i++)); do
+        [[ "$(sql "$query" 2>/dev/null || true)" == t ]] && return 0
+        sleep 0.2
+    done
+    fail "timed out after ${seconds}s waiting for: $what"
+}
+
+# start_run NAME CONFIG [env...]: comeback-sync run in the background; sets run_pid.
+start_run() {
+    local name=$1 config=$2; shift 2
+    env "$@" "$COMEBACK_SYNC" run -c "$config" >"$work/$name.log" 2>&1 &
+    run_pid=$!
+    e2e_pids+=("$run_pid")
+}
