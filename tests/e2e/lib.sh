@@ -60,7 +60,7 @@ start_fake() {
     local name=$1; shift
     rm -f "$work/$name.port"
     "$FAKE_VITEC" --port-file "$work/$name.port" --seed "$E2E_SEED" \
-        --rows-per-customer "$E2E_ROWS" --password "$E2E_PASSWORD" "$@" \
+        --rows-per-customer "$E2E_ROWS" --default-password "$E2E_PASSWORD" "$@" \
         >"$work/$name.log" 2>&1 &
     fake_pid=$!
     e2e_pids+=("$fake_pid")
