@@ -30,6 +30,25 @@ bool has(std::string_view text, std::size_t pos, char c) {
     return pos < text.size() && text[pos] == c;
 }
 
+// The zone files Debian installs list transitions up to 2037 only and leave
+// later years to a rule footer, which date/tz does not read: it would keep the
+// last offset (winter time) forever. The Gregorian calendar repeats every 28
+// years until 2100, so a later time is looked up in the same date 28*k years
+// earlier, where the transitions fall on the same weekdays.
+constexpr int last_listed_year = 2037;
+constexpr int calendar_cycle_years = 28;
+
+date::local_seconds within_listed_years(date::local_seconds local) {
+    const date::local_days day = date::floor<date::days>(local);
+    const date::year_month_day ymd{day};
+    const int year = static_cast<int>(ymd.year());
+    if (year <= last_listed_year) return local;
+    const int cycles = (year - last_listed_year + calendar_cycle_years - 1) / calendar_cycle_years;
+    const date::year_month_day earlier{ymd.year() - date::years{cycles * calendar_cycle_years},
+                                       ymd.month(), ymd.day()};
+    return date::local_days{earlier} + (local - day);
+}
+
 }  // namespace
 
 instant local_to_instant(date::local_time<std::chrono::microseconds> local,
@@ -37,9 +56,11 @@ instant local_to_instant(date::local_time<std::chrono::microseconds> local,
     // For a unique time `first` is the only answer; in a gap it is the period
     // before the jump (the clock "has not moved yet"), in a repeated hour it is
     // the earlier period. One rule covers all three, with no exception path.
-    const date::local_info info = zone.get_info(date::floor<std::chrono::seconds>(local));
+    const date::local_info info =
+        zone.get_info(within_listed_years(date::floor<std::chrono::seconds>(local)));
     return instant{local.time_since_epoch() - info.first.offset};
 }
+
 
 timestamp_result parse_timestamp(std::string_view text, const date::time_zone& zone,
                                  std::string_view field) {

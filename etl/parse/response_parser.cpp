@@ -240,6 +240,7 @@ public:
             key_.append(key);
             key = key_;
         }
+        key_scope_ = scopes_[depth_];
         if (rejected_) {
             // Still look for the element's id, so the rejection can name it.
             slot_ = depth_ == 2 && key == "id" ? slot::id : slot::ignored;
@@ -362,7 +363,7 @@ private:
     }
 
     std::string field_name(slot s) const {
-        std::string name{scope_path(scopes_[depth_ >= 2 ? depth_ : 2])};
+        std::string name{scope_path(key_scope_)};
         return name.append(slot_key(s));
     }
 
@@ -525,6 +526,7 @@ private:
     std::size_t skip_depth_ = 0;  // depth of a container being skipped; 0 when none
     scope scopes_[deepest_known + 1] = {};
     slot slot_ = slot::ignored;
+    scope key_scope_ = scope::element;  // the object holding the key slot_ came from
 
     std::size_t next_index_ = 0;
     comeback_row row_;
@@ -555,7 +557,8 @@ std::size_t first_non_space(std::string_view text) {
 
 struct response_parser::impl {
     impl(parser_options options, batch_sink sink)
-        : scanner(options.max_raw_bytes),
+        // A few bytes past the cap let the cut see where the split character ends.
+        : scanner(options.max_raw_bytes + 4),
           parser(reader_options(), options, std::move(sink), scanner) {}
 
     [[noreturn]] void fail(std::string message) {
@@ -570,7 +573,8 @@ struct response_parser::impl {
         const std::size_t at = fed + used;
         if (ec) {
             const std::string& why = parser.handler().failure();
-            if (!why.empty()) fail(why + " (at byte " + std::to_string(at) + ")");
+            // The handler only stops on the top-level value, which starts at the first content.
+            if (!why.empty()) fail(why + " (at byte " + std::to_string(first_content) + ")");
             if (ec == json::error::incomplete) {
                 if (!seen_content) fail("the response body is empty");
                 fail("the response body ends at byte " + std::to_string(fed) +
