@@ -83,7 +83,7 @@ int migrate(pqxx::connection& connection, std::string_view schema) {
     tx.exec0("SET LOCAL client_min_messages TO warning");
     // Taken before anything is read: a second migrator waits here, then sees the
     // first one's committed work and finds nothing left to do.
-    tx.exec_params0("SELECT pg_advisory_xact_lock(hashtext('comeback-sync/migrate'), hashtext($1))",
+    tx.exec_params1("SELECT pg_advisory_xact_lock(hashtext('comeback-sync/migrate'), hashtext($1))",
                     std::string(schema));
     tx.exec0("CREATE SCHEMA IF NOT EXISTS " + quoted);
     tx.exec0("SET LOCAL search_path TO " + quoted);
@@ -95,7 +95,7 @@ int migrate(pqxx::connection& connection, std::string_view schema) {
         " applied_at timestamptz NOT NULL DEFAULT now())");
 
     std::map<int, applied_migration> applied;
-    for (const auto& row : tx.exec0("SELECT version, name, checksum FROM schema_migrations")) {
+    for (const auto& row : tx.exec("SELECT version, name, checksum FROM schema_migrations")) {
         applied.emplace(row[0].as<int>(),
                         applied_migration{row[1].as<std::string>(), row[2].as<std::string>()});
     }

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstring>
+#include <deque>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -124,7 +125,7 @@ private:
         slot.assign(value);
         return slot.c_str();
     }
-    std::vector<std::string> slots_;  // reused across rows: no allocation per field
+    std::deque<std::string> slots_;  // reused across rows; a deque keeps earlier c_str()s valid
     std::size_t used_ = 0;
     std::string scratch_;
 };
@@ -417,7 +418,7 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     // The daemon and a backfill may load the same customer at once: they take
     // turns per window instead of deadlocking on each other's rows. The key is
     // (schema, customer) in the loader's own space of advisory locks.
-    tx.exec_params0(
+    tx.exec_params1(
         "SELECT pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2))",
         impl_->schema, impl_->key.customer_id);
     impl_->ensure_staging();

@@ -1,0 +1,92 @@
+#include "load/ledger.hpp"
+
+#include "load/migrations.hpp"
+#include "load_test_data.hpp"
+#include "support/database.hpp"
+
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+using namespace comeback;
+using namespace comeback::test;
+
+namespace {
+
+window as_window(const window_key& key) { return window{key.first_day, key.end_day, key.from, key.to}; }
+
+struct migrated : scratch_schema {
+    migrated() { migrate(connection(), name()); }
+};
+
+}  // namespace
+
+TEST_CASE("planning windows adds pending ledger rows once and leaves existing rows alone") {
+    migrated db;
+    const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
+    plan_windows_in_ledger(db.connection(), db.name(), "M1", "Occurrence", windows);
+    load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}});
+    plan_windows_in_ledger(db.connection(), db.name(), "M1", "Occurrence", windows);
+
+    auto ledger = read_ledger(db.connection(), db.name(), "M1", "Occurrence");
+    REQUIRE(ledger.size() == 2);
+    CHECK(ledger[0].first_day == week1);
+    CHECK(ledger[0].end_day == week2);
+    CHECK(ledger[0].status == "complete");
+    CHECK(ledger[0].attempts == 1);
+    CHECK(ledger[0].fetched_at.has_value());
+    CHECK(ledger[0].last_http_status == 200);
+    CHECK(ledger[1].first_day == week2);
+    CHECK(ledger[1].status == "pending");
+    CHECK(ledger[1].attempts == 0);
+    CHECK_FALSE(ledger[1].fetched_at.has_value());
+    CHECK_FALSE(ledger[1].last_error.has_value());
+
+    // The bounds are stored exactly as given, microseconds included.
+    {
+        pqxx::read_transaction tx{db.connection()};
+        CHECK(tx.exec1("SELECT window_from::text FROM " + db.quoted() + ".sync_windows WHERE first_day = '2024-05-13'")[0]
+              .as<std::string>()
+              .rfind("2024-05-13 00:00:00", 0) == 0);
+    }
+    CHECK(read_ledger(db.connection(), db.name(), "M1", "Booked").empty());
+}
+
+TEST_CASE("sync status counts each customer's windows and names the stalest window and the last error") {
+    migrated db;
+    const auto third = week2 + date::days{7};
+    plan_windows_in_ledger(db.connection(), db.name(), "M1", "Occurrence",
+                           std::vector<window>{as_window(window_of("M1", week1)),
+                                               as_window(window_of("M1", week2)),
+                                               as_window(window_of("M1", third))});
+    load(db.connection(), db.name(), window_of("M1", week2), {{.id = "K1", .occurs_at = utc(week2, std::chrono::hours{3})}});
+    load(db.connection(), db.name(), window_of("M1", third), {{.id = "K2", .occurs_at = utc(third, std::chrono::hours{3})}});
+    record_window_failure(db.connection(), db.name(), window_of("M1", week1), 500, "server error");
+    load(db.connection(), db.name(), window_of("M2", week1), {{.id = "K1"}});
+
+    auto statuses = read_sync_status(db.connection(), db.name());
+    REQUIRE(statuses.size() == 2);
+    const auto& m1 = statuses[0];
+    CHECK(m1.customer_id == "M1");
+    CHECK(m1.windows_complete == 2);
+    CHECK(m1.windows_failed == 1);
+    CHECK(m1.windows_pending == 0);
+    REQUIRE(m1.last_success.has_value());
+    // Never fetched successfully comes first.
+    CHECK(m1.stalest_window_first_day == week1);
+    CHECK_FALSE(m1.stalest_window_fetched_at.has_value());
+    CHECK(m1.last_error == "server error");
+
+    const auto& m2 = statuses[1];
+    CHECK(m2.customer_id == "M2");
+    CHECK(m2.windows_complete == 1);
+    CHECK(m2.stalest_window_first_day == week1);
+    CHECK(m2.stalest_window_fetched_at == m2.last_success);
+    CHECK_FALSE(m2.last_error.has_value());
+
+    auto ledger = read_ledger(db.connection(), db.name(), "M1", "Occurrence");
+    REQUIRE(ledger.size() == 3);
+    CHECK(ledger[0].status == "failed");
+    CHECK(ledger[0].last_error == "server error");
+    CHECK(ledger[0].last_http_status == 500);
+    CHECK(ledger[0].attempted_at.has_value());
+}

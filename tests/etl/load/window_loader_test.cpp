@@ -1,0 +1,359 @@
+#include "load/window_loader.hpp"
+
+#include "load/migrations.hpp"
+#include "load_test_data.hpp"
+#include "support/database.hpp"
+
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+#include <thread>
+
+using namespace comeback;
+using namespace comeback::test;
+
+namespace {
+
+// A migrated scratch schema.
+struct loaded_schema : scratch_schema {
+    loaded_schema() { migrate(connection(), name()); }
+};
+
+std::string one_text(pqxx::connection& connection, const std::string& sql) {
+    pqxx::read_transaction tx{connection};
+    auto row = tx.exec1(sql);
+    return row[0].is_null() ? std::string("NULL") : row[0].as<std::string>();
+}
+
+std::vector<sample> three_comebacks() {
+    return {{.id = "K1"}, {.id = "K2", .contact_id = "C2", .contact_name = "Cecilia"},
+            {.id = "K3", .user_id = "U2", .user_name = "Dan", .state = "Completed"}};
+}
+
+}  // namespace
+
+TEST_CASE("loading a window stores its comebacks, entities, first history versions and a complete ledger row") {
+    loaded_schema db;
+    auto counts = load(db.connection(), db.name(), window_of("M1", week1), three_comebacks());
+
+    CHECK(counts.rows_seen == 3);
+    CHECK(counts.inserted == 3);
+    CHECK(counts.changed() == 3);
+    CHECK(count_rows(db.connection(), db.name(), "comebacks") == 3);
+    CHECK(count_rows(db.connection(), db.name(), "contacts") == 2);
+    CHECK(count_rows(db.connection(), db.name(), "users") == 2);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE change = 'insert' AND valid_to IS NULL") == 3);
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || rows_seen || ' ' || rows_changed "
+                                    "|| ' ' || last_http_status || ' ' || response_bytes || ' ' || (fetched_at IS NOT NULL) FROM " +
+                                        db.quoted() + ".sync_windows") == "complete 1 3 3 200 3456 true");
+    CHECK(one_text(db.connection(), "SELECT contact_name || '/' || assigned_user_name || '/' || state FROM " +
+                                        db.quoted() + ".comeback_report WHERE comeback_id = 'K3'") ==
+          "Anna Andersson/Dan/Completed");
+}
+
+TEST_CASE("loading the same window twice writes no tuple and no history row") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    const auto before = table_writes(db.connection(), db.name());
+    const auto comeback_tuples = tuple_identities(db.connection(), db.name(), "comebacks");
+    const auto contact_tuples = tuple_identities(db.connection(), db.name(), "contacts");
+    REQUIRE(before.at("comebacks").inserted == 3);  // the statistics are being read at all
+
+    auto counts = load(db.connection(), db.name(), key, three_comebacks());
+    const auto after = table_writes(db.connection(), db.name());
+
+    CHECK(counts.rows_seen == 3);
+    CHECK(counts.changed() == 0);
+    for (const char* table : {"comebacks", "comeback_history", "contacts", "users", "user_groups", "offices"}) {
+        INFO("table " << table);
+        CHECK(after.at(table) == before.at(table));
+    }
+    CHECK(tuple_identities(db.connection(), db.name(), "comebacks") == comeback_tuples);
+    CHECK(tuple_identities(db.connection(), db.name(), "contacts") == contact_tuples);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history") == 3);
+    CHECK(one_text(db.connection(), "SELECT attempts || ' ' || rows_changed FROM " + db.quoted() + ".sync_windows") == "2 0");
+}
+
+TEST_CASE("a changed field writes exactly one history row and closes the previous version") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    auto samples = three_comebacks();
+    load(db.connection(), db.name(), key, samples);
+
+    samples[0].state = "Completed";
+    auto counts = load(db.connection(), db.name(), key, samples);
+
+    CHECK(counts.updated == 1);
+    CHECK(counts.changed() == 1);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K1'") == 2);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id <> 'K1'") == 2);
+    CHECK(one_text(db.connection(), "SELECT string_agg(change || ':' || state || ':' || (valid_to IS NULL), ',' ORDER BY valid_from) FROM " +
+                                        db.quoted() + ".comeback_history WHERE comeback_id = 'K1'") ==
+          "insert:New:false,update:Completed:true");
+    CHECK(one_text(db.connection(), "SELECT bool_and(h1.valid_to = h2.valid_from) FROM " + db.quoted() +
+                                        ".comeback_history h1 JOIN " + db.quoted() +
+                                        ".comeback_history h2 USING (customer_id, comeback_id) WHERE h1.change = 'insert' AND h2.change = 'update'") == "t");
+}
+
+TEST_CASE("a comeback missing from a later fetch of its window is soft-deleted and undeleted when it returns") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    auto samples = three_comebacks();
+    load(db.connection(), db.name(), key, samples);
+
+    auto without_k2 = samples;
+    without_k2.erase(without_k2.begin() + 1);
+    auto counts = load(db.connection(), db.name(), key, without_k2);
+    CHECK(counts.deleted == 1);
+    CHECK(one_text(db.connection(), "SELECT is_deleted FROM " + db.quoted() + ".comeback_report WHERE comeback_id = 'K2'") == "t");
+    CHECK(one_text(db.connection(), "SELECT change || ' ' || is_deleted FROM " + db.quoted() +
+                                        ".comeback_history WHERE comeback_id = 'K2' AND valid_to IS NULL") == "delete true");
+
+    // Deleted stays deleted: a second load without it writes nothing.
+    CHECK(load(db.connection(), db.name(), key, without_k2).changed() == 0);
+
+    counts = load(db.connection(), db.name(), key, samples);
+    CHECK(counts.undeleted == 1);
+    CHECK(counts.changed() == 1);
+    CHECK(one_text(db.connection(), "SELECT deleted_at IS NULL FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'K2'") == "t");
+    CHECK(one_text(db.connection(), "SELECT string_agg(change, ',' ORDER BY valid_from) FROM " + db.quoted() +
+                                        ".comeback_history WHERE comeback_id = 'K2'") == "insert,delete,undelete");
+}
+
+TEST_CASE("a window deletes only comebacks whose occurs_at lies inside it, and only for the Occurrence criteria") {
+    loaded_schema db;
+    const auto week1_key = window_of("M1", week1);
+    const auto week2_key = window_of("M1", week2);
+    load(db.connection(), db.name(), week1_key, {{.id = "A"}});
+    load(db.connection(), db.name(), week2_key, {{.id = "B", .occurs_at = utc(week2, std::chrono::hours{8})}});
+    // On the shared boundary: inside both windows, since `to` is inclusive.
+    load(db.connection(), db.name(), week2_key,
+         {{.id = "B", .occurs_at = utc(week2, std::chrono::hours{8})}, {.id = "EDGE", .occurs_at = utc(week2)}});
+
+    auto counts = load(db.connection(), db.name(), week1_key, std::vector<sample>{});
+    CHECK(counts.deleted == 2);  // A and EDGE; B lies in week 2
+    CHECK(one_text(db.connection(), "SELECT string_agg(comeback_id, ',' ORDER BY comeback_id) FROM " + db.quoted() +
+                                        ".comebacks WHERE deleted_at IS NOT NULL") == "A,EDGE");
+
+    // Another criteria does not say which comebacks of the range exist: nothing is deleted.
+    auto booked = window_of("M1", week2, 7, "Booked");
+    CHECK(load(db.connection(), db.name(), booked, std::vector<sample>{}).deleted == 0);
+    CHECK(one_text(db.connection(), "SELECT deleted_at IS NULL FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'B'") == "t");
+}
+
+TEST_CASE("a renamed contact keeps its key, the report shows the new name, and its comebacks are not rewritten") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    auto samples = three_comebacks();
+    load(db.connection(), db.name(), key, samples);
+    const auto comeback_tuples = tuple_identities(db.connection(), db.name(), "comebacks");
+
+    samples[0].contact_name = "Anna Berg";
+    samples[2].contact_name = "Anna Berg";
+    auto counts = load(db.connection(), db.name(), key, samples);
+
+    CHECK(counts.changed() == 0);
+    CHECK(count_rows(db.connection(), db.name(), "contacts") == 2);
+    CHECK(one_text(db.connection(), "SELECT name FROM " + db.quoted() + ".contacts WHERE contact_id = 'C1'") == "Anna Berg");
+    CHECK(one_text(db.connection(), "SELECT contact_name FROM " + db.quoted() + ".comeback_report WHERE comeback_id = 'K1'") == "Anna Berg");
+    CHECK(tuple_identities(db.connection(), db.name(), "comebacks") == comeback_tuples);
+}
+
+TEST_CASE("names with Unicode, quotes, backslashes, tabs, newlines and 5,000 characters arrive unchanged") {
+    loaded_schema db;
+    const std::vector<std::string> names{
+        "Åsa Öberg-Ärlig ☃ 🏠 中文",
+        "O'Brien \"the\" quote",
+        "back\\slash \\N \\t \\\\",
+        "tab\there, newline\nthere, carriage\rreturn",
+        std::string(5000, 'x') + "å",
+        "",
+    };
+    std::vector<sample> samples;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        samples.push_back({.id = "id\t" + std::to_string(i) + "\\", .contact_id = "C\n" + std::to_string(i),
+                           .contact_name = names[i]});
+    }
+    load(db.connection(), db.name(), window_of("M1", week1), samples);
+
+    pqxx::read_transaction tx{db.connection()};
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        INFO("name " << i);
+        auto row = tx.exec_params1("SELECT contact_name, comeback_id FROM " + db.quoted() +
+                                       ".comeback_report WHERE contact_id = $1",
+                                   "C\n" + std::to_string(i));
+        CHECK(row[0].as<std::string>() == names[i]);
+        CHECK(row[1].as<std::string>() == "id\t" + std::to_string(i) + "\\");
+    }
+}
+
+TEST_CASE("a NUL character, which PostgreSQL text cannot hold, becomes U+FFFD instead of failing the window") {
+    loaded_schema db;
+    load(db.connection(), db.name(), window_of("M1", week1),
+         {{.id = "K1", .contact_name = std::string("before\0after", 12)}});
+    CHECK(one_text(db.connection(), "SELECT name FROM " + db.quoted() + ".contacts") == "before\xEF\xBF\xBD" "after");
+}
+
+TEST_CASE("two customers with the same ids stay apart") {
+    loaded_schema db;
+    load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1", .contact_name = "First"}});
+    load(db.connection(), db.name(), window_of("M2", week1), {{.id = "K1", .contact_name = "Second", .state = "Done"}});
+    // M2's next fetch no longer has K1: only M2's copy is deleted.
+    load(db.connection(), db.name(), window_of("M2", week1), std::vector<sample>{});
+
+    CHECK(one_text(db.connection(), "SELECT string_agg(customer_id || ':' || contact_name || ':' || state || ':' || is_deleted, ',' ORDER BY customer_id) FROM " +
+                                        db.quoted() + ".comeback_report") == "M1:First:New:false,M2:Second:Done:true");
+    CHECK(count_rows(db.connection(), db.name(), "sync_windows") == 2);
+}
+
+TEST_CASE("duplicates within a window are counted and the last index wins, across batches too") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    auto first = batch_of("M1", {{.id = "K1", .state = "New"}, {.id = "K2"}, {.id = "K1", .state = "Second"}}, 0);
+    auto second = batch_of("M1", {{.id = "K1", .state = "Last"}}, 3);
+    auto counts = load(db.connection(), db.name(), key, {first, second});
+
+    CHECK(counts.rows_seen == 2);
+    CHECK(counts.duplicates == 2);
+    CHECK(counts.inserted == 2);
+    CHECK(one_text(db.connection(), "SELECT state FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'K1'") == "Last");
+    CHECK(one_text(db.connection(), "SELECT rows_duplicate FROM " + db.quoted() + ".sync_windows") == "2");
+}
+
+TEST_CASE("a rejected element is stored once per window and seen again bumps its last_seen_at") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    const std::vector<rejection> rejections{
+        {.index = 1, .id = "K9", .reason = "occursAt: \"soon\" is not a timestamp", .raw = "{\"id\":\"K9\",\"occursAt\":\"soon\"}"},
+        {.index = 2, .id = std::nullopt, .reason = "element is not an object", .raw = "42"}};
+    auto counts = load(db.connection(), db.name(), key, {batch_of("M1", {{.id = "K1"}})}, rejections);
+    CHECK(counts.rejected == 2);
+    const auto first_seen = one_text(db.connection(), "SELECT max(last_seen_at)::text FROM " + db.quoted() + ".rejected_rows");
+
+    load(db.connection(), db.name(), key, {batch_of("M1", {{.id = "K1"}})}, rejections);
+    CHECK(count_rows(db.connection(), db.name(), "rejected_rows") == 2);
+    CHECK(one_text(db.connection(), "SELECT string_agg(times_seen::text, ',') FROM " + db.quoted() + ".rejected_rows") == "2,2");
+    CHECK(one_text(db.connection(), "SELECT bool_and(last_seen_at > first_seen_at) FROM " + db.quoted() + ".rejected_rows") == "t");
+    CHECK(one_text(db.connection(), "SELECT min(last_seen_at)::text FROM " + db.quoted() + ".rejected_rows") > first_seen);
+    CHECK(one_text(db.connection(), "SELECT rows_rejected FROM " + db.quoted() + ".sync_windows") == "2");
+}
+
+TEST_CASE("a loader destroyed without commit leaves nothing of its window") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    const auto before = snapshot(db.connection(), db.name());
+    {
+        window_loader loader{db.connection(), db.name(), key};
+        loader.add(batch_of("M1", {{.id = "NEW"}}), {});
+    }
+    CHECK(snapshot(db.connection(), db.name()) == before);
+    // The connection stays usable for the next window.
+    CHECK(load(db.connection(), db.name(), key, three_comebacks()).changed() == 0);
+}
+
+TEST_CASE("a connection killed mid-load leaves the database exactly as before") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    auto samples = three_comebacks();
+    load(db.connection(), db.name(), key, samples);
+    auto observer = connect();
+    const auto before = snapshot(*observer, db.name());
+
+    const int pid = db.connection().backendpid();
+    {
+        window_loader loader{db.connection(), db.name(), key};
+        samples[0].state = "Changed";
+        loader.add(batch_of("M1", samples), {});
+        {
+            pqxx::nontransaction tx{*observer};
+            REQUIRE(tx.exec_params1("SELECT pg_terminate_backend($1)", pid)[0].as<bool>());
+        }
+        CHECK_THROWS_AS(loader.add(batch_of("M1", {{.id = "LATE"}}), {}), pqxx::broken_connection);
+    }
+    CHECK(snapshot(*observer, db.name()) == before);
+}
+
+TEST_CASE("two loaders of the same customer at once neither deadlock nor lose a row") {
+    loaded_schema db;
+    constexpr int rows_per_window = 2000;
+    auto make = [](date::local_days first, const std::string& prefix) {
+        std::vector<sample> samples;
+        for (int i = 0; i < rows_per_window; ++i) {
+            // Shared contacts and users in opposite orders: without the customer
+            // lock the two transactions would wait on each other's rows.
+            const int shared = prefix == "a" ? i % 50 : 49 - i % 50;
+            samples.push_back({.id = prefix + std::to_string(i),
+                               .contact_id = "C" + std::to_string(shared),
+                               .contact_name = "Contact " + std::to_string(shared),
+                               .user_id = "U" + std::to_string(shared % 7),
+                               .occurs_at = utc(first, std::chrono::hours{1 + i % 100})});
+        }
+        return samples;
+    };
+    const auto a = make(week1, "a");
+    const auto b = make(week2, "b");
+
+    std::exception_ptr failure_a, failure_b;
+    auto run = [&](const std::vector<sample>& samples, date::local_days first, std::exception_ptr& failure) {
+        try {
+            auto connection = connect();
+            for (int round = 0; round < 3; ++round) {
+                load(*connection, db.name(), window_of("M1", first), samples);
+            }
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    };
+    std::thread daemon{run, std::cref(a), week1, std::ref(failure_a)};
+    std::thread backfill{run, std::cref(b), week2, std::ref(failure_b)};
+    daemon.join();
+    backfill.join();
+    if (failure_a) std::rethrow_exception(failure_a);
+    if (failure_b) std::rethrow_exception(failure_b);
+
+    CHECK(count_rows(db.connection(), db.name(), "comebacks WHERE deleted_at IS NULL") == 2 * rows_per_window);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history") == 2 * rows_per_window);
+    CHECK(count_rows(db.connection(), db.name(), "contacts") == 50);
+    CHECK(one_text(db.connection(), "SELECT sum(attempts) FROM " + db.quoted() + ".sync_windows") == "6");
+}
+
+TEST_CASE("a failed attempt is recorded in the ledger without touching comebacks") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    const auto comebacks_before = snapshot(db.connection(), db.name()).at("comebacks");
+
+    record_window_failure(db.connection(), db.name(), key, 503, "service unavailable");
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || last_http_status || ' ' || last_error || ' ' || (fetched_at IS NOT NULL) FROM " +
+                                        db.quoted() + ".sync_windows") == "failed 2 503 service unavailable true");
+    CHECK(snapshot(db.connection(), db.name()).at("comebacks") == comebacks_before);
+
+    record_window_failure(db.connection(), db.name(), window_of("M1", week2), 0, "connection reset");
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_http_status::text, 'none') FROM " +
+                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-13'") == "failed 1 none");
+
+    // The next success clears the error.
+    load(db.connection(), db.name(), key, three_comebacks());
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_error, 'cleared') FROM " +
+                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-06'") == "complete 3 cleared");
+}
+
+TEST_CASE("the report's last_seen_at follows the newest complete fetch of the comeback's window") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    load(db.connection(), db.name(), key, three_comebacks());
+    CHECK(one_text(db.connection(), "SELECT bool_and(r.last_seen_at = w.fetched_at AND r.last_seen_at > r.first_seen_at) FROM " +
+                                        db.quoted() + ".comeback_report r CROSS JOIN " + db.quoted() + ".sync_windows w") == "t");
+}
+
+TEST_CASE("the loader refuses misuse: a bad schema name, another customer's batch, add after commit") {
+    loaded_schema db;
+    CHECK_THROWS_AS(window_loader(db.connection(), "bad-name\"", window_of("M1", week1)), std::invalid_argument);
+    window_loader loader{db.connection(), db.name(), window_of("M1", week1)};
+    CHECK_THROWS_AS(loader.add(batch_of("M2", {{.id = "K"}}), {}), std::invalid_argument);
+    loader.commit({});
+    CHECK_THROWS_AS(loader.add(batch_of("M1", {{.id = "K"}}), {}), std::logic_error);
+}
