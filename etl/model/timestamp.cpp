@@ -39,6 +39,9 @@ constexpr int last_listed_year = 2037;
 constexpr int calendar_cycle_years = 28;
 
 date::local_seconds within_listed_years(date::local_seconds local) {
+    static const date::local_seconds first_unlisted{
+        date::local_days{date::year{last_listed_year + 1} / date::January / 1}};
+    if (local < first_unlisted) return local;
     const date::local_days day = date::floor<date::days>(local);
     const date::year_month_day ymd{day};
     const int year = static_cast<int>(ymd.year());
@@ -49,6 +52,17 @@ date::local_seconds within_listed_years(date::local_seconds local) {
     return date::local_days{earlier} + (local - day);
 }
 
+// The last zone period looked up, shrunk by a day at both ends so that every
+// local time inside it is unique and far from a transition. A body's timestamps
+// mostly share a period, so this spares a search of the zone's transitions each.
+struct period_cache {
+    const date::time_zone* zone = nullptr;
+    date::local_seconds begin;
+    date::local_seconds end;
+    std::chrono::seconds offset{0};
+};
+thread_local period_cache last_period;
+
 }  // namespace
 
 instant local_to_instant(date::local_time<std::chrono::microseconds> local,
@@ -56,8 +70,19 @@ instant local_to_instant(date::local_time<std::chrono::microseconds> local,
     // For a unique time `first` is the only answer; in a gap it is the period
     // before the jump (the clock "has not moved yet"), in a repeated hour it is
     // the earlier period. One rule covers all three, with no exception path.
-    const date::local_info info =
-        zone.get_info(within_listed_years(date::floor<std::chrono::seconds>(local)));
+    const date::local_seconds lookup = within_listed_years(date::floor<std::chrono::seconds>(local));
+    period_cache& cache = last_period;
+    if (cache.zone == &zone && lookup >= cache.begin && lookup < cache.end) {
+        return instant{local.time_since_epoch() - cache.offset};
+    }
+    const date::local_info info = zone.get_info(lookup);
+    if (info.result == date::local_info::unique) {
+        const date::days margin{1};
+        cache.zone = &zone;
+        cache.begin = date::local_seconds{info.first.begin.time_since_epoch() + info.first.offset} + margin;
+        cache.end = date::local_seconds{info.first.end.time_since_epoch() + info.first.offset} - margin;
+        cache.offset = info.first.offset;
+    }
     return instant{local.time_since_epoch() - info.first.offset};
 }
 

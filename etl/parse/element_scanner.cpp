@@ -1,8 +1,37 @@
 #include "parse/element_scanner.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstring>
 
 namespace comeback::detail {
+namespace {
+
+// Bytes that are zero in `word` get their high bit set; the lowest set bit is exact.
+std::uint64_t zero_bytes(std::uint64_t word) {
+    return (word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL;
+}
+
+// The first '"' or '\\' in [p, end), or end. Eight bytes per step, since this
+// loop sees most of the body.
+const char* find_quote_or_backslash(const char* p, const char* end) {
+    while (end - p >= 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p, sizeof word);
+        const std::uint64_t hits = zero_bytes(word ^ 0x2222222222222222ULL) |  // '"'
+                                   zero_bytes(word ^ 0x5C5C5C5C5C5C5C5CULL);   // '\\'
+        if (hits != 0) {
+            // Little-endian: the lowest set bit belongs to the first matching byte.
+            return p + std::countr_zero(hits) / 8;
+        }
+        p += 8;
+    }
+    while (p < end && *p != '"' && *p != '\\') ++p;
+    return p;
+}
+
+}  // namespace
 
 void element_scanner::start_element(const char* at) {
     in_element_ = true;
@@ -37,7 +66,7 @@ std::size_t element_scanner::scan(std::string_view data) {
         }
         if (in_string_) {
             // Most bytes of a response are inside strings: run through them.
-            while (p < end && *p != '"' && *p != '\\') ++p;
+            p = find_quote_or_backslash(p, end);
             if (p == end) break;
             if (*p == '\\') {
                 in_escape_ = true;

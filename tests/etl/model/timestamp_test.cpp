@@ -133,3 +133,21 @@ TEST_CASE("an unknown zone name is an error naming it", "[timestamp]") {
     CHECK_THROWS_WITH(find_zone("Europe/Atlantis"), Catch::Contains("\"Europe/Atlantis\""));
     CHECK(find_zone("UTC").name() == "UTC");
 }
+
+TEST_CASE("every local half hour of 2026 reads as date/tz's own answer, in sequence", "[timestamp][dst]") {
+    using namespace std::chrono;
+    const auto& zone = stockholm();
+    const date::local_seconds start{date::local_days{date::year{2026} / 1 / 1}};
+    const date::local_seconds stop{date::local_days{date::year{2027} / 1 / 1}};
+    std::size_t checked = 0;
+    for (date::local_seconds t = start; t < stop; t += minutes{30}) {
+        const date::local_info info = zone.get_info(t);
+        const auto expected = date::sys_seconds{t.time_since_epoch() - info.first.offset};
+        const std::string text = date::format("%FT%T", t);
+        const auto read = parse_timestamp(text, zone, "occursAt");
+        REQUIRE(read);
+        if (*read.value != comeback::instant{expected}) FAIL("wrong instant for " << text);
+        ++checked;
+    }
+    CHECK(checked == 365 * 48);
+}
