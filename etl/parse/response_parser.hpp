@@ -26,7 +26,8 @@ public:
 
 struct parser_options {
     const date::time_zone* api_zone = nullptr;  // required: zone of offset-less timestamps
-    std::size_t batch_rows = 2000;              // a batch is handed on at this many rows
+    std::size_t batch_rows = 2000;              // a batch is handed on at this many elements
+                                                // (rows plus rejections); 0 reads as 1
     std::size_t max_raw_bytes = 64 * 1024;      // a rejection keeps at most this much raw text
 };
 
@@ -43,6 +44,7 @@ public:
     // The callee owns the batch. Exceptions from it propagate out of feed()/finish().
     using batch_sink = std::function<void(row_batch&&)>;
 
+    // Throws std::invalid_argument when options.api_zone or the sink is missing.
     response_parser(parser_options options, batch_sink sink);
     ~response_parser();
     response_parser(const response_parser&) = delete;
@@ -53,7 +55,8 @@ public:
     void feed(std::string_view chunk);
 
     // Marks the end of the body, flushes the last batch and returns the counts.
-    // Throws response_error when the array is not complete.
+    // Throws response_error when the array is not complete. After a response_error,
+    // feed() and finish() throw it again.
     parse_summary finish();
 
 private:

@@ -39,7 +39,8 @@ struct window {
 std::vector<window> plan_windows(date::local_days first, date::local_days last,
                                  date::days length, const date::time_zone& zone);
 
-// The window of `length` days containing `day`.
+// The window of `length` days containing `day`. Throws std::invalid_argument
+// when length is not positive.
 window window_containing(date::local_days day, date::days length, const date::time_zone& zone);
 
 }  // namespace comeback

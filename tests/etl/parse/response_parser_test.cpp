@@ -409,3 +409,53 @@ TEST_CASE("an exception from the batch sink propagates out of feed", "[parse]") 
 TEST_CASE("a parser without an API zone is refused", "[parse]") {
     CHECK_THROWS_AS(response_parser(parser_options{}, [](row_batch&&) {}), std::invalid_argument);
 }
+
+TEST_CASE("a key repeated within one object: the last one wins", "[parse]") {
+    const row_batch batch = comeback::parse_response(
+        R"([{"id":"a","state":"New","state":"Done","contact":{"id":"C1"},"contact":null,
+             "assignedTo":{"user":{"id":"U1"}},"assignedTo":{"office":{"customerId":"M1"}}}])",
+        stockholm());
+    REQUIRE(batch.rows.size() == 1);
+    CHECK(batch.rows[0].state == "Done");
+    CHECK_FALSE(batch.rows[0].contact);
+    CHECK_FALSE(batch.rows[0].assigned_user);
+    CHECK(batch.rows[0].assigned_office == office_ref{"M1", ""});
+}
+
+TEST_CASE("an id that is null or an object is rejected, naming it", "[parse]") {
+    const row_batch batch = comeback::parse_response(
+        R"([{"id":null},{"id":{"value":"a"}},{"id":["a"]},{"id":true}])", stockholm());
+    CHECK(batch.rows.empty());
+    REQUIRE(batch.rejections.size() == 4);
+    CHECK(batch.rejections[0].reason == "id is null");
+    CHECK(batch.rejections[1].reason == "id: expected a string, got an object");
+    CHECK(batch.rejections[1].raw == R"({"id":{"value":"a"}})");
+    CHECK(batch.rejections[2].reason == "id: expected a string, got an array");
+    CHECK(batch.rejections[3].reason == "id: expected a string, got true");
+}
+
+TEST_CASE("escaped quotes and brackets inside strings do not confuse element boundaries", "[parse]") {
+    const std::string body =
+        R"([{"id":"a\"}],{","state":7,"x":"\\"},{"id":"b","contact":{"id":"C]}","name":"\u00e5\"\\"}}])";
+    for (const std::size_t chunk : {1, 2, 3, 7, 4096}) {
+        const parsed out = parse_in_chunks(body, chunk);
+        REQUIRE(out.all.rejections.size() == 1);
+        CHECK(out.all.rejections[0].id == "a\"}],{");
+        CHECK(out.all.rejections[0].raw == R"({"id":"a\"}],{","state":7,"x":"\\"})");
+        REQUIRE(out.all.rows.size() == 1);
+        CHECK(out.all.rows[0].contact == named_ref{"C]}", "\xC3\xA5\"\\"});
+    }
+}
+
+TEST_CASE("nesting deeper than 64 levels fails the response", "[parse][errors]") {
+    std::string deep = R"([{"id":"a","x":)";
+    for (int i = 0; i < 70; ++i) deep += "[";
+    for (int i = 0; i < 70; ++i) deep += "]";
+    deep += "}]";
+    CHECK_THAT(response_error_for(deep), Catch::Contains("not valid JSON at byte"));
+    std::string fine = R"([{"id":"a","x":)";
+    for (int i = 0; i < 50; ++i) fine += "[";
+    for (int i = 0; i < 50; ++i) fine += "]";
+    fine += "}]";
+    CHECK(parse_in_chunks(fine, 3).all.rows.size() == 1);
+}
