@@ -1,0 +1,280 @@
+// `backfill`: fetch a date range once for some or all customers, beside a
+// running daemon, skipping windows the ledger shows complete unless --force.
+
+#include "commands/commands.hpp"
+
+#include "exit_codes.hpp"
+#include "fetch/vitec_client.hpp"
+#include "load/ledger.hpp"
+#include "load/migrations.hpp"
+#include "model/timestamp.hpp"
+#include "observability/logging.hpp"
+#include "sync/database.hpp"
+#include "sync/db_workers.hpp"
+#include "sync/progress.hpp"
+#include "sync/shutdown.hpp"
+#include "sync/summary.hpp"
+#include "sync/window_job.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <unistd.h>
+
+namespace comeback {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct customer_result {
+    std::string id;
+    std::size_t planned = 0;
+    std::size_t skipped = 0;  // complete in the ledger
+    std::size_t done = 0;
+    std::size_t failed = 0;
+    std::size_t not_run = 0;  // stopped by a signal or a parked customer
+    std::uint64_t rows = 0;
+    std::uint64_t changed = 0;
+    std::string last_error;
+};
+
+class backfill {
+public:
+    backfill(const command_line& line, const config& cfg)
+        : line_(line),
+          cfg_(cfg),
+          db_(io_.get_executor(), cfg.database, 2, cfg.vitec.max_concurrent_requests + 2),
+          client_(io_.get_executor(), cfg.vitec),
+          shutdown_(io_.get_executor()),
+          signals_(io_, SIGINT, SIGTERM),
+          grace_(io_),
+          terminal_(::isatty(STDERR_FILENO) == 1) {}
+
+    int run() {
+        asio::co_spawn(io_, main(), [this](std::exception_ptr error) {
+            failure_ = error;
+            signals_.cancel();
+            grace_.cancel();
+        });
+        asio::co_spawn(io_, handle_signals(), asio::detached);
+        io_.run();
+        if (abandoned_) {
+            // Past the grace period: open transactions die with their
+            // connections and PostgreSQL rolls them back; nothing partial stays.
+            std::cerr << "\nbackfill: abandoned in-flight windows after the grace period\n";
+            spdlog::shutdown();
+            std::_Exit(exit_windows_failed);
+        }
+        if (failure_) std::rethrow_exception(failure_);
+        return print_summary();
+    }
+
+private:
+    asio::awaitable<void> main() {
+        const date::time_zone& zone = find_zone(cfg_.vitec.timezone);
+        const auto windows = plan_windows(line_.from, line_.to, cfg_.sync.window, zone);
+        std::size_t total = 0;
+        std::vector<std::vector<window>> todo;
+        for (const customer_config* customer : selected_) {
+            customer_result result;
+            result.id = customer->id;
+            result.planned = windows.size();
+            std::vector<ledger_entry> ledger;
+            db_workers::session session = co_await db_.checkout();
+            co_await session.run([&](pqxx::connection& connection) {
+                plan_windows_in_ledger(connection, cfg_.database.schema, customer->id,
+                                       cfg_.sync.date_criteria, windows);
+                ledger = read_ledger(connection, cfg_.database.schema, customer->id,
+                                     cfg_.sync.date_criteria);
+            });
+            std::vector<window> pending;
+            for (const window& w : windows) {
+                const bool complete = std::any_of(ledger.begin(), ledger.end(), [&](const ledger_entry& e) {
+                    return e.first_day == w.first_day && e.end_day == w.end_day && e.status == "complete";
+                });
+                if (complete && !line_.force) {
+                    ++result.skipped;
+                } else {
+                    pending.push_back(w);
+                }
+            }
+            total += pending.size();
+            todo.push_back(std::move(pending));
+            results_.push_back(std::move(result));
+        }
+        progress_.emplace(total);
+        log_event(spdlog::level::info, "backfill.started",
+                  {{"customers", selected_.size()}, {"windows", total}, {"force", line_.force}});
+
+        auto reporter = report_progress();
+        asio::co_spawn(io_, std::move(reporter), asio::detached);
+        // Customers in parallel, each one's windows in order; the client's
+        // limiter keeps the total polite.
+        std::size_t running = selected_.size();
+        asio::steady_timer all_done(io_, asio::steady_timer::time_point::max());
+        for (std::size_t i = 0; i < selected_.size(); ++i) {
+            asio::co_spawn(io_, one_customer(*selected_[i], todo[i], results_[i]),
+                           [&](std::exception_ptr error) {
+                               if (error && !failure_) failure_ = error;
+                               if (--running == 0) all_done.cancel();
+                           });
+        }
+        if (running > 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+        shutdown_.trigger();  // stops the progress reporter
+        if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
+    }
+
+    asio::awaitable<void> one_customer(const customer_config& customer, const std::vector<window>& windows,
+                                       customer_result& result) {
+        window_context context{client_, db_, shutdown_, nullptr, rng_};
+        for (const window& w : windows) {
+            if (shutdown_.triggered()) {
+                ++result.not_run;
+                continue;
+            }
+            const window_outcome outcome = co_await sync_window(context, cfg_, customer, w);
+            if (outcome.committed) {
+                ++result.done;
+                result.rows += outcome.counts.rows_seen;
+                result.changed += outcome.counts.changed();
+            } else {
+                ++result.failed;
+                result.last_error = outcome.error;
+                failures_.push_back({customer.id, w.from_text(), w.to_text(), outcome.error});
+            }
+            progress_->window_done(outcome.counts.rows_seen, !outcome.committed);
+            if (outcome.parks_customer()) {
+                // 401/403 will not pass on the next window either.
+                for (std::size_t left = &w - windows.data() + 1; left < windows.size(); ++left) ++result.not_run;
+                break;
+            }
+        }
+    }
+
+    asio::awaitable<void> report_progress() {
+        const auto period = terminal_ ? 200ms : 10s;
+        while (co_await shutdown_.sleep(period)) draw();
+        draw();
+        if (terminal_) std::cerr << '\n';
+    }
+
+    void draw() {
+        const auto now = progress_tracker::clock::now();
+        if (terminal_) {
+            std::cerr << '\r' << progress_->bar(now) << std::flush;
+            return;
+        }
+        log_event(spdlog::level::info, "backfill.progress",
+                  {{"done", progress_->done()},
+                   {"total", progress_->total()},
+                   {"rows", progress_->rows()},
+                   {"failed", progress_->failed()},
+                   {"eta", progress_->eta_text(now)}});
+    }
+
+    asio::awaitable<void> handle_signals() {
+        auto [error, signal] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (error) co_return;
+        log_event(spdlog::level::warn, "backfill.interrupted",
+                  {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
+                   {"grace_s", cfg_.sync.shutdown_grace.count()}});
+        interrupted_ = true;
+        shutdown_.trigger();
+        grace_.expires_after(cfg_.sync.shutdown_grace);
+        grace_.async_wait([this](boost::system::error_code wait_error) {
+            if (wait_error) return;
+            abandoned_ = true;
+            io_.stop();
+        });
+    }
+
+    int print_summary() {
+        std::vector<std::vector<std::string>> rows;
+        bool any_failed = false;
+        bool any_not_run = false;
+        for (const auto& r : results_) {
+            rows.push_back({r.id, std::to_string(r.planned), std::to_string(r.skipped), std::to_string(r.done),
+                            std::to_string(r.failed), std::to_string(r.not_run), std::to_string(r.rows),
+                            std::to_string(r.changed), r.last_error});
+            any_failed = any_failed || r.failed > 0;
+            any_not_run = any_not_run || r.not_run > 0;
+        }
+        std::cout << render_table({"customer", "windows", "skipped", "done", "failed", "not run", "rows",
+                                   "changed", "last error"},
+                                  rows);
+        if (!failures_.empty()) {
+            std::vector<std::vector<std::string>> failed;
+            for (const auto& f : failures_) failed.push_back({f.customer_id, f.from, f.to, f.error});
+            std::cout << "\nfailed windows:\n" << render_table({"customer", "from", "to", "error"}, failed);
+        }
+        if (interrupted_) std::cout << "interrupted: rerun the same command to resume\n";
+        return any_failed || any_not_run ? exit_windows_failed : exit_ok;
+    }
+
+public:
+    // Picks the customers named by --customer; false (after explaining) when one is unknown.
+    bool select_customers() {
+        for (const auto& customer : cfg_.customers) {
+            if (line_.customers.empty() ||
+                std::find(line_.customers.begin(), line_.customers.end(), customer.id) != line_.customers.end()) {
+                selected_.push_back(&customer);
+            }
+        }
+        for (const auto& id : line_.customers) {
+            const bool known = std::any_of(cfg_.customers.begin(), cfg_.customers.end(),
+                                           [&](const customer_config& c) { return c.id == id; });
+            if (!known) {
+                std::cerr << "comeback-sync: backfill --customer " << id << ": no such customer in "
+                          << cfg_.source.string() << '\n';
+                return false;
+            }
+        }
+        return true;
+    }
+
+private:
+    const command_line& line_;
+    const config& cfg_;
+    asio::io_context io_{1};
+    db_workers db_;
+    vitec_client client_;
+    shutdown_signal shutdown_;
+    asio::signal_set signals_;
+    asio::steady_timer grace_;
+    std::mt19937_64 rng_{std::random_device{}()};
+    bool terminal_;
+    bool interrupted_ = false;
+    bool abandoned_ = false;
+    std::exception_ptr failure_;
+    std::vector<const customer_config*> selected_;
+    std::vector<customer_result> results_;
+    std::vector<failed_window> failures_;
+    std::optional<progress_tracker> progress_;
+};
+
+}  // namespace
+
+int backfill_command(const command_line& line, const config& cfg) {
+    backfill job(line, cfg);
+    if (!job.select_customers()) return exit_usage;
+    if (cfg.database.auto_migrate) {
+        auto connection = open_database(cfg.database);
+        migrate(*connection, cfg.database.schema);
+    }
+    return job.run();
+}
+
+}  // namespace comeback

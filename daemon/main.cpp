@@ -1,0 +1,51 @@
+// comeback-sync: parse the command line, load the configuration once, hand
+// over to the subcommand. The single place where unexpected exceptions end.
+
+#include "cli.hpp"
+#include "commands/commands.hpp"
+#include "config/config.hpp"
+#include "exit_codes.hpp"
+#include "observability/logging.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+int main(int argc, char** argv) {
+    using namespace comeback;
+    const parse_outcome parsed = parse_command_line(argc, argv);
+    if (!parsed.line) return parsed.exit_code;
+    const command_line& line = *parsed.line;
+
+    // Every connection names the program in pg_stat_activity, unless the
+    // conninfo or the environment already chose a name.
+    ::setenv("PGAPPNAME", "comeback-sync", 0);
+
+    config cfg;
+    try {
+        cfg = load_config(line.config_file);
+        setup_logging(cfg.log);
+    } catch (const config_error& error) {
+        std::cerr << "comeback-sync: " << error.what() << '\n';
+        return exit_usage;
+    } catch (const std::invalid_argument& error) {
+        std::cerr << "comeback-sync: " << line.config_file.string() << ": " << error.what() << '\n';
+        return exit_usage;
+    }
+
+    try {
+        switch (line.what) {
+        case command::check_config: return check_config_command(line, cfg);
+        case command::migrate: return migrate_command(line, cfg);
+        case command::status: return status_command(line, cfg);
+        case command::run: return run_command(line, cfg);
+        case command::backfill: return backfill_command(line, cfg);
+        }
+    } catch (const std::exception& error) {
+        // Infrastructure loss or a bug: the work could not be done.
+        log_event(spdlog::level::critical, "command.failed", {{"error", error.what()}});
+        return exit_windows_failed;
+    }
+    return exit_ok;
+}

@@ -1,0 +1,209 @@
+#include "sync/run_state.hpp"
+
+#include "fetch/vitec_client.hpp"
+#include "load/ledger.hpp"
+#include "model/timestamp.hpp"
+#include "observability/logging.hpp"
+#include "sync/db_workers.hpp"
+#include "sync/lease_keeper.hpp"
+#include "sync/shutdown.hpp"
+#include "sync/window_job.hpp"
+
+#include <date/tz.h>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+
+namespace comeback {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+void run_state::record_failure(failed_window failure) {
+    constexpr std::size_t kept = 100;  // a summary, not a log
+    if (totals.failures.size() == kept) totals.failures.erase(totals.failures.begin());
+    totals.failures.push_back(std::move(failure));
+}
+
+std::chrono::milliseconds with_jitter(std::chrono::milliseconds delay, std::mt19937_64& rng) {
+    if (delay <= 0ms) return 0ms;
+    std::uniform_int_distribution<std::int64_t> spread(0, delay.count() / 10);
+    return delay + std::chrono::milliseconds(spread(rng));
+}
+
+namespace {
+
+struct cycle_result {
+    bool removed = false;        // the customer is no longer configured
+    bool failed = false;         // some window failed
+    bool more_history = false;   // history left because fresh work became due
+    std::optional<sys_seconds> next_fresh_due;
+};
+
+window_status status_of(const std::string& text) {
+    if (text == "complete") return window_status::complete;
+    if (text == "failed") return window_status::failed;
+    return window_status::pending;
+}
+
+std::vector<window_state> to_states(const std::vector<ledger_entry>& entries) {
+    std::vector<window_state> states;
+    states.reserve(entries.size());
+    for (const ledger_entry& entry : entries) {
+        std::optional<sys_seconds> fetched;
+        if (entry.fetched_at) fetched = std::chrono::floor<std::chrono::seconds>(*entry.fetched_at);
+        states.push_back({entry.first_day, entry.end_day, status_of(entry.status), fetched});
+    }
+    return states;
+}
+
+const customer_config* find_customer(const config& cfg, const std::string& id) {
+    for (const customer_config& customer : cfg.customers) {
+        if (customer.id == id) return &customer;
+    }
+    return nullptr;
+}
+
+sys_seconds now_seconds() {
+    return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+// One cycle: plan, read the ledger, fetch the due fresh windows nearest
+// first, then history oldest first until fresh work is due again.
+asio::awaitable<cycle_result> run_cycle(run_state& state, const std::string& id,
+                                        customer_runtime& runtime) {
+    cycle_result result;
+    const std::shared_ptr<const config> cfg = state.cfg;  // this cycle's configuration
+    const customer_config* customer = find_customer(*cfg, id);
+    if (!customer) {
+        result.removed = true;
+        co_return result;
+    }
+    const date::time_zone& zone = find_zone(cfg->vitec.timezone);
+    const sys_seconds started = now_seconds();
+    const auto today = std::chrono::floor<date::days>(zone.to_local(started));
+    const customer_plan plan = plan_customer(today, cfg->sync, zone);
+
+    std::vector<ledger_entry> entries;
+    {
+        db_workers::session session = co_await state.db->checkout();
+        co_await session.run([&](pqxx::connection& connection) {
+            const auto& schema = cfg->database.schema;
+            const auto& criteria = cfg->sync.date_criteria;
+            plan_windows_in_ledger(connection, schema, id, criteria, plan.fresh);
+            plan_windows_in_ledger(connection, schema, id, criteria, plan.history);
+            entries = read_ledger(connection, schema, id, criteria);
+        });
+    }
+    const std::vector<window_state> states = to_states(entries);
+    const schedule_decision decision = decide(plan, states, today, started, cfg->sync);
+    result.next_fresh_due = decision.next_fresh_due;
+
+    const std::shared_ptr<vitec_client> client = state.client;
+    window_context context{*client, *state.db, *state.shutdown, state.metrics, state.rng};
+    auto may_start = [&] { return !state.shutdown->triggered() && state.leases->held(id); };
+    // Returns false when the customer must stop for this cycle.
+    auto run_window = [&](const window& w) -> asio::awaitable<bool> {
+        runtime.busy = true;
+        const window_outcome outcome = co_await sync_window(context, *cfg, *customer, w);
+        runtime.busy = false;
+        if (outcome.committed) {
+            ++state.totals.windows_ok;
+            state.totals.rows_seen += outcome.counts.rows_seen;
+            state.totals.rows_changed += outcome.counts.changed();
+            co_return true;
+        }
+        ++state.totals.windows_failed;
+        result.failed = true;
+        state.record_failure({id, w.from_text(), w.to_text(), outcome.error});
+        if (outcome.parks_customer()) {
+            runtime.backoff.park(now_seconds(), cfg->vitec.retry.auth_backoff);
+            log_event(spdlog::level::err, "customer.parked",
+                      {{"customer", id},
+                       {"http_status", outcome.http_status},
+                       {"kind", std::string(to_string(*outcome.kind))},
+                       {"retry_in_s", std::chrono::duration_cast<std::chrono::seconds>(
+                                          cfg->vitec.retry.auth_backoff).count()},
+                       {"error", outcome.error}});
+            co_return false;
+        }
+        co_return true;
+    };
+
+    for (const window& w : decision.fresh) {
+        if (!may_start() || !co_await run_window(w)) co_return result;
+    }
+    for (const window& w : decision.history) {
+        if (!may_start()) co_return result;
+        // Freshness first: once a fresh window is due, end the cycle so the
+        // next one starts with it; history resumes after.
+        if (!state.once && decision.next_fresh_due && now_seconds() >= *decision.next_fresh_due) {
+            result.more_history = true;
+            co_return result;
+        }
+        if (!co_await run_window(w)) co_return result;
+    }
+    co_return result;
+}
+
+}  // namespace
+
+asio::awaitable<void> customer_loop(run_state& state, std::string id) {
+    customer_runtime& runtime = state.customers[id];
+    runtime.looping = true;
+    log_event(spdlog::level::debug, "customer.started", {{"customer", id}});
+
+    while (!state.shutdown->triggered()) {
+        const auto& sync = state.cfg->sync;
+        const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(sync.poll_interval);
+        if (!state.leases->held(id)) {
+            if (state.once) break;  // another instance works it
+            // Wait for the lease keeper; it runs every half poll interval.
+            if (!co_await state.shutdown->sleep(with_jitter(poll / 2, state.rng))) break;
+            continue;
+        }
+        const sys_seconds now = now_seconds();
+        if (runtime.backoff.parked(now)) {
+            if (state.once) break;
+            const auto left = *runtime.backoff.parked_until - now;
+            if (!co_await state.shutdown->sleep(std::min<std::chrono::milliseconds>(left, poll))) break;
+            continue;
+        }
+
+        cycle_result cycle;
+        bool cycle_broke = false;
+        try {
+            cycle = co_await run_cycle(state, id, runtime);
+        } catch (const std::exception& error) {
+            // The database failed while planning or reading the ledger.
+            runtime.busy = false;
+            cycle_broke = true;
+            log_event(spdlog::level::err, "customer.cycle_failed", {{"customer", id}, {"error", error.what()}});
+        }
+        if (cycle.removed) {
+            log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
+            break;
+        }
+        if (cycle.failed || cycle_broke) {
+            runtime.backoff.cycle_failed();
+        } else {
+            runtime.backoff.cycle_succeeded();
+        }
+        if (state.once) break;
+
+        std::chrono::milliseconds delay =
+            cycle_delay(runtime.backoff, state.cfg->sync, state.cfg->vitec.retry);
+        if (!cycle.failed && !cycle_broke) {
+            if (cycle.more_history) {
+                delay = 0ms;
+            } else if (cycle.next_fresh_due) {
+                const auto until_due = *cycle.next_fresh_due - now_seconds();
+                delay = std::clamp<std::chrono::milliseconds>(until_due, 1s, delay);
+            }
+        }
+        if (!co_await state.shutdown->sleep(with_jitter(delay, state.rng))) break;
+    }
+    runtime.looping = false;
+}
+
+}  // namespace comeback

@@ -1,0 +1,69 @@
+#pragma once
+// Database work off the I/O thread: a small thread pool plus a bounded set of
+// PostgreSQL connections. A coroutine on the io_context checks out a session
+// (one connection, waiting when all are out), hands blocking libpq work to the
+// pool with run(), and resumes on its own executor when the work is done, so
+// fetching and loading overlap without the I/O thread ever blocking on SQL.
+
+#include "config/config.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <cstddef>
+#include <functional>
+#include "load/pqxx_fwd.hpp"
+
+#include <memory>
+
+
+namespace comeback {
+
+class db_workers {
+    struct shared_state;
+
+public:
+    // `io` is where callers run (the io_context); `threads` pool threads;
+    // at most `connections` connections open at once (plus dedicated ones).
+    db_workers(boost::asio::any_io_executor io, database_config config, std::size_t threads,
+               std::size_t connections);
+    // Stops the pool: queued work is dropped, running work finishes.
+    ~db_workers();
+    db_workers(const db_workers&) = delete;
+    db_workers& operator=(const db_workers&) = delete;
+
+    // One connection, for one piece of work (a window attempt, a ledger read).
+    // Returned to the pool when the session is destroyed. Move-only.
+    class session {
+    public:
+        session() = default;
+        session(session&&) noexcept;
+        session& operator=(session&&) noexcept;
+        ~session();
+
+        // Runs `work` with the connection on a pool thread. Opens the
+        // connection first when needed; a connection found broken is dropped
+        // and reopened by the next run(). Exceptions from `work` (pqxx's
+        // included) are rethrown to the caller.
+        boost::asio::awaitable<void> run(std::function<void(pqxx::connection&)> work);
+
+    private:
+        friend class db_workers;
+        std::shared_ptr<shared_state> state_;
+        std::unique_ptr<pqxx::connection> connection_;
+        bool counted_ = false;  // holds one of the bounded slots
+    };
+
+    // Waits until a connection slot is free. Call from the io_context only.
+    boost::asio::awaitable<session> checkout();
+    // A session outside the bound, for long-lived holders (the lease keeper).
+    session dedicated();
+
+    // Drops queued work and waits for running work; idempotent.
+    void stop();
+
+private:
+    std::shared_ptr<shared_state> state_;
+};
+
+}  // namespace comeback

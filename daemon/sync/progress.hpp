@@ -1,0 +1,47 @@
+#pragma once
+// Backfill progress: a live bar on a terminal, periodic log lines otherwise.
+// Pure bookkeeping plus rendering; the caller decides when to draw.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace comeback {
+
+class progress_tracker {
+public:
+    using clock = std::chrono::steady_clock;
+
+    progress_tracker(std::uint64_t total_windows, clock::time_point started = clock::now())
+        : total_(total_windows), started_(started) {}
+
+    void window_done(std::uint64_t rows, bool failed) {
+        ++done_;
+        rows_ += rows;
+        if (failed) ++failed_;
+    }
+
+    std::uint64_t done() const { return done_; }
+    std::uint64_t total() const { return total_; }
+    std::uint64_t rows() const { return rows_; }
+    std::uint64_t failed() const { return failed_; }
+    // Windows per second so far; 0 before the first.
+    double rate(clock::time_point now) const;
+    // Time left at the current rate; empty until a window is done.
+    std::string eta_text(clock::time_point now) const;
+
+    // `[#######.......]  120/300 windows  45210 rows  3.1 win/s  ETA 58s`, fitting `width` columns.
+    std::string bar(clock::time_point now, std::size_t width = 80) const;
+
+private:
+    std::uint64_t total_;
+    std::uint64_t done_ = 0;
+    std::uint64_t rows_ = 0;
+    std::uint64_t failed_ = 0;
+    clock::time_point started_;
+};
+
+// "1h02m", "3m05s", "12s".
+std::string format_duration(std::chrono::seconds duration);
+
+}  // namespace comeback

@@ -1,0 +1,72 @@
+#pragma once
+// What the parts of `run` share: the current configuration (replaced whole on
+// SIGHUP), the client, the database workers, the leases, and per-customer
+// state. Everything here is touched from the io_context thread only.
+
+#include "config/config.hpp"
+#include "sync/schedule.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace comeback {
+
+class vitec_client;
+class db_workers;
+class lease_keeper;
+class shutdown_signal;
+class metrics_registry;
+
+struct customer_runtime {
+    bool looping = false;  // a customer_loop is running for it
+    bool busy = false;     // inside a window right now
+    customer_backoff backoff;
+};
+
+// A window that ended without a commit, for summaries.
+struct failed_window {
+    std::string customer_id;
+    std::string from;
+    std::string to;
+    std::string error;
+};
+
+struct run_totals {
+    std::uint64_t windows_ok = 0;
+    std::uint64_t windows_failed = 0;
+    std::uint64_t rows_seen = 0;
+    std::uint64_t rows_changed = 0;
+    std::vector<failed_window> failures;  // the most recent ones, bounded
+};
+
+struct run_state {
+    std::shared_ptr<const config> cfg;
+    std::shared_ptr<vitec_client> client;
+    db_workers* db = nullptr;
+    lease_keeper* leases = nullptr;
+    shutdown_signal* shutdown = nullptr;
+    metrics_registry* metrics = nullptr;
+    std::mt19937_64 rng{std::random_device{}()};
+    bool once = false;  // run --once: one full cycle per customer, then stop
+    std::map<std::string, customer_runtime> customers;
+    run_totals totals;
+
+    void record_failure(failed_window failure);
+};
+
+// Runs cycles for one customer until shutdown, until it is removed from the
+// configuration, or (with --once) after one full cycle. Never throws: a cycle
+// that fails on the database is logged and backed off.
+boost::asio::awaitable<void> customer_loop(run_state& state, std::string customer_id);
+
+// Uniform jitter of up to a tenth of `delay` added to it, so instances and
+// customers started together drift apart.
+std::chrono::milliseconds with_jitter(std::chrono::milliseconds delay, std::mt19937_64& rng);
+
+}  // namespace comeback
