@@ -13,7 +13,8 @@ a=$run_pid
 start_run b "$work/config.yaml" PGAPPNAME="$app-b"
 b=$run_pid
 
-# Leases are session advisory locks; count those each instance's sessions hold.
+# Leases are session advisory locks; count the advisory locks each instance's
+# sessions hold (a loader's short transaction lock may add one).
 leases_of() {
     sql "SELECT count(DISTINCT (l.classid, l.objid)) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = '$app-$1'"

@@ -14,6 +14,7 @@ note() { echo "--- $*"; }
     fail "PGHOST, PGPORT and PGDATABASE are not set: run through scripts/test, or" \
          "source scripts/lib/postgres.sh && pg_start /tmp/pg first"
 
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 E2E_SEED=11
 E2E_ROWS=300
 E2E_PASSWORD=e2e-right-password
@@ -132,21 +133,24 @@ dump_expected() {
 }
 
 # report_csv FILE HEADER_FILE [WHERE]: the live rows of comeback_report in the
-# dump's columns and formats (UTC, microseconds), sorted.
+# dump's columns and formats (text quoted, times UTC with microseconds), sorted.
 report_csv() {
-    local file=$1 header=$2 where=${3:-true} cols=() c
+    local file=$1 header=$2 where=${3:-true} cols=() quoted=() c
     IFS=, read -r -a names <"$header"
     for c in "${names[@]}"; do
         if [[ $c == *_at ]]; then
-            cols+=("to_char($c AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+            cols+=("to_char($c AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS $c")
         else
             cols+=("$c")
+            quoted+=("$c")
         fi
     done
-    local select
+    local select force
     select=$(IFS=,; echo "${cols[*]}")
+    force=$(IFS=,; echo "${quoted[*]}")
     psql -XqAt -v ON_ERROR_STOP=1 -c \
-        "COPY (SELECT $select FROM $schema.comeback_report WHERE NOT is_deleted AND ($where)) TO STDOUT WITH (FORMAT csv)" |
+        "COPY (SELECT $select FROM $schema.comeback_report WHERE NOT is_deleted AND ($where))
+         TO STDOUT WITH (FORMAT csv, FORCE_QUOTE ($force))" |
         LC_ALL=C sort >"$file"
 }
 

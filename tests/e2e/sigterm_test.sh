@@ -5,7 +5,7 @@ e2e_init sigterm
 E2E_ROWS=20000
 
 start_fake fake --customers M1,M2
-write_config "$work/config.yaml" "M1 M2" 
+write_config "$work/config.yaml" "M1 M2"
 sed -i 's/^  window: 7d/  window: 1d/' "$work/config.yaml"
 run_cs migrate migrate -c "$work/config.yaml" || fail "migrate failed"
 
@@ -30,9 +30,11 @@ orphans=$(sql "SELECT count(*) FROM $schema.comebacks c WHERE NOT EXISTS (
       AND c.occurs_at >= w.window_from AND c.occurs_at < w.window_to)")
 ((orphans == 0)) || fail "$orphans comebacks lie outside every complete window: a partial window was committed"
 dump_expected "$work/expected.csv" --customers M1,M2
-in_complete="EXISTS (SELECT 1 FROM $schema.sync_windows w WHERE w.customer_id = comeback_report.customer_id
-    AND w.status = 'complete' AND comeback_report.occurs_at >= w.window_from AND comeback_report.occurs_at < w.window_to)"
-report_csv "$work/partial.csv" "$work/expected.csv.header" "$in_complete"
+sql "CREATE TABLE $schema.e2e_interrupted AS
+     SELECT customer_id, window_from, window_to FROM $schema.sync_windows WHERE status = 'complete'" >/dev/null
+in_interrupted="EXISTS (SELECT 1 FROM $schema.e2e_interrupted w WHERE w.customer_id = comeback_report.customer_id
+    AND comeback_report.occurs_at >= w.window_from AND comeback_report.occurs_at < w.window_to)"
+report_csv "$work/partial.csv" "$work/expected.csv.header" "$in_interrupted"
 rows=$(wc -l <"$work/partial.csv")
 ((rows > 0)) || fail "no rows from the complete windows"
 echo "ok: $complete of $total windows complete, $rows rows, none outside them"
@@ -42,3 +44,6 @@ run_cs backfill2 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_T
     fail "the rerun exited $?"
 report_csv "$work/actual.csv" "$work/expected.csv.header"
 expect_same "$work/expected.csv" "$work/actual.csv" "the rerun completes the data set"
+# The windows complete at SIGTERM already held all their rows: the rerun added none to them.
+report_csv "$work/after.csv" "$work/expected.csv.header" "$in_interrupted"
+expect_same "$work/after.csv" "$work/partial.csv" "windows complete at SIGTERM were whole"
