@@ -28,11 +28,16 @@ customer_plan plan_customer(date::local_days today, const sync_config& sync,
 std::chrono::seconds refresh_interval(const window& w, date::local_days today,
                                       const sync_config& sync) {
     if (sync.freshness.empty()) return sync.poll_interval;
+    // Tiers may be listed in any order: the narrowest one covering the window
+    // applies; beyond every tier, the widest.
     const date::days distance = distance_in_days(w.first_day, today);
+    const freshness_tier* covering = nullptr;
+    const freshness_tier* widest = &sync.freshness.front();
     for (const freshness_tier& tier : sync.freshness) {
-        if (distance <= tier.within) return tier.every;
+        if (tier.within > widest->within) widest = &tier;
+        if (distance <= tier.within && (!covering || tier.within < covering->within)) covering = &tier;
     }
-    return sync.freshness.back().every;
+    return (covering ? covering : widest)->every;
 }
 
 schedule_decision decide(const customer_plan& plan, std::span<const window_state> ledger,

@@ -44,9 +44,9 @@ struct customer_plan {
 customer_plan plan_customer(date::local_days today, const sync_config& sync,
                             const date::time_zone& zone);
 
-// How often a fresh window is re-fetched: the `every` of the first freshness
-// tier whose `within` covers the distance between the window's first day and
-// today (past or future); beyond the last tier, the last tier's `every`.
+// How often a fresh window is re-fetched: the `every` of the narrowest
+// freshness tier whose `within` covers the distance between the window's first
+// day and today (past or future); beyond every tier, the widest tier's `every`.
 // Without tiers, every poll_interval.
 std::chrono::seconds refresh_interval(const window& w, date::local_days today,
                                       const sync_config& sync);

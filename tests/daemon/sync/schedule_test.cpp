@@ -82,6 +82,12 @@ TEST_CASE("near windows are refetched every poll, far ones by the slower tiers")
     CHECK(refresh_interval(year_out, today, sync) == 86400s);
     CHECK(refresh_interval(beyond, today, sync) == 86400s);
 
+    auto shuffled = sync;
+    std::swap(shuffled.freshness[0], shuffled.freshness[2]);
+    CHECK(refresh_interval(near, today, shuffled) == 300s);
+    CHECK(refresh_interval(month_out, today, shuffled) == 3600s);
+    CHECK(refresh_interval(beyond, today, shuffled) == 86400s);
+
     auto no_tiers = sync;
     no_tiers.freshness.clear();
     CHECK(refresh_interval(year_out, today, no_tiers) == 300s);
