@@ -93,7 +93,11 @@ asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connecti
             if (!connection_ || !connection_->is_open()) connection_ = open_database(state_->config);
             try {
                 work(*connection_);
-            } catch (const pqxx::broken_connection&) {
+            } catch (const pqxx::sql_error&) {
+                throw;  // the server answered: the connection itself is fine
+            } catch (...) {
+                // Anything else (a lost or half-broken connection, a usage error
+                // mid-protocol) leaves the connection in doubt: never reuse it.
                 connection_.reset();
                 throw;
             }

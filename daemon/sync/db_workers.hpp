@@ -42,9 +42,10 @@ public:
         ~session();
 
         // Runs `work` with the connection on a pool thread. Opens the
-        // connection first when needed; a connection found broken is dropped
-        // and reopened by the next run(). Exceptions from `work` (pqxx's
-        // included) are rethrown to the caller.
+        // connection first when needed. When `work` throws anything but
+        // pqxx::sql_error the connection is dropped (reopened by the next
+        // run()), so whatever `work` built on it must be gone by then.
+        // Exceptions from `work` are rethrown to the caller.
         boost::asio::awaitable<void> run(std::function<void(pqxx::connection&)> work);
 
     private:

@@ -18,6 +18,7 @@
 #include <pqxx/pqxx>
 
 #include <exception>
+#include <functional>
 #include <vector>
 
 namespace comeback {
@@ -57,22 +58,29 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
                                 const window_key& key, std::optional<load_counts>& counts,
                                 std::string& load_error) {
     std::unique_ptr<window_loader> loader;
-    auto ensure_loader = [&](pqxx::connection& connection) {
-        if (!loader) loader = std::make_unique<window_loader>(connection, schema, key);
+    // A failed step destroys the loader at once, on the same thread and while
+    // its connection still exists: session.run() drops a broken connection
+    // right after the step, and the loader must not outlive it.
+    auto step = [&](pqxx::connection& connection, const std::function<void()>& work) {
+        try {
+            if (!loader) loader = std::make_unique<window_loader>(connection, schema, key);
+            work();
+        } catch (...) {
+            loader.reset();
+            throw;
+        }
     };
     try {
         for (;;) {
             load_message message = co_await queue.async_receive(asio::use_awaitable);
             if (message.finish) {
                 co_await session.run([&](pqxx::connection& connection) {
-                    ensure_loader(connection);
-                    counts = loader->commit(*message.finish);
+                    step(connection, [&] { counts = loader->commit(*message.finish); });
                 });
                 break;
             }
             co_await session.run([&](pqxx::connection& connection) {
-                ensure_loader(connection);
-                loader->add(message.batch, message.rejections);
+                step(connection, [&] { loader->add(message.batch, message.rejections); });
             });
         }
     } catch (const boost::system::system_error&) {
