@@ -69,6 +69,10 @@ constexpr const char* create_staging =
     " comeback_id text NOT NULL, contact_id text, booked_by_user_id text, assigned_user_id text,"
     " assigned_group_id text, assigned_office_id text, state text, origin text,"
     " occurs_at timestamptz, booked_at timestamptz) ON COMMIT DELETE ROWS;"
+    // The soft-delete probes it once per comeback in the window; without an
+    // index the planner's nested-loop anti join scans it whole each time, so a
+    // window of n rows cost n^2 (a 20,000-row window took 28 s instead of 0.1 s).
+    "CREATE INDEX load_latest_comeback_id ON load_latest (comeback_id);"
     "CREATE TEMP TABLE load_delta ("
     " comeback_id text NOT NULL, change text NOT NULL, contact_id text, booked_by_user_id text,"
     " assigned_user_id text, assigned_group_id text, assigned_office_id text, state text,"
