@@ -4,7 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include <sstream>
+#include <algorithm>
+#include <cctype>
 
 namespace comeback {
 
@@ -12,12 +13,14 @@ namespace {
 
 // Reads YYYY-MM-DD; CLI11 reports the returned text as the option's error.
 std::string read_day(const std::string& text, date::local_days& day) {
-    std::istringstream in(text);
-    date::year_month_day ymd{};
-    in >> date::parse("%F", ymd);
-    if (in.fail() || in.peek() != std::char_traits<char>::eof() || !ymd.ok()) {
-        return "'" + text + "' is not a date (use YYYY-MM-DD)";
-    }
+    const std::string error = "'" + text + "' is not a date (use YYYY-MM-DD)";
+    const bool shaped = text.size() == 10 && text[4] == '-' && text[7] == '-' &&
+                        std::all_of(text.begin(), text.end(), [](char c) { return c == '-' || std::isdigit(static_cast<unsigned char>(c)); });
+    if (!shaped) return error;
+    const date::year_month_day ymd{date::year{std::stoi(text.substr(0, 4))},
+                                   date::month{static_cast<unsigned>(std::stoi(text.substr(5, 2)))},
+                                   date::day{static_cast<unsigned>(std::stoi(text.substr(8, 2)))}};
+    if (!ymd.ok()) return error;
     day = date::local_days{ymd};
     return {};
 }
