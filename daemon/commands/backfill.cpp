@@ -64,6 +64,9 @@ public:
           terminal_(::isatty(STDERR_FILENO) == 1) {}
 
     int run() {
+        // Per-window info lines would tear the live bar apart; warnings and
+        // errors still show, and so does everything at debug level.
+        if (terminal_ && spdlog::get_level() == spdlog::level::info) spdlog::set_level(spdlog::level::warn);
         asio::co_spawn(io_, main(), [this](std::exception_ptr error) {
             failure_ = error;
             signals_.cancel();

@@ -71,9 +71,10 @@ struct customer_backoff {
     unsigned failed_cycles = 0;             // consecutive cycles that had a failed window
     std::optional<sys_seconds> parked_until;  // set after 401/403: no work before then
 
-    // Records the outcome of a cycle that ran at `now`.
+    // Records how a cycle ended: a clean one resets the count, a failed one adds to it.
     void cycle_succeeded();
     void cycle_failed();
+    // After 401/403 at `now`: no work for this customer for `auth_backoff`.
     void park(sys_seconds now, std::chrono::milliseconds auth_backoff);
     bool parked(sys_seconds now) const { return parked_until && now < *parked_until; }
 };
