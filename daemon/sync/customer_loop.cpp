@@ -33,13 +33,6 @@ std::chrono::milliseconds with_jitter(std::chrono::milliseconds delay, std::mt19
 
 namespace {
 
-struct cycle_result {
-    bool removed = false;        // the customer is no longer configured
-    bool failed = false;         // some window failed
-    bool more_history = false;   // history left because fresh work became due
-    std::optional<sys_seconds> next_fresh_due;
-};
-
 window_status status_of(const std::string& text) {
     if (text == "complete") return window_status::complete;
     if (text == "failed") return window_status::failed;
@@ -68,10 +61,10 @@ sys_seconds now_seconds() {
     return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
-// One cycle: plan, read the ledger, fetch the due fresh windows nearest
-// first, then history oldest first until fresh work is due again.
-asio::awaitable<cycle_result> run_cycle(run_state& state, const std::string& id,
-                                        customer_runtime& runtime) {
+}  // namespace
+
+asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& id) {
+    customer_runtime& runtime = state.customers[id];
     cycle_result result;
     const std::shared_ptr<const config> cfg = state.cfg;  // this cycle's configuration
     const customer_config* customer = find_customer(*cfg, id);
@@ -146,8 +139,6 @@ asio::awaitable<cycle_result> run_cycle(run_state& state, const std::string& id,
     co_return result;
 }
 
-}  // namespace
-
 asio::awaitable<void> customer_loop(run_state& state, std::string id) {
     customer_runtime& runtime = state.customers[id];
     runtime.looping = true;
@@ -173,7 +164,7 @@ asio::awaitable<void> customer_loop(run_state& state, std::string id) {
         cycle_result cycle;
         bool cycle_broke = false;
         try {
-            cycle = co_await run_cycle(state, id, runtime);
+            cycle = co_await run_one_tick(state, id);
         } catch (const std::exception& error) {
             // The database failed while planning or reading the ledger.
             runtime.busy = false;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <string>
@@ -59,6 +60,21 @@ struct run_state {
 
     void record_failure(failed_window failure);
 };
+
+// What one tick (cycle) of a customer did.
+struct cycle_result {
+    bool removed = false;       // the customer is no longer configured
+    bool failed = false;        // some window failed
+    bool more_history = false;  // history left because fresh work became due
+    std::optional<sys_seconds> next_fresh_due;
+};
+
+// Exactly one tick for one customer: plan, read the ledger, fetch the due
+// fresh windows nearest first, then history oldest first until fresh work is
+// due again. `run --once` is this for every customer; customer_loop() adds the
+// waiting, back-off and jitter around it. Throws pqxx exceptions when the
+// database fails while planning; window failures are in the result.
+boost::asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& customer_id);
 
 // Runs cycles for one customer until shutdown, until it is removed from the
 // configuration, or (with --once) after one full cycle. Never throws: a cycle
