@@ -123,14 +123,21 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
         co_return true;
     };
 
+    // A fresh window tried now is due again one interval later at the latest; the
+    // history phase below yields as soon as the first one is.
+    auto due_again = [&](const window& w) {
+        const sys_seconds at = now_seconds() + refresh_interval(w, today, cfg->sync);
+        if (!result.next_fresh_due || at < *result.next_fresh_due) result.next_fresh_due = at;
+    };
     for (const window& w : decision.fresh) {
         if (!may_start() || !co_await run_window(w)) co_return result;
+        due_again(w);
     }
     for (const window& w : decision.history) {
         if (!may_start()) co_return result;
         // Freshness first: once a fresh window is due, end the cycle so the
         // next one starts with it; history resumes after.
-        if (!state.once && decision.next_fresh_due && now_seconds() >= *decision.next_fresh_due) {
+        if (!state.once && result.next_fresh_due && now_seconds() >= *result.next_fresh_due) {
             result.more_history = true;
             co_return result;
         }
