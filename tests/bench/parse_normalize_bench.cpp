@@ -6,6 +6,8 @@
 //
 //   parse-normalize-bench --body FILE [--chunk BYTES] [--min-seconds S]
 //   parse-normalize-bench --rows N [--seed S] ...     (a generated body instead)
+//   --only parse-normalize    measures that stage alone (for a profiler); the
+//                             others print 0
 //
 // Prints key=value lines on stdout for tests/bench/run to read.
 
@@ -44,6 +46,7 @@ struct options {
     std::size_t chunk = 64 * 1024;  // about what one socket read hands on
     double min_seconds = 1.0;
     std::string customer_id = "M10001";
+    std::string only;  // empty: every stage
 };
 
 [[noreturn]] void usage(const std::string& problem) {
@@ -70,6 +73,8 @@ options parse_options(int argc, char** argv) {
                 result.seed = std::stoull(value());
             } else if (arg == "--chunk") {
                 result.chunk = std::stoull(value());
+            } else if (arg == "--only") {
+                result.only = value();
             } else if (arg == "--min-seconds") {
                 result.min_seconds = std::stod(value());
             } else {
@@ -81,6 +86,9 @@ options parse_options(int argc, char** argv) {
     }
     if (result.body_file.empty() == (result.rows == 0)) usage("give exactly one of --body or --rows");
     if (result.chunk == 0) usage("--chunk must be positive");
+    if (!result.only.empty() && result.only != "memchr" && result.only != "json-dom" &&
+        result.only != "parse" && result.only != "parse-normalize")
+        usage("--only takes memchr, json-dom, parse or parse-normalize");
     return result;
 }
 
@@ -157,7 +165,9 @@ double best_seconds(double min_seconds, const std::function<void()>& work) {
     return best;
 }
 
-double mb_per_second(std::size_t bytes, double seconds) { return bytes / 1e6 / seconds; }
+double mb_per_second(std::size_t bytes, double seconds) {
+    return seconds > 0 ? bytes / 1e6 / seconds : 0;
+}
 
 }  // namespace
 
@@ -171,7 +181,11 @@ int main(int argc, char** argv) {
         // The sinks fold what they see into `checksum` so no stage can be optimized away.
         std::uint64_t checksum = 0;
 
-        const double memchr_seconds = best_seconds(opts.min_seconds, [&] {
+        auto measure = [&](std::string_view stage, const std::function<void()>& work) {
+            return opts.only.empty() || opts.only == stage ? best_seconds(opts.min_seconds, work) : 0.0;
+        };
+
+        const double memchr_seconds = measure("memchr", [&] {
             std::size_t braces = 0;
             for (const char* at = body.data(), *end = body.data() + body.size();
                  (at = static_cast<const char*>(std::memchr(at, '{', end - at))) != nullptr; ++at)
@@ -179,7 +193,7 @@ int main(int argc, char** argv) {
             checksum += braces;
         });
 
-        const double dom_seconds = best_seconds(opts.min_seconds, [&] {
+        const double dom_seconds = measure("json-dom", [&] {
             const boost::json::value value = boost::json::parse(body);
             checksum += value.as_array().size();
         });
@@ -192,11 +206,11 @@ int main(int argc, char** argv) {
             summary = parser.finish();
         };
 
-        const double parse_seconds = best_seconds(opts.min_seconds, [&] {
+        const double parse_seconds = measure("parse", [&] {
             run_parser([&](comeback::row_batch&& batch) { checksum += batch.rows.size(); });
         });
 
-        const double parse_normalize_seconds = best_seconds(opts.min_seconds, [&] {
+        const double parse_normalize_seconds = measure("parse-normalize", [&] {
             run_parser([&](comeback::row_batch&& batch) {
                 const comeback::normalized_batch normalized =
                     comeback::normalize(opts.customer_id, batch.rows);
@@ -213,9 +227,10 @@ int main(int argc, char** argv) {
                   << "parse_mb_s=" << mb_per_second(body.size(), parse_seconds) << "\n"
                   << "parse_normalize_mb_s="
                   << mb_per_second(body.size(), parse_normalize_seconds) << "\n"
-                  << "parse_normalize_rows_s=" << summary.rows / parse_normalize_seconds << "\n"
+                  << "parse_normalize_rows_s="
+                  << (parse_normalize_seconds > 0 ? summary.rows / parse_normalize_seconds : 0) << "\n"
                   << "checksum=" << checksum << "\n";
-        if (summary.rows == 0) {
+        if (summary.rows == 0 && (opts.only.empty() || opts.only.starts_with("parse"))) {
             std::cerr << "parse-normalize-bench: the body held no rows; nothing was measured\n";
             return 1;
         }
