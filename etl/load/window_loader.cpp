@@ -10,6 +10,7 @@
 #include <deque>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace comeback {
@@ -53,7 +54,11 @@ std::string prefixed_tracked_columns(const std::string& prefix) {
 // Staging tables live for the session and empty at every commit, so a
 // connection loading many windows creates them once. A rolled-back
 // transaction that created them takes them along; ensure_staging() runs at
-// the start of every window.
+// the start of every window. They have no statistics (autovacuum never
+// analyzes temporary tables, and ANALYZE per window costs more than it saves),
+// so the soft delete compares with EXCEPT, which is linear whatever the
+// planner believes, rather than NOT EXISTS, which it turned into a nested
+// loop scanning the staged window once per stored comebacks row (n^2).
 constexpr const char* create_staging =
     "CREATE TEMP TABLE load_comebacks ("
     " idx bigint NOT NULL, comeback_id text NOT NULL, contact_id text, booked_by_user_id text,"
@@ -65,14 +70,6 @@ constexpr const char* create_staging =
     "CREATE TEMP TABLE load_rejections ("
     " idx bigint NOT NULL, comeback_id text, reason text NOT NULL, raw text NOT NULL)"
     " ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE load_latest ("
-    " comeback_id text NOT NULL, contact_id text, booked_by_user_id text, assigned_user_id text,"
-    " assigned_group_id text, assigned_office_id text, state text, origin text,"
-    " occurs_at timestamptz, booked_at timestamptz) ON COMMIT DELETE ROWS;"
-    // The soft-delete probes it once per comeback in the window; without an
-    // index the planner's nested-loop anti join scans it whole each time, so a
-    // window of n rows cost n^2 (a 20,000-row window took 28 s instead of 0.1 s).
-    "CREATE INDEX load_latest_comeback_id ON load_latest (comeback_id);"
     "CREATE TEMP TABLE load_delta ("
     " comeback_id text NOT NULL, change text NOT NULL, contact_id text, booked_by_user_id text,"
     " assigned_user_id text, assigned_group_id text, assigned_office_id text, state text,"
@@ -134,6 +131,38 @@ private:
     std::string scratch_;
 };
 
+// The foreign keys of comebacks, checked here rather than by constraints (see
+// schema/001_initial.sql): every entity a batch's comebacks name must come
+// with the batch, as normalize() guarantees. A miss is a bug upstream;
+// committing it would leave the report without a name.
+void check_references(const normalized_batch& batch) {
+    auto ids = [](const std::vector<entity>& entities) {
+        std::unordered_set<std::string_view> set;
+        set.reserve(entities.size());
+        for (const auto& e : entities) set.insert(e.id);
+        return set;
+    };
+    const auto contacts = ids(batch.contacts);
+    const auto users = ids(batch.users);
+    const auto groups = ids(batch.user_groups);
+    const auto offices = ids(batch.offices);
+    auto check = [&](const comeback_record& c, const std::optional<std::string>& id,
+                     const std::unordered_set<std::string_view>& known, const char* what) {
+        if (id && known.count(*id) == 0) {
+            throw std::logic_error("window_loader::add: comeback " + c.id + " of customer " +
+                                   batch.customer_id + " refers to " + what + " " + *id +
+                                   ", which the batch does not carry");
+        }
+    };
+    for (const auto& c : batch.comebacks) {
+        check(c, c.contact_id, contacts, "contact");
+        check(c, c.booked_by_user_id, users, "user");
+        check(c, c.assigned_user_id, users, "user");
+        check(c, c.assigned_group_id, groups, "user group");
+        check(c, c.assigned_office_id, offices, "office");
+    }
+}
+
 std::string window_description(const window_key& key) {
     return "customer " + key.customer_id + " " + key.date_criteria + " window " +
            date::format("%F", key.first_day) + ".." + date::format("%F", key.end_day);
@@ -155,6 +184,7 @@ struct window_loader::impl {
     std::chrono::steady_clock::time_point started;
     pqxx::work tx;
     long long entity_seq = 0;
+    std::size_t rows_seen = 0;  // distinct comebacks, known once merged
     bool finished = false;
     field_buffers buffers;
 
@@ -251,29 +281,31 @@ struct window_loader::impl {
         const std::string x_cols = prefixed_tracked_columns("excluded.");
         const std::string d_cols = prefixed_tracked_columns("d.");
 
-        // Last index wins within the window.
-        tx.exec0(
-            "INSERT INTO pg_temp.load_latest (comeback_id, " + std::string(tracked_columns) + ")"
-            " SELECT DISTINCT ON (comeback_id) comeback_id, contact_id, booked_by_user_id,"
-            "  assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
-            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") ", "
-            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us")
-            " FROM pg_temp.load_comebacks ORDER BY comeback_id, idx DESC");
-        tx.exec0("ANALYZE pg_temp.load_latest");
-
-        // What will change, and how, decided once against the current rows.
-        tx.exec_params0(
-            "INSERT INTO pg_temp.load_delta (comeback_id, change, " + std::string(tracked_columns) +
+        // Last index wins within the window. `latest` stays a CTE (an in-memory
+        // tuplestore) rather than another staging table: writing it costs more
+        // than comparing it.
+        auto seen = tx.exec_params1(
+            "WITH latest AS MATERIALIZED ("
+            "  SELECT DISTINCT ON (comeback_id) comeback_id, contact_id, booked_by_user_id,"
+            "   assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
+            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") " AS occurs_at, "
+            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"
+            "  FROM pg_temp.load_comebacks ORDER BY comeback_id, idx DESC),"
+            // What will change, and how, decided once against the current rows.
+            " delta AS ("
+            "  INSERT INTO pg_temp.load_delta (comeback_id, change, " + std::string(tracked_columns) +
                 ", is_deleted)"
-                " SELECT s.comeback_id,"
-                "  CASE WHEN c.comeback_id IS NULL THEN 'insert'"
-                "       WHEN c.deleted_at IS NOT NULL THEN 'undelete' ELSE 'update' END, " +
+                "  SELECT s.comeback_id,"
+                "   CASE WHEN c.comeback_id IS NULL THEN 'insert'"
+                "        WHEN c.deleted_at IS NOT NULL THEN 'undelete' ELSE 'update' END, " +
                 s_cols + ", false"
-                " FROM pg_temp.load_latest s"
-                " LEFT JOIN comebacks c ON c.customer_id = $1 AND c.comeback_id = s.comeback_id"
-                " WHERE c.comeback_id IS NULL OR c.deleted_at IS NOT NULL"
-                "    OR (" + c_cols + ") IS DISTINCT FROM (" + s_cols + ")",
+                "  FROM latest s"
+                "  LEFT JOIN comebacks c ON c.customer_id = $1 AND c.comeback_id = s.comeback_id"
+                "  WHERE c.comeback_id IS NULL OR c.deleted_at IS NOT NULL"
+                "     OR (" + c_cols + ") IS DISTINCT FROM (" + s_cols + "))"
+                " SELECT count(*) FROM latest",
             key.customer_id);
+        rows_seen = seen[0].as<std::size_t>();
 
         tx.exec_params0(
             "INSERT INTO comebacks AS t (customer_id, comeback_id, " + std::string(tracked_columns) +
@@ -299,13 +331,16 @@ struct window_loader::impl {
             "  WHERE customer_id = $1 AND date_criteria = $5"
             "    AND first_day = " COMEBACK_SQL_DAYS_TO_DATE("$6") " AND end_day = "
             COMEBACK_SQL_DAYS_TO_DATE("$7") "),"
+            " missing AS ("
+            "  SELECT comeback_id FROM comebacks"
+            "  WHERE customer_id = $1 AND deleted_at IS NULL"
+            "    AND occurs_at >= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$3")
+            "    AND occurs_at <= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$4")
+            "  EXCEPT SELECT comeback_id FROM pg_temp.load_comebacks),"
             " gone AS ("
             "  UPDATE comebacks c SET deleted_at = $2::timestamptz,"
             "   last_seen_at = greatest(c.last_seen_at, (SELECT fetched_at FROM previous))"
-            "  WHERE c.customer_id = $1 AND c.deleted_at IS NULL"
-            "    AND c.occurs_at >= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$3")
-            "    AND c.occurs_at <= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$4")
-            "    AND NOT EXISTS (SELECT 1 FROM pg_temp.load_latest s WHERE s.comeback_id = c.comeback_id)"
+            "  FROM missing m WHERE c.customer_id = $1 AND c.comeback_id = m.comeback_id"
             "  RETURNING c.comeback_id, " + c_cols + ")"
             " INSERT INTO pg_temp.load_delta (comeback_id, change, " + std::string(tracked_columns) +
                 ", is_deleted)"
@@ -347,7 +382,6 @@ struct window_loader::impl {
     load_counts count() {
         auto row = tx.exec1(
             "SELECT (SELECT count(*) FROM pg_temp.load_comebacks),"
-            " (SELECT count(*) FROM pg_temp.load_latest),"
             " count(*) FILTER (WHERE change = 'insert'),"
             " count(*) FILTER (WHERE change = 'update'),"
             " count(*) FILTER (WHERE change = 'delete'),"
@@ -356,13 +390,13 @@ struct window_loader::impl {
             " FROM pg_temp.load_delta");
         load_counts counts;
         const auto staged = row[0].as<std::size_t>();
-        counts.rows_seen = row[1].as<std::size_t>();
+        counts.rows_seen = rows_seen;
         counts.duplicates = staged - counts.rows_seen;
-        counts.inserted = row[2].as<std::size_t>();
-        counts.updated = row[3].as<std::size_t>();
-        counts.deleted = row[4].as<std::size_t>();
-        counts.undeleted = row[5].as<std::size_t>();
-        counts.rejected = row[6].as<std::size_t>();
+        counts.inserted = row[1].as<std::size_t>();
+        counts.updated = row[2].as<std::size_t>();
+        counts.deleted = row[3].as<std::size_t>();
+        counts.undeleted = row[4].as<std::size_t>();
+        counts.rejected = row[5].as<std::size_t>();
         return counts;
     }
 
@@ -436,6 +470,7 @@ void window_loader::add(const normalized_batch& batch, std::span<const rejection
         throw std::invalid_argument("window_loader::add: a batch of customer " + batch.customer_id +
                                     " given to the loader of " + window_description(impl_->key));
     }
+    check_references(batch);
     impl_->stream_entities(batch);
     impl_->stream_comebacks(batch.comebacks);
     impl_->stream_rejections(rejections);
@@ -449,7 +484,6 @@ load_counts window_loader::commit(const fetch_info& info) {
     // lock was granted, so it is later than the stamp of any load that
     // committed before: history versions of a comeback stay in order.
     const auto stamp = tx.exec1("SELECT clock_timestamp()::text")[0].as<std::string>();
-    tx.exec0("ANALYZE pg_temp.load_entities");
     impl_->merge_entities(stamp);
     impl_->merge_comebacks(stamp);
     impl_->soft_delete(stamp);

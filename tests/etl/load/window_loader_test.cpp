@@ -357,3 +357,11 @@ TEST_CASE("the loader refuses misuse: a bad schema name, another customer's batc
     loader.commit({});
     CHECK_THROWS_AS(loader.add(batch_of("M1", {{.id = "K"}}), {}), std::logic_error);
 }
+
+TEST_CASE("a batch whose comebacks name an entity it does not carry is refused before anything is written") {
+    loaded_schema db;
+    auto batch = batch_of("M1", {{.id = "K1"}});
+    batch.comebacks[0].assigned_group_id = "G-missing";
+    window_loader loader{db.connection(), db.name(), window_of("M1", week1)};
+    CHECK_THROWS_WITH(loader.add(batch, {}), Catch::Contains("user group G-missing"));
+}
