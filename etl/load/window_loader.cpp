@@ -95,9 +95,9 @@ std::string bounded_text(std::string_view text, std::size_t limit) {
         while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
         text = text.substr(0, cut);
     }
+    const std::string owned(text);
     std::string scratch;
-    std::string owned(text);
-    return without_nul(owned, scratch) == owned ? owned : scratch;
+    return without_nul(owned, scratch);
 }
 
 // A row for pqxx::stream_to: nullptr is SQL NULL; pqxx does the COPY escaping.

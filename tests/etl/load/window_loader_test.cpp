@@ -365,3 +365,18 @@ TEST_CASE("a batch whose comebacks name an entity it does not carry is refused b
     window_loader loader{db.connection(), db.name(), window_of("M1", week1)};
     CHECK_THROWS_WITH(loader.add(batch, {}), Catch::Contains("user group G-missing"));
 }
+
+TEST_CASE("an entity's last_seen_at is refreshed only once it is a day old, so re-loads stay write-free") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    {
+        pqxx::work tx{db.connection()};
+        tx.exec0("UPDATE " + db.quoted() + ".contacts SET last_seen_at = now() - interval '12 hours' WHERE contact_id = 'C1'");
+        tx.exec0("UPDATE " + db.quoted() + ".contacts SET last_seen_at = now() - interval '25 hours' WHERE contact_id = 'C2'");
+        tx.commit();
+    }
+    load(db.connection(), db.name(), key, three_comebacks());
+    CHECK(one_text(db.connection(), "SELECT string_agg(contact_id || ':' || (last_seen_at > now() - interval '1 hour'), ',' ORDER BY contact_id) FROM " +
+                                        db.quoted() + ".contacts") == "C1:false,C2:true");
+}
