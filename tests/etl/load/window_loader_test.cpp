@@ -380,3 +380,20 @@ TEST_CASE("an entity's last_seen_at is refreshed only once it is a day old, so r
     CHECK(one_text(db.connection(), "SELECT string_agg(contact_id || ':' || (last_seen_at > now() - interval '1 hour'), ',' ORDER BY contact_id) FROM " +
                                         db.quoted() + ".contacts") == "C1:false,C2:true");
 }
+
+TEST_CASE("a comeback whose element is rejected in a later fetch keeps its stored version instead of being deleted") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    const auto before = snapshot(db.connection(), db.name()).at("comebacks");
+
+    auto without_k3 = three_comebacks();
+    without_k3.pop_back();
+    const std::vector<rejection> rejections{
+        {.index = 2, .id = "K3", .reason = "occursAt: \"later\" is not a timestamp", .raw = "{\"id\":\"K3\"}"}};
+    auto counts = load(db.connection(), db.name(), key, {batch_of("M1", without_k3)}, rejections);
+
+    CHECK(counts.deleted == 0);
+    CHECK(counts.rejected == 1);
+    CHECK(snapshot(db.connection(), db.name()).at("comebacks") == before);
+}
