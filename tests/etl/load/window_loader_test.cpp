@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <thread>
 
 using namespace comeback;
@@ -396,4 +397,49 @@ TEST_CASE("a comeback whose element is rejected in a later fetch keeps its store
     CHECK(counts.deleted == 0);
     CHECK(counts.rejected == 1);
     CHECK(snapshot(db.connection(), db.name()).at("comebacks") == before);
+}
+
+TEST_CASE("a connection killed while the window commits leaves the database exactly as before") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    auto observer = connect();
+    const auto before = snapshot(*observer, db.name());
+
+    std::vector<sample> many;
+    for (int i = 0; i < 30000; ++i) {
+        many.push_back({.id = "N" + std::to_string(i), .occurs_at = utc(week1, std::chrono::hours{i % 150})});
+    }
+    const auto batch = batch_of("M1", many);
+    const int pid = db.connection().backendpid();
+
+    // Terminates the loader's session as soon as it is writing comebacks: past
+    // the entities, before the history and the ledger.
+    std::atomic<bool> stop{false};
+    std::atomic<bool> killed{false};
+    std::thread killer{[&] {
+        auto connection = connect();
+        while (!stop && !killed) {
+            pqxx::nontransaction tx{*connection};
+            auto rows = tx.exec_params(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid = $1 AND state = 'active' AND query LIKE 'INSERT INTO comebacks%'",
+                pid);
+            killed = !rows.empty();
+        }
+    }};
+    bool threw = false;
+    try {
+        window_loader loader{db.connection(), db.name(), key};
+        loader.add(batch, {});
+        loader.commit({});
+    } catch (const std::exception&) {
+        threw = true;
+    }
+    stop = true;
+    killer.join();
+
+    REQUIRE(killed);
+    CHECK(threw);
+    CHECK(snapshot(*observer, db.name()) == before);
 }
