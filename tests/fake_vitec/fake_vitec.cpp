@@ -127,11 +127,13 @@ struct server_state {
     std::map<std::string, std::map<int, std::uint64_t>> by_path;
     unsigned in_flight = 0;
     unsigned peak_in_flight = 0;
+    std::map<std::string, std::uint64_t> user_agents;
 
     void reset_stats() {
         requests = 0;
         connections = 0;
         by_path.clear();
+        user_agents.clear();
         peak_in_flight = in_flight;
         attempts_by_target.clear();
         chaos_count = 0;
@@ -259,6 +261,14 @@ std::string stats_json(const server_state& state) {
             out += "\"" + std::to_string(status) + "\":" + std::to_string(count);
         }
         out += '}';
+    }
+    out += "},\"user_agents\":{";
+    bool first_agent = true;
+    for (const auto& [agent, count] : state.user_agents) {
+        if (!first_agent) out += ',';
+        first_agent = false;
+        fake::append_json_string(agent, out);
+        out += ":" + std::to_string(count);
     }
     return out + "}}";
 }
@@ -479,6 +489,15 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state,
         co_return keep_alive;
     }
 
+    // Like Vitec, JSON only for those who ask for it; everyone else gets XML.
+    if (std::string_view(request[http::field::accept]).find("json") == std::string_view::npos) {
+        status_seen = 200;
+        co_await send(stream, http::status::ok, "application/xml; charset=utf-8",
+                      "<ArrayOfComebackTaskReportRow xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\"/>",
+                      keep_alive);
+        co_return keep_alive;
+    }
+
     status_seen = 200;
     if (state.fixture_dir) {
         std::ifstream in(*state.fixture_dir / (customer + ".json"), std::ios::binary);
@@ -524,6 +543,7 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state,
 template <class Stream>
 net::awaitable<void> serve(Stream& stream, server_state& state) {
     beast::flat_buffer buffer;
+    bool counted = false;  // connections are counted once they carry a report request
     for (;;) {
         http::request<http::string_body> request;
         auto [error, n] = co_await http::async_read(stream, buffer, request, net::as_tuple(net::use_awaitable));
@@ -541,7 +561,10 @@ net::awaitable<void> serve(Stream& stream, server_state& state) {
             continue;
         }
         in_flight_guard guard(state);
+        if (!counted) ++state.connections;
+        counted = true;
         ++state.requests;
+        ++state.user_agents[std::string(request[http::field::user_agent])];
         int status = 0;
         bool keep = false;
         try {
@@ -584,7 +607,6 @@ net::awaitable<void> tls_session(tcp::socket socket, ssl::context& context, serv
 net::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_state& state, ssl::context* tls) {
     for (;;) {
         auto socket = co_await acceptor.async_accept(net::use_awaitable);
-        ++state.connections;
         auto executor = acceptor.get_executor();
         if (tls)
             net::co_spawn(executor, tls_session(std::move(socket), *tls, state), net::detached);

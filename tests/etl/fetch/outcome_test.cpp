@@ -1,0 +1,94 @@
+// The classification table, pure: status and headers in, one kind out.
+
+#include "fetch/outcome.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <catch2/catch.hpp>
+#include <date/date.h>
+
+using namespace comeback;
+using namespace std::chrono_literals;
+
+namespace {
+
+const auto now = date::sys_days{date::year{2024} / 5 / 1} + 12h;
+
+std::optional<fetch_failure> classify(int status, std::string_view content_type = "application/json",
+                                      std::optional<std::string_view> retry_after = std::nullopt,
+                                      std::string_view body = {}) {
+    return classify_response({status, content_type, retry_after, body}, 300s, now);
+}
+
+}  // namespace
+
+TEST_CASE("each status lands in its kind") {
+    CHECK_FALSE(classify(200));
+    CHECK_FALSE(classify(200, "application/json; charset=utf-8"));
+    CHECK(classify(200, "text/html")->kind == fetch_kind::broken_response);
+    CHECK(classify(200, "")->kind == fetch_kind::broken_response);
+    CHECK(classify(400)->kind == fetch_kind::request_rejected);
+    CHECK(classify(401)->kind == fetch_kind::credentials_rejected);
+    CHECK(classify(403)->kind == fetch_kind::access_denied);
+    CHECK(classify(404)->kind == fetch_kind::endpoint_missing);
+    CHECK(classify(429)->kind == fetch_kind::throttled);
+    CHECK(classify(503)->kind == fetch_kind::throttled);
+    CHECK(classify(500)->kind == fetch_kind::transient);
+    CHECK(classify(502)->kind == fetch_kind::transient);
+    CHECK(classify(504)->kind == fetch_kind::transient);
+    CHECK(classify(302)->kind == fetch_kind::request_rejected);
+    CHECK(classify(503)->http_status == 503);
+}
+
+TEST_CASE("only broken responses, throttling and transient failures are retried on the spot") {
+    CHECK(is_retryable(fetch_kind::broken_response));
+    CHECK(is_retryable(fetch_kind::throttled));
+    CHECK(is_retryable(fetch_kind::transient));
+    CHECK_FALSE(is_retryable(fetch_kind::request_rejected));
+    CHECK_FALSE(is_retryable(fetch_kind::credentials_rejected));
+    CHECK_FALSE(is_retryable(fetch_kind::access_denied));
+    CHECK_FALSE(is_retryable(fetch_kind::endpoint_missing));
+    CHECK(parks_customer(fetch_kind::credentials_rejected));
+    CHECK(parks_customer(fetch_kind::access_denied));
+    CHECK_FALSE(parks_customer(fetch_kind::transient));
+    CHECK(to_string(fetch_kind::throttled) == "throttled");
+}
+
+TEST_CASE("Retry-After is read as seconds or an HTTP date, and capped") {
+    CHECK(classify(429, "", "120")->retry_after == 120s);
+    CHECK(classify(503, "", "Wed, 01 May 2024 12:00:30 GMT")->retry_after == 30s);
+    CHECK(classify(503, "", "Wednesday, 01-May-24 12:01:00 GMT")->retry_after == 60s);
+    CHECK(classify(503, "", "Wed May  1 12:00:10 2024")->retry_after == 10s);
+    CHECK(classify(503, "", "Wed, 01 May 2024 11:00:00 GMT")->retry_after == 0s);  // in the past
+    CHECK(classify(503, "", "999999")->retry_after == 300s);                       // capped
+    CHECK(classify(503, "", "99999999999999999999999")->retry_after == 300s);
+    CHECK_FALSE(classify(503, "", "soon")->retry_after);
+    CHECK_FALSE(classify(503)->retry_after);
+}
+
+TEST_CASE("a 400 shows the body's message, cut and sanitized") {
+    auto failure = classify(400, "application/json", std::nullopt, R"({"Message":"From is\nafter To"})");
+    CHECK(failure->message == "request rejected (HTTP 400): From is after To");
+    auto long_body = classify(400, "application/json", std::nullopt,
+                              "{\"message\":\"" + std::string(1000, 'a') + "\"}");
+    CHECK(long_body->message.size() < 360);
+    CHECK(long_body->message.ends_with("..."));
+    auto not_json = classify(400, "text/plain", std::nullopt, "plain words");
+    CHECK(not_json->message == "request rejected (HTTP 400): plain words");
+}
+
+TEST_CASE("sanitizing keeps UTF-8 whole and drops control characters") {
+    CHECK(sanitize_message("Åsa\tÖström\x01") == "Åsa Öström ");
+    CHECK(sanitize_message("bad \xff byte") == "bad ? byte");
+    CHECK(sanitize_message("åååå", 5) == "åå...");  // never half a character
+    CHECK(error_body_message("") == "");
+}
+
+TEST_CASE("transport errors are transient and say where they happened") {
+    auto timeout = classify_transport_error(boost::beast::error::timeout, "read body from", "host:443");
+    CHECK(timeout.kind == fetch_kind::transient);
+    CHECK(timeout.message == "read body from host:443: timed out");
+    auto reset = classify_transport_error(boost::asio::error::connection_reset, "read response from", "h");
+    CHECK(reset.message.find("reset") != std::string::npos);
+    CHECK(classify_broken_body("truncated").kind == fetch_kind::broken_response);
+}

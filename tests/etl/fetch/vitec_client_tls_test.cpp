@@ -1,0 +1,81 @@
+// TLS verification with a test CA made here with the openssl command: the
+// right CA and host name pass; a wrong host name or an unknown CA fail.
+
+#include "fetch/vitec_client.hpp"
+
+#include "fake_vitec_server.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+using namespace comeback;
+using namespace comeback::test;
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+
+namespace {
+
+void openssl(const std::filesystem::path& dir, const std::string& arguments) {
+    auto command = "cd '" + dir.string() + "' && openssl " + arguments + " >/dev/null 2>&1";
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: openssl " + arguments);
+}
+
+// ca.pem signs server.pem (for DNS:localhost only); other-ca.pem signs nothing we serve.
+struct test_pki {
+    temp_dir dir;
+    test_pki() {
+        const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+        openssl(dir.path(), "req -x509 " + key + "-keyout ca.key -out ca.pem -days 2 -subj '/CN=comeback test CA'");
+        openssl(dir.path(), "req -x509 " + key + "-keyout other-ca.key -out other-ca.pem -days 2 -subj '/CN=other CA'");
+        openssl(dir.path(), "req " + key + "-keyout server.key -out server.csr -subj '/CN=localhost'");
+        std::ofstream(dir.path() / "ext.cnf") << "subjectAltName=DNS:localhost\n";
+        openssl(dir.path(), "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                            "-out server.pem -days 2 -extfile ext.cnf");
+    }
+    std::string file(const char* name) const { return (dir.path() / name).string(); }
+};
+
+const secret password("pw");
+
+fetch_result fetch_from(const vitec_config& config) {
+    net::io_context io;
+    vitec_client client(io.get_executor(), config);
+    window_request request{"M1", &password, "2024-01-01T00:00:00", "2024-02-01T00:00:00", "Occurrence"};
+    return run(io, client.fetch(request, [](std::string_view) -> net::awaitable<void> { co_return; }));
+}
+
+}  // namespace
+
+TEST_CASE("TLS to the right host name with a certificate from the configured CA succeeds, and fails otherwise") {
+    test_pki pki;
+    fake_vitec_server server({"--default-password", "pw", "--rows-per-customer", "50",
+                              "--tls-cert", pki.file("server.pem"), "--tls-key", pki.file("server.key")});
+    auto config = local_config(server);
+    config.ca_file = pki.file("ca.pem");
+
+    SECTION("verified") {
+        config.base_url = server.url("https", "localhost");
+        auto result = fetch_from(config);
+        INFO((result.failure ? result.failure->message : ""));
+        CHECK(result.ok());
+        CHECK(result.bytes > 0);
+    }
+    SECTION("the certificate does not name the host") {
+        config.base_url = server.url("https", "127.0.0.1");
+        auto result = fetch_from(config);
+        CHECK(result.kind() == fetch_kind::transient);
+        CHECK(result.http_status == 0);
+        CHECK(result.failure->message.find("TLS handshake") != std::string::npos);
+        CHECK(result.failure->message.find("certificate verify failed") != std::string::npos);
+    }
+    SECTION("the certificate comes from a CA we do not trust") {
+        config.base_url = server.url("https", "localhost");
+        config.ca_file = pki.file("other-ca.pem");
+        auto result = fetch_from(config);
+        CHECK(result.kind() == fetch_kind::transient);
+        CHECK(result.failure->message.find("certificate verify failed") != std::string::npos);
+        config.ca_file.clear();  // the system store does not know the test CA either
+        CHECK(fetch_from(config).failure->message.find("certificate verify failed") != std::string::npos);
+    }
+}
