@@ -220,9 +220,9 @@ public:
         if (where.node.IsNull()) return;
         if (!where.node.IsMap()) where.fail("expected a mapping of keys, found " + kind_of(where.node));
         for (auto it = where.node.begin(); it != where.node.end(); ++it) {
-            const YAML::Node& key = it->first;
+            const YAML::Node key = it->first;  // a copy: the iterator hands out a temporary pair
             if (!key.IsScalar()) fail(*doc_, key.Mark(), path_, "keys must be plain names");
-            const std::string& name = key.Scalar();
+            const std::string name = key.Scalar();
             std::string key_path = join(name);
             if (std::find(known.begin(), known.end(), name) == known.end()) {
                 std::string list;
