@@ -64,29 +64,12 @@ bool needs_quotes(std::string_view value) {
     return false;
 }
 
-void append_quoted(std::string& out, std::string_view value) {
-    out += '"';
-    for (unsigned char c : value) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    char hex[5];
-                    std::snprintf(hex, sizeof hex, "\\x%02x", c);
-                    out += hex;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    out += '"';
-}
+// Quotes a value with backslash escapes. Text lines and JSON share the escapes
+// for quotes, backslashes and the common control characters; the rest are
+// written as `\xNN` in text and `\u00NN` in JSON.
+enum class control_escape { text, json };
 
-void append_json_string(std::string& out, std::string_view value) {
+void append_escaped(std::string& out, std::string_view value, control_escape style) {
     out += '"';
     for (unsigned char c : value) {
         switch (c) {
@@ -98,7 +81,7 @@ void append_json_string(std::string& out, std::string_view value) {
             default:
                 if (c < 0x20 || c == 0x7f) {
                     char hex[7];
-                    std::snprintf(hex, sizeof hex, "\\u%04x", c);
+                    std::snprintf(hex, sizeof hex, style == control_escape::json ? "\\u%04x" : "\\x%02x", c);
                     out += hex;
                 } else {
                     out += static_cast<char>(c);
@@ -106,6 +89,14 @@ void append_json_string(std::string& out, std::string_view value) {
         }
     }
     out += '"';
+}
+
+void append_quoted(std::string& out, std::string_view value) {
+    append_escaped(out, value, control_escape::text);
+}
+
+void append_json_string(std::string& out, std::string_view value) {
+    append_escaped(out, value, control_escape::json);
 }
 
 // `"event":"...","key":value...` without braces: the middle of a JSON line.
