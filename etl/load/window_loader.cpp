@@ -55,10 +55,9 @@ std::string prefixed_tracked_columns(const std::string& prefix) {
 // connection loading many windows creates them once. A rolled-back
 // transaction that created them takes them along; ensure_staging() runs at
 // the start of every window. They have no statistics (autovacuum never
-// analyzes temporary tables, and ANALYZE per window costs more than it saves),
-// so the soft delete compares with EXCEPT, which is linear whatever the
-// planner believes, rather than NOT EXISTS, which it turned into a nested
-// loop scanning the staged window once per stored comebacks row (n^2).
+// analyzes temporary tables), so every statement below is written to be
+// linear in the window's rows whatever the planner believes: lookups of
+// stored rows are LATERAL primary-key probes, set differences are EXCEPT.
 constexpr const char* create_staging =
     "CREATE TEMP TABLE load_comebacks ("
     " idx bigint NOT NULL, comeback_id text NOT NULL, contact_id text, booked_by_user_id text,"
@@ -70,15 +69,13 @@ constexpr const char* create_staging =
     "CREATE TEMP TABLE load_rejections ("
     " idx bigint NOT NULL, comeback_id text, reason text NOT NULL, raw text NOT NULL)"
     " ON COMMIT DELETE ROWS;"
+    // The window's updates, undeletes and deletes (not its inserts): their
+    // current history versions are closed at commit.
     "CREATE TEMP TABLE load_delta ("
     " comeback_id text NOT NULL, change text NOT NULL, contact_id text, booked_by_user_id text,"
     " assigned_user_id text, assigned_group_id text, assigned_office_id text, state text,"
     " origin text, occurs_at timestamptz, booked_at timestamptz, is_deleted boolean NOT NULL)"
-    " ON COMMIT DELETE ROWS;"
-    // Closing history versions joins load_delta with comeback_history; should
-    // the planner put load_delta on the inner side of a nested loop, this keeps
-    // each probe an index lookup. It holds only changed rows, so it is cheap.
-    "CREATE INDEX load_delta_comeback_id ON load_delta (comeback_id);";
+    " ON COMMIT DELETE ROWS;";
 
 // PostgreSQL text cannot hold NUL, and JSON can (\u0000): one would fail the
 // whole window, so it becomes U+FFFD. Returns `text` itself when clean.
@@ -188,7 +185,8 @@ struct window_loader::impl {
     std::chrono::steady_clock::time_point started;
     pqxx::work tx;
     long long entity_seq = 0;
-    std::size_t rows_seen = 0;  // distinct comebacks, known once merged
+    std::size_t staged = 0;  // comebacks streamed, duplicates included
+    load_counts counts;      // filled in as commit() merges
     bool finished = false;
     field_buffers buffers;
 
@@ -220,6 +218,7 @@ struct window_loader::impl {
             stream << row;
         }
         stream.complete();
+        staged += comebacks.size();
     }
 
     void stream_entities(const normalized_batch& batch) {
@@ -252,10 +251,12 @@ struct window_loader::impl {
             stream << row;
         }
         stream.complete();
+        counts.rejected += rejections.size();
     }
 
     // Entities first: comebacks reference them. Rows that would not change are
     // filtered out before the INSERT, so ON CONFLICT neither rewrites nor locks them.
+    // Each staged entity looks its stored row up by primary key (see merge_comebacks()).
     void merge_entities(const std::string& stamp) {
         for (const auto& t : entity_tables) {
             const std::string table = t.table;
@@ -267,7 +268,8 @@ struct window_loader::impl {
                     " FROM (SELECT DISTINCT ON (entity_id COLLATE \"C\") entity_id, name"
                     "       FROM pg_temp.load_entities WHERE kind = $3"
                     "       ORDER BY entity_id COLLATE \"C\", seq DESC) s"
-                    " LEFT JOIN " + table + " e ON e.customer_id = $1 AND e." + id + " = s.entity_id"
+                    " LEFT JOIN LATERAL (SELECT e." + id + ", e.name, e.last_seen_at FROM " + table +
+                    "   e WHERE e.customer_id = $1 AND e." + id + " = s.entity_id LIMIT 1) e ON true"
                     " WHERE e." + id + " IS NULL OR e.name IS DISTINCT FROM s.name"
                     "    OR e.last_seen_at < $2::timestamptz - interval '1 day'"
                     " ORDER BY s.entity_id COLLATE \"C\""
@@ -279,18 +281,33 @@ struct window_loader::impl {
         }
     }
 
+    // Dedupes the window, diffs it against the stored rows, upserts what
+    // differs and opens the first history version of every new comeback, in
+    // one statement. Plans start from the window's staged rows: each stored
+    // row is reached through the primary key (a LATERAL lookup the planner
+    // cannot turn into a scan of the customer's rows, whatever statistics it
+    // holds: the staging tables have none and the main tables may still hold
+    // those of their empty state during a bulk load), so a window costs what
+    // its own rows cost, however many the customer has.
+    //
+    // Each new comeback is written once to comebacks and once to history;
+    // only updates and undeletes also go to load_delta, to close their
+    // current history version first (write_history()).
     void merge_comebacks(const std::string& stamp) {
         const std::string s_cols = prefixed_tracked_columns("s.");
         const std::string c_cols = prefixed_tracked_columns("c.");
         const std::string t_cols = prefixed_tracked_columns("t.");
         const std::string x_cols = prefixed_tracked_columns("excluded.");
         const std::string d_cols = prefixed_tracked_columns("d.");
+        const std::string columns = tracked_columns;
 
-        // Last index wins within the window. `latest` stays a CTE (an in-memory
-        // tuplestore) rather than another staging table: writing it costs more
-        // than comparing it. Sorting ids byte-wise (COLLATE "C") is twice as
-        // fast as in the database's locale and groups them the same.
-        auto seen = tx.exec_params1(
+        // Last index wins within the window. `latest` and `delta` stay CTEs
+        // (in-memory tuplestores) rather than more staging tables: writing
+        // them costs more than reading them. Sorting ids byte-wise (COLLATE
+        // "C") is twice as fast as in the database's locale and groups them
+        // the same. Data-modifying CTEs share the statement's snapshot, so
+        // `delta` compares with the rows as they were before this window.
+        auto row = tx.exec_params1(
             "WITH latest AS MATERIALIZED ("
             "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id, booked_by_user_id,"
             "   assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
@@ -298,40 +315,58 @@ struct window_loader::impl {
             COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"
             "  FROM pg_temp.load_comebacks ORDER BY comeback_id COLLATE \"C\", idx DESC),"
             // What will change, and how, decided once against the current rows.
-            " delta AS ("
-            "  INSERT INTO pg_temp.load_delta (comeback_id, change, " + std::string(tracked_columns) +
-                ", is_deleted)"
-                "  SELECT s.comeback_id,"
-                "   CASE WHEN c.comeback_id IS NULL THEN 'insert'"
-                "        WHEN c.deleted_at IS NOT NULL THEN 'undelete' ELSE 'update' END, " +
-                s_cols + ", false"
+            " delta AS MATERIALIZED ("
+            "  SELECT s.comeback_id,"
+            "   CASE WHEN c.comeback_id IS NULL THEN 'insert'"
+            "        WHEN c.deleted_at IS NOT NULL THEN 'undelete' ELSE 'update' END AS change, " +
+                s_cols +
                 "  FROM latest s"
-                "  LEFT JOIN comebacks c ON c.customer_id = $1 AND c.comeback_id = s.comeback_id"
+                "  LEFT JOIN LATERAL (SELECT c.comeback_id, c.deleted_at, " + c_cols +
+                "   FROM comebacks c WHERE c.customer_id = $1 AND c.comeback_id = s.comeback_id"
+                // LIMIT keeps the lookup a per-row index probe (never flattened into a join).
+                "   LIMIT 1) c ON true"
                 "  WHERE c.comeback_id IS NULL OR c.deleted_at IS NOT NULL"
-                "     OR (" + c_cols + ") IS DISTINCT FROM (" + s_cols + "))"
-                " SELECT count(*) FROM latest",
-            key.customer_id);
-        rows_seen = seen[0].as<std::size_t>();
-
-        tx.exec_params0(
-            "INSERT INTO comebacks AS t (customer_id, comeback_id, " + std::string(tracked_columns) +
+                "     OR (" + c_cols + ") IS DISTINCT FROM (" + s_cols + ")),"
+                " merged AS ("
+                "  INSERT INTO comebacks AS t (customer_id, comeback_id, " + columns +
                 ", first_seen_at, last_seen_at, deleted_at)"
-                " SELECT $1, d.comeback_id, " + d_cols + ", $2::timestamptz, $2::timestamptz, NULL"
-                " FROM pg_temp.load_delta d ORDER BY d.comeback_id COLLATE \"C\""
-                " ON CONFLICT (customer_id, comeback_id) DO UPDATE SET (" +
-                std::string(tracked_columns) + ", last_seen_at, deleted_at) = (" + x_cols +
-                ", excluded.last_seen_at, NULL)"
-                " WHERE t.deleted_at IS NOT NULL OR (" + t_cols + ") IS DISTINCT FROM (" + x_cols + ")",
+                "  SELECT $1, d.comeback_id, " + d_cols + ", $2::timestamptz, $2::timestamptz, NULL"
+                "  FROM delta d ORDER BY d.comeback_id COLLATE \"C\""
+                "  ON CONFLICT (customer_id, comeback_id) DO UPDATE SET (" + columns +
+                ", last_seen_at, deleted_at) = (" + x_cols + ", excluded.last_seen_at, NULL)"
+                "  WHERE t.deleted_at IS NOT NULL OR (" + t_cols + ") IS DISTINCT FROM (" + x_cols + ")),"
+                // A new comeback has no history yet: nothing to close.
+                " opened AS ("
+                "  INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change, " +
+                columns + ", is_deleted)"
+                "  SELECT $1, d.comeback_id, $2::timestamptz, NULL, 'insert', " + d_cols + ", false"
+                "  FROM delta d WHERE d.change = 'insert' ORDER BY d.comeback_id COLLATE \"C\"),"
+                " changed AS ("
+                "  INSERT INTO pg_temp.load_delta (comeback_id, change, " + columns + ", is_deleted)"
+                "  SELECT d.comeback_id, d.change, " + d_cols + ", false FROM delta d"
+                "  WHERE d.change <> 'insert')"
+                " SELECT (SELECT count(*) FROM latest),"
+                "  count(*) FILTER (WHERE change = 'insert'),"
+                "  count(*) FILTER (WHERE change = 'update'),"
+                "  count(*) FILTER (WHERE change = 'undelete')"
+                " FROM delta",
             key.customer_id, stamp);
+        counts.rows_seen = row[0].as<std::size_t>();
+        counts.inserted = row[1].as<std::size_t>();
+        counts.updated = row[2].as<std::size_t>();
+        counts.undeleted = row[3].as<std::size_t>();
     }
 
     // Only a window filtered on occurs_at says which comebacks of that time
     // range exist. For any other criteria the loader cannot tell which stored
-    // rows the response should have held, so it deletes nothing.
+    // rows the response should have held, so it deletes nothing. The stored
+    // side is an index range scan of the window's time range and the
+    // comparison a hashed EXCEPT, linear whatever the planner believes (NOT
+    // EXISTS became a nested loop scanning the staged window per stored row).
     void soft_delete(const std::string& stamp) {
         if (key.date_criteria != "Occurrence") return;
         const std::string c_cols = prefixed_tracked_columns("c.");
-        tx.exec_params0(
+        auto result = tx.exec_params(
             "WITH previous AS ("
             "  SELECT fetched_at FROM sync_windows"
             "  WHERE customer_id = $1 AND date_criteria = $5"
@@ -357,13 +392,20 @@ struct window_loader::impl {
             key.customer_id, stamp, sql_time::micros(key.from), sql_time::micros(key.to),
             key.date_criteria, sql_time::day_number(key.first_day),
             sql_time::day_number(key.end_day));
+        counts.deleted = static_cast<std::size_t>(result.affected_rows());
     }
 
+    // Updates, undeletes and deletes (load_delta) close the comeback's current
+    // version, then open a new one. Most windows have none: a first load only
+    // inserts (merge_comebacks() wrote those versions), a re-run of unchanged
+    // data changes nothing, so the statements are skipped. The close is an
+    // index lookup per changed id in the partial index of current versions.
     void write_history(const std::string& stamp) {
+        if (counts.updated + counts.undeleted + counts.deleted == 0) return;
         tx.exec_params0(
             "UPDATE comeback_history h SET valid_to = $2::timestamptz"
-            " FROM pg_temp.load_delta d"
-            " WHERE h.customer_id = $1 AND h.comeback_id = d.comeback_id AND h.valid_to IS NULL",
+            " WHERE h.customer_id = $1 AND h.valid_to IS NULL"
+            "   AND h.comeback_id = ANY (ARRAY(SELECT comeback_id FROM pg_temp.load_delta))",
             key.customer_id, stamp);
         tx.exec_params0(
             "INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change, " +
@@ -386,27 +428,6 @@ struct window_loader::impl {
             "     comeback_id = excluded.comeback_id, times_seen = r.times_seen + 1",
             key.customer_id, key.date_criteria, sql_time::day_number(key.first_day),
             sql_time::day_number(key.end_day), stamp);
-    }
-
-    load_counts count() {
-        auto row = tx.exec1(
-            "SELECT (SELECT count(*) FROM pg_temp.load_comebacks),"
-            " count(*) FILTER (WHERE change = 'insert'),"
-            " count(*) FILTER (WHERE change = 'update'),"
-            " count(*) FILTER (WHERE change = 'delete'),"
-            " count(*) FILTER (WHERE change = 'undelete'),"
-            " (SELECT count(*) FROM pg_temp.load_rejections)"
-            " FROM pg_temp.load_delta");
-        load_counts counts;
-        const auto staged = row[0].as<std::size_t>();
-        counts.rows_seen = rows_seen;
-        counts.duplicates = staged - counts.rows_seen;
-        counts.inserted = row[1].as<std::size_t>();
-        counts.updated = row[2].as<std::size_t>();
-        counts.deleted = row[3].as<std::size_t>();
-        counts.undeleted = row[4].as<std::size_t>();
-        counts.rejected = row[5].as<std::size_t>();
-        return counts;
     }
 
     void update_ledger(const std::string& stamp, const load_counts& counts, const fetch_info& info) {
@@ -498,7 +519,8 @@ load_counts window_loader::commit(const fetch_info& info) {
     impl_->soft_delete(stamp);
     impl_->write_history(stamp);
     impl_->store_rejections(stamp);
-    const auto counts = impl_->count();
+    auto& counts = impl_->counts;
+    counts.duplicates = impl_->staged - counts.rows_seen;
     impl_->update_ledger(stamp, counts, info);
     tx.commit();
     return counts;

@@ -413,8 +413,9 @@ TEST_CASE("a connection killed while the window commits leaves the database exac
     const auto batch = batch_of("M1", many);
     const int pid = db.connection().backendpid();
 
-    // Terminates the loader's session as soon as it is writing comebacks: past
-    // the entities, before the history and the ledger.
+    // Terminates the loader's session as soon as it is writing comebacks (the
+    // merge statement, which also opens the new comebacks' history): past the
+    // entities, before the closing history versions and the ledger.
     std::atomic<bool> stop{false};
     std::atomic<bool> killed{false};
     std::thread killer{[&] {
@@ -423,7 +424,7 @@ TEST_CASE("a connection killed while the window commits leaves the database exac
             pqxx::nontransaction tx{*connection};
             auto rows = tx.exec_params(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid = $1 AND state = 'active' AND query LIKE 'INSERT INTO comebacks%'",
+                " WHERE pid = $1 AND state = 'active' AND query LIKE 'WITH latest AS%'",
                 pid);
             killed = !rows.empty();
         }
