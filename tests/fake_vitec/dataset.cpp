@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <limits>
 #include <stdexcept>
 
 namespace comeback::fake {
@@ -219,6 +220,38 @@ bool dataset::matches(const fake_row& row, date_criterion criterion,
     auto value = criterion == date_criterion::occurrence ? row.occurs_at : row.booked_at;
     auto local = zone_->to_local(value);
     return from <= local && local <= to;
+}
+
+date_index::date_index(const dataset& data, std::size_t customer, date_criterion criterion) {
+    if (customer >= data.options().customers.size())
+        throw std::out_of_range("date_index: no customer at index " + std::to_string(customer));
+    const std::size_t slots = data.slot_count(customer);
+    if (slots > std::numeric_limits<std::uint32_t>::max())
+        throw std::length_error("date_index: " + std::to_string(slots) + " slots do not fit 32 bits");
+    entries_.reserve(slots);
+    for (std::size_t slot = 0; slot < slots; ++slot) {
+        auto row = data.row(customer, slot);
+        if (!row) continue;
+        auto value = criterion == date_criterion::occurrence ? row->occurs_at : row->booked_at;
+        entries_.push_back({data.zone().to_local(value).time_since_epoch().count(),
+                            static_cast<std::uint32_t>(slot)});
+    }
+    entries_.shrink_to_fit();
+    std::sort(entries_.begin(), entries_.end(),
+              [](const entry& a, const entry& b) { return a.local_us < b.local_us; });
+}
+
+std::vector<std::uint32_t> date_index::slots(date::local_time<microseconds> from,
+                                             date::local_time<microseconds> to) const {
+    auto first = std::lower_bound(entries_.begin(), entries_.end(), from.time_since_epoch().count(),
+                                  [](const entry& e, std::int64_t t) { return e.local_us < t; });
+    auto last = std::upper_bound(first, entries_.end(), to.time_since_epoch().count(),
+                                 [](std::int64_t t, const entry& e) { return t < e.local_us; });
+    std::vector<std::uint32_t> out;
+    out.reserve(static_cast<std::size_t>(last - first));
+    for (auto it = first; it != last; ++it) out.push_back(it->slot);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 std::string dataset::render_date(micro_time value, date_style style, unsigned seventh_digit) const {

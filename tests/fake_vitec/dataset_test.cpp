@@ -143,6 +143,51 @@ TEST_CASE("from and to select inclusively on local wall-clock time") {
     CHECK_FALSE(parse_date_criterion("Tomorrow"));
 }
 
+TEST_CASE("the date index finds exactly the rows a full scan selects, in slot order") {
+    dataset_options options;
+    options.customers = {"M1", "M2"};
+    options.rows_per_customer = 3000;
+    options.nasty = true;
+    options.generation = 2;  // deleted slots and rescheduled rows too
+    dataset data(options);
+    using local_us = date::local_time<microseconds>;
+    auto scan = [&](std::size_t customer, date_criterion criterion, local_us from, local_us to) {
+        std::vector<std::uint32_t> out;
+        for (std::size_t slot = 0; slot < data.slot_count(customer); ++slot) {
+            auto row = data.row(customer, slot);
+            if (row && data.matches(*row, criterion, from, to)) out.push_back(static_cast<std::uint32_t>(slot));
+        }
+        return out;
+    };
+    auto day = [](date::year_month_day d) { return local_us(date::local_days(d)); };
+    using namespace date::literals;
+    // Whole months, the days the clocks change (the repeated autumn hour), a
+    // window nothing lies in, and one whose bounds are a row's exact instant.
+    std::vector<std::pair<local_us, local_us>> windows{
+        {day(2024_y / 1 / 1), day(2024_y / 1 / 31) + hours(24) - microseconds(1)},
+        {day(2024_y / 3 / 31), day(2024_y / 4 / 1) - microseconds(1)},
+        {day(2024_y / 10 / 27), day(2024_y / 10 / 28) - microseconds(1)},
+        {day(2024_y / 1 / 1), day(2024_y / 12 / 31) + hours(24)},
+        {day(2030_y / 1 / 1), day(2030_y / 2 / 1)},
+    };
+    auto row = *data.row(1, 7);
+    auto exact = floor<microseconds>(data.zone().to_local(row.occurs_at));
+    windows.emplace_back(exact, exact);
+    for (std::size_t customer = 0; customer < 2; ++customer) {
+        for (auto criterion : {date_criterion::occurrence, date_criterion::booked}) {
+            date_index index(data, customer, criterion);
+            for (const auto& [from, to] : windows) {
+                INFO("customer " << customer << " window " << date::format("%F %T", from) << " .. "
+                                 << date::format("%F %T", to));
+                CHECK(index.slots(from, to) == scan(customer, criterion, from, to));
+            }
+        }
+    }
+    CHECK(date_index(data, 1, date_criterion::occurrence).slots(exact, exact) ==
+          std::vector<std::uint32_t>{7});
+    CHECK_THROWS_AS(date_index(data, 2, date_criterion::occurrence), std::out_of_range);
+}
+
 TEST_CASE("the dump writes NULL unquoted, text quoted and timestamps in UTC") {
     dataset_options options;
     options.rows_per_customer = 500;

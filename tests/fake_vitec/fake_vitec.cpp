@@ -109,6 +109,9 @@ struct queued_fault {
 struct server_state {
     fake::dataset_options data_options;
     std::unique_ptr<fake::dataset> data;
+    // Per (customer, criterion) of the current generation, built on first use:
+    // a window then costs the rows in it, not the customer's whole data set.
+    std::map<std::pair<std::size_t, fake::date_criterion>, fake::date_index> indexes;
     std::optional<std::filesystem::path> fixture_dir;
     std::optional<std::string> username;
     std::map<std::string, std::string> passwords;
@@ -306,6 +309,7 @@ net::awaitable<void> handle_control(Stream& stream, server_state& state, const b
         } else if (path == "/_control/generation") {
             state.data_options.generation = static_cast<unsigned>(std::stoul(param(url, "value").value_or("0")));
             state.data = std::make_unique<fake::dataset>(state.data_options);
+            state.indexes.clear();
             co_await send(stream, http::status::ok, "application/json", "{}", keep_alive);
         } else if (path == "/_control/dump") {
             const auto& data = *state.data;
@@ -517,21 +521,22 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state,
 
     const auto& data = *state.data;
     const std::size_t index = *data.customer_index(customer);
-    const std::size_t slots = data.slot_count(index);
-    std::size_t slot = 0;
-    bool opened = false, any = false;
+    auto found = state.indexes.find({index, *criterion});
+    if (found == state.indexes.end())
+        found = state.indexes.emplace(std::pair{index, *criterion}, fake::date_index(data, index, *criterion)).first;
+    // Slot numbers only (4 bytes a row); each row is generated as it is sent.
+    const std::vector<std::uint32_t> slots = found->second.slots(*from, *to);
+    std::size_t next = 0;
+    bool opened = false;
     bool whole = co_await send_chunked(stream, "application/json; charset=utf-8", keep_alive, active,
                                        [&](std::string& out) {
                                            if (!opened) {
                                                out += '[';
                                                opened = true;
                                            }
-                                           while (slot < slots) {
-                                               auto row = data.row(index, slot++);
-                                               if (!row || !data.matches(*row, *criterion, *from, *to)) continue;
-                                               if (any) out += ',';
-                                               any = true;
-                                               data.append_json(*row, out);
+                                           if (next < slots.size()) {
+                                               if (next > 0) out += ',';
+                                               data.append_json(*data.row(index, slots[next++]), out);
                                                return true;
                                            }
                                            out += ']';
