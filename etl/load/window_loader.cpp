@@ -305,8 +305,10 @@ struct window_loader::impl {
         // (in-memory tuplestores) rather than more staging tables: writing
         // them costs more than reading them. Sorting ids byte-wise (COLLATE
         // "C") is twice as fast as in the database's locale and groups them
-        // the same. Data-modifying CTEs share the statement's snapshot, so
-        // `delta` compares with the rows as they were before this window.
+        // the same; `delta` keeps that order (a nested loop over `latest`), so
+        // the inserts reach the indexes in key order without sorting again.
+        // Data-modifying CTEs share the statement's snapshot, so `delta`
+        // compares with the rows as they were before this window.
         auto row = tx.exec_params1(
             "WITH latest AS MATERIALIZED ("
             "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id, booked_by_user_id,"
@@ -327,11 +329,18 @@ struct window_loader::impl {
                 "   LIMIT 1) c ON true"
                 "  WHERE c.comeback_id IS NULL OR c.deleted_at IS NOT NULL"
                 "     OR (" + c_cols + ") IS DISTINCT FROM (" + s_cols + ")),"
+                // New rows are plain inserts: under the customer's lock nobody
+                // else adds them, and ON CONFLICT would probe the key again.
+                " added AS ("
+                "  INSERT INTO comebacks (customer_id, comeback_id, " + columns +
+                ", first_seen_at, last_seen_at, deleted_at)"
+                "  SELECT $1, d.comeback_id, " + d_cols + ", $2::timestamptz, $2::timestamptz, NULL"
+                "  FROM delta d WHERE d.change = 'insert'),"
                 " merged AS ("
                 "  INSERT INTO comebacks AS t (customer_id, comeback_id, " + columns +
                 ", first_seen_at, last_seen_at, deleted_at)"
                 "  SELECT $1, d.comeback_id, " + d_cols + ", $2::timestamptz, $2::timestamptz, NULL"
-                "  FROM delta d ORDER BY d.comeback_id COLLATE \"C\""
+                "  FROM delta d WHERE d.change <> 'insert'"
                 "  ON CONFLICT (customer_id, comeback_id) DO UPDATE SET (" + columns +
                 ", last_seen_at, deleted_at) = (" + x_cols + ", excluded.last_seen_at, NULL)"
                 "  WHERE t.deleted_at IS NOT NULL OR (" + t_cols + ") IS DISTINCT FROM (" + x_cols + ")),"
@@ -340,7 +349,7 @@ struct window_loader::impl {
                 "  INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change, " +
                 columns + ", is_deleted)"
                 "  SELECT $1, d.comeback_id, $2::timestamptz, NULL, 'insert', " + d_cols + ", false"
-                "  FROM delta d WHERE d.change = 'insert' ORDER BY d.comeback_id COLLATE \"C\"),"
+                "  FROM delta d WHERE d.change = 'insert'),"
                 " changed AS ("
                 "  INSERT INTO pg_temp.load_delta (comeback_id, change, " + columns + ", is_deleted)"
                 "  SELECT d.comeback_id, d.change, " + d_cols + ", false FROM delta d"
