@@ -60,19 +60,22 @@ std::string prefixed_tracked_columns(const std::string& prefix) {
 // stored rows are LATERAL primary-key probes, set differences are EXCEPT.
 constexpr const char* create_staging =
     "CREATE TEMP TABLE load_comebacks ("
-    " idx bigint NOT NULL, comeback_id text NOT NULL, contact_id text, booked_by_user_id text,"
-    " assigned_user_id text, assigned_group_id text, assigned_office_id text, state text,"
-    " origin text, occurs_at_us bigint, booked_at_us bigint) ON COMMIT DELETE ROWS;"
+    " idx bigint NOT NULL, comeback_id text COLLATE \"C\" NOT NULL, contact_id text,"
+    " booked_by_user_id text, assigned_user_id text, assigned_group_id text,"
+    " assigned_office_id text, state text, origin text, occurs_at_us bigint, booked_at_us bigint)"
+    " ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE load_entities ("
-    " seq bigint NOT NULL, kind text NOT NULL, entity_id text NOT NULL, name text NOT NULL)"
+    " seq bigint NOT NULL, kind text NOT NULL, entity_id text COLLATE \"C\" NOT NULL,"
+    " name text NOT NULL)"
     " ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE load_rejections ("
-    " idx bigint NOT NULL, comeback_id text, reason text NOT NULL, raw text NOT NULL)"
+    " idx bigint NOT NULL, comeback_id text COLLATE \"C\", reason text NOT NULL, raw text NOT NULL)"
     " ON COMMIT DELETE ROWS;"
     // The window's updates, undeletes and deletes (not its inserts): their
     // current history versions are closed at commit.
     "CREATE TEMP TABLE load_delta ("
-    " comeback_id text NOT NULL, change text NOT NULL, contact_id text, booked_by_user_id text,"
+    " comeback_id text COLLATE \"C\" NOT NULL, change text NOT NULL, contact_id text,"
+    " booked_by_user_id text,"
     " assigned_user_id text, assigned_group_id text, assigned_office_id text, state text,"
     " origin text, occurs_at timestamptz, booked_at timestamptz, is_deleted boolean NOT NULL)"
     " ON COMMIT DELETE ROWS;";
