@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 
@@ -254,6 +255,35 @@ std::vector<std::uint32_t> date_index::slots(date::local_time<microseconds> from
     return out;
 }
 
+namespace {
+
+// "YYYY-MM-DDTHH:MM:SS" and `fraction_digits` (0, 3 or 6) digits of the
+// second's fraction: what date::format("%FT%T", ...) writes for a time in
+// seconds, milliseconds or microseconds, without the stream and locale it
+// builds per call (those made date formatting most of the server's time).
+std::string date_time_text(std::int64_t micros, int fraction_digits) {
+    constexpr std::int64_t per_day = 86'400'000'000;
+    std::int64_t days = micros / per_day;
+    std::int64_t rest = micros % per_day;
+    if (rest < 0) {
+        rest += per_day;
+        --days;
+    }
+    const date::year_month_day ymd{date::sys_days{date::days{days}}};
+    const auto second = rest / 1'000'000;
+    const auto fraction = rest % 1'000'000;
+    char text[40];
+    int n = std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
+                          static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                          static_cast<int>(second / 3600), static_cast<int>(second / 60 % 60),
+                          static_cast<int>(second % 60));
+    if (fraction_digits == 3) n += std::snprintf(text + n, sizeof text - n, ".%03d", static_cast<int>(fraction / 1000));
+    if (fraction_digits == 6) n += std::snprintf(text + n, sizeof text - n, ".%06d", static_cast<int>(fraction));
+    return std::string(text, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
 std::string dataset::render_date(micro_time value, date_style style, unsigned seventh_digit) const {
     if (style == date_style::local_millis || style == date_style::local_seconds) {
         // A wall-clock time in the repeated autumn hour cannot be read back
@@ -261,10 +291,10 @@ std::string dataset::render_date(micro_time value, date_style style, unsigned se
         auto local = zone_->to_local(value);
         auto info = zone_->get_info(floor<seconds>(local));
         if (info.result != date::local_info::unique) style = date_style::offset_7_digits;
-        else if (style == date_style::local_seconds) return date::format("%FT%T", floor<seconds>(local));
-        else return date::format("%FT%T", floor<milliseconds>(local));
+        else if (style == date_style::local_seconds) return date_time_text(floor<seconds>(local).time_since_epoch().count() * 1'000'000, 0);
+        else return date_time_text(floor<milliseconds>(local).time_since_epoch().count() * 1000, 3);
     }
-    if (style == date_style::utc_z) return date::format("%FT%TZ", value);
+    if (style == date_style::utc_z) return date_time_text(value.time_since_epoch().count(), 6) + "Z";
     auto info = zone_->get_info(floor<seconds>(value));
     auto local = value + info.offset;
     auto offset = duration_cast<minutes>(info.offset).count();
@@ -273,7 +303,7 @@ std::string dataset::render_date(micro_time value, date_style style, unsigned se
     char tail[16];
     std::snprintf(tail, sizeof tail, "%u%c%02d:%02d", seventh_digit, sign,
                   static_cast<int>(offset / 60), static_cast<int>(offset % 60));
-    return date::format("%FT%T", local) + tail;
+    return date_time_text(local.time_since_epoch().count(), 6) + tail;
 }
 
 void append_json_string(std::string_view text, std::string& out) {
