@@ -369,10 +369,8 @@ struct window_loader::impl {
         // (in-memory tuplestores) rather than more staging tables: writing
         // them costs more than reading them. Sorting ids byte-wise (COLLATE
         // "C") is twice as fast as in the database's locale and groups them
-        // the same; `delta` keeps that order (a nested loop over `latest`), so
-        // the inserts reach the indexes in key order without sorting again.
-        // Data-modifying CTEs share the statement's snapshot, so `delta`
-        // compares with the rows as they were before this window.
+        // the same. Data-modifying CTEs share the statement's snapshot, so
+        // `delta` compares with the rows as they were before this window.
         auto row = tx.exec_params1(
             "WITH latest AS MATERIALIZED ("
             "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id, booked_by_user_id,"
@@ -380,13 +378,26 @@ struct window_loader::impl {
             COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") " AS occurs_at, "
             COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"
             "  FROM pg_temp.load_comebacks ORDER BY comeback_id COLLATE \"C\", idx DESC),"
-            // What will change, and how, decided once against the current rows.
+            // Rows identical to a stored live row of the window's time range
+            // need no lookup: one index range scan and a hashed EXCEPT (NULLs
+            // compare equal, like IS NOT DISTINCT FROM) drop them, so a
+            // re-fetch of unchanged data looks nothing up. Any subset of the
+            // stored rows is correct here; for criteria other than Occurrence
+            // the range merely finds fewer of them.
+            " candidates AS ("
+            "  SELECT comeback_id, " + columns + " FROM latest"
+            "  EXCEPT SELECT comeback_id, " + columns + " FROM comebacks"
+            "  WHERE customer_id = $1 AND deleted_at IS NULL"
+            "    AND occurs_at >= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$3")
+            "    AND occurs_at <= " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$4") "),"
+            // What is left is new, changed, undeleted or moved in time: decided
+            // once against the current row, found by primary key.
             " delta AS MATERIALIZED ("
             "  SELECT s.comeback_id,"
             "   CASE WHEN c.comeback_id IS NULL THEN 'insert'"
             "        WHEN c.deleted_at IS NOT NULL THEN 'undelete' ELSE 'update' END AS change, " +
                 s_cols +
-                "  FROM latest s"
+                "  FROM candidates s"
                 "  LEFT JOIN LATERAL (SELECT c.comeback_id, c.deleted_at, " + c_cols +
                 "   FROM comebacks c WHERE c.customer_id = $1 AND c.comeback_id = s.comeback_id"
                 // LIMIT keeps the lookup a per-row index probe (never flattened into a join).
@@ -399,7 +410,7 @@ struct window_loader::impl {
                 "  INSERT INTO comebacks (customer_id, comeback_id, " + columns +
                 ", first_seen_at, last_seen_at, deleted_at)"
                 "  SELECT $1, d.comeback_id, " + d_cols + ", $2::timestamptz, $2::timestamptz, NULL"
-                "  FROM delta d WHERE d.change = 'insert'),"
+                "  FROM delta d WHERE d.change = 'insert' ORDER BY d.comeback_id),"
                 " merged AS ("
                 "  INSERT INTO comebacks AS t (customer_id, comeback_id, " + columns +
                 ", first_seen_at, last_seen_at, deleted_at)"
@@ -423,7 +434,7 @@ struct window_loader::impl {
                 "  count(*) FILTER (WHERE change = 'update'),"
                 "  count(*) FILTER (WHERE change = 'undelete')"
                 " FROM delta",
-            key.customer_id, stamp);
+            key.customer_id, stamp, sql_time::micros(key.from), sql_time::micros(key.to));
         counts.rows_seen = row[0].as<std::size_t>();
         counts.inserted = row[1].as<std::size_t>();
         counts.updated = row[2].as<std::size_t>();
