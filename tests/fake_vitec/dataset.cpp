@@ -260,7 +260,8 @@ namespace {
 // "YYYY-MM-DDTHH:MM:SS" and `fraction_digits` (0, 3 or 6) digits of the
 // second's fraction: what date::format("%FT%T", ...) writes for a time in
 // seconds, milliseconds or microseconds, without the stream and locale it
-// builds per call (those made date formatting most of the server's time).
+// builds per call, or printf's format parsing (those made date formatting
+// most of the server's time).
 std::string date_time_text(std::int64_t micros, int fraction_digits) {
     constexpr std::int64_t per_day = 86'400'000'000;
     std::int64_t days = micros / per_day;
@@ -272,14 +273,35 @@ std::string date_time_text(std::int64_t micros, int fraction_digits) {
     const date::year_month_day ymd{date::sys_days{date::days{days}}};
     const auto second = rest / 1'000'000;
     const auto fraction = rest % 1'000'000;
-    char text[40];
-    int n = std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
-                          static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                          static_cast<int>(second / 3600), static_cast<int>(second / 60 % 60),
-                          static_cast<int>(second % 60));
-    if (fraction_digits == 3) n += std::snprintf(text + n, sizeof text - n, ".%03d", static_cast<int>(fraction / 1000));
-    if (fraction_digits == 6) n += std::snprintf(text + n, sizeof text - n, ".%06d", static_cast<int>(fraction));
-    return std::string(text, static_cast<std::size_t>(n));
+    char text[32];
+    char* at = text;
+    // Writes `value` as exactly `width` decimal digits, zero-padded.
+    auto digits = [&at](std::int64_t value, int width) {
+        for (int i = width - 1; i >= 0; --i) {
+            at[i] = static_cast<char>('0' + value % 10);
+            value /= 10;
+        }
+        at += width;
+    };
+    digits(static_cast<int>(ymd.year()), 4);
+    *at++ = '-';
+    digits(static_cast<unsigned>(ymd.month()), 2);
+    *at++ = '-';
+    digits(static_cast<unsigned>(ymd.day()), 2);
+    *at++ = 'T';
+    digits(second / 3600, 2);
+    *at++ = ':';
+    digits(second / 60 % 60, 2);
+    *at++ = ':';
+    digits(second % 60, 2);
+    if (fraction_digits == 3) {
+        *at++ = '.';
+        digits(fraction / 1000, 3);
+    } else if (fraction_digits == 6) {
+        *at++ = '.';
+        digits(fraction, 6);
+    }
+    return std::string(text, at);
 }
 
 }  // namespace
