@@ -1,6 +1,7 @@
 #include "observability/logging.hpp"
 
 #include "config/config.hpp"
+#include "model/text.hpp"
 
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -64,40 +65,6 @@ bool needs_quotes(std::string_view value) {
     return false;
 }
 
-// Quotes a value with backslash escapes. Text lines and JSON share the escapes
-// for quotes, backslashes and the common control characters; the rest are
-// written as `\xNN` in text and `\u00NN` in JSON.
-enum class control_escape { text, json };
-
-void append_escaped(std::string& out, std::string_view value, control_escape style) {
-    out += '"';
-    for (unsigned char c : value) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    char hex[7];
-                    std::snprintf(hex, sizeof hex, style == control_escape::json ? "\\u%04x" : "\\x%02x", c);
-                    out += hex;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    out += '"';
-}
-
-void append_quoted(std::string& out, std::string_view value) {
-    append_escaped(out, value, control_escape::text);
-}
-
-void append_json_string(std::string& out, std::string_view value) {
-    append_escaped(out, value, control_escape::json);
-}
 
 // `"event":"...","key":value...` without braces: the middle of a JSON line.
 std::string render_json_members(std::string_view event, std::span<const log_field> fields) {
@@ -228,7 +195,7 @@ std::string render_event_text(std::string_view event, std::span<const log_field>
         out += field.key;
         out += '=';
         if (needs_quotes(field.value)) {
-            append_quoted(out, field.value);
+            append_logfmt_string(out, field.value);
         } else {
             out += field.value;
         }

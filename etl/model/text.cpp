@@ -120,4 +120,41 @@ std::string quoted(std::string_view text, std::size_t max_bytes) {
     return out;
 }
 
+namespace {
+
+enum class control_style { json_u, hex_x };
+
+void append_escaped(std::string& out, std::string_view text, control_style style) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out += '"';
+    for (unsigned char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    out += style == control_style::json_u ? "\\u00" : "\\x";
+                    out += hex[c >> 4];
+                    out += hex[c & 0xF];
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    out += '"';
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view text) {
+    append_escaped(out, text, control_style::json_u);
+}
+
+void append_logfmt_string(std::string& out, std::string_view text) {
+    append_escaped(out, text, control_style::hex_x);
+}
+
 }  // namespace comeback

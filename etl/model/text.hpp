@@ -25,4 +25,12 @@ std::string_view cut_at_char_boundary(std::string_view text, std::size_t max_byt
 // UTF-8 written as \xNN. The result is always valid UTF-8 without NUL.
 std::string quoted(std::string_view text, std::size_t max_bytes = 80);
 
+// Appends `text` as a JSON string literal: quotes, backslashes and control
+// characters escaped, every other byte as it is (the caller keeps it UTF-8).
+void append_json_string(std::string& out, std::string_view text);
+
+// The same quoting for key=value log lines, except that control characters
+// other than \n, \r and \t are written \xNN, as shells and logfmt readers expect.
+void append_logfmt_string(std::string& out, std::string_view text);
+
 }  // namespace comeback

@@ -1,5 +1,7 @@
 #include "dataset.hpp"
 
+#include "model/text.hpp"
+
 #include <date/tz.h>
 
 #include <algorithm>
@@ -328,33 +330,10 @@ std::string dataset::render_date(micro_time value, date_style style, unsigned se
     return date_time_text(local.time_since_epoch().count(), 6) + tail;
 }
 
-void append_json_string(std::string_view text, std::string& out) {
-    static constexpr char hex[] = "0123456789abcdef";
-    out += '"';
-    for (unsigned char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    out += "\\u00";
-                    out += hex[c >> 4];
-                    out += hex[c & 0xF];
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    out += '"';
-}
-
 namespace {
 
 void append_optional(const std::optional<std::string>& text, std::string& out) {
-    if (text) append_json_string(*text, out);
+    if (text) append_json_string(out, *text);
     else out += "null";
 }
 
@@ -364,7 +343,7 @@ void append_named(const std::optional<fake_named>& value, std::string& out) {
         return;
     }
     out += "{\"id\":";
-    append_json_string(value->id, out);
+    append_json_string(out, value->id);
     out += ",\"name\":";
     append_optional(value->name, out);
     out += '}';
@@ -384,7 +363,7 @@ void append_csv_field(const std::optional<std::string>& value, std::string& out)
 
 void dataset::append_json(const fake_row& row, std::string& out) const {
     out += "{\"id\":";
-    append_json_string(row.id, out);
+    append_json_string(out, row.id);
     out += ",\"contact\":";
     append_named(row.contact, out);
     out += ",\"bookedBy\":";
@@ -400,7 +379,7 @@ void dataset::append_json(const fake_row& row, std::string& out) const {
         out += ",\"office\":";
         if (const auto& office = row.assigned_to->office) {
             out += "{\"customerId\":";
-            append_json_string(office->customer_id, out);
+            append_json_string(out, office->customer_id);
             out += ",\"name\":";
             append_optional(office->name, out);
             out += '}';

@@ -153,7 +153,4 @@ private:
     std::vector<entry> entries_;  // sorted by local_us
 };
 
-// Appends `text` as a JSON string literal.
-void append_json_string(std::string_view text, std::string& out);
-
 }  // namespace comeback::fake

@@ -3,6 +3,7 @@
 // "The fake Vitec server" and `fake-vitec --help`.
 
 #include "dataset.hpp"
+#include "model/text.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -168,7 +169,7 @@ std::string decode_base64(std::string_view text) {
 
 std::string json_message(std::string_view message) {
     std::string body = "{\"message\":";
-    fake::append_json_string(message, body);
+    comeback::append_json_string(body, message);
     return body + "}";
 }
 
@@ -255,7 +256,7 @@ std::string stats_json(const server_state& state) {
     for (const auto& [path, statuses] : state.by_path) {
         if (!first_path) out += ',';
         first_path = false;
-        fake::append_json_string(path, out);
+        comeback::append_json_string(out, path);
         out += ":{";
         bool first_status = true;
         for (const auto& [status, count] : statuses) {
@@ -270,7 +271,7 @@ std::string stats_json(const server_state& state) {
     for (const auto& [agent, count] : state.user_agents) {
         if (!first_agent) out += ',';
         first_agent = false;
-        fake::append_json_string(agent, out);
+        comeback::append_json_string(out, agent);
         out += ":" + std::to_string(count);
     }
     return out + "}}";

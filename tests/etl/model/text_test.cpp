@@ -42,3 +42,14 @@ TEST_CASE("quoted values escape what a log line cannot hold", "[text]") {
     CHECK(quoted("\x01\xFFä") == "\"\\x01\\xFFä\"");
     CHECK(quoted("abcdef", 3) == "\"abc\"...");
 }
+
+TEST_CASE("JSON and log-line quoting escape the same characters, control bytes each its own way",
+          "[text]") {
+    const std::string value = "say \"hi\"\\ one\ntwo\x01\x7f åäö";
+    std::string json;
+    comeback::append_json_string(json, value);
+    CHECK(json == R"("say \"hi\"\\ one\ntwo\u0001\u007f åäö")");
+    std::string logfmt;
+    comeback::append_logfmt_string(logfmt, value);
+    CHECK(logfmt == R"("say \"hi\"\\ one\ntwo\x01\x7f åäö")");
+}
