@@ -2,6 +2,7 @@
 
 #include "load/identifier.hpp"
 #include "load/sql_time.hpp"
+#include "model/text.hpp"
 
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
@@ -93,18 +94,6 @@ const std::string& without_nul(const std::string& text, std::string& scratch) {
         else scratch += c;
     }
     return scratch;
-}
-
-// Cuts to at most `limit` bytes at a UTF-8 code point boundary, NULs replaced.
-std::string bounded_text(std::string_view text, std::size_t limit) {
-    if (text.size() > limit) {
-        std::size_t cut = limit;
-        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-        text = text.substr(0, cut);
-    }
-    const std::string owned(text);
-    std::string scratch;
-    return without_nul(owned, scratch);
 }
 
 // One COPY ... FROM STDIN into a staging table, in COPY's text format.
@@ -635,7 +624,7 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
         "  attempted_at = excluded.attempted_at",
         key.customer_id, key.date_criteria, sql_time::day_number(key.first_day),
         sql_time::day_number(key.end_day), sql_time::micros(key.from), sql_time::micros(key.to),
-        http_status, bounded_text(error, 2000));
+        http_status, to_storable_text(cut_at_char_boundary(error, 2000)));
     tx.commit();
 }
 

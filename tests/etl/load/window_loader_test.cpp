@@ -341,6 +341,18 @@ TEST_CASE("a failed attempt is recorded in the ledger without touching comebacks
                                         db.quoted() + ".sync_windows WHERE first_day = '2024-05-06'") == "complete 3 cleared");
 }
 
+TEST_CASE("a failure message with NUL, invalid UTF-8 or too many bytes is still recorded, cut and cleaned") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    // What a server may send back: a NUL, a lone byte that is not UTF-8, and far too much text.
+    const std::string error = std::string("bad\0gateway \xff ", 14) + std::string(3000, 'x') + "\xc3\xa5";
+    record_window_failure(db.connection(), db.name(), key, 502, error);
+    CHECK(one_text(db.connection(), "SELECT left(last_error, 16) FROM " + db.quoted() + ".sync_windows") ==
+          "bad\xEF\xBF\xBDgateway \xEF\xBF\xBD xx");
+    CHECK(one_text(db.connection(), "SELECT octet_length(last_error) <= 2000 + 6 FROM " + db.quoted() + ".sync_windows") ==
+          "t");
+}
+
 TEST_CASE("the report's last_seen_at follows the newest complete fetch of the comeback's window") {
     loaded_schema db;
     const auto key = window_of("M1", week1);
