@@ -181,6 +181,9 @@ struct vitec_client::impl {
             co_return nullptr;
         }
         auto conn = std::make_unique<connection>();
+        // Beast reads at most the buffer's free capacity (512 bytes at least):
+        // an empty flat_buffer meant one recvmsg per 512 bytes of body.
+        conn->buffer.reserve(read_chunk);
         if (use_tls)
             conn->secure.emplace(executor, *tls_context);
         else

@@ -41,17 +41,32 @@ struct load_counts {
     std::size_t deleted = 0;     // soft-deleted: in the window before, absent now
     std::size_t undeleted = 0;
     std::size_t rejected = 0;
+    // The response equalled the window's last complete load and nothing had
+    // changed the window's data since, so it was confirmed without comparing
+    // rows (rows_seen and duplicates are the last load's).
+    bool confirmed = false;
     std::size_t changed() const { return inserted + updated + deleted + undeleted; }
 };
 
+struct load_options {
+    // Compare every row with the database even when the response equals the
+    // window's last complete load (backfill --recheck): repairs rows changed
+    // by hand in the database.
+    bool recheck = false;
+};
+
 // One window's transaction. The constructor begins it and takes the customer's
-// transaction advisory lock; add() streams batches into staging; commit() merges,
-// soft-deletes, writes history, the ledger row and rejects, then commits.
+// transaction advisory lock; add() formats batches into staging (held in memory
+// up to a few MiB, streamed beyond); commit() either confirms the window's last
+// load, when the content digest matches and nothing changed the window since,
+// or merges, soft-deletes and writes history; then writes rejects and the
+// ledger row, and commits.
 // Destroyed without commit(): rolled back, nothing of the window remains.
 // Throws pqxx exceptions (infrastructure) and std::logic_error (misuse).
 class window_loader {
 public:
-    window_loader(pqxx::connection& connection, std::string schema, window_key key);
+    window_loader(pqxx::connection& connection, std::string schema, window_key key,
+                  load_options options = {});
     ~window_loader();
     window_loader(const window_loader&) = delete;
     window_loader& operator=(const window_loader&) = delete;

@@ -90,8 +90,8 @@ inline normalized_batch batch_of(const std::string& customer, const std::vector<
 // Loads one window from the given batches (each one add() call).
 inline load_counts load(pqxx::connection& connection, const std::string& schema,
                         const window_key& key, const std::vector<normalized_batch>& batches,
-                        const std::vector<rejection>& rejections = {}) {
-    window_loader loader{connection, schema, key};
+                        const std::vector<rejection>& rejections = {}, load_options options = {}) {
+    window_loader loader{connection, schema, key, options};
     for (std::size_t i = 0; i < batches.size(); ++i) {
         loader.add(batches[i], i == 0 ? std::span<const rejection>(rejections)
                                       : std::span<const rejection>());
@@ -101,8 +101,15 @@ inline load_counts load(pqxx::connection& connection, const std::string& schema,
 }
 
 inline load_counts load(pqxx::connection& connection, const std::string& schema,
-                        const window_key& key, const std::vector<sample>& samples) {
-    return load(connection, schema, key, {batch_of(key.customer_id, samples)});
+                        const window_key& key, const std::vector<sample>& samples,
+                        load_options options = {}) {
+    return load(connection, schema, key, {batch_of(key.customer_id, samples)}, {}, options);
+}
+
+// The same, comparing every row with the database (no confirmation by digest).
+inline load_counts recheck(pqxx::connection& connection, const std::string& schema,
+                           const window_key& key, const std::vector<sample>& samples) {
+    return load(connection, schema, key, samples, load_options{.recheck = true});
 }
 
 // Every table the loader writes, as sorted row texts: equal snapshots mean an
