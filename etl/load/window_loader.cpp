@@ -463,6 +463,54 @@ struct window_loader::impl {
             .as<bool>();
     }
 
+    // A window with no live stored rows in its range (a first load) most
+    // likely holds only comebacks the database has never seen. They are
+    // inserted with their first history version without looking each one up
+    // first: the primary key's own uniqueness check is the lookup. Should one
+    // exist after all (rescheduled from another window, or deleted), the
+    // insert fails, its savepoint is rolled back, and merge_comebacks() does
+    // it the general way. Returns whether the insert went through.
+    bool insert_all_new(const std::string& stamp) {
+        const std::string columns = tracked_columns;
+        // Literals rather than parameters: in libpqxx 6.4 a failed
+        // parameterized statement leaves a subtransaction unable to roll back.
+        const std::string customer = tx.quote(key.customer_id);
+        const std::string at = tx.quote(stamp) + "::timestamptz";
+        std::optional<pqxx::row> row;
+        try {
+            pqxx::subtransaction attempt{tx, "insert all new"};
+            row = attempt.exec1(
+                "WITH latest AS MATERIALIZED ("
+                "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id, booked_by_user_id,"
+                "   assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
+                COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") " AS occurs_at, "
+                COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"
+                "  FROM pg_temp.load_comebacks ORDER BY comeback_id COLLATE \"C\", idx DESC),"
+                " added AS ("
+                "  INSERT INTO comebacks (customer_id, comeback_id, " + columns +
+                    ", first_seen_at, last_seen_at, deleted_at)"
+                "  SELECT " + customer + ", comeback_id, " + columns + ", " + at + ", " + at + ", NULL"
+                "  FROM latest),"
+                " opened AS ("
+                "  INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change, " +
+                    columns + ", is_deleted)"
+                "  SELECT " + customer + ", comeback_id, " + at + ", NULL, 'insert', " + columns + ", false"
+                "  FROM latest)"
+                " SELECT count(*), " COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS("min(occurs_at)") ", "
+                COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS("max(occurs_at)") ","
+                "  coalesce(bool_or(occurs_at IS NULL), false)"
+                " FROM latest");
+            attempt.commit();
+        } catch (const pqxx::unique_violation&) {
+            return false;  // `attempt` rolled back to its savepoint on the way out
+        }
+        counts.rows_seen = (*row)[0].as<std::size_t>();
+        counts.inserted = counts.rows_seen;
+        note_change_range((*row)[1], (*row)[2]);
+        changed_without_occurs_at = changed_without_occurs_at || (*row)[3].as<bool>();
+        return true;
+    }
+
     void merge_comebacks(const std::string& stamp, bool live_in_range) {
         const std::string s_cols = prefixed_tracked_columns("s.");
         const std::string c_cols = prefixed_tracked_columns("c.");
@@ -765,7 +813,9 @@ load_counts window_loader::commit(const fetch_info& info) {
         impl_->stage_all();
         impl_->merge_entities(stamp);
         const bool live_in_range = impl_->live_rows_in_range();
-        impl_->merge_comebacks(stamp, live_in_range);
+        if (live_in_range || !impl_->insert_all_new(stamp)) {
+            impl_->merge_comebacks(stamp, live_in_range);
+        }
         if (live_in_range) impl_->soft_delete(stamp);
         impl_->write_history(stamp);
         impl_->mark_changed_windows(stamp);

@@ -487,6 +487,33 @@ TEST_CASE("a window whose data another window's load changed is compared again, 
     }
 }
 
+TEST_CASE("a first load of a window that holds a comeback the database already has falls back to comparing") {
+    loaded_schema db;
+    const auto key1 = window_of("M1", week1);
+    const auto key2 = window_of("M1", week2);
+    load(db.connection(), db.name(), key1, {{.id = "K1"}, {.id = "K2"}});
+
+    SECTION("rescheduled from another window") {
+        const auto counts = load(db.connection(), db.name(), key2,
+                                 {{.id = "K1", .occurs_at = utc(week2, std::chrono::hours{9})},
+                                  {.id = "K3", .occurs_at = utc(week2, std::chrono::hours{10})}});
+        CHECK(counts.inserted == 1);
+        CHECK(counts.updated == 1);
+        CHECK(count_rows(db.connection(), db.name(), "comebacks WHERE occurs_at >= '2024-05-13'") == 2);
+        CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K1'") == 2);
+        CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to IS NULL") == 3);
+    }
+    SECTION("deleted, in a window with no live row left") {
+        load(db.connection(), db.name(), key1, std::vector<sample>{});
+        REQUIRE(count_rows(db.connection(), db.name(), "comebacks WHERE deleted_at IS NULL") == 0);
+        const auto counts = load(db.connection(), db.name(), key1, {{.id = "K1"}});
+        CHECK(counts.undeleted == 1);
+        CHECK(counts.inserted == 0);
+        CHECK(count_rows(db.connection(), db.name(), "comebacks WHERE deleted_at IS NULL") == 1);
+        CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to IS NULL AND NOT is_deleted") == 1);
+    }
+}
+
 TEST_CASE("recheck repairs rows changed by hand, which a confirmed load leaves as they are") {
     loaded_schema db;
     const auto key = window_of("M1", week1);
