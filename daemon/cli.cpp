@@ -55,6 +55,9 @@ parse_outcome parse_command_line(int argc, char** argv) {
     backfill->add_option("--to", to_text, "last day, YYYY-MM-DD (inclusive)")->required();
     backfill->add_option("--customer", line.customers, "only this customer id (repeatable)");
     backfill->add_flag("--force", line.force, "refetch windows the ledger shows complete");
+    backfill->add_flag("--recheck", line.recheck,
+                       "implies --force; compare every row with the database even when a window's "
+                       "response equals its last load (repairs rows changed by hand)");
 
     auto* status = app.add_subcommand("status", "show the sync state per customer");
     add_config_option(*status, line);

@@ -19,7 +19,8 @@ struct command_line {
     date::local_days from{};                // backfill --from (inclusive)
     date::local_days to{};                  // backfill --to (inclusive)
     std::vector<std::string> customers;     // backfill --customer, repeatable; empty: all
-    bool force = false;                     // backfill --force
+    bool force = false;                     // backfill --force (or --recheck)
+    bool recheck = false;                   // backfill --recheck
     bool json = false;                      // status --json
 };
 

@@ -108,7 +108,7 @@ private:
                 const bool complete = std::any_of(ledger.begin(), ledger.end(), [&](const ledger_entry& e) {
                     return e.first_day == w.first_day && e.end_day == w.end_day && e.status == "complete";
                 });
-                if (complete && !line_.force) {
+                if (complete && !line_.force && !line_.recheck) {
                     ++result.skipped;
                 } else {
                     pending.push_back(w);
@@ -120,7 +120,8 @@ private:
         }
         progress_.emplace(total);
         log_event(spdlog::level::info, "backfill.started",
-                  {{"customers", selected_.size()}, {"windows", total}, {"force", line_.force}});
+                  {{"customers", selected_.size()}, {"windows", total}, {"force", line_.force || line_.recheck},
+                   {"recheck", line_.recheck}});
 
         auto reporter = report_progress();
         asio::co_spawn(io_, std::move(reporter), asio::detached);
@@ -143,6 +144,7 @@ private:
     asio::awaitable<void> one_customer(const customer_config& customer, const std::vector<window>& windows,
                                        customer_result& result) {
         window_context context{client_, db_, shutdown_, nullptr, rng_};
+        context.load.recheck = line_.recheck;
         for (const window& w : windows) {
             if (shutdown_.triggered()) {
                 ++result.not_run;

@@ -55,7 +55,8 @@ window_key key_of(const config& cfg, const customer_config& customer, const wind
 // (a closed queue, a database error) leaves the transaction to roll back.
 asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
                                 done_channel& done, const std::string& schema,
-                                const window_key& key, std::optional<load_counts>& counts,
+                                const window_key& key, load_options options,
+                                std::optional<load_counts>& counts,
                                 std::string& load_error) {
     std::unique_ptr<window_loader> loader;
     // A failed step destroys the loader at once, on the same thread and while
@@ -63,7 +64,7 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
     // right after the step, and the loader must not outlive it.
     auto step = [&](pqxx::connection& connection, const std::function<void()>& work) {
         try {
-            if (!loader) loader = std::make_unique<window_loader>(connection, schema, key);
+            if (!loader) loader = std::make_unique<window_loader>(connection, schema, key, options);
             work();
         } catch (...) {
             loader.reset();
@@ -110,7 +111,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     std::optional<load_counts> counts;
     std::string load_error;
     asio::co_spawn(executor,
-                   load_side(session, queue, done, cfg.database.schema, key, counts, load_error),
+                   load_side(session, queue, done, cfg.database.schema, key, context.load, counts,
+                             load_error),
                    asio::detached);
 
     std::vector<row_batch> ready;
@@ -224,6 +226,7 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
                        {"to", w.to_text()},
                        {"attempts", attempt},
                        {"rows", c.rows_seen},
+                       {"confirmed", c.confirmed},
                        {"inserted", c.inserted},
                        {"updated", c.updated},
                        {"deleted", c.deleted},

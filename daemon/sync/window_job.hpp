@@ -31,6 +31,7 @@ struct window_context {
     metrics_registry* metrics;       // null: no metrics (backfill)
     std::mt19937_64& rng;
     std::size_t queue_batches = 4;   // parsed batches waiting for the loader, at most
+    load_options load{};             // how windows are loaded (backfill --recheck)
 };
 
 struct window_outcome {

@@ -42,6 +42,10 @@ TEST_CASE("run --once, status --json and backfill options are read") {
     CHECK(backfill.line->to == date::local_days{date::year{2024} / 3 / 31});
     CHECK(backfill.line->customers == std::vector<std::string>{"M1", "M2"});
     CHECK(backfill.line->force);
+    CHECK_FALSE(backfill.line->recheck);
+    CHECK(parse({"backfill", "-c", existing_file, "--from", "2024-01-01", "--to", "2024-03-31",
+                 "--recheck"})
+              .line->recheck);
 }
 
 TEST_CASE("help and version exit 0 without a command") {

@@ -21,7 +21,22 @@ before=$(db_digest)
 run_cs backfill2 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" --force ||
     fail "second backfill exited $?"
 [[ "$(db_digest)" == "$before" ]] || fail "the second backfill changed comebacks or history"
-echo "ok: nothing changed"
+confirmed=$(grep -c 'window.loaded.*confirmed=true' "$work/backfill2.log" || true)
+((confirmed > 0)) || fail "no window of the unchanged re-fetch was confirmed by its digest"
+echo "ok: nothing changed; $confirmed windows confirmed without comparing rows"
+
+note "--force keeps a row deleted by hand; --recheck restores it"
+victim=$(sql "SELECT comeback_id FROM $schema.comebacks WHERE customer_id = 'M1' ORDER BY comeback_id LIMIT 1")
+sql "DELETE FROM $schema.comebacks WHERE customer_id = 'M1' AND comeback_id = '$victim'" >/dev/null
+run_cs backfill2b backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" --force ||
+    fail "forced backfill after the delete exited $?"
+[[ $(sql "SELECT count(*) FROM $schema.comebacks WHERE comeback_id = '$victim'") == 0 ]] ||
+    fail "--force compared rows although every window was unchanged"
+run_cs backfill2c backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" --recheck ||
+    fail "backfill --recheck exited $?"
+[[ $(sql "SELECT count(*) FROM $schema.comebacks WHERE comeback_id = '$victim'") == 1 ]] ||
+    fail "--recheck did not restore the row deleted by hand"
+echo "ok: $victim restored by --recheck"
 
 note "generation 2"
 stop_fake
