@@ -53,6 +53,9 @@ deleted=$(sql "SELECT count(*) FROM $schema.comebacks WHERE deleted_at IS NOT NU
 history_after=$(sql "SELECT count(*) FROM $schema.comeback_history")
 ((deleted > 0)) || fail "rows gone from generation 2 are not soft-deleted"
 ((history_after > history_before)) || fail "no history rows for generation 2's changes"
+open_twice=$(sql "SELECT count(*) FROM (SELECT 1 FROM $schema.comeback_history WHERE valid_to IS NULL
+                  GROUP BY customer_id, comeback_id HAVING count(*) > 1) t")
+((open_twice == 0)) || fail "$open_twice comebacks have more than one open history version"
 closed=$(sql "SELECT count(*) FROM $schema.comeback_history WHERE valid_to IS NOT NULL")
 ((closed > 0)) || fail "no earlier versions were closed in the history"
 echo "ok: $deleted soft-deleted, $((history_after - history_before)) history rows added, $closed closed"
