@@ -371,8 +371,10 @@ struct window_loader::impl {
     // has changed the data it covers since: its comebacks' occurs_at range
     // and the customer's entity names (changed_at, which every changing load
     // moves). Then the stored rows are what comparing them would leave, and
-    // only entity last_seen_at could be due; a day's grace on fetched_at keeps
-    // that within two days. Fills the counts this load reports.
+    // only entity last_seen_at could be due. Every window is still compared
+    // once a day (compared_at), which keeps that within two days and bounds
+    // how long a row changed by hand goes unrepaired. Fills the counts this
+    // load reports.
     bool confirms_last_load(const std::string& stamp, const std::string& content) {
         if (options.recheck) return false;
         auto result = tx.exec_params(
@@ -380,7 +382,7 @@ struct window_loader::impl {
             " WHERE customer_id = $1 AND date_criteria = $2"
             "   AND first_day = " COMEBACK_SQL_DAYS_TO_DATE("$3") " AND end_day = "
             COMEBACK_SQL_DAYS_TO_DATE("$4")
-            "   AND content_digest = $5 AND fetched_at > $6::timestamptz - interval '1 day'"
+            "   AND content_digest = $5 AND compared_at > $6::timestamptz - interval '1 day'"
             "   AND (changed_at IS NULL OR changed_at <= fetched_at)"
             "   AND rows_seen IS NOT NULL AND rows_duplicate IS NOT NULL",
             key.customer_id, key.date_criteria, sql_time::day_number(key.first_day),
@@ -725,12 +727,13 @@ struct window_loader::impl {
             "INSERT INTO sync_windows AS w (customer_id, date_criteria, first_day, end_day,"
             "  window_from, window_to, status, attempts, rows_seen, rows_duplicate, rows_changed,"
             "  rows_rejected, last_http_status, last_error, response_bytes, fetch_ms, load_ms,"
-            "  fetched_at, attempted_at, content_digest, changed_at)"
+            "  fetched_at, attempted_at, content_digest, changed_at, compared_at)"
             " VALUES ($1, $2, " COMEBACK_SQL_DAYS_TO_DATE("$3") ", " COMEBACK_SQL_DAYS_TO_DATE("$4")
             ", " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$5") ", " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("$6")
             ", 'complete', 1, $7, $8, $9, $10, $11, NULL, $12, $13, $14,"
             "  $15::timestamptz, $15::timestamptz, $16,"
-            "  CASE WHEN $17 THEN $15::timestamptz END)"
+            "  CASE WHEN $17 THEN $15::timestamptz END,"
+            "  CASE WHEN NOT $18 THEN $15::timestamptz END)"
             " ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET"
             "  window_from = excluded.window_from, window_to = excluded.window_to,"
             "  status = 'complete', attempts = w.attempts + 1, rows_seen = excluded.rows_seen,"
@@ -740,14 +743,15 @@ struct window_loader::impl {
             "  fetch_ms = excluded.fetch_ms, load_ms = excluded.load_ms,"
             "  fetched_at = excluded.fetched_at, attempted_at = excluded.attempted_at,"
             "  content_digest = excluded.content_digest,"
-            "  changed_at = CASE WHEN $17 THEN excluded.fetched_at ELSE w.changed_at END",
+            "  changed_at = CASE WHEN $17 THEN excluded.fetched_at ELSE w.changed_at END,"
+            "  compared_at = CASE WHEN $18 THEN w.compared_at ELSE excluded.fetched_at END",
             key.customer_id, key.date_criteria, sql_time::day_number(key.first_day),
             sql_time::day_number(key.end_day), sql_time::micros(key.from), sql_time::micros(key.to),
             static_cast<long long>(counts.rows_seen), static_cast<long long>(counts.duplicates),
             static_cast<long long>(counts.changed()), static_cast<long long>(counts.rejected),
             info.http_status, static_cast<long long>(info.bytes),
             static_cast<long long>(info.duration.count()), static_cast<long long>(load_ms), stamp,
-            content, changed);
+            content, changed, counts.confirmed);
     }
 };
 

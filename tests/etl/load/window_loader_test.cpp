@@ -408,14 +408,16 @@ TEST_CASE("an entity's last_seen_at is refreshed only once it is a day old, so r
         CHECK(load(db.connection(), db.name(), key, three_comebacks()).confirmed);
         CHECK(one_text(db.connection(), fresh) == "C1:false,C2:false");
     }
-    SECTION("a window last loaded over a day ago compares rows again, and refreshes") {
+    SECTION("a window last compared over a day ago compares rows again, however recently it was confirmed") {
         age_contacts();
+        REQUIRE(load(db.connection(), db.name(), key, three_comebacks()).confirmed);
         pqxx::work tx{db.connection()};
-        tx.exec0("UPDATE " + db.quoted() + ".sync_windows SET fetched_at = fetched_at - interval '25 hours',"
+        tx.exec0("UPDATE " + db.quoted() + ".sync_windows SET compared_at = compared_at - interval '25 hours',"
                  " changed_at = changed_at - interval '25 hours'");
         tx.commit();
         CHECK_FALSE(load(db.connection(), db.name(), key, three_comebacks()).confirmed);
         CHECK(one_text(db.connection(), fresh) == "C1:false,C2:true");
+        CHECK(load(db.connection(), db.name(), key, three_comebacks()).confirmed);
     }
 }
 
