@@ -592,7 +592,9 @@ struct window_loader::impl {
                 " changed AS ("
                 "  INSERT INTO pg_temp.load_delta (comeback_id, change, " + columns + ", is_deleted)"
                 "  SELECT d.comeback_id, d.change, " + d_cols + ", false FROM delta d"
-                "  WHERE d.change <> 'insert')"
+                // A recheck also lists its inserts: one whose stored row was
+                // deleted by hand may still have an open history version.
+                + std::string(options.recheck ? ")" : "  WHERE d.change <> 'insert')") +
                 // The occurs_at range the changes touched, old and new values,
                 // for the ledger's changed_at; and whether a change had none.
                 " SELECT (SELECT count(*) FROM latest),"
@@ -666,17 +668,20 @@ struct window_loader::impl {
     // current version through the primary key's (customer_id, comeback_id)
     // prefix: a comeback has a handful of versions.
     void write_history(const std::string& stamp) {
-        if (counts.updated + counts.undeleted + counts.deleted == 0) return;
+        const bool inserts_listed = options.recheck && counts.inserted > 0;
+        if (counts.updated + counts.undeleted + counts.deleted == 0 && !inserts_listed) return;
         tx.exec_params0(
             "UPDATE comeback_history h SET valid_to = $2::timestamptz"
-            " WHERE h.customer_id = $1 AND h.valid_to IS NULL"
+            " WHERE h.customer_id = $1 AND h.valid_to IS NULL AND h.valid_from < $2::timestamptz"
             "   AND h.comeback_id = ANY (ARRAY(SELECT comeback_id FROM pg_temp.load_delta))",
             key.customer_id, stamp);
+        // Inserts opened their first version in merge_comebacks().
         tx.exec_params0(
             "INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change, " +
                 std::string(tracked_columns) + ", is_deleted)"
                 " SELECT $1, d.comeback_id, $2::timestamptz, NULL, d.change, " +
-                prefixed_tracked_columns("d.") + ", d.is_deleted FROM pg_temp.load_delta d",
+                prefixed_tracked_columns("d.") + ", d.is_deleted FROM pg_temp.load_delta d"
+                " WHERE d.change <> 'insert'",
             key.customer_id, stamp);
     }
 
@@ -817,7 +822,8 @@ load_counts window_loader::commit(const fetch_info& info) {
         impl_->stage_all();
         impl_->merge_entities(stamp);
         const bool live_in_range = impl_->live_rows_in_range();
-        if (live_in_range || !impl_->insert_all_new(stamp)) {
+        // A recheck takes the general path, which repairs history too.
+        if (live_in_range || impl_->options.recheck || !impl_->insert_all_new(stamp)) {
             impl_->merge_comebacks(stamp, live_in_range);
         }
         if (live_in_range) impl_->soft_delete(stamp);

@@ -532,6 +532,9 @@ TEST_CASE("recheck repairs rows changed by hand, which a confirmed load leaves a
     CHECK_FALSE(counts.confirmed);
     CHECK(counts.inserted == 1);
     CHECK(count_rows(db.connection(), db.name(), "comebacks") == 3);
+    // The history version the deleted row left open is closed by the one the repair opens.
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K2'") == 2);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K2' AND valid_to IS NULL") == 1);
 }
 
 TEST_CASE("a window too large to hold in memory is streamed into staging and still confirmed") {
