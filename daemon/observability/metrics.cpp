@@ -77,6 +77,7 @@ void metrics_registry::window_succeeded(std::string_view customer, const window_
     s.rows.undeleted += rows.undeleted;
     s.rows.rejected += rows.rejected;
     ++s.windows_ok;
+    if (rows.confirmed) ++s.windows_confirmed;
     observe(s.durations, duration.count());
     if (!s.succeeded || finished > s.last_success) s.last_success = finished;
     s.succeeded = true;
@@ -162,6 +163,12 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
         line("windows_total", customer_label(id) + ",result=\"ok\"", std::to_string(s.windows_ok));
         line("windows_total", customer_label(id) + ",result=\"failed\"",
              std::to_string(s.windows_failed));
+    }
+
+    header(out, "windows_confirmed_total", "counter",
+           "Committed windows confirmed by their content digest instead of compared row by row.");
+    for (const auto& [id, s] : customers_) {
+        line("windows_confirmed_total", customer_label(id), std::to_string(s.windows_confirmed));
     }
 
     header(out, "window_duration_seconds", "histogram",

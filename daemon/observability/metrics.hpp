@@ -41,6 +41,7 @@ struct window_rows {
     std::uint64_t deleted = 0;
     std::uint64_t undeleted = 0;
     std::uint64_t rejected = 0;
+    bool confirmed = false;  // confirmed by its content digest, not compared row by row
 };
 
 struct health_status {
@@ -91,6 +92,7 @@ private:
         std::map<std::string, std::uint64_t, std::less<>> requests;  // by outcome
         window_rows rows;
         std::uint64_t windows_ok = 0;
+        std::uint64_t windows_confirmed = 0;  // of windows_ok
         std::uint64_t windows_failed = 0;
         histogram durations;
         bool succeeded = false;

@@ -258,7 +258,7 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
         if (outcome.committed) {
             const load_counts& c = outcome.counts;
             context.metrics->window_succeeded(customer.id,
-                                              {c.inserted, c.updated, c.deleted, c.undeleted, c.rejected},
+                                              {c.inserted, c.updated, c.deleted, c.undeleted, c.rejected, c.confirmed},
                                               outcome.duration);
         } else {
             context.metrics->window_failed(customer.id, outcome.duration);

@@ -72,6 +72,7 @@ TEST_CASE("rows, windows and requests are counted per customer") {
     registry.window_succeeded("M1", {.inserted = 5, .updated = 2, .deleted = 1, .undeleted = 1, .rejected = 4},
                               1s, t0);
     registry.window_succeeded("M1", {.inserted = 1}, 1s, t0);
+    registry.window_succeeded("M1", {.confirmed = true}, 1s, t0);
     registry.window_failed("M2", 1s);
 
     const auto text = registry.render_prometheus(t0);
@@ -82,7 +83,9 @@ TEST_CASE("rows, windows and requests are counted per customer") {
     CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="deleted"} 1)"));
     CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="undeleted"} 1)"));
     CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M1",change="rejected"} 4)"));
-    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="M1",result="ok"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="M1",result="ok"} 3)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_confirmed_total{customer="M1"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_confirmed_total{customer="M2"} 0)"));
     CHECK(has_line(text, R"(comeback_sync_windows_total{customer="M2",result="failed"} 1)"));
     CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M2",change="inserted"} 0)"));
 }
