@@ -94,6 +94,17 @@ constexpr const char* create_staging =
     " origin text, occurs_at timestamptz, booked_at timestamptz, is_deleted boolean NOT NULL)"
     " ON COMMIT DELETE ROWS;";
 
+// The staged comebacks, one per id (the last index wins), with their instants
+// as timestamptz: the CTE both merge statements start from. A macro so the
+// statements stay compile-time string literals.
+#define COMEBACK_LATEST_STAGED_COMEBACKS                                                      \
+    "latest AS MATERIALIZED ("                                                                 \
+    "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id,"                \
+    "   booked_by_user_id, assigned_user_id, assigned_group_id, assigned_office_id, state,"    \
+    "   origin, " COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") " AS occurs_at, "         \
+    COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"                         \
+    "  FROM pg_temp.load_comebacks ORDER BY comeback_id COLLATE \"C\", idx DESC)"
+
 const std::vector<std::string> comeback_columns{
     "idx", "comeback_id", "contact_id", "booked_by_user_id", "assigned_user_id",
     "assigned_group_id", "assigned_office_id", "state", "origin", "occurs_at_us",
@@ -482,12 +493,7 @@ struct window_loader::impl {
         try {
             pqxx::subtransaction attempt{tx, "insert all new"};
             row = attempt.exec1(
-                "WITH latest AS MATERIALIZED ("
-                "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id, booked_by_user_id,"
-                "   assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
-                COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") " AS occurs_at, "
-                COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"
-                "  FROM pg_temp.load_comebacks ORDER BY comeback_id COLLATE \"C\", idx DESC),"
+                "WITH " COMEBACK_LATEST_STAGED_COMEBACKS ","
                 " added AS ("
                 "  INSERT INTO comebacks (customer_id, comeback_id, " + columns +
                     ", first_seen_at, last_seen_at, deleted_at)"
@@ -534,12 +540,7 @@ struct window_loader::impl {
         // the inserts reach the indexes in that order.
         tx.exec0("SET LOCAL enable_hashagg = off");
         const std::string sql =
-            "WITH latest AS MATERIALIZED ("
-            "  SELECT DISTINCT ON (comeback_id COLLATE \"C\") comeback_id, contact_id, booked_by_user_id,"
-            "   assigned_user_id, assigned_group_id, assigned_office_id, state, origin, "
-            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("occurs_at_us") " AS occurs_at, "
-            COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("booked_at_us") " AS booked_at"
-            "  FROM pg_temp.load_comebacks ORDER BY comeback_id COLLATE \"C\", idx DESC),"
+            "WITH " COMEBACK_LATEST_STAGED_COMEBACKS ","
             // Rows identical to a stored live row of the window's time range
             // need no lookup: one index range scan and an EXCEPT (NULLs
             // compare equal, like IS NOT DISTINCT FROM) drop them, so a
