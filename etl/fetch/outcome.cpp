@@ -27,6 +27,7 @@ std::string_view to_string(fetch_kind kind) {
         case fetch_kind::endpoint_missing: return "endpoint_missing";
         case fetch_kind::throttled: return "throttled";
         case fetch_kind::transient: return "transient";
+        case fetch_kind::tls_rejected: return "tls_rejected";
     }
     return "unknown";
 }
@@ -42,6 +43,7 @@ bool is_retryable(fetch_kind kind) {
         case fetch_kind::credentials_rejected:
         case fetch_kind::access_denied:
         case fetch_kind::endpoint_missing:
+        case fetch_kind::tls_rejected:
             return false;
     }
     return false;
@@ -219,6 +221,14 @@ fetch_failure classify_transport_error(const boost::system::error_code& error,
         what = sanitize_message(error.message(), 200);
     return make_failure(fetch_kind::transient, 0,
                         std::string(phase) + " " + std::string(where) + ": " + what);
+}
+
+fetch_failure classify_tls_rejected(std::string_view where, std::string_view reason) {
+    return make_failure(fetch_kind::tls_rejected, 0,
+                        "TLS handshake with " + std::string(where) +
+                            ": certificate verify failed (" + sanitize_message(reason, 200) +
+                            "): set vitec.ca_file to the CA that signed it, or use the host name "
+                            "the certificate names");
 }
 
 fetch_failure classify_broken_body(std::string_view reason) {

@@ -19,6 +19,7 @@ enum class fetch_kind {
     endpoint_missing,      // 404
     throttled,             // 429 or 503: honour Retry-After
     transient,             // other 5xx, timeouts, resets, truncated bodies
+    tls_rejected,          // the server's certificate failed verification: retrying will not help
 };
 
 std::string_view to_string(fetch_kind kind);
@@ -68,6 +69,12 @@ std::optional<fetch_failure> classify_response(const response_facts& facts,
 // `where` the host, for the message.
 fetch_failure classify_transport_error(const boost::system::error_code& error,
                                        std::string_view phase, std::string_view where);
+
+// A TLS handshake that failed because the server's certificate did not verify
+// (`reason`: OpenSSL's words for it, e.g. "unable to get local issuer
+// certificate" or "hostname mismatch"). Not retried: the fix is a CA file or
+// the base URL's host name.
+fetch_failure classify_tls_rejected(std::string_view where, std::string_view reason);
 
 // A 200 whose body turned out not to be a usable JSON array (the parser said
 // so, the body did not start with '[', or it exceeded max_response_bytes).

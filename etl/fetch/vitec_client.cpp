@@ -17,6 +17,7 @@
 #include <boost/url/url_view.hpp>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -213,7 +214,15 @@ struct vitec_client::impl {
             auto [handshake_error] =
                 co_await stream.async_handshake(ssl::stream_base::client, tuple_awaitable);
             if (handshake_error) {
-                failure = classify_transport_error(handshake_error, "TLS handshake with", where);
+                // Asio's host_name_verification rejects a certificate that does
+                // not name the host without an error of its own, which OpenSSL
+                // then reports as unspecified.
+                const long verify = SSL_get_verify_result(stream.native_handle());
+                failure = verify == X509_V_OK
+                              ? classify_transport_error(handshake_error, "TLS handshake with", where)
+                              : classify_tls_rejected(where, verify == X509_V_ERR_UNSPECIFIED
+                                                                 ? "the certificate does not name " + host
+                                                                 : std::string(X509_verify_cert_error_string(verify)));
                 co_return nullptr;
             }
         }

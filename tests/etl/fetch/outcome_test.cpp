@@ -48,6 +48,9 @@ TEST_CASE("only broken responses, throttling and transient failures are retried 
     CHECK_FALSE(is_retryable(fetch_kind::credentials_rejected));
     CHECK_FALSE(is_retryable(fetch_kind::access_denied));
     CHECK_FALSE(is_retryable(fetch_kind::endpoint_missing));
+    CHECK_FALSE(is_retryable(fetch_kind::tls_rejected));
+    CHECK_FALSE(parks_customer(fetch_kind::tls_rejected));
+    CHECK(to_string(fetch_kind::tls_rejected) == "tls_rejected");
     CHECK(parks_customer(fetch_kind::credentials_rejected));
     CHECK(parks_customer(fetch_kind::access_denied));
     CHECK_FALSE(parks_customer(fetch_kind::transient));

@@ -64,17 +64,21 @@ TEST_CASE("TLS to the right host name with a certificate from the configured CA 
     SECTION("the certificate does not name the host") {
         config.base_url = server.url("https", "127.0.0.1");
         auto result = fetch_from(config);
-        CHECK(result.kind() == fetch_kind::transient);
+        CHECK(result.kind() == fetch_kind::tls_rejected);
+        CHECK_FALSE(is_retryable(result.kind()));
         CHECK(result.http_status == 0);
         CHECK(result.failure->message.find("TLS handshake") != std::string::npos);
-        CHECK(result.failure->message.find("certificate verify failed") != std::string::npos);
+        INFO(result.failure->message);
+        CHECK(result.failure->message.find("certificate verify failed (the certificate does not name 127.0.0.1)") != std::string::npos);
     }
     SECTION("the certificate comes from a CA we do not trust") {
         config.base_url = server.url("https", "localhost");
         config.ca_file = pki.file("other-ca.pem");
         auto result = fetch_from(config);
-        CHECK(result.kind() == fetch_kind::transient);
+        CHECK(result.kind() == fetch_kind::tls_rejected);
         CHECK(result.failure->message.find("certificate verify failed") != std::string::npos);
+        CHECK(result.failure->message.find("(unable to get local issuer certificate)") != std::string::npos);
+        CHECK(result.failure->message.find("vitec.ca_file") != std::string::npos);
         config.ca_file.clear();  // the system store does not know the test CA either
         CHECK(fetch_from(config).failure->message.find("certificate verify failed") != std::string::npos);
     }
