@@ -452,18 +452,6 @@ struct window_loader::impl {
         }
     }
 
-    // Dedupes the window, diffs it against the stored rows, upserts what
-    // differs and opens the first history version of every new comeback, in
-    // one statement. Plans start from the window's staged rows: each stored
-    // row is reached through the primary key (a LATERAL lookup the planner
-    // cannot turn into a scan of the customer's rows, whatever statistics it
-    // holds: the staging tables have none and the main tables may still hold
-    // those of their empty state during a bulk load), so a window costs what
-    // its own rows cost, however many the customer has.
-    //
-    // Each new comeback is written once to comebacks and once to history;
-    // only updates and undeletes also go to load_delta, to close their
-    // current history version first (write_history()).
     // Whether any live comeback is stored in the window's occurs_at range:
     // when none is (a first load), there is nothing to drop as unchanged and
     // nothing to soft-delete, so both steps are left out.
@@ -519,6 +507,18 @@ struct window_loader::impl {
         return true;
     }
 
+    // Dedupes the window, diffs it against the stored rows, upserts what
+    // differs and opens the first history version of every new comeback, in
+    // one statement. Plans start from the window's staged rows: each stored
+    // row is reached through the primary key (a LATERAL lookup the planner
+    // cannot turn into a scan of the customer's rows, whatever statistics it
+    // holds: the staging tables have none and the main tables may still hold
+    // those of their empty state during a bulk load), so a window costs what
+    // its own rows cost, however many the customer has.
+    //
+    // Each new comeback is written once to comebacks and once to history;
+    // only updates and undeletes also go to load_delta, to close their
+    // current history version first (write_history()).
     void merge_comebacks(const std::string& stamp, bool live_in_range) {
         const std::string s_cols = prefixed_tracked_columns("s.");
         const std::string c_cols = prefixed_tracked_columns("c.");
