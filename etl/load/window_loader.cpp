@@ -263,6 +263,9 @@ struct window_loader::impl {
     copy_text rejections;
     content_digest digest;
     std::string digest_tail;  // scratch: the names one comeback row refers to
+    // Scratch: per comeback of a batch, the names of its contact, booked-by
+    // user, assigned user, group and office (empty when it has none).
+    std::vector<std::array<std::string_view, 5>> resolved_names;
 
     // What changed stored data in this load, for the ledger's changed_at.
     std::size_t renamed = 0;  // stored entities that took a new name
@@ -295,18 +298,23 @@ struct window_loader::impl {
             }
             return found->second;
         };
-        // Check everything first: a refused batch formats nothing.
+        // Resolve everything first: a refused batch formats nothing.
+        resolved_names.clear();
+        resolved_names.reserve(batch.comebacks.size());
         for (const auto& c : batch.comebacks) {
-            name_of(c, c.contact_id, contacts, "contact");
-            name_of(c, c.booked_by_user_id, users, "user");
-            name_of(c, c.assigned_user_id, users, "user");
-            name_of(c, c.assigned_group_id, groups, "user group");
-            name_of(c, c.assigned_office_id, offices, "office");
+            resolved_names.push_back({name_of(c, c.contact_id, contacts, "contact"),
+                                      name_of(c, c.booked_by_user_id, users, "user"),
+                                      name_of(c, c.assigned_user_id, users, "user"),
+                                      name_of(c, c.assigned_group_id, groups, "user group"),
+                                      name_of(c, c.assigned_office_id, offices, "office")});
         }
 
         // The digest takes each comeback row with the names it refers to, so it
         // does not depend on how the response was cut into batches.
-        for (const auto& c : batch.comebacks) {
+        for (std::size_t i = 0; i < batch.comebacks.size(); ++i) {
+            const comeback_record& c = batch.comebacks[i];
+            const auto& [contact_name, booked_by_name, assigned_user_name, group_name,
+                         office_name] = resolved_names[i];
             const std::size_t row_start = comebacks.size();
             comebacks.number(static_cast<long long>(c.index));
             comebacks.text(c.id);
@@ -319,15 +327,12 @@ struct window_loader::impl {
             comebacks.text(c.origin);
             comebacks.micros(c.occurs_at);
             comebacks.micros(c.booked_at);
-            if (c.contact_id) comebacks.text(contacts.find(*c.contact_id)->second);
+            if (c.contact_id) comebacks.text(contact_name);
             else comebacks.null();
             comebacks.end_row();
             digest.add(comebacks.view().substr(row_start));
             digest_tail.clear();
-            for (auto name : {name_of(c, c.booked_by_user_id, users, "user"),
-                              name_of(c, c.assigned_user_id, users, "user"),
-                              name_of(c, c.assigned_group_id, groups, "user group"),
-                              name_of(c, c.assigned_office_id, offices, "office")}) {
+            for (auto name : {booked_by_name, assigned_user_name, group_name, office_name}) {
                 copy_text::append_escaped(digest_tail, name);
                 digest_tail += '\t';
             }
@@ -405,12 +410,15 @@ struct window_loader::impl {
         return true;
     }
 
-    void note_change_range(const pqxx::field& from, const pqxx::field& to) {
-        if (from.is_null() || to.is_null()) return;
-        const auto low = sql_time::from_micros(from.as<long long>());
-        const auto high = sql_time::from_micros(to.as<long long>());
+    void widen_change_range(instant low, instant high) {
         if (!changed_from || low < *changed_from) changed_from = low;
         if (!changed_to || high > *changed_to) changed_to = high;
+    }
+
+    void note_change_range(const pqxx::field& from, const pqxx::field& to) {
+        if (from.is_null() || to.is_null()) return;
+        widen_change_range(sql_time::from_micros(from.as<long long>()),
+                           sql_time::from_micros(to.as<long long>()));
     }
 
     // Entities first: comebacks reference them. Rows that would not change
@@ -656,10 +664,7 @@ struct window_loader::impl {
             key.date_criteria, sql_time::day_number(key.first_day),
             sql_time::day_number(key.end_day));
         counts.deleted = static_cast<std::size_t>(result.affected_rows());
-        if (counts.deleted > 0) {
-            if (!changed_from || key.from < *changed_from) changed_from = key.from;
-            if (!changed_to || key.to > *changed_to) changed_to = key.to;
-        }
+        if (counts.deleted > 0) widen_change_range(key.from, key.to);
     }
 
     // Updates, undeletes and deletes (load_delta) close the comeback's current
