@@ -40,7 +40,7 @@ struct fetch_failure {
 
 // ---------------------------------------------------------------------------
 // The classification itself. Every function below is pure and lives in
-// outcome.cpp, so the table in README "Vitec client" has one source.
+// outcome.cpp, so the failure kind table in docs/operations.md has one source.
 
 #include <boost/system/error_code.hpp>
 

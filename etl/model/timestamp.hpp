@@ -1,5 +1,5 @@
 #pragma once
-// Reading the timestamps Vitec writes. See README "Timestamps" for the rules.
+// Reading the timestamps Vitec writes. The rules: docs/data-model.md, "Timestamps".
 
 #include "model/comeback.hpp"
 

@@ -1,5 +1,5 @@
 // fake-vitec: a small HTTP(S) server that behaves like Vitec Connect's comeback
-// report, for tests, the demo, end-to-end tests and benchmarks. See README
+// report, for tests, the demo, end-to-end tests and benchmarks. See docs/development.md
 // "The fake Vitec server" and `fake-vitec --help`.
 
 #include "dataset.hpp"

@@ -247,12 +247,10 @@ TEST_CASE("the example configuration loads and documents every key it sets") {
     CHECK(cfg.log.level == defaults.log.level);
     CHECK(cfg.log.format == defaults.log.format);
 
-    // Every key the example sets has a row in the README's reference table.
-    std::ifstream readme_file(std::filesystem::path(COMEBACK_SOURCE_DIR) / "README.md");
-    std::string readme((std::istreambuf_iterator<char>(readme_file)), std::istreambuf_iterator<char>());
-    auto begin = readme.find("## Configuration");
-    REQUIRE(begin != std::string::npos);
-    std::string section = readme.substr(begin, readme.find("\n## ", begin + 1) - begin);
+    // Every key the example sets has a row in docs/configuration.md.
+    std::ifstream page_file(std::filesystem::path(COMEBACK_SOURCE_DIR) / "docs" / "configuration.md");
+    REQUIRE(page_file);
+    const std::string section((std::istreambuf_iterator<char>(page_file)), std::istreambuf_iterator<char>());
     std::set<std::string> keys;
     auto collect = [&keys](auto& self, const YAML::Node& node, const std::string& prefix) -> void {
         if (node.IsMap()) {
@@ -267,11 +265,11 @@ TEST_CASE("the example configuration loads and documents every key it sets") {
     };
     collect(collect, YAML::LoadFile(example.string()), "");
     for (const std::string& key : keys) {
-        INFO("README ## Configuration lacks `" << key << "`");
+        INFO("docs/configuration.md lacks `" << key << "`");
         CHECK(section.find("`" + key + "`") != std::string::npos);
     }
     for (const char* key : {"password", "password_file", "password_env", "password_credential", "ca_file"}) {
-        INFO("README ## Configuration lacks `vitec." << key << "`");
+        INFO("docs/configuration.md lacks `vitec." << key << "`");
         CHECK(section.find(std::string("`vitec.") + key + "`") != std::string::npos);
     }
 }
