@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The systemd/ install rules put the unit, the schema and the example
-# configuration where the unit and the README say they are.
+# The systemd/ install rules put the unit, the schema, the example
+# configuration and the docs where the unit and the README say they are.
 #   install_rules_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1 source=$2
@@ -14,6 +14,13 @@ expect=(usr/lib/systemd/system/comeback-sync.service
         usr/share/doc/comeback-sync/README.md)
 for sql in "$source"/schema/*.sql; do
     expect+=("usr/share/comeback-sync/schema/$(basename "$sql")")
+done
+for page in "$source"/docs/*.md; do
+    expect+=("usr/share/doc/comeback-sync/docs/$(basename "$page")")
+done
+# The unit's Documentation= names installed files.
+for uri in $(sed -n 's/^Documentation=//p' "$source/systemd/comeback-sync.service"); do
+    [[ $uri == file:///* ]] && expect+=("${uri#file:///}")
 done
 status=0
 for file in "${expect[@]}"; do
