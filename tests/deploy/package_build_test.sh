@@ -64,7 +64,9 @@ expect=(/usr/bin/comeback-sync
         /usr/share/man/man1/comeback-sync.1.gz
         /usr/share/doc/comeback-sync/copyright
         /usr/share/doc/comeback-sync/changelog.gz
-        /usr/share/doc/comeback-sync/comeback-sync.example.yaml)
+        /usr/share/doc/comeback-sync/comeback-sync.example.yaml
+        /usr/share/comeback-sync/prometheus/comeback-sync.rules.yml
+        /usr/share/comeback-sync/grafana/comeback-sync.json)
 for sql in "$source"/schema/*.sql; do expect+=("/usr/share/comeback-sync/schema/$(basename "$sql")"); done
 for file in "${expect[@]}"; do
     grep -qxF "$file" <<<"$contents" || fail "the package lacks $file"
