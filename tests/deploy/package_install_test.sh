@@ -3,20 +3,21 @@
 # check-config accepts the installed configuration, systemd-analyze verifies the
 # installed unit and `man comeback-sync` finds the manual page; dpkg -r keeps
 # only the configuration (and the admin's enablement of the unit), dpkg --purge
-# leaves nothing. Needs root. Refuses to touch a machine where comeback-sync is
-# installed otherwise: skipped (exit 77) there, failed when CI is set, since
-# a CI machine never has it.
+# leaves nothing. Needs root (or password-less sudo, as scripts/bootstrap
+# uses); without either it is reported as skipped (exit 77), never passed.
+# Fails without touching anything on a machine where comeback-sync is
+# installed otherwise: remove it first, or leave this test out (ctest -E package).
 #   package_install_test.sh PACKAGE_DIR
 set -euo pipefail
 dir=$1
 fail() { echo "FAIL: $*" >&2; exit 1; }
-refuse() {
-    if [[ -n "${CI:-}" ]]; then fail "$* (CI is set: this test must run there)"; fi
-    echo "SKIPPED: $*" >&2
-    exit 77
-}
+refuse() { fail "$* (remove it first, or leave this test out: ctest -E package)"; }
 
-((EUID == 0)) || refuse "needs root to install the package with dpkg"
+if ((EUID != 0)); then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then exec sudo -n "$0" "$@"; fi
+    echo "SKIPPED: installing a package with dpkg needs root or password-less sudo" >&2
+    exit 77
+fi
 for tool in dpkg systemd-analyze systemctl man; do
     command -v "$tool" >/dev/null || fail "$tool not found; scripts/bootstrap installs it"
 done
