@@ -26,7 +26,7 @@ std::string day_text(const std::optional<date::local_days>& day) {
 
 std::string age_text(const std::optional<instant>& at, instant now) {
     if (!at) return "never";
-    return format_duration(std::chrono::floor<std::chrono::seconds>(now - *at)) + " ago";
+    return human_duration(std::chrono::floor<std::chrono::seconds>(now - *at)) + " ago";
 }
 
 boost::json::value optional_text(const std::optional<std::string>& text) {

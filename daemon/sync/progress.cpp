@@ -16,7 +16,7 @@ std::string progress_tracker::eta_text(clock::time_point now) const {
     const double per_second = rate(now);
     if (per_second <= 0) return "?";
     const auto left = static_cast<double>(total_ - std::min(done_, total_)) / per_second;
-    return format_duration(std::chrono::seconds(static_cast<std::int64_t>(left + 0.5)));
+    return human_duration(std::chrono::seconds(static_cast<std::int64_t>(left + 0.5)));
 }
 
 std::string progress_tracker::bar(clock::time_point now, std::size_t width) const {
@@ -28,7 +28,7 @@ std::string progress_tracker::bar(clock::time_point now, std::size_t width) cons
     return "[" + std::string(filled, '#') + std::string(room - filled, '.') + "]" + tail;
 }
 
-std::string format_duration(std::chrono::seconds duration) {
+std::string human_duration(std::chrono::seconds duration) {
     const auto total = duration.count();
     if (total >= 3600) return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
     if (total >= 60) return fmt::format("{}m{:02}s", total / 60, total % 60);

@@ -41,7 +41,9 @@ private:
     clock::time_point started_;
 };
 
-// "1h02m", "3m05s", "12s".
-std::string format_duration(std::chrono::seconds duration);
+// A duration for people, to the minute or second: "1h02m", "3m05s", "12s"
+// (the ETA, status's ages). Not a setting's spelling: that is format_duration
+// in config/config.hpp, which parse_duration reads back.
+std::string human_duration(std::chrono::seconds duration);
 
 }  // namespace comeback

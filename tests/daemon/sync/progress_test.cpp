@@ -35,7 +35,7 @@ TEST_CASE("the progress bar shows done, total, rows, rate, time left and failure
 }
 
 TEST_CASE("durations read as hours, minutes and seconds") {
-    CHECK(format_duration(12s) == "12s");
-    CHECK(format_duration(185s) == "3m05s");
-    CHECK(format_duration(3720s) == "1h02m");
+    CHECK(human_duration(12s) == "12s");
+    CHECK(human_duration(185s) == "3m05s");
+    CHECK(human_duration(3720s) == "1h02m");
 }
