@@ -82,10 +82,10 @@ public:
         const auto ids = customer_ids(cfg);
         metrics_.set_customers(ids);
         leases_.set_customers(ids);
-        if (!cfg.metrics.listen.empty()) {
-            server_.emplace(io_.get_executor(), cfg.metrics.listen, metrics_);
+        if (cfg.metrics.listen) {
+            server_.emplace(io_.get_executor(), *cfg.metrics.listen, metrics_);
             log_event(spdlog::level::info, "metrics.listening",
-                      {{"listen", cfg.metrics.listen}, {"port", server_->port()}});
+                      {{"listen", to_string(*cfg.metrics.listen)}, {"port", server_->port()}});
         }
     }
 

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <stdexcept>
 
 namespace comeback {
 namespace {
@@ -45,16 +44,17 @@ int syslog_priority(spdlog::level::level_enum level) {
     }
 }
 
-spdlog::level::level_enum parse_level(const std::string& text) {
-    if (text == "trace") return spdlog::level::trace;
-    if (text == "debug") return spdlog::level::debug;
-    if (text == "info") return spdlog::level::info;
-    if (text == "warn" || text == "warning") return spdlog::level::warn;
-    if (text == "error") return spdlog::level::err;
-    if (text == "critical") return spdlog::level::critical;
-    if (text == "off") return spdlog::level::off;
-    throw std::invalid_argument("log.level: unknown level \"" + text +
-                                "\" (expected trace, debug, info, warn, error, critical or off)");
+spdlog::level::level_enum spdlog_level(log_level level) {
+    switch (level) {
+        case log_level::trace: return spdlog::level::trace;
+        case log_level::debug: return spdlog::level::debug;
+        case log_level::info: return spdlog::level::info;
+        case log_level::warn: return spdlog::level::warn;
+        case log_level::error: return spdlog::level::err;
+        case log_level::critical: return spdlog::level::critical;
+        case log_level::off: return spdlog::level::off;
+    }
+    return spdlog::level::info;
 }
 
 bool needs_quotes(std::string_view value) {
@@ -166,16 +166,12 @@ log_field::log_field(std::string_view key, double value)
     : key(key), value(fmt::format("{}", value)), bare(true) {}
 
 log_style choose_log_style(const log_config& config, bool under_journal) {
-    if (config.format == "json") return log_style::json;
-    if (config.format != "text") {
-        throw std::invalid_argument("log.format: unknown format \"" + config.format +
-                                    "\" (expected text or json)");
-    }
+    if (config.format == log_format::json) return log_style::json;
     return under_journal ? log_style::journal : log_style::text;
 }
 
 void setup_logging(const log_config& config) {
-    const auto level = parse_level(config.level);
+    const auto level = spdlog_level(config.level);
     // systemd sets JOURNAL_STREAM when stderr is connected to the journal.
     const auto style = choose_log_style(config, std::getenv("JOURNAL_STREAM") != nullptr);
 

@@ -54,15 +54,13 @@ struct log_field {
     bool bare = false;  // a number or bool: unquoted in JSON
 };
 
-// The style for a configuration: json when log.format is "json", otherwise
+// The style for a configuration: json when log.format is json, otherwise
 // journal when running under systemd (JOURNAL_STREAM set), otherwise text.
 log_style choose_log_style(const log_config& config, bool under_journal);
 
 // Replaces spdlog's default logger with one writing to stderr in the chosen
-// style at log.level. Call once at start-up (and again after a reload).
-// Throws std::invalid_argument naming the bad value when log.level is not one
-// of trace, debug, info, warn, error, critical, off, or log.format is not text
-// or json.
+// style at log.level (off: nothing at all). Call once at start-up (and again
+// after a reload). The values come parsed from etl/config.
 void setup_logging(const log_config& config);
 
 // Logs one event through spdlog's default logger. Never throws.

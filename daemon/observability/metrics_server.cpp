@@ -13,9 +13,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <atomic>
-#include <charconv>
 #include <list>
-#include <stdexcept>
 #include <system_error>
 
 namespace comeback {
@@ -24,30 +22,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-
-listen_address parse_listen_address(std::string_view text) {
-    auto invalid = [&](std::string_view why) {
-        return std::invalid_argument("metrics.listen: \"" + std::string(text) + "\" " +
-                                     std::string(why) + " (expected host:port, [v6]:port or :port)");
-    };
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) throw invalid("has no port");
-    std::string_view host = text.substr(0, colon);
-    const std::string_view port_text = text.substr(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);
-    } else if (host.find(':') != std::string_view::npos) {
-        throw invalid("needs brackets around an IPv6 address");
-    }
-    unsigned port = 0;
-    const auto [end, error] =
-        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (port_text.empty() || error != std::errc{} || end != port_text.data() + port_text.size() ||
-        port > 65535) {
-        throw invalid("has no valid port");
-    }
-    return {host.empty() ? "0.0.0.0" : std::string(host), static_cast<std::uint16_t>(port)};
-}
 
 namespace {
 
@@ -190,17 +164,16 @@ struct metrics_server::impl : server_state {
     using server_state::server_state;
 };
 
-metrics_server::metrics_server(asio::any_io_executor executor, std::string_view listen,
+metrics_server::metrics_server(asio::any_io_executor executor, const listen_address& listen,
                                const metrics_registry& registry)
     : impl_(std::make_shared<impl>(std::move(executor), registry)) {
-    const auto address = parse_listen_address(listen);
     auto fail = [&](const beast::error_code& error, std::string_view what) {
-        throw std::system_error(error, "metrics.listen " + std::string(listen) + ": " +
+        throw std::system_error(error, "metrics.listen " + to_string(listen) + ": " +
                                            std::string(what));
     };
     beast::error_code error;
     tcp::resolver resolver(impl_->strand);
-    const auto endpoints = resolver.resolve(address.host, std::to_string(address.port),
+    const auto endpoints = resolver.resolve(listen.host, std::to_string(listen.port),
                                             tcp::resolver::passive | tcp::resolver::numeric_service,
                                             error);
     if (error) fail(error, "cannot resolve");

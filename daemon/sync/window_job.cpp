@@ -47,7 +47,7 @@ struct attempt_result {
 };
 
 window_key key_of(const config& cfg, const customer_config& customer, const window& w) {
-    return {customer.id, cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
+    return {customer.id, cfg.sync.date_criteria.name(), w.first_day, w.end_day, w.from, w.to};
 }
 
 // The loader's side: takes batches off the queue on a database thread, inside
@@ -136,7 +136,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
 
     attempt_result result;
     const window_request request{customer.id, &customer.password, w.from_text(), w.to_text(),
-                                 cfg.sync.date_criteria};
+                                 cfg.sync.date_criteria.name()};
     try {
         fetch_result fetched = co_await context.client.fetch(request, sink);
         result.http_status = fetched.http_status;

@@ -15,9 +15,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <initializer_list>
 #include <limits>
 #include <map>
+#include <span>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -70,6 +70,50 @@ std::uint64_t scale(std::uint64_t number, std::uint64_t factor, const char* what
     if (factor != 0 && number > std::numeric_limits<std::uint64_t>::max() / factor)
         throw std::invalid_argument(std::string(what) + " is too large");
     return number * factor;
+}
+
+// ---------------------------------------------------------------------------
+// The file's layout: every key each section may hold. The loader refuses any
+// other key, and known_key_paths() lists exactly these, so the documentation
+// test checks the very list the loader uses.
+
+constexpr std::string_view top_keys[] = {"database", "vitec", "sync", "customers", "metrics", "log"};
+constexpr std::string_view database_keys[] = {"conninfo", "schema", "auto_migrate"};
+constexpr std::string_view vitec_keys[] = {
+    "base_url", "timezone", "username", "password", "password_file", "password_env", "password_credential",
+    "ca_file", "allow_insecure_http", "request_timeout", "max_concurrent_requests", "max_requests_per_second",
+    "max_response_bytes", "retry"};
+constexpr std::string_view retry_keys[] = {"max_attempts", "base_delay", "max_delay", "max_retry_after",
+                                           "auth_backoff"};
+constexpr std::string_view sync_keys[] = {"date_criteria", "window", "lookback", "horizon", "poll_interval",
+                                          "history_start", "freshness", "shutdown_grace"};
+constexpr std::string_view freshness_keys[] = {"within", "every"};
+constexpr std::string_view customer_keys[] = {"id", "name", "password", "password_file", "password_env",
+                                              "password_credential"};
+constexpr std::string_view metrics_keys[] = {"listen"};
+constexpr std::string_view log_keys[] = {"level", "format"};
+
+struct section_layout {
+    std::string_view path;  // "" for the top level; "[]" stands for every item of a list
+    std::span<const std::string_view> keys;
+};
+
+constexpr section_layout file_layout[] = {
+    {"", top_keys},
+    {"database", database_keys},
+    {"vitec", vitec_keys},
+    {"vitec.retry", retry_keys},
+    {"sync", sync_keys},
+    {"sync.freshness[]", freshness_keys},
+    {"customers[]", customer_keys},
+    {"metrics", metrics_keys},
+    {"log", log_keys},
+};
+
+std::span<const std::string_view> keys_of(std::string_view layout_path) {
+    for (const section_layout& layout : file_layout)
+        if (layout.path == layout_path) return layout.keys;
+    throw std::logic_error("no layout for configuration section " + std::string(layout_path));
 }
 
 // ---------------------------------------------------------------------------
@@ -197,6 +241,18 @@ struct field {
         return std::chrono::duration_cast<date::days>(value);
     }
 
+    // A value read by one of config/values.hpp's parse functions, whose
+    // std::invalid_argument carries the reason.
+    template <typename Parse>
+    auto parsed(const char* expected, Parse parse) const {
+        const std::string& value = scalar(expected);
+        try {
+            return parse(value);
+        } catch (const std::invalid_argument& e) {
+            fail(e.what());
+        }
+    }
+
     std::uint64_t size() const {
         const std::string& value = scalar("a size");
         std::uint64_t result = 0;
@@ -214,9 +270,11 @@ struct field {
 // (`metrics:` with nothing under it) reads as an empty section.
 class section {
 public:
-    section(const field& where, std::initializer_list<std::string_view> known)
+    // `layout` names the section in file_layout: "vitec.retry", "customers[]".
+    section(const field& where, std::string_view layout)
         // A missing key is reported at the section's own key ("vitec:"), where it belongs.
         : doc_(where.doc), path_(where.path), mark_(where.key_mark.is_null() ? where.mark() : where.key_mark) {
+        const std::span<const std::string_view> known = keys_of(layout);
         if (where.node.IsNull()) return;
         if (!where.node.IsMap()) where.fail("expected a mapping of keys, found " + kind_of(where.node));
         for (auto it = where.node.begin(); it != where.node.end(); ++it) {
@@ -320,7 +378,8 @@ std::optional<resolved_password> read_password(const document& doc, const sectio
     if (key == "password_file") {
         std::filesystem::path path = f.non_empty_text();
         if (path.is_relative()) path = (doc.directory / path).lexically_normal();
-        return resolved_password{secret(read_secret_file(f, path, "password file")), {"file", path.string()}};
+        return resolved_password{secret(read_secret_file(f, path, "password file")),
+                                 {password_source::file, path.string()}};
     }
     if (key == "password_env") {
         std::string name = f.non_empty_text();
@@ -328,7 +387,7 @@ std::optional<resolved_password> read_password(const document& doc, const sectio
         if (value == nullptr) f.fail("environment variable " + name + " is not set");
         std::string text = strip_line_breaks(value);
         if (text.empty()) f.fail("environment variable " + name + " is empty");
-        return resolved_password{secret(std::move(text)), {"env", name}};
+        return resolved_password{secret(std::move(text)), {password_source::env, name}};
     }
     if (key == "password_credential") {
         std::string name = f.non_empty_text();
@@ -340,7 +399,7 @@ std::optional<resolved_password> read_password(const document& doc, const sectio
                    " needs CREDENTIALS_DIRECTORY, which is not set (systemd sets it for LoadCredential=)");
         }
         std::filesystem::path path = std::filesystem::path(directory) / name;
-        return resolved_password{secret(read_secret_file(f, path, "credential")), {"credential", name}};
+        return resolved_password{secret(read_secret_file(f, path, "credential")), {password_source::credential, name}};
     }
     // An inline password is only as private as the file it is written in.
     if (doc.mode & (S_IRGRP | S_IROTH)) {
@@ -351,7 +410,7 @@ std::optional<resolved_password> read_password(const document& doc, const sectio
     }
     const std::string& value = f.scalar("a string");
     if (value.empty()) f.fail("must not be empty");
-    return resolved_password{secret(value), {"inline", ""}};
+    return resolved_password{secret(value), {password_source::inline_text, ""}};
 }
 
 // ---------------------------------------------------------------------------
@@ -359,73 +418,6 @@ std::optional<resolved_password> read_password(const document& doc, const sectio
 
 bool is_digits(std::string_view text) {
     return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-bool valid_port(std::string_view text) {
-    if (!is_digits(text) || text.size() > 5) return false;
-    unsigned port = 0;
-    std::from_chars(text.data(), text.data() + text.size(), port);
-    return port >= 1 && port <= 65535;
-}
-
-// "host:port" or "[v6]:port"; returns an explanation when invalid.
-std::string check_listen(std::string_view text) {
-    std::string_view host, port;
-    if (!text.empty() && text.front() == '[') {
-        auto close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return "is not host:port (an IPv6 address goes in brackets: [::1]:9464)";
-        host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-    } else {
-        auto colon = text.rfind(':');
-        if (colon == std::string_view::npos) return "is not host:port (e.g. 127.0.0.1:9464)";
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-        if (host.find(':') != std::string_view::npos)
-            return "is not host:port (an IPv6 address goes in brackets: [::1]:9464)";
-    }
-    if (host.empty()) return "has no host (use 0.0.0.0:PORT to listen everywhere)";
-    if (!valid_port(port)) return "has no valid port (1 to 65535)";
-    return "";
-}
-
-bool is_loopback_host(std::string_view host) {
-    if (host == "localhost" || host == "[::1]") return true;
-    if (host.substr(0, 4) != "127.") return false;
-    return std::all_of(host.begin(), host.end(), [](char c) { return c == '.' || (c >= '0' && c <= '9'); });
-}
-
-// Checks an http(s) base URL and returns it without trailing slashes, so
-// "{base_url}/Report/..." is always well formed.
-std::string check_base_url(const field& f, bool allow_insecure_http) {
-    std::string url = f.non_empty_text();
-    bool https = url.rfind("https://", 0) == 0;
-    bool http = url.rfind("http://", 0) == 0;
-    if (!https && !http) f.fail(in_quotes(url) + " must start with https:// (or http:// for a test server)");
-    if (std::any_of(url.begin(), url.end(), [](unsigned char c) { return std::isspace(c) || std::iscntrl(c); }))
-        f.fail("must not contain spaces or control characters");
-    std::string_view rest = std::string_view(url).substr(https ? 8 : 7);
-    std::string_view authority = rest.substr(0, rest.find('/'));
-    // Credentials belong in password sources, not in a URL that ends up in logs.
-    if (authority.find('@') != std::string_view::npos) f.fail("must not contain a user name or password");
-    if (rest.find_first_of("?#") != std::string_view::npos) f.fail(in_quotes(url) + " must not have a query or fragment");
-    std::string_view host = authority;
-    if (!host.empty() && host.front() == '[') {
-        host = host.substr(0, host.find(']') + 1);
-        if (authority.size() > host.size() && (authority[host.size()] != ':' || !valid_port(authority.substr(host.size() + 1))))
-            f.fail(in_quotes(url) + " has an invalid port");
-    } else if (auto colon = host.find(':'); colon != std::string_view::npos) {
-        if (!valid_port(host.substr(colon + 1))) f.fail(in_quotes(url) + " has an invalid port");
-        host = host.substr(0, colon);
-    }
-    if (host.empty()) f.fail(in_quotes(url) + " has no host");
-    if (http && !allow_insecure_http && !is_loopback_host(host)) {
-        f.fail(in_quotes(url) + " sends passwords in clear over plain http; use https://, or set "
-               "vitec.allow_insecure_http: true for a test server");
-    }
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    return url;
 }
 
 date::year_month_day check_date(const field& f) {
@@ -444,14 +436,6 @@ date::year_month_day check_date(const field& f) {
     return day;
 }
 
-std::string one_of(const field& f, std::initializer_list<std::string_view> allowed) {
-    std::string value = f.scalar("a string");
-    if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return value;
-    std::string list;
-    for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-    f.fail(in_quotes(value) + " is not one of " + list);
-}
-
 // Keeps the conninfo's own password subject to the same rule as an inline password.
 bool conninfo_has_password(std::string_view conninfo) { return mask_conninfo(conninfo) != conninfo; }
 
@@ -460,7 +444,7 @@ bool conninfo_has_password(std::string_view conninfo) { return mask_conninfo(con
 
 void read_database(const document& doc, const section& root, database_config& out) {
     field where = root.require("database");
-    section s(where, {"conninfo", "schema", "auto_migrate"});
+    section s(where, "database");
     field conninfo = s.require("conninfo");
     // Empty is allowed: libpq then takes everything from PGHOST, PGDATABASE and friends.
     out.conninfo = conninfo.text();
@@ -483,7 +467,7 @@ void read_database(const document& doc, const section& root, database_config& ou
 void read_retry(const section& vitec, retry_config& out) {
     auto where = vitec.get("retry");
     if (!where) return;
-    section s(*where, {"max_attempts", "base_delay", "max_delay", "max_retry_after", "auth_backoff"});
+    section s(*where, "vitec.retry");
     s.read("max_attempts", out.max_attempts, [](const field& f) { return f.count(1); });
     s.read("base_delay", out.base_delay, [](const field& f) { return f.duration(false); });
     s.read("max_delay", out.max_delay, [](const field& f) { return f.duration(false); });
@@ -498,12 +482,12 @@ void read_retry(const section& vitec, retry_config& out) {
 
 void read_vitec(const document& doc, const section& root, vitec_config& out) {
     field where = root.require("vitec");
-    section s(where, {"base_url", "timezone", "username", "password", "password_file", "password_env",
-                      "password_credential", "ca_file", "allow_insecure_http", "request_timeout",
-                      "max_concurrent_requests", "max_requests_per_second", "max_response_bytes", "retry"});
+    section s(where, "vitec");
     s.read("allow_insecure_http", out.allow_insecure_http, [](const field& f) { return f.boolean(); });
     bool insecure = out.allow_insecure_http;
-    s.read("base_url", out.base_url, [&](const field& f) { return check_base_url(f, insecure); });
+    s.read("base_url", out.base_url, [&](const field& f) {
+        return f.parsed("a URL", [&](const std::string& text) { return parse_vitec_url(text, insecure); });
+    });
     s.read("timezone", out.timezone, [](const field& f) {
         std::string name = f.non_empty_text();
         try {
@@ -521,8 +505,12 @@ void read_vitec(const document& doc, const section& root, vitec_config& out) {
     s.read("ca_file", out.ca_file, [&](const field& f) {
         std::filesystem::path path = f.non_empty_text();
         if (path.is_relative()) path = (doc.directory / path).lexically_normal();
+        // The client loads the certificates when it starts; a path that
+        // cannot work is refused here, with the line it came from.
         std::ifstream in(path);
         if (!in) f.fail("cannot read CA file " + path.string() + ": " + std::strerror(errno));
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec)) f.fail("CA file " + path.string() + " is not a regular file");
         return path.string();
     });
     s.read("request_timeout", out.request_timeout, [](const field& f) { return f.duration(false); });
@@ -539,7 +527,7 @@ void read_freshness(const field& where, sync_config& out) {
     std::map<date::days, std::size_t> seen;  // within -> index, to catch the same tier twice
     for (std::size_t i = 0; i < where.node.size(); ++i) {
         field item{where.doc, where.node[i], where.node[i].Mark(), where.path + "[" + std::to_string(i) + "]"};
-        section tier(item, {"within", "every"});
+        section tier(item, "sync.freshness[]");
         freshness_tier t;
         t.within = tier.require("within").days(false);
         t.every = tier.require("every").seconds(false);
@@ -556,9 +544,10 @@ void read_freshness(const field& where, sync_config& out) {
 void read_sync(const document& doc, const section& root, sync_config& out) {
     // Every sync key has a default, so the whole section may be left out.
     field where = root.get("sync").value_or(field{&doc, YAML::Node(), YAML::Mark::null_mark(), "sync"});
-    section s(where, {"date_criteria", "window", "lookback", "horizon", "poll_interval", "history_start",
-                      "freshness", "shutdown_grace"});
-    s.read("date_criteria", out.date_criteria, [](const field& f) { return f.non_empty_text(); });
+    section s(where, "sync");
+    // Vitec documents only Occurrence and publishes no full list, so any name
+    // is passed on as configured.
+    s.read("date_criteria", out.date_criteria, [](const field& f) { return date_criteria(f.non_empty_text()); });
     s.read("window", out.window, [](const field& f) { return f.days(false); });
     s.read("lookback", out.lookback, [](const field& f) { return f.days(true); });
     s.read("horizon", out.horizon, [](const field& f) { return f.days(true); });
@@ -585,7 +574,7 @@ void read_customers(const document& doc, const section& root, const vitec_config
     for (std::size_t i = 0; i < where.node.size(); ++i) {
         std::string path = "customers[" + std::to_string(i) + "]";
         field item{&doc, where.node[i], where.node[i].Mark(), path};
-        section s(item, {"id", "name", "password", "password_file", "password_env", "password_credential"});
+        section s(item, "customers[]");
         customer_config c;
         field id = s.require("id");
         c.id = id.non_empty_text();
@@ -601,7 +590,7 @@ void read_customers(const document& doc, const section& root, const vitec_config
             c.password_origin = std::move(password->origin);
         } else if (!vitec.default_password.empty()) {
             c.password = vitec.default_password;
-            c.password_origin = {"default", ""};
+            c.password_origin = {password_source::vitec_default, ""};
         } else {
             s.fail_here("customer " + c.id +
                         " has no password: set password_file, password_env or password_credential on the "
@@ -614,47 +603,67 @@ void read_customers(const document& doc, const section& root, const vitec_config
 void read_metrics(const section& root, metrics_config& out) {
     auto where = root.get("metrics");
     if (!where) return;
-    section s(*where, {"listen"});
-    s.read("listen", out.listen, [](const field& f) {
-        std::string value = f.text();
-        if (value.empty()) return value;  // explicitly no listener
-        if (std::string why = check_listen(value); !why.empty()) f.fail(in_quotes(value) + " " + why);
-        return value;
+    section s(*where, "metrics");
+    s.read("listen", out.listen, [](const field& f) -> std::optional<listen_address> {
+        if (f.scalar("host:port").empty()) return std::nullopt;  // explicitly no listener
+        return f.parsed("host:port", [](const std::string& text) { return parse_listen_address(text); });
     });
 }
 
 void read_log(const section& root, log_config& out) {
     auto where = root.get("log");
     if (!where) return;
-    section s(*where, {"level", "format"});
-    s.read("level", out.level,
-           [](const field& f) { return one_of(f, {"trace", "debug", "info", "warn", "error", "critical"}); });
-    s.read("format", out.format, [](const field& f) { return one_of(f, {"text", "json"}); });
+    section s(*where, "log");
+    s.read("level", out.level, [](const field& f) { return f.parsed("a string", parse_log_level); });
+    s.read("format", out.format, [](const field& f) { return f.parsed("a string", parse_log_format); });
 }
 
 // ---------------------------------------------------------------------------
 // describe()
 
 std::string describe_origin(const password_origin& origin) {
-    if (origin.kind == "file") return "<from file " + origin.name + ">";
-    if (origin.kind == "env") return "<from environment variable " + origin.name + ">";
-    if (origin.kind == "credential") return "<from systemd credential " + origin.name + ">";
-    if (origin.kind == "inline") return "<inline in the configuration file>";
-    if (origin.kind == "default") return "<the vitec default>";
+    switch (origin.source) {
+        case password_source::file: return "<from file " + origin.name + ">";
+        case password_source::env: return "<from environment variable " + origin.name + ">";
+        case password_source::credential: return "<from systemd credential " + origin.name + ">";
+        case password_source::inline_text: return "<inline in the configuration file>";
+        case password_source::vitec_default: return "<the vitec default>";
+        case password_source::none: break;
+    }
     return "<none>";
 }
 
+// `text` as a YAML scalar that reads back as the same string: plain when
+// nothing in it means something to YAML, double-quoted otherwise.
 std::string yaml_string(std::string_view text) {
-    bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
-        return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c == ':' || c == '+' || c >= 0x80;
-    });
+    bool plain = !text.empty() && text.front() != ':' && text.front() != '-' &&
+                 std::all_of(text.begin(), text.end(), [](unsigned char c) {
+                     return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c == ':' || c == '+' ||
+                            c >= 0x80;
+                 });
     return plain ? std::string(text) : in_quotes(text);
+}
+
+// The shortest text from_chars reads back as exactly `value` (a stream's
+// default six digits would print 1234567.5 as 1.23457e+06).
+std::string shortest_number(double value) {
+    char text[64];
+    auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+    return ec == std::errc() ? std::string(text, end) : std::to_string(value);
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Public functions
+
+std::vector<std::string> known_key_paths() {
+    std::vector<std::string> paths;
+    for (const section_layout& layout : file_layout)
+        for (std::string_view key : layout.keys)
+            paths.push_back(layout.path.empty() ? std::string(key) : std::string(layout.path) + "." + std::string(key));
+    return paths;
+}
 
 milliseconds parse_duration(std::string_view text) {
     auto [number, suffix] = split_number(text, "the duration");
@@ -789,7 +798,7 @@ config load_config(const std::filesystem::path& file) {
     config cfg;
     cfg.source = file;
     field top{&doc, root, root.Mark(), ""};
-    section s(top, {"database", "vitec", "sync", "customers", "metrics", "log"});
+    section s(top, "");
     read_database(doc, s, cfg.database);
     read_vitec(doc, s, cfg.vitec);
     read_sync(doc, s, cfg.sync);
@@ -814,7 +823,7 @@ std::string describe(const config& cfg) {
     out << "  auto_migrate: " << yes_no(d.auto_migrate) << "\n";
 
     out << "vitec:\n";
-    out << "  base_url: " << yaml_string(v.base_url) << "\n";
+    out << "  base_url: " << yaml_string(v.base_url.text) << "\n";
     out << "  timezone: " << yaml_string(v.timezone) << "\n";
     out << "  username: " << yaml_string(v.username) << "\n";
     out << "  password: " << describe_origin(v.default_password_origin) << "\n";
@@ -822,7 +831,7 @@ std::string describe(const config& cfg) {
     out << "  allow_insecure_http: " << yes_no(v.allow_insecure_http) << "\n";
     out << "  request_timeout: " << format_duration(v.request_timeout) << "\n";
     out << "  max_concurrent_requests: " << v.max_concurrent_requests << "\n";
-    out << "  max_requests_per_second: " << v.max_requests_per_second << "\n";
+    out << "  max_requests_per_second: " << shortest_number(v.max_requests_per_second) << "\n";
     out << "  max_response_bytes: " << format_size(v.max_response_bytes) << "\n";
     out << "  retry:\n";
     out << "    max_attempts: " << v.retry.max_attempts << "\n";
@@ -832,7 +841,7 @@ std::string describe(const config& cfg) {
     out << "    auth_backoff: " << format_duration(v.retry.auth_backoff) << "\n";
 
     out << "sync:\n";
-    out << "  date_criteria: " << yaml_string(s.date_criteria) << "\n";
+    out << "  date_criteria: " << yaml_string(s.date_criteria.name()) << "\n";
     out << "  window: " << s.window.count() << "d\n";
     out << "  lookback: " << s.lookback.count() << "d\n";
     out << "  horizon: " << s.horizon.count() << "d\n";
@@ -851,10 +860,11 @@ std::string describe(const config& cfg) {
     }
 
     out << "metrics:\n";
-    out << "  listen: " << (cfg.metrics.listen.empty() ? "<none: no listener>" : cfg.metrics.listen) << "\n";
+    out << "  listen: " << (cfg.metrics.listen ? yaml_string(to_string(*cfg.metrics.listen)) : "<none: no listener>")
+        << "\n";
     out << "log:\n";
-    out << "  level: " << cfg.log.level << "\n";
-    out << "  format: " << cfg.log.format << "\n";
+    out << "  level: " << to_string(cfg.log.level) << "\n";
+    out << "  format: " << to_string(cfg.log.format) << "\n";
     return out.str();
 }
 

@@ -1,9 +1,13 @@
 #pragma once
-// The configuration, loaded once from YAML into plain structs. Classes take
-// these structs, never YAML nodes. Every key is documented in
-// config/comeback-sync.example.yaml.
+// The configuration, loaded once from YAML into plain structs of typed values
+// (config/values.hpp). Classes take these structs, never YAML nodes or the
+// settings' text. Every key is documented in docs/configuration.md and
+// config/comeback-sync.example.yaml; a test keeps both in step with
+// known_key_paths().
 
 #include "config/secret.hpp"
+#include "config/values.hpp"
+#include "model/date_criteria.hpp"
 
 #include <date/date.h>
 
@@ -24,12 +28,6 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// Where a password came from, for check-config (never the value itself).
-struct password_origin {
-    std::string kind;  // "file", "env", "credential", "inline" or "default"
-    std::string name;  // the path, variable or credential name; empty for inline/default
-};
-
 struct database_config {
     std::string conninfo;  // libpq URI or key=value; PG* environment variables fill gaps
     std::string schema = "vitec";
@@ -45,12 +43,12 @@ struct retry_config {
 };
 
 struct vitec_config {
-    std::string base_url = "https://connect.maklare.vitec.net";
+    vitec_url base_url = parse_vitec_url(default_vitec_base_url, false);
     std::string timezone = "Europe/Stockholm";
     std::string username;
     secret default_password;
     password_origin default_password_origin;
-    std::string ca_file;  // empty: the system CA store
+    std::string ca_file;  // empty: the system CA store; else an absolute path to a readable file
     bool allow_insecure_http = false;
     std::chrono::milliseconds request_timeout{30000};
     unsigned max_concurrent_requests = 4;
@@ -67,7 +65,7 @@ struct freshness_tier {
 };
 
 struct sync_config {
-    std::string date_criteria = "Occurrence";
+    comeback::date_criteria date_criteria;  // Occurrence; qualified: the member shares the type's name
     date::days window{7};
     date::days lookback{30};
     date::days horizon{365};
@@ -85,12 +83,12 @@ struct customer_config {
 };
 
 struct metrics_config {
-    std::string listen;  // "host:port"; empty means no listener
+    std::optional<listen_address> listen;  // empty: no listener
 };
 
 struct log_config {
-    std::string level = "info";
-    std::string format = "text";  // or "json"
+    log_level level = log_level::info;
+    log_format format = log_format::text;
 };
 
 struct config {
@@ -106,6 +104,11 @@ struct config {
 // Reads and checks a configuration file, resolving every password (files,
 // environment variables, systemd credentials). Throws config_error.
 config load_config(const std::filesystem::path& file);
+
+// Every key path the loader accepts, in file order: "database",
+// "database.conninfo", ..., "sync.freshness[].within", "customers[].id". The
+// same table the loader refuses unknown keys against.
+std::vector<std::string> known_key_paths();
 
 // Parses "30s", "5m", "2h", "7d" (and "250ms"). Throws std::invalid_argument.
 std::chrono::milliseconds parse_duration(std::string_view text);

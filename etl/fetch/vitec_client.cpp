@@ -4,7 +4,6 @@
 #include "parse/response_parser.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,16 +12,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <vector>
 
@@ -79,19 +74,6 @@ std::string base64(std::string_view text) {
     return out;
 }
 
-bool is_loopback(std::string_view host) {
-    if (host == "localhost") return true;
-    error_code error;
-    auto address = net::ip::make_address(std::string(host), error);
-    return !error && address.is_loopback();
-}
-
-bool is_ip_literal(std::string_view host) {
-    error_code error;
-    net::ip::make_address(std::string(host), error);
-    return !error;
-}
-
 // Replaces every occurrence of each secret form in `text` by <redacted>. A server
 // may echo what it was sent (a proxy's error page, a debug message), and the
 // message ends up in logs: so the password, the user:password pair and its
@@ -136,11 +118,7 @@ struct vitec_client::impl {
 
     net::any_io_executor executor;
     vitec_config config;
-    bool use_tls = true;
-    std::string host;       // as used for DNS, SNI and verification (no brackets)
-    std::string port;
-    std::string authority;  // the Host header
-    std::string path_prefix;
+    const vitec_url& base = config.base_url;  // parsed and checked by etl/config
     std::optional<ssl::context> tls_context;
     tcp::resolver resolver;
     request_limiter limiter;
@@ -148,7 +126,7 @@ struct vitec_client::impl {
     std::uint64_t opened = 0;
 
     std::string target_for(const window_request& request) const {
-        return path_prefix + "/Report/Task/" + percent_encode(request.customer_id, false) +
+        return base.path_prefix + "/Report/Task/" + percent_encode(request.customer_id, false) +
                "/Comeback?from=" + percent_encode(request.from, true) +
                "&to=" + percent_encode(request.to, true) +
                "&date=" + percent_encode(request.date_criteria, true);
@@ -174,9 +152,9 @@ struct vitec_client::impl {
 
     net::awaitable<std::unique_ptr<connection>> open(clock_type::time_point deadline,
                                                      std::optional<fetch_failure>& failure) {
-        auto where = authority;
+        auto where = base.authority;
         auto [resolve_error, endpoints] =
-            co_await resolver.async_resolve(host, port, tuple_awaitable);
+            co_await resolver.async_resolve(base.host, std::to_string(base.port), tuple_awaitable);
         if (resolve_error) {
             failure = classify_transport_error(resolve_error, "resolve", where);
             co_return nullptr;
@@ -185,7 +163,7 @@ struct vitec_client::impl {
         // Beast reads at most the buffer's free capacity (512 bytes at least):
         // an empty flat_buffer meant one recvmsg per 512 bytes of body.
         conn->buffer.reserve(read_chunk);
-        if (use_tls)
+        if (base.tls)
             conn->secure.emplace(executor, *tls_context);
         else
             conn->plain.emplace(executor);
@@ -197,19 +175,19 @@ struct vitec_client::impl {
             co_return nullptr;
         }
         ++opened;
-        if (use_tls) {
+        if (base.tls) {
             auto& stream = *conn->secure;
             // SNI names the host for servers with several certificates; it is
             // not sent for an IP address literal (RFC 6066).
-            if (!is_ip_literal(host) &&
-                !SSL_set_tlsext_host_name(stream.native_handle(), host.c_str())) {
+            if (!base.host_is_address &&
+                !SSL_set_tlsext_host_name(stream.native_handle(), base.host.c_str())) {
                 failure = classify_transport_error(
                     error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category()),
                     "set SNI for", where);
                 co_return nullptr;
             }
             stream.set_verify_mode(ssl::verify_peer);
-            stream.set_verify_callback(ssl::host_name_verification(host));
+            stream.set_verify_callback(ssl::host_name_verification(base.host));
             lowest.expires_at(deadline);
             auto [handshake_error] =
                 co_await stream.async_handshake(ssl::stream_base::client, tuple_awaitable);
@@ -221,12 +199,12 @@ struct vitec_client::impl {
                 failure = verify == X509_V_OK
                               ? classify_transport_error(handshake_error, "TLS handshake with", where)
                               : classify_tls_rejected(where, verify == X509_V_ERR_UNSPECIFIED
-                                                                 ? "the certificate does not name " + host
+                                                                 ? "the certificate does not name " + base.host
                                                                  : std::string(X509_verify_cert_error_string(verify)));
                 co_return nullptr;
             }
         }
-        spdlog::debug("vitec_connection_opened host={} tls={}", where, use_tls);
+        spdlog::debug("vitec_connection_opened host={} tls={}", where, base.tls);
         co_return conn;
     }
 
@@ -238,7 +216,7 @@ struct vitec_client::impl {
             conn->lowest().expires_after(std::chrono::seconds(2));
             auto [error] = co_await conn->secure->async_shutdown(tuple_awaitable);
             if (error && error != ssl::error::stream_truncated && error != net::error::eof)
-                spdlog::debug("vitec_tls_shutdown_failed host={} error={}", authority,
+                spdlog::debug("vitec_tls_shutdown_failed host={} error={}", base.authority,
                               sanitize_message(error.message(), 200));
         }
         error_code ignored;
@@ -260,7 +238,7 @@ struct vitec_client::impl {
         auto [write_error, written] = co_await http::async_write(stream, request, tuple_awaitable);
         if (write_error) {
             out.nothing_received = true;
-            out.result.failure = classify_transport_error(write_error, "write request to", authority);
+            out.result.failure = classify_transport_error(write_error, "write request to", base.authority);
             co_return out;
         }
 
@@ -276,7 +254,7 @@ struct vitec_client::impl {
                                     head_error == net::error::connection_reset ||
                                     head_error == net::error::broken_pipe ||
                                     head_error == ssl::error::stream_truncated);
-            out.result.failure = classify_transport_error(head_error, "read response from", authority);
+            out.result.failure = classify_transport_error(head_error, "read response from", base.authority);
             co_return out;
         }
         const auto& head = parser.get();
@@ -310,7 +288,7 @@ struct vitec_client::impl {
                 co_return out;
             }
             if (read_error) {
-                out.result.failure = classify_transport_error(read_error, "read body from", authority);
+                out.result.failure = classify_transport_error(read_error, "read body from", base.authority);
                 co_return out;
             }
             std::string_view got(chunk.data(), chunk.size() - parser.get().body().size);
@@ -377,7 +355,7 @@ struct vitec_client::impl {
         const std::string token = base64(credentials);
 
         http::request<http::empty_body> http_request{http::verb::get, target_for(request), 11};
-        http_request.set(http::field::host, authority);
+        http_request.set(http::field::host, base.authority);
         http_request.set(http::field::user_agent, "comeback-sync/" COMEBACK_VERSION);
         http_request.set(http::field::accept, "application/json");
         http_request.set(http::field::authorization, "Basic " + token);
@@ -400,7 +378,7 @@ struct vitec_client::impl {
             // response byte: that says nothing about this request, so it is
             // sent once more on a fresh connection.
             if (reused && out.nothing_received && pass == 0) {
-                spdlog::debug("vitec_stale_connection host={}", authority);
+                spdlog::debug("vitec_stale_connection host={}", base.authority);
                 continue;
             }
             result = std::move(out.result);
@@ -422,37 +400,8 @@ struct vitec_client::impl {
 
 vitec_client::vitec_client(net::any_io_executor executor, const vitec_config& config)
     : impl_(std::make_shared<impl>(executor, config)) {
-    auto parsed = boost::urls::parse_uri(config.base_url);
-    if (!parsed)
-        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
-                                    "' is not a URL: " + parsed.error().message());
-    const auto& url = *parsed;
-    const auto scheme = url.scheme();
-    if (scheme != "https" && scheme != "http")
-        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
-                                    "' must start with https:// (or http:// for loopback)");
-    if (url.has_userinfo())
-        throw std::invalid_argument(
-            "vitec.base_url must not carry credentials; use vitec.username and passwords");
-    if (url.has_query() || url.has_fragment())
-        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
-                                    "' must not have a query or fragment");
     auto& self = *impl_;
-    self.host = url.host_address();  // without the brackets of an IPv6 literal
-    if (self.host.empty())
-        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
-                                    "' has no host");
-    self.use_tls = scheme == "https";
-    self.port = url.has_port() ? std::string(url.port()) : (self.use_tls ? "443" : "80");
-    self.authority = std::string(url.encoded_host_and_port());
-    self.path_prefix = std::string(url.encoded_path());
-    while (!self.path_prefix.empty() && self.path_prefix.back() == '/') self.path_prefix.pop_back();
-
-    if (!self.use_tls && !config.allow_insecure_http && !is_loopback(self.host))
-        throw std::invalid_argument("vitec.base_url '" + sanitize_message(config.base_url) +
-                                    "' is plain http to a host that is not loopback; use https, "
-                                    "or set vitec.allow_insecure_http: true");
-    if (self.use_tls) {
+    if (self.base.tls) {
         self.tls_context.emplace(ssl::context::tls_client);
         self.tls_context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
@@ -463,13 +412,11 @@ vitec_client::vitec_client(net::any_io_executor executor, const vitec_config& co
             if (error)
                 throw std::invalid_argument("cannot load the system CA store: " + error.message());
         } else {
-            if (!std::filesystem::is_regular_file(config.ca_file))
-                throw std::invalid_argument("vitec.ca_file '" + config.ca_file +
-                                            "' is not a readable file");
+            // etl/config checked that the path is a readable file; what it holds is read here.
             self.tls_context->load_verify_file(config.ca_file, error);
             if (error)
-                throw std::invalid_argument("vitec.ca_file '" + config.ca_file +
-                                            "' holds no usable PEM certificate: " + error.message());
+                throw std::invalid_argument("cannot load vitec.ca_file '" + config.ca_file +
+                                            "' (PEM CA certificates expected): " + error.message());
         }
         self.tls_context->set_verify_mode(ssl::verify_peer);
     }

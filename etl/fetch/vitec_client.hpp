@@ -52,9 +52,10 @@ struct fetch_result {
 
 class vitec_client {
 public:
-    // Throws std::invalid_argument naming the problem for a bad base_url, an
-    // unreadable ca_file, or plain http:// to a host that is not loopback while
-    // allow_insecure_http is false. Keeps a copy of the configuration.
+    // Takes base_url as etl/config parsed and checked it (the http/loopback
+    // rule included). Throws std::invalid_argument when the CA certificates
+    // (vitec.ca_file or the system store) cannot be loaded. Keeps a copy of the
+    // configuration.
     vitec_client(boost::asio::any_io_executor executor, const vitec_config& config);
     ~vitec_client();
     vitec_client(const vitec_client&) = delete;

@@ -1,20 +1,21 @@
 #include "config/config.hpp"
 
 #include "support/fixtures.hpp"
+#include "support/scoped.hpp"
 
 #include <catch2/catch.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 #include <optional>
-#include <set>
+#include <sstream>
 #include <string>
 
 using namespace comeback;
+using comeback::test::env_guard;
+using comeback::test::temp_dir;
 using namespace std::chrono_literals;
 
 namespace {
@@ -22,55 +23,6 @@ namespace {
 // The password every error fixture reads through password_env, planted so a
 // test can prove it never shows up in an error message.
 constexpr const char* planted = "Pl4nted-Secret-7731";
-
-// Sets an environment variable for one scope, restoring what was there before.
-class env_guard {
-public:
-    env_guard(std::string name, const char* value) : name_(std::move(name)) {
-        if (const char* old = std::getenv(name_.c_str())) old_ = old;
-        if (value) ::setenv(name_.c_str(), value, 1);
-        else ::unsetenv(name_.c_str());
-    }
-    ~env_guard() {
-        if (old_) ::setenv(name_.c_str(), old_->c_str(), 1);
-        else ::unsetenv(name_.c_str());
-    }
-    env_guard(const env_guard&) = delete;
-    env_guard& operator=(const env_guard&) = delete;
-
-private:
-    std::string name_;
-    std::optional<std::string> old_;
-};
-
-// A private directory removed with everything in it at the end of the scope.
-class temp_dir {
-public:
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "comeback-config-XXXXXX").string();
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-
-    // Writes `text` to `name` with exactly `mode`, whatever the umask.
-    std::filesystem::path write(const std::string& name, const std::string& text, mode_t mode = 0600) const {
-        auto file = path_ / name;
-        std::ofstream(file, std::ios::binary) << text;
-        ::chmod(file.c_str(), mode);
-        return file;
-    }
-
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
-};
 
 std::string error_of(const std::filesystem::path& file) {
     try {
@@ -97,12 +49,17 @@ TEST_CASE("a minimal configuration takes every default") {
     CHECK(cfg.database.conninfo.empty());
     CHECK(cfg.database.schema == "vitec");
     CHECK(cfg.database.auto_migrate);
-    CHECK(cfg.vitec.base_url == "https://connect.maklare.vitec.net");
+    CHECK(cfg.vitec.base_url.text == "https://connect.maklare.vitec.net");
+    CHECK(cfg.vitec.base_url.tls);
+    CHECK(cfg.vitec.base_url.host == "connect.maklare.vitec.net");
+    CHECK(cfg.vitec.base_url.port == 443);
+    CHECK(cfg.vitec.base_url.authority == "connect.maklare.vitec.net");
+    CHECK(cfg.vitec.base_url.path_prefix.empty());
     CHECK(cfg.vitec.timezone == "Europe/Stockholm");
     CHECK(cfg.vitec.username == "integrator");
     CHECK(cfg.vitec.default_password.reveal() == planted);
-    CHECK(cfg.vitec.default_password_origin.kind == "env");
-    CHECK(cfg.vitec.default_password_origin.name == "COMEBACK_CONFIG_TEST_PASSWORD");
+    CHECK(cfg.vitec.default_password_origin ==
+          password_origin{password_source::env, "COMEBACK_CONFIG_TEST_PASSWORD"});
     CHECK(cfg.vitec.ca_file.empty());
     CHECK_FALSE(cfg.vitec.allow_insecure_http);
     CHECK(cfg.vitec.request_timeout == 30s);
@@ -114,7 +71,8 @@ TEST_CASE("a minimal configuration takes every default") {
     CHECK(cfg.vitec.retry.max_delay == 1min);
     CHECK(cfg.vitec.retry.max_retry_after == 5min);
     CHECK(cfg.vitec.retry.auth_backoff == 1h);
-    CHECK(cfg.sync.date_criteria == "Occurrence");
+    CHECK(cfg.sync.date_criteria.name() == "Occurrence");
+    CHECK(cfg.sync.date_criteria.filters_occurs_at());
     CHECK(cfg.sync.window == date::days{7});
     CHECK(cfg.sync.lookback == date::days{30});
     CHECK(cfg.sync.horizon == date::days{365});
@@ -132,10 +90,10 @@ TEST_CASE("a minimal configuration takes every default") {
     CHECK(cfg.customers[0].id == "M1");
     CHECK(cfg.customers[0].name.empty());
     CHECK(cfg.customers[0].password.reveal() == planted);
-    CHECK(cfg.customers[0].password_origin.kind == "default");
-    CHECK(cfg.metrics.listen.empty());
-    CHECK(cfg.log.level == "info");
-    CHECK(cfg.log.format == "text");
+    CHECK(cfg.customers[0].password_origin == password_origin{password_source::vitec_default, ""});
+    CHECK_FALSE(cfg.metrics.listen);
+    CHECK(cfg.log.level == log_level::info);
+    CHECK(cfg.log.format == log_format::text);
 }
 
 TEST_CASE("a full configuration sets every key") {
@@ -149,13 +107,19 @@ TEST_CASE("a full configuration sets every key") {
     CHECK(cfg.database.schema == "comeback");
     CHECK_FALSE(cfg.database.auto_migrate);
     // Trailing slashes go, so "{base_url}/Report/..." is always one slash.
-    CHECK(cfg.vitec.base_url == "http://127.0.0.1:8080/vitec");
+    CHECK(cfg.vitec.base_url.text == "http://127.0.0.1:8080/vitec");
+    CHECK_FALSE(cfg.vitec.base_url.tls);
+    CHECK(cfg.vitec.base_url.host == "127.0.0.1");
+    CHECK(cfg.vitec.base_url.host_is_address);
+    CHECK(cfg.vitec.base_url.port == 8080);
+    CHECK(cfg.vitec.base_url.authority == "127.0.0.1:8080");
+    CHECK(cfg.vitec.base_url.path_prefix == "/vitec");
     CHECK(cfg.vitec.timezone == "Europe/Helsinki");
     CHECK(cfg.vitec.username == "integrator");
     // Relative paths resolve against the configuration file's folder; the newline is stripped.
     CHECK(cfg.vitec.default_password.reveal() == "file-secret-Q7");
-    CHECK(cfg.vitec.default_password_origin.kind == "file");
-    CHECK(cfg.vitec.default_password_origin.name == (secrets / "vitec-password").string());
+    CHECK(cfg.vitec.default_password_origin ==
+          password_origin{password_source::file, (secrets / "vitec-password").string()});
     CHECK(cfg.vitec.ca_file == (secrets / "ca.pem").string());
     CHECK_FALSE(cfg.vitec.allow_insecure_http);
     CHECK(cfg.vitec.request_timeout == 45s);
@@ -167,7 +131,8 @@ TEST_CASE("a full configuration sets every key") {
     CHECK(cfg.vitec.retry.max_delay == 20s);
     CHECK(cfg.vitec.retry.max_retry_after == 2min);
     CHECK(cfg.vitec.retry.auth_backoff == 30min);
-    CHECK(cfg.sync.date_criteria == "Booked");
+    CHECK(cfg.sync.date_criteria.name() == "Booked");
+    CHECK_FALSE(cfg.sync.date_criteria.filters_occurs_at());
     CHECK(cfg.sync.window == date::days{14});
     CHECK(cfg.sync.lookback == date::days{60});
     CHECK(cfg.sync.horizon == date::days{0});
@@ -184,94 +149,19 @@ TEST_CASE("a full configuration sets every key") {
     CHECK(cfg.customers[0].id == "M1");
     CHECK(cfg.customers[0].name == "Mäklarbyrån Syd");
     CHECK(cfg.customers[0].password.reveal() == planted);
-    CHECK(cfg.customers[0].password_origin.kind == "env");
+    CHECK(cfg.customers[0].password_origin.source == password_source::env);
     CHECK(cfg.customers[1].id == "S2");
     CHECK(cfg.customers[1].password.reveal() == "customer-file-secret-K2");
-    CHECK(cfg.customers[1].password_origin.kind == "credential");
-    CHECK(cfg.customers[1].password_origin.name == "customer-password");
+    CHECK(cfg.customers[1].password_origin == password_origin{password_source::credential, "customer-password"});
     CHECK(cfg.customers[2].id == "O3");
     CHECK(cfg.customers[2].password.reveal() == "customer-file-secret-K2");
-    CHECK(cfg.customers[2].password_origin.kind == "file");
+    CHECK(cfg.customers[2].password_origin.source == password_source::file);
     CHECK(cfg.customers[3].id == "T4");
     CHECK(cfg.customers[3].password.reveal() == "file-secret-Q7");
-    CHECK(cfg.customers[3].password_origin.kind == "default");
-    CHECK(cfg.metrics.listen == "[::1]:9464");
-    CHECK(cfg.log.level == "debug");
-    CHECK(cfg.log.format == "json");
-}
-
-TEST_CASE("the example configuration loads and documents every key it sets") {
-    temp_dir credentials;
-    credentials.write("vitec-password", "example-default-secret\n");
-    env_guard directory("CREDENTIALS_DIRECTORY", credentials.path().c_str());
-    env_guard password("VITEC_PASSWORD_M12345", "example-customer-secret");
-    auto example = std::filesystem::path(COMEBACK_SOURCE_DIR) / "config/comeback-sync.example.yaml";
-
-    config cfg = load_config(example);
-    CHECK(cfg.vitec.default_password_origin.kind == "credential");
-    CHECK(cfg.vitec.default_password.reveal() == "example-default-secret");
-    REQUIRE(cfg.customers.size() == 2);
-    CHECK(cfg.customers[0].password.reveal() == "example-customer-secret");
-    CHECK(cfg.customers[1].password_origin.kind == "default");
-
-    // The example's values are the defaults it claims: loading the minimal
-    // configuration must give the same effective values, key by key.
-    env_guard minimal_password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
-    config defaults = load_config(test::fixture_path("config/minimal.yaml"));
-    CHECK(cfg.database.schema == defaults.database.schema);
-    CHECK(cfg.database.auto_migrate == defaults.database.auto_migrate);
-    CHECK(cfg.vitec.base_url == defaults.vitec.base_url);
-    CHECK(cfg.vitec.timezone == defaults.vitec.timezone);
-    CHECK(cfg.vitec.allow_insecure_http == defaults.vitec.allow_insecure_http);
-    CHECK(cfg.vitec.request_timeout == defaults.vitec.request_timeout);
-    CHECK(cfg.vitec.max_concurrent_requests == defaults.vitec.max_concurrent_requests);
-    CHECK(cfg.vitec.max_requests_per_second == defaults.vitec.max_requests_per_second);
-    CHECK(cfg.vitec.max_response_bytes == defaults.vitec.max_response_bytes);
-    CHECK(cfg.vitec.retry.max_attempts == defaults.vitec.retry.max_attempts);
-    CHECK(cfg.vitec.retry.base_delay == defaults.vitec.retry.base_delay);
-    CHECK(cfg.vitec.retry.max_delay == defaults.vitec.retry.max_delay);
-    CHECK(cfg.vitec.retry.max_retry_after == defaults.vitec.retry.max_retry_after);
-    CHECK(cfg.vitec.retry.auth_backoff == defaults.vitec.retry.auth_backoff);
-    CHECK(cfg.sync.date_criteria == defaults.sync.date_criteria);
-    CHECK(cfg.sync.window == defaults.sync.window);
-    CHECK(cfg.sync.lookback == defaults.sync.lookback);
-    CHECK(cfg.sync.horizon == defaults.sync.horizon);
-    CHECK(cfg.sync.poll_interval == defaults.sync.poll_interval);
-    CHECK(cfg.sync.history_start == defaults.sync.history_start);
-    REQUIRE(cfg.sync.freshness.size() == defaults.sync.freshness.size());
-    for (std::size_t i = 0; i < cfg.sync.freshness.size(); ++i) {
-        CHECK(cfg.sync.freshness[i].within == defaults.sync.freshness[i].within);
-        CHECK(cfg.sync.freshness[i].every == defaults.sync.freshness[i].every);
-    }
-    CHECK(cfg.sync.shutdown_grace == defaults.sync.shutdown_grace);
-    CHECK(cfg.log.level == defaults.log.level);
-    CHECK(cfg.log.format == defaults.log.format);
-
-    // Every key the example sets has a row in docs/configuration.md.
-    std::ifstream page_file(std::filesystem::path(COMEBACK_SOURCE_DIR) / "docs" / "configuration.md");
-    REQUIRE(page_file);
-    const std::string section((std::istreambuf_iterator<char>(page_file)), std::istreambuf_iterator<char>());
-    std::set<std::string> keys;
-    auto collect = [&keys](auto& self, const YAML::Node& node, const std::string& prefix) -> void {
-        if (node.IsMap()) {
-            for (auto it = node.begin(); it != node.end(); ++it) {
-                std::string key = prefix.empty() ? it->first.Scalar() : prefix + "." + it->first.Scalar();
-                keys.insert(key);
-                self(self, it->second, key);
-            }
-        } else if (node.IsSequence()) {
-            for (const auto& item : node) self(self, item, prefix + "[]");
-        }
-    };
-    collect(collect, YAML::LoadFile(example.string()), "");
-    for (const std::string& key : keys) {
-        INFO("docs/configuration.md lacks `" << key << "`");
-        CHECK(section.find("`" + key + "`") != std::string::npos);
-    }
-    for (const char* key : {"password", "password_file", "password_env", "password_credential", "ca_file"}) {
-        INFO("docs/configuration.md lacks `vitec." << key << "`");
-        CHECK(section.find(std::string("`vitec.") + key + "`") != std::string::npos);
-    }
+    CHECK(cfg.customers[3].password_origin.source == password_source::vitec_default);
+    CHECK(cfg.metrics.listen == listen_address{"::1", 9464});
+    CHECK(cfg.log.level == log_level::debug);
+    CHECK(cfg.log.format == log_format::json);
 }
 
 TEST_CASE("each configuration error names the file, line, column and key") {
@@ -304,7 +194,8 @@ TEST_CASE("each configuration error names the file, line, column and key") {
         {"bad_timezone", "5:13: vitec.timezone", "\"Europe/Stockhom\" is not a known time zone"},
         {"bad_base_url", "4:13: vitec.base_url", "must start with https://"},
         {"insecure_http", "4:13: vitec.base_url", "vitec.allow_insecure_http: true"},
-        {"bad_log_level", "9:10: log.level", "\"verbose\" is not one of trace, debug, info, warn, error, critical"},
+        {"bad_log_level", "9:10: log.level",
+         "\"verbose\" is not one of trace, debug, info, warn, error, critical, off"},
         {"bad_log_format", "9:11: log.format", "\"xml\" is not one of text, json"},
         {"bad_listen", "9:11: metrics.listen", "\"9464\" is not host:port"},
         {"bad_listen_port", "9:11: metrics.listen", "has no valid port"},
@@ -441,7 +332,7 @@ TEST_CASE("passwords come from a file, a variable, a credential or a private fil
         env_guard variable("COMEBACK_CONFIG_TEST_ENV", "from-env");
         config cfg = load_config(config_with("  password_env: COMEBACK_CONFIG_TEST_ENV\n"));
         CHECK(cfg.customers[0].password.reveal() == "from-env");
-        CHECK(cfg.vitec.default_password_origin.kind == "env");
+        CHECK(cfg.vitec.default_password_origin.source == password_source::env);
     }
     SECTION("an empty variable is an error naming the variable") {
         env_guard variable("COMEBACK_CONFIG_TEST_ENV", "");
@@ -453,8 +344,7 @@ TEST_CASE("passwords come from a file, a variable, a credential or a private fil
         env_guard credentials("CREDENTIALS_DIRECTORY", dir.path().c_str());
         config cfg = load_config(config_with("  password_credential: vitec\n"));
         CHECK(cfg.customers[0].password.reveal() == "from-credential");
-        CHECK(cfg.vitec.default_password_origin.kind == "credential");
-        CHECK(cfg.vitec.default_password_origin.name == "vitec");
+        CHECK(cfg.vitec.default_password_origin == password_origin{password_source::credential, "vitec"});
     }
     SECTION("a credential without CREDENTIALS_DIRECTORY is an error naming the credential") {
         std::string message = error_of(config_with("  password_credential: vitec\n"));
@@ -469,7 +359,7 @@ TEST_CASE("passwords come from a file, a variable, a credential or a private fil
     SECTION("an inline password in a 0600 file is accepted") {
         config cfg = load_config(config_with("  password: inline-secret\n"));
         CHECK(cfg.customers[0].password.reveal() == "inline-secret");
-        CHECK(cfg.vitec.default_password_origin.kind == "inline");
+        CHECK(cfg.vitec.default_password_origin == password_origin{password_source::inline_text, ""});
     }
     SECTION("an inline password in a file others can read is refused") {
         for (mode_t mode : {0644, 0640, 0604}) {
@@ -491,16 +381,15 @@ TEST_CASE("passwords come from a file, a variable, a credential or a private fil
                                                          "    password_env: COMEBACK_CONFIG_TEST_OWN\n"
                                                          "  - id: M2\n"));
         CHECK(cfg.customers[0].password.reveal() == "own-secret");
-        CHECK(cfg.customers[0].password_origin.kind == "env");
-        CHECK(cfg.customers[0].password_origin.name == "COMEBACK_CONFIG_TEST_OWN");
+        CHECK(cfg.customers[0].password_origin == password_origin{password_source::env, "COMEBACK_CONFIG_TEST_OWN"});
         CHECK(cfg.customers[1].password.reveal() == "default-secret");
-        CHECK(cfg.customers[1].password_origin.kind == "default");
+        CHECK(cfg.customers[1].password_origin.source == password_source::vitec_default);
     }
     SECTION("no default is needed when every customer has its own") {
         env_guard own("COMEBACK_CONFIG_TEST_OWN", "own-secret");
         config cfg = load_config(config_with("", "    password_env: COMEBACK_CONFIG_TEST_OWN\n"));
         CHECK(cfg.vitec.default_password.empty());
-        CHECK(cfg.vitec.default_password_origin.kind.empty());
+        CHECK(cfg.vitec.default_password_origin.source == password_source::none);
         CHECK(cfg.customers[0].password.reveal() == "own-secret");
     }
 }
@@ -604,4 +493,255 @@ TEST_CASE("conninfo passwords are masked in both libpq spellings") {
     CHECK(mask_conninfo("sslpassword=x password='' user=u") == "sslpassword=*** password=*** user=u");
     CHECK(mask_conninfo("host=h dbname=password") == "host=h dbname=password");
     CHECK(mask_conninfo("") == "");
+}
+
+namespace {
+
+// One setting tried in a minimal file: the configuration, or the error text.
+struct trial {
+    std::optional<config> cfg;
+    std::string error;
+};
+
+// `vitec_lines` go under vitec (from line 5), `tail` after the customers (from line 8).
+trial load_with(const temp_dir& dir, const std::string& vitec_lines, const std::string& tail = "") {
+    auto file = dir.write("c.yaml", minimal_head + vitec_lines +
+                                        "  password_env: COMEBACK_CONFIG_TEST_PASSWORD\n"
+                                        "customers:\n  - id: M1\n" + tail);
+    try {
+        return {load_config(file), ""};
+    } catch (const config_error& e) {
+        return {std::nullopt, e.what()};
+    }
+}
+
+// The error must start with file:line:column: key: and say `says`.
+void check_refused(const temp_dir& dir, const trial& t, const std::string& where, const std::string& says) {
+    INFO(t.error);
+    REQUIRE_FALSE(t.cfg);
+    CHECK(t.error.rfind((dir.path() / "c.yaml").string() + ":" + where + ": ", 0) == 0);
+    CHECK(t.error.find(says) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("metrics.listen reads host:port, [v6]:port, :port and port 0") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    auto listen = [&](const std::string& value) { return load_with(dir, "", "metrics:\n  listen: " + value + "\n"); };
+
+    struct good_case {
+        const char* text;
+        listen_address expected;
+    };
+    for (const good_case& c : {good_case{"127.0.0.1:9464", {"127.0.0.1", 9464}},
+                               good_case{"\"[::1]:9464\"", {"::1", 9464}},
+                               good_case{"\":9464\"", {"0.0.0.0", 9464}},  // every IPv4 interface
+                               good_case{"localhost:0", {"localhost", 0}},  // any free port
+                               good_case{"metrics.example:65535", {"metrics.example", 65535}}}) {
+        INFO(c.text);
+        trial t = listen(c.text);
+        INFO(t.error);
+        REQUIRE(t.cfg);
+        REQUIRE(t.cfg->metrics.listen);
+        CHECK(*t.cfg->metrics.listen == c.expected);
+    }
+    SECTION("an empty value means no listener") {
+        trial t = listen("\"\"");
+        REQUIRE(t.cfg);
+        CHECK_FALSE(t.cfg->metrics.listen);
+    }
+    SECTION("malformed addresses name the file, line and key") {
+        check_refused(dir, listen("\"9464\""), "9:11: metrics.listen", "\"9464\" is not host:port");
+        check_refused(dir, listen("\"[::1]\""), "9:11: metrics.listen", "is not host:port");
+        check_refused(dir, listen("\"::1:9464\""), "9:11: metrics.listen", "an IPv6 address goes in brackets");
+        check_refused(dir, listen("\"host:\""), "9:11: metrics.listen", "has no valid port");
+        check_refused(dir, listen("\"host:65536\""), "9:11: metrics.listen", "has no valid port");
+        check_refused(dir, listen("\"user@host:9464\""), "9:11: metrics.listen", "is not host:port");
+        check_refused(dir, listen("\"ho%41st:9464\""), "9:11: metrics.listen", "has an invalid host name");
+        check_refused(dir, listen("\"my host:9464\""), "9:11: metrics.listen", "must not contain spaces");
+        check_refused(dir, listen("[9464]"), "9:11: metrics.listen", "expected host:port, found a list");
+    }
+}
+
+TEST_CASE("vitec.base_url is split once into what the client connects to") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    auto base_url = [&](const std::string& value, const std::string& more = "") {
+        return load_with(dir, "  base_url: " + value + "\n" + more);
+    };
+
+    SECTION("https with an IPv6 literal, a port and a path") {
+        trial t = base_url("\"https://[::1]:8443/api/v1//\"");
+        INFO(t.error);
+        REQUIRE(t.cfg);
+        const vitec_url& url = t.cfg->vitec.base_url;
+        CHECK(url.tls);
+        CHECK(url.host == "::1");  // what DNS and TLS see
+        CHECK(url.host_is_address);
+        CHECK(url.port == 8443);
+        CHECK(url.authority == "[::1]:8443");  // what the Host header says
+        CHECK(url.path_prefix == "/api/v1");
+        CHECK(url.text == "https://[::1]:8443/api/v1");
+    }
+    SECTION("a host name gets the scheme's port and SNI") {
+        trial t = base_url("HTTPS://Connect-QA.maklare.vitec.net");
+        REQUIRE(t.cfg);
+        CHECK(t.cfg->vitec.base_url.tls);
+        CHECK(t.cfg->vitec.base_url.host == "Connect-QA.maklare.vitec.net");
+        CHECK_FALSE(t.cfg->vitec.base_url.host_is_address);
+        CHECK(t.cfg->vitec.base_url.port == 443);
+    }
+    SECTION("plain http is allowed to loopback hosts only, unless allowed outright") {
+        for (const char* loopback : {"http://localhost:8080", "http://LOCALHOST", "http://127.0.0.1",
+                                     "http://127.8.9.10/x", "\"http://[::1]:80\""}) {
+            INFO(loopback);
+            trial t = base_url(loopback);
+            INFO(t.error);
+            REQUIRE(t.cfg);
+            CHECK_FALSE(t.cfg->vitec.base_url.tls);
+        }
+        CHECK(base_url("http://localhost").cfg->vitec.base_url.port == 80);
+        for (const char* remote : {"http://connect.maklare.vitec.net", "http://10.0.0.1", "http://[::2]"}) {
+            check_refused(dir, base_url(remote), "5:13: vitec.base_url", "sends passwords in clear over plain http");
+            // The key may come before or after base_url.
+            CHECK(base_url(remote, "  allow_insecure_http: true\n").cfg);
+        }
+    }
+    SECTION("malformed URLs name the file, line and key") {
+        const std::pair<const char*, const char*> refused[] = {
+            {"ftp://connect.maklare.vitec.net", "must start with https://"},
+            {"connect.maklare.vitec.net", "must start with https://"},
+            {"https://", "has no host"},
+            {"https:///Report", "has no host"},
+            {"\"https://host?customer=1\"", "must not have a query or fragment"},
+            {"\"https://host/#top\"", "must not have a query or fragment"},
+            {"https://host:0", "has an invalid port"},
+            {"https://host:65536", "has an invalid port"},
+            {"https://host:/", "has an invalid port"},
+            {"\"https://ho%41st\"", "has an invalid host name"},
+            {"\"https://[v1.x]\"", "has an invalid host"},
+            // Not a loopback address with a path: the host is not a plain address or name.
+            {"http://127.0.0.1.example.net", "has an invalid host"},
+            {"\"https://[::1]x\"", "has an invalid host"},
+            {"\"https://exa mple.net\"", "must not contain spaces"},
+            {"\"\"", "must not be empty"},
+        };
+        for (const auto& [value, says] : refused) {
+            INFO(value);
+            check_refused(dir, base_url(value), "5:13: vitec.base_url", says);
+        }
+    }
+    SECTION("a URL with a user name or password is refused without repeating it") {
+        for (const char* value : {"https://sync:Pw-In-Url-99@connect.maklare.vitec.net",
+                                  "https://sync:Pw-In-Url-99@bad@host", "http://Pw-In-Url-99@localhost"}) {
+            trial t = base_url(value);
+            check_refused(dir, t, "5:13: vitec.base_url", "must not contain a user name or password");
+            CHECK(t.error.find("Pw-In-Url-99") == std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("vitec.ca_file must be a readable file") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    std::filesystem::create_directory(dir.path() / "certs");
+    check_refused(dir, load_with(dir, "  ca_file: certs\n"), "5:12: vitec.ca_file",
+                  "CA file " + (dir.path() / "certs").string() + " is not a regular file");
+    check_refused(dir, load_with(dir, "  ca_file: absent.pem\n"), "5:12: vitec.ca_file",
+                  "cannot read CA file " + (dir.path() / "absent.pem").string());
+    dir.write("ca.pem", "not checked here: the client reads it\n");
+    trial t = load_with(dir, "  ca_file: ca.pem\n");
+    REQUIRE(t.cfg);
+    CHECK(t.cfg->vitec.ca_file == (dir.path() / "ca.pem").string());
+}
+
+TEST_CASE("log.level and log.format read into their enums, off included") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    const std::pair<const char*, log_level> levels[] = {
+        {"trace", log_level::trace}, {"debug", log_level::debug}, {"info", log_level::info},
+        {"warn", log_level::warn},   {"error", log_level::error}, {"critical", log_level::critical},
+        {"off", log_level::off},
+    };
+    for (const auto& [name, level] : levels) {
+        INFO(name);
+        trial t = load_with(dir, "", std::string("log:\n  level: ") + name + "\n");
+        REQUIRE(t.cfg);
+        CHECK(t.cfg->log.level == level);
+        CHECK(to_string(level) == name);
+    }
+    for (const char* bad : {"verbose", "warning", "INFO", "\"\""}) {
+        INFO(bad);
+        check_refused(dir, load_with(dir, "", std::string("log:\n  level: ") + bad + "\n"), "9:10: log.level",
+                      "is not one of trace, debug, info, warn, error, critical, off");
+    }
+    CHECK(load_with(dir, "", "log:\n  format: json\n").cfg->log.format == log_format::json);
+    CHECK(load_with(dir, "", "log:\n  format: text\n").cfg->log.format == log_format::text);
+    check_refused(dir, load_with(dir, "", "log:\n  format: JSON\n"), "9:11: log.format",
+                  "\"JSON\" is not one of text, json");
+}
+
+TEST_CASE("sync.date_criteria reads into the model's date criteria") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    trial occurrence = load_with(dir, "", "sync:\n  date_criteria: Occurrence\n");
+    REQUIRE(occurrence.cfg);
+    CHECK(occurrence.cfg->sync.date_criteria == date_criteria());
+    CHECK(occurrence.cfg->sync.date_criteria.filters_occurs_at());
+    trial other = load_with(dir, "", "sync:\n  date_criteria: Created\n");
+    REQUIRE(other.cfg);
+    CHECK(other.cfg->sync.date_criteria.name() == "Created");
+    CHECK_FALSE(other.cfg->sync.date_criteria.filters_occurs_at());
+    check_refused(dir, load_with(dir, "", "sync:\n  date_criteria: \"\"\n"), "9:18: sync.date_criteria",
+                  "must not be empty");
+}
+
+TEST_CASE("check-config prints every value in a spelling the loader reads back") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    env_guard credentials("CREDENTIALS_DIRECTORY", test::fixture_path("config/secrets").c_str());
+    const std::filesystem::path sources[] = {
+        test::fixture_path("config/full.yaml"),
+        test::fixture_path("config/minimal.yaml"),
+        dir.write("edge.yaml", minimal_head +
+                                   "  base_url: \"https://[::1]:8443/a%20b/\"\n"
+                                   "  max_requests_per_second: 1234567.5\n"
+                                   "  password_env: COMEBACK_CONFIG_TEST_PASSWORD\n"
+                                   "customers:\n  - id: M1\n    name: 'say \"hi\"'\n"
+                                   "metrics:\n  listen: \":0\"\n"
+                                   "log:\n  level: \"off\"\n"),
+    };
+    for (const auto& source : sources) {
+        INFO(source);
+        const config first = load_config(source);
+        const std::string printed = describe(first);
+        INFO(printed);
+        // Passwords print as their origin and the system CA store as a
+        // placeholder: those lines go, one password source comes in.
+        std::string reloadable;
+        std::istringstream lines(printed);
+        for (std::string line; std::getline(lines, line);) {
+            if (line.find(": <") != std::string::npos) continue;
+            reloadable += line + "\n";
+            if (line == "vitec:") reloadable += "  password_env: COMEBACK_CONFIG_TEST_PASSWORD\n";
+        }
+        const config second = load_config(dir.write("printed.yaml", reloadable));
+        // The same effective configuration: the same description, apart from
+        // the file it came from and where each password came from.
+        auto without_origins = [](const config& cfg) {
+            std::string text = describe(cfg);
+            text.erase(0, text.find('\n') + 1);
+            std::string out;
+            std::istringstream in(text);
+            for (std::string line; std::getline(in, line);)
+                if (line.find("password: <") == std::string::npos) out += line + "\n";
+            return out;
+        };
+        CHECK(without_origins(second) == without_origins(first));
+        CHECK(second.vitec.base_url == first.vitec.base_url);
+        CHECK(second.metrics.listen == first.metrics.listen);
+        CHECK(second.log.level == first.log.level);
+        CHECK(second.sync.date_criteria == first.sync.date_criteria);
+    }
 }

@@ -4,6 +4,7 @@
 // /_control endpoints, and stops it when the test ends.
 
 #include "config/config.hpp"
+#include "support/scoped.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,24 +27,6 @@
 #include <vector>
 
 namespace comeback::test {
-
-// A fresh directory under the system temp dir, removed on destruction.
-class temp_dir {
-public:
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "comeback-fetch-XXXXXX").string();
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("cannot create a temporary directory");
-        path_ = pattern;
-    }
-    ~temp_dir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
-};
 
 class fake_vitec_server {
 public:
@@ -126,7 +109,7 @@ private:
 // A client configuration for a plain-HTTP fake server, quick to fail in tests.
 inline vitec_config local_config(const fake_vitec_server& server) {
     vitec_config config;
-    config.base_url = server.url();
+    config.base_url = parse_vitec_url(server.url(), false);
     config.username = "sync";
     config.default_password = secret("pw");
     config.request_timeout = std::chrono::seconds(10);

@@ -7,6 +7,7 @@
 #include "dataset.hpp"
 #include "fake_vitec_server.hpp"
 #include "parse/response_parser.hpp"
+#include "support/fixtures.hpp"
 
 #include <boost/json/stream_parser.hpp>
 #include <catch2/catch.hpp>
@@ -152,7 +153,7 @@ TEST_CASE("401 and 403 park the customer; 404 says the endpoint is missing") {
     CHECK(parks_customer(forbidden.kind()));
 
     auto config = local_config(server);
-    config.base_url = server.url() + "/wrong-prefix/";
+    config.base_url = parse_vitec_url(server.url() + "/wrong-prefix/", false);
     auto missing = fetch_once(config, year_2024());
     CHECK(missing.kind() == fetch_kind::endpoint_missing);
     CHECK_FALSE(is_retryable(missing.kind()));
@@ -271,7 +272,7 @@ TEST_CASE("a password planted in every error path never shows in messages or log
     }
     secret wrong(planted + "-wrong");
     messages.push_back(fetch_once(config, year_2024("M1", &wrong)).failure->message);
-    config.base_url = "http://127.0.0.1:1";
+    config.base_url = parse_vitec_url("http://127.0.0.1:1", false);
     messages.push_back(fetch_once(config, year_2024("M1", &password)).failure->message);
     spdlog::set_default_logger(previous);
 
@@ -317,24 +318,19 @@ TEST_CASE("a 200 MiB response passes through with bounded memory") {
     CHECK(server.peak_rss_kib() < 64 * 1024);      // and the server generated rows on the fly
 }
 
-TEST_CASE("bad client settings are refused with the reason") {
+TEST_CASE("CA certificates that cannot be loaded are refused naming the file") {
+    // The URL rules are etl/config's (config_test); what a CA file holds is
+    // only known once the client reads it.
     net::io_context io;
     vitec_config config;
-    config.base_url = "http://connect.maklare.vitec.net";
-    CHECK_THROWS_WITH(vitec_client(io.get_executor(), config), Catch::Contains("allow_insecure_http"));
-    config.allow_insecure_http = true;
     CHECK_NOTHROW(vitec_client(io.get_executor(), config));
-    config.base_url = "ftp://example.com";
-    CHECK_THROWS_WITH(vitec_client(io.get_executor(), config), Catch::Contains("https://"));
-    config.base_url = "https://user:pw@example.com";
-    CHECK_THROWS_WITH(vitec_client(io.get_executor(), config), Catch::Contains("credentials"));
-    config.base_url = "not a url";
-    CHECK_THROWS_AS(vitec_client(io.get_executor(), config), std::invalid_argument);
-    config.base_url = "https://example.com";
     config.ca_file = "/nonexistent/ca.pem";
     CHECK_THROWS_WITH(vitec_client(io.get_executor(), config), Catch::Contains("/nonexistent/ca.pem"));
-    config.ca_file.clear();
-    config.base_url = "http://localhost:8080";
-    config.allow_insecure_http = false;
+    const auto not_pem = test::fixture_path("config/secrets/vitec-password").string();
+    config.ca_file = not_pem;
+    CHECK_THROWS_WITH(vitec_client(io.get_executor(), config),
+                      Catch::Contains("vitec.ca_file") && Catch::Contains(not_pem));
+    // Plain http loads no certificates at all.
+    config.base_url = parse_vitec_url("http://localhost:8080", false);
     CHECK_NOTHROW(vitec_client(io.get_executor(), config));
 }

@@ -55,14 +55,14 @@ TEST_CASE("TLS to the right host name with a certificate from the configured CA 
     config.ca_file = pki.file("ca.pem");
 
     SECTION("verified") {
-        config.base_url = server.url("https", "localhost");
+        config.base_url = parse_vitec_url(server.url("https", "localhost"), false);
         auto result = fetch_from(config);
         INFO((result.failure ? result.failure->message : ""));
         CHECK(result.ok());
         CHECK(result.bytes > 0);
     }
     SECTION("the certificate does not name the host") {
-        config.base_url = server.url("https", "127.0.0.1");
+        config.base_url = parse_vitec_url(server.url("https", "127.0.0.1"), false);
         auto result = fetch_from(config);
         CHECK(result.kind() == fetch_kind::tls_rejected);
         CHECK_FALSE(is_retryable(result.kind()));
@@ -72,7 +72,7 @@ TEST_CASE("TLS to the right host name with a certificate from the configured CA 
         CHECK(result.failure->message.find("certificate verify failed (the certificate does not name 127.0.0.1)") != std::string::npos);
     }
     SECTION("the certificate comes from a CA we do not trust") {
-        config.base_url = server.url("https", "localhost");
+        config.base_url = parse_vitec_url(server.url("https", "localhost"), false);
         config.ca_file = pki.file("other-ca.pem");
         auto result = fetch_from(config);
         CHECK(result.kind() == fetch_kind::tls_rejected);
