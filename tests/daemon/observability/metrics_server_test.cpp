@@ -11,6 +11,8 @@
 #include <boost/beast/http/write.hpp>
 #include <catch2/catch.hpp>
 
+#include <future>
+#include <optional>
 #include <thread>
 
 using namespace comeback;
@@ -96,16 +98,36 @@ TEST_CASE("a taken port is refused naming the address") {
                       Catch::Contains("127.0.0.1:" + std::to_string(taken.port)) && Catch::Contains("bind"));
 }
 
-TEST_CASE("stopping the server lets its io_context finish with a client still connected") {
+TEST_CASE("stopping the server closes a connected client and lets its io_context finish") {
     metrics_registry registry(300s);
     asio::io_context context;
     metrics_server server(context.get_executor(), any_loopback_port, registry);
-    std::thread runner([&] { context.run(); });
+    std::packaged_task<void()> run_all([&] { context.run(); });
+    auto ran_out = run_all.get_future();
+    std::thread runner(std::move(run_all));
+
     asio::io_context client_context;
     asio::ip::tcp::socket idle(client_context);
     idle.connect({asio::ip::make_address("127.0.0.1"), server.port()});
-    std::this_thread::sleep_for(50ms);
+    // Connections are accepted in order: once a later one is answered, the
+    // idle one has been accepted and has a session waiting for its request.
+    CHECK(request(server.port(), http::verb::get, "/metrics").result() == http::status::ok);
+
     server.stop();
-    runner.join();  // hangs if the idle connection kept the context busy
-    SUCCEED("the io_context ran out of work");
+    // The bound only ends a broken test instead of hanging it: a working stop()
+    // lets run() return at once.
+    const bool finished = ran_out.wait_for(60s) == std::future_status::ready;
+    if (!finished) context.stop();
+    runner.join();
+    CHECK(finished);
+
+    // The server closed the idle connection: its client reads the end of the
+    // stream rather than waiting forever.
+    char byte = 0;
+    std::optional<boost::system::error_code> read_error;
+    idle.async_read_some(asio::buffer(&byte, 1),
+                         [&](boost::system::error_code error, std::size_t) { read_error = error; });
+    client_context.run_for(60s);
+    REQUIRE(read_error.has_value());
+    CHECK((*read_error == asio::error::eof || *read_error == asio::error::connection_reset));
 }
