@@ -99,9 +99,9 @@ private:
             db_workers::session session = co_await db_.checkout();
             co_await session.run([&](pqxx::connection& connection) {
                 plan_windows_in_ledger(connection, cfg_.database.schema, customer->id,
-                                       cfg_.sync.date_criteria.name(), windows);
+                                       cfg_.sync.date_criteria, windows);
                 ledger = read_ledger(connection, cfg_.database.schema, customer->id,
-                                     cfg_.sync.date_criteria.name());
+                                     cfg_.sync.date_criteria);
             });
             std::vector<window> pending;
             for (const window& w : windows) {

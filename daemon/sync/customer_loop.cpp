@@ -82,7 +82,7 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
         db_workers::session session = co_await state.db->checkout();
         co_await session.run([&](pqxx::connection& connection) {
             const auto& schema = cfg->database.schema;
-            const auto& criteria = cfg->sync.date_criteria.name();
+            const auto& criteria = cfg->sync.date_criteria;
             plan_windows_in_ledger(connection, schema, id, criteria, plan.fresh);
             plan_windows_in_ledger(connection, schema, id, criteria, plan.history);
             entries = read_ledger(connection, schema, id, criteria);

@@ -47,7 +47,7 @@ struct attempt_result {
 };
 
 window_key key_of(const config& cfg, const customer_config& customer, const window& w) {
-    return {customer.id, cfg.sync.date_criteria.name(), w.first_day, w.end_day, w.from, w.to};
+    return {customer.id, cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
 }
 
 // The loader's side: takes batches off the queue on a database thread, inside

@@ -1,6 +1,7 @@
 #include "load/identifier.hpp"
 
 #include <stdexcept>
+#include <string>
 
 namespace comeback {
 
@@ -16,13 +17,12 @@ bool is_valid_schema_name(std::string_view schema) {
     return true;
 }
 
-std::string quoted_schema(std::string_view schema) {
+void check_schema_name(std::string_view schema) {
     if (!is_valid_schema_name(schema)) {
         throw std::invalid_argument("database schema name \"" + std::string(schema) +
                                     "\" is not a lower-case identifier ([a-z_][a-z0-9_]*, at most "
                                     "63 characters)");
     }
-    return "\"" + std::string(schema) + "\"";
 }
 
 }  // namespace comeback

@@ -1,8 +1,8 @@
 #pragma once
-// The configured schema name is the one identifier that reaches SQL text; it is
-// checked here, once, and quoted. Everything else travels as a parameter.
+// The configured schema name reaches SQL only as a parameter (search_path,
+// advisory lock keys); it is checked here, once, so a bad name is refused with
+// a message naming it instead of reaching the database.
 
-#include <string>
 #include <string_view>
 
 namespace comeback {
@@ -10,8 +10,8 @@ namespace comeback {
 // True for a lower-case SQL identifier: [a-z_][a-z0-9_]*, at most 63 bytes.
 bool is_valid_schema_name(std::string_view schema);
 
-// The schema name double-quoted for SQL text. Throws std::invalid_argument
-// naming the value when is_valid_schema_name() is false.
-std::string quoted_schema(std::string_view schema);
+// Throws std::invalid_argument naming the value when is_valid_schema_name()
+// is false.
+void check_schema_name(std::string_view schema);
 
 }  // namespace comeback

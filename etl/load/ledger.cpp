@@ -1,10 +1,13 @@
 #include "load/ledger.hpp"
 
 #include "load/identifier.hpp"
+#include "load/ledger_sql.hpp"
 #include "load/sql_time.hpp"
+#include "model/text.hpp"
 
 #include <pqxx/pqxx>
 
+#include <stdexcept>
 #include <string>
 
 namespace comeback {
@@ -33,12 +36,55 @@ std::optional<instant> optional_instant(const pqxx::field& field) {
     return sql_time::from_micros(field.as<long long>());
 }
 
+void use_schema(pqxx::transaction_base& tx, std::string_view schema) {
+    check_schema_name(schema);
+    tx.exec_params1(sql::use_schema, std::string(schema));
+}
+
+// One attempt's columns (sql::ledger::record_attempt $7..$20); an empty
+// optional is NULL. A failed attempt leaves all empty but the HTTP status
+// and error.
+struct attempt {
+    std::string_view status;
+    std::optional<long long> rows_seen, rows_duplicate, rows_changed, rows_rejected;
+    std::optional<int> http_status;
+    std::optional<std::string> error;
+    std::optional<long long> response_bytes, fetch_ms, load_ms;
+    std::optional<std::string> fetched_at, content_digest, changed_at, compared_at;
+};
+
+void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
+    tx.exec_params0(sql::ledger::record_attempt, key.customer_id, key.date_criteria.name(),
+                    sql_time::day_number(key.first_day), sql_time::day_number(key.end_day),
+                    sql_time::micros(key.from), sql_time::micros(key.to), std::string(a.status),
+                    a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
+                    a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
+                    a.content_digest, a.changed_at, a.compared_at);
+}
+
 }  // namespace
 
+std::string describe_window(const window_key& key) {
+    return "customer " + key.customer_id + " " + key.date_criteria.name() + " window " +
+           date::format("%F", key.first_day) + ".." + date::format("%F", key.end_day);
+}
+
+void check_window_key(const window_key& key) {
+    if (key.customer_id.empty()) throw std::invalid_argument("window key: empty customer id");
+    if (key.date_criteria.name().empty()) {
+        throw std::invalid_argument("window key: empty date criteria for customer " +
+                                    key.customer_id);
+    }
+    if (key.end_day <= key.first_day || key.to <= key.from) {
+        throw std::invalid_argument("window key: " + describe_window(key) +
+                                    " ends before it starts");
+    }
+}
+
 void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schema,
-                            std::string_view customer_id, std::string_view date_criteria,
+                            std::string_view customer_id, const date_criteria& criteria,
                             std::span<const window> windows) {
-    const std::string quoted = quoted_schema(schema);
+    check_schema_name(schema);
     if (windows.empty()) return;
     std::vector<long long> first_days, end_days, froms, tos;
     for (const auto& w : windows) {
@@ -48,33 +94,19 @@ void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schem
         tos.push_back(sql_time::micros(w.to));
     }
     pqxx::work tx{connection, "plan windows"};
-    tx.exec_params0(
-        "INSERT INTO " + quoted + ".sync_windows"
-        " (customer_id, date_criteria, first_day, end_day, window_from, window_to, status)"
-        " SELECT $1, $2, " COMEBACK_SQL_DAYS_TO_DATE("w.first_day") ", "
-        COMEBACK_SQL_DAYS_TO_DATE("w.end_day") ", "
-        COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("w.window_from") ", "
-        COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ("w.window_to") ", 'pending'"
-        " FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])"
-        "   AS w (first_day, end_day, window_from, window_to)"
-        " ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO NOTHING",
-        std::string(customer_id), std::string(date_criteria), int_array(first_days),
-        int_array(end_days), int_array(froms), int_array(tos));
+    use_schema(tx, schema);
+    tx.exec_params0(sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
+                    int_array(first_days), int_array(end_days), int_array(froms), int_array(tos));
     tx.commit();
 }
 
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
-                                      std::string_view customer_id,
-                                      std::string_view date_criteria) {
-    const std::string quoted = quoted_schema(schema);
+                                      std::string_view customer_id, const date_criteria& criteria) {
+    check_schema_name(schema);
     pqxx::read_transaction tx{connection, "read ledger"};
-    auto result = tx.exec_params(
-        "SELECT " COMEBACK_SQL_DATE_TO_DAYS("first_day") ", " COMEBACK_SQL_DATE_TO_DAYS("end_day")
-        ", status, attempts, " COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS("fetched_at")
-        ", last_error, " COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS("attempted_at") ", last_http_status"
-        " FROM " + quoted + ".sync_windows"
-        " WHERE customer_id = $1 AND date_criteria = $2 ORDER BY first_day, end_day",
-        std::string(customer_id), std::string(date_criteria));
+    use_schema(tx, schema);
+    auto result =
+        tx.exec_params(sql::ledger::read_windows, std::string(customer_id), criteria.name());
     std::vector<ledger_entry> entries;
     entries.reserve(result.size());
     for (const auto& row : result) {
@@ -94,14 +126,10 @@ std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_
 
 std::vector<customer_status> read_sync_status(pqxx::connection& connection,
                                               std::string_view schema) {
-    const std::string quoted = quoted_schema(schema);
+    check_schema_name(schema);
     pqxx::read_transaction tx{connection, "read sync status"};
-    auto result = tx.exec(
-        "SELECT customer_id, " COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS("last_success")
-        ", windows_complete, windows_failed, windows_pending, "
-        COMEBACK_SQL_DATE_TO_DAYS("stalest_window_first_day") ", "
-        COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS("stalest_window_fetched_at") ", last_error"
-        " FROM " + quoted + ".sync_status ORDER BY customer_id");
+    use_schema(tx, schema);
+    auto result = tx.exec(sql::ledger::read_sync_status);
     std::vector<customer_status> statuses;
     statuses.reserve(result.size());
     for (const auto& row : result) {
@@ -117,6 +145,68 @@ std::vector<customer_status> read_sync_status(pqxx::connection& connection,
         statuses.push_back(std::move(status));
     }
     return statuses;
+}
+
+void record_window_failure(pqxx::connection& connection, std::string_view schema,
+                           const window_key& key, int http_status, std::string_view error) {
+    check_schema_name(schema);
+    check_window_key(key);
+    pqxx::work tx{connection, "record window failure"};
+    use_schema(tx, schema);
+    attempt failed;
+    failed.status = "failed";
+    if (http_status != 0) failed.http_status = http_status;
+    failed.error = to_storable_text(cut_at_char_boundary(error, 2000));
+    record_attempt(tx, key, failed);
+    tx.commit();
+}
+
+last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
+                         std::string_view content_digest, std::string_view stamp) {
+    auto result = tx.exec_params(sql::ledger::read_last_load, key.customer_id,
+                                 key.date_criteria.name(), sql_time::day_number(key.first_day),
+                                 sql_time::day_number(key.end_day), std::string(content_digest),
+                                 std::string(stamp));
+    last_load last;
+    if (result.empty()) return last;
+    const auto row = result[0];
+    last.fetched_at = optional_instant(row[0]);
+    last.confirms = row[3].as<bool>();
+    if (last.confirms) {
+        last.rows_seen = row[1].as<std::size_t>();
+        last.rows_duplicate = row[2].as<std::size_t>();
+    }
+    return last;
+}
+
+void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,
+                          std::string_view stamp, bool all_windows, instant changed_from,
+                          instant changed_to) {
+    tx.exec_params0(sql::ledger::mark_changed_windows, key.customer_id, std::string(stamp),
+                    key.date_criteria.name(), sql_time::day_number(key.first_day),
+                    sql_time::day_number(key.end_day), all_windows,
+                    std::string(date_criteria::occurrence_name), sql_time::micros(changed_from),
+                    sql_time::micros(changed_to));
+}
+
+void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
+                          std::string_view stamp, const complete_load& load) {
+    const std::string at{stamp};
+    attempt complete;
+    complete.status = "complete";
+    complete.rows_seen = static_cast<long long>(load.rows_seen);
+    complete.rows_duplicate = static_cast<long long>(load.rows_duplicate);
+    complete.rows_changed = static_cast<long long>(load.rows_changed);
+    complete.rows_rejected = static_cast<long long>(load.rows_rejected);
+    complete.http_status = load.http_status;
+    complete.response_bytes = static_cast<long long>(load.response_bytes);
+    complete.fetch_ms = static_cast<long long>(load.fetch_duration.count());
+    complete.load_ms = static_cast<long long>(load.load_duration.count());
+    complete.fetched_at = at;
+    complete.content_digest = load.content_digest;
+    if (load.changed_data) complete.changed_at = at;
+    if (load.compared) complete.compared_at = at;
+    record_attempt(tx, key, complete);
 }
 
 }  // namespace comeback

@@ -1,12 +1,22 @@
 #pragma once
-// The sync_windows ledger, for the daemon's planning and the status command.
+// The sync_windows ledger: one row per (customer, date criteria, window),
+// saying which parts of time are loaded, when, and how the last attempt went.
+// Every statement that reads or writes it is here (statements in
+// ledger_sql.hpp): the daemon's planning and reads, the status command's
+// summary, failed attempts, and, inside a window loader's transaction, the
+// last load a new one may confirm, the complete load's row and the changed_at
+// marks on other windows.
 
 #include "load/pqxx_fwd.hpp"
 #include "model/comeback.hpp"
+#include "model/date_criteria.hpp"
 #include "plan/windows.hpp"
 
 #include <date/date.h>
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -14,6 +24,23 @@
 #include <vector>
 
 namespace comeback {
+
+// The ledger's key for a window: (customer, date criteria, first day, end day).
+struct window_key {
+    std::string customer_id;
+    comeback::date_criteria date_criteria;
+    date::local_days first_day;
+    date::local_days end_day;  // exclusive day; `to` is inclusive
+    instant from;              // the window's bounds as instants (UTC)
+    instant to;
+};
+
+// "customer M1 Occurrence window 2024-05-06..2024-05-13", for error messages.
+std::string describe_window(const window_key& key);
+
+// Throws std::invalid_argument naming the window when the key is unusable: no
+// customer, no criteria, or bounds that end before they start.
+void check_window_key(const window_key& key);
 
 struct ledger_entry {
     date::local_days first_day;
@@ -38,20 +65,71 @@ struct customer_status {
     std::optional<std::string> last_error;
 };
 
+// The functions taking a connection run their own short transaction in
+// `schema` and throw std::invalid_argument (a bad schema name or window key)
+// and pqxx exceptions (the database failed; nothing was written).
+
 // Inserts a 'pending' ledger row for each window that has none; existing rows
-// are left alone. One statement, one transaction.
-// Throws std::invalid_argument (bad schema name) and pqxx exceptions.
+// are left alone. One statement.
 void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schema,
-                            std::string_view customer_id, std::string_view date_criteria,
+                            std::string_view customer_id, const date_criteria& criteria,
                             std::span<const window> windows);
 
 // The customer's ledger rows for one date criteria, ordered by first_day.
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
-                                      std::string_view customer_id,
-                                      std::string_view date_criteria);
+                                      std::string_view customer_id, const date_criteria& criteria);
 
 // One row per customer with ledger rows, from the sync_status view, by customer_id.
 std::vector<customer_status> read_sync_status(pqxx::connection& connection,
                                               std::string_view schema);
+
+// Records a failed attempt: attempts + 1, status 'failed', the HTTP status
+// (0: none, stored as NULL) and the error (cleaned to storable text and cut
+// to 2000 bytes). What the window's last complete load recorded stays.
+// Never touches comebacks.
+void record_window_failure(pqxx::connection& connection, std::string_view schema,
+                           const window_key& key, int http_status, std::string_view error);
+
+// Inside a window loader's transaction: search_path is the schema and the
+// customer's lock is held. `stamp` is the load's instant as timestamptz text.
+
+// What the ledger says of the window's last complete load.
+struct last_load {
+    std::optional<instant> fetched_at;  // none: never loaded
+    // It saw the same content digest, nothing changed the window's data since,
+    // and the window was compared row by row less than a day before `stamp`:
+    // the stored rows are what comparing them again would leave.
+    bool confirms = false;
+    std::size_t rows_seen = 0;  // of that load, when it confirms
+    std::size_t rows_duplicate = 0;
+};
+last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
+                         std::string_view content_digest, std::string_view stamp);
+
+// Sets changed_at on the customer's other windows whose data this load
+// changed, so none of them confirms its next load without comparing rows:
+// every window when `all_windows` (a renamed entity may be named by any of
+// them), else those overlapping the occurs_at range changed_from..changed_to.
+void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,
+                          std::string_view stamp, bool all_windows, instant changed_from,
+                          instant changed_to);
+
+// What a complete load writes to its window's ledger row.
+struct complete_load {
+    int http_status = 200;
+    std::uint64_t response_bytes = 0;
+    std::chrono::milliseconds fetch_duration{0};
+    std::chrono::milliseconds load_duration{0};
+    std::size_t rows_seen = 0;
+    std::size_t rows_duplicate = 0;
+    std::size_t rows_changed = 0;
+    std::size_t rows_rejected = 0;
+    std::string content_digest;
+    bool changed_data = false;  // moves changed_at
+    bool compared = false;      // compared row by row (not confirmed): moves compared_at
+};
+// Status 'complete', attempts + 1, last_error cleared, fetched_at = stamp.
+void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
+                          std::string_view stamp, const complete_load& load);
 
 }  // namespace comeback

@@ -2,6 +2,7 @@
 
 #include "load/embedded_migrations.hpp"
 #include "load/identifier.hpp"
+#include "load/migrations_sql.hpp"
 
 #include <pqxx/pqxx>
 
@@ -75,27 +76,22 @@ int newest_known_migration() {
 }
 
 int migrate(pqxx::connection& connection, std::string_view schema) {
-    const std::string quoted = quoted_schema(schema);
+    check_schema_name(schema);
+    const std::string name{schema};
     const auto known = known_in_order();
 
     pqxx::work tx{connection, "migrate"};
-    // IF NOT EXISTS would otherwise print a notice on every start.
-    tx.exec0("SET LOCAL client_min_messages TO warning");
+    tx.exec0(sql::migrations::quiet_notices);
     // Taken before anything is read: a second migrator waits here, then sees the
     // first one's committed work and finds nothing left to do.
-    tx.exec_params1("SELECT pg_advisory_xact_lock(hashtext('comeback-sync/migrate'), hashtext($1))",
-                    std::string(schema));
-    tx.exec0("CREATE SCHEMA IF NOT EXISTS " + quoted);
-    tx.exec0("SET LOCAL search_path TO " + quoted);
-    tx.exec0(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version integer PRIMARY KEY,"
-        " name text NOT NULL,"
-        " checksum text NOT NULL,"
-        " applied_at timestamptz NOT NULL DEFAULT now())");
+    tx.exec_params1(sql::migrations::lock, name);
+    tx.exec_params1(sql::migrations::name_schema, name);
+    tx.exec0(sql::migrations::create_schema);
+    tx.exec_params1(sql::use_schema, name);
+    tx.exec0(sql::migrations::create_migrations_table);
 
     std::map<int, applied_migration> applied;
-    for (const auto& row : tx.exec("SELECT version, name, checksum FROM schema_migrations")) {
+    for (const auto& row : tx.exec(sql::migrations::read_applied)) {
         applied.emplace(row[0].as<int>(),
                         applied_migration{row[1].as<std::string>(), row[2].as<std::string>()});
     }
@@ -110,9 +106,8 @@ int migrate(pqxx::connection& connection, std::string_view schema) {
             throw migration_error("database schema \"" + std::string(schema) + "\": migration " +
                                   std::string(migration.name) + " failed: " + error.what());
         }
-        tx.exec_params0(
-            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-            migration.version, std::string(migration.name), std::string(migration.checksum));
+        tx.exec_params0(sql::migrations::record_applied, migration.version,
+                        std::string(migration.name), std::string(migration.checksum));
         ++count;
     }
     tx.commit();

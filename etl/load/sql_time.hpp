@@ -8,11 +8,11 @@
 
 #include <chrono>
 
-// SQL turning bigint parameter/column text X into a timestamptz, and back.
-#define COMEBACK_SQL_MICROS_TO_TIMESTAMPTZ(x) "(timestamptz 'epoch' + (" x ")::bigint * interval '1 microsecond')"
-#define COMEBACK_SQL_TIMESTAMPTZ_TO_MICROS(x) "(extract(epoch FROM (" x ")) * 1000000)::bigint"
-#define COMEBACK_SQL_DAYS_TO_DATE(x) "(date '1970-01-01' + (" x ")::integer)"
-#define COMEBACK_SQL_DATE_TO_DAYS(x) "((" x ") - date '1970-01-01')"
+// The statements convert them where they use them:
+//   timestamptz 'epoch' + $1::bigint * interval '1 microsecond'
+//   (extract(epoch FROM column) * 1000000)::bigint
+//   date '1970-01-01' + $1::integer
+//   column - date '1970-01-01'
 
 namespace comeback::sql_time {
 

@@ -1,7 +1,10 @@
 #pragma once
 // Loading one fetched window into PostgreSQL: one transaction, all or nothing.
-// All SQL of the project lives in etl/load/.
+// All SQL of the project lives in etl/load/; the loader's statements are in
+// window_loader_sql.hpp, the ledger's (window_key, record_window_failure) in
+// ledger.hpp.
 
+#include "load/ledger.hpp"
 #include "load/pqxx_fwd.hpp"
 #include "model/comeback.hpp"
 #include "normalize/normalize.hpp"
@@ -16,16 +19,6 @@
 #include <string_view>
 
 namespace comeback {
-
-// The ledger's key for a window: (customer, date criteria, first day, end day).
-struct window_key {
-    std::string customer_id;
-    std::string date_criteria;
-    date::local_days first_day;
-    date::local_days end_day;  // exclusive day; `to` is inclusive
-    instant from;              // the window's bounds as instants (UTC)
-    instant to;
-};
 
 struct fetch_info {
     int http_status = 200;
@@ -78,10 +71,5 @@ private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };
-
-// Records a failed attempt in the ledger (own short transaction): attempts+1,
-// status 'failed', last HTTP status and error. Never touches comebacks.
-void record_window_failure(pqxx::connection& connection, std::string_view schema,
-                           const window_key& key, int http_status, std::string_view error);
 
 }  // namespace comeback

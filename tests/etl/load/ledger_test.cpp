@@ -12,6 +12,8 @@ using namespace comeback::test;
 
 namespace {
 
+const date_criteria occurrence{};
+
 window as_window(const window_key& key) { return window{key.first_day, key.end_day, key.from, key.to}; }
 
 struct migrated : scratch_schema {
@@ -23,11 +25,11 @@ struct migrated : scratch_schema {
 TEST_CASE("planning windows adds pending ledger rows once and leaves existing rows alone") {
     migrated db;
     const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
-    plan_windows_in_ledger(db.connection(), db.name(), "M1", "Occurrence", windows);
+    plan_windows_in_ledger(db.connection(), db.name(), "M1", occurrence, windows);
     load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}});
-    plan_windows_in_ledger(db.connection(), db.name(), "M1", "Occurrence", windows);
+    plan_windows_in_ledger(db.connection(), db.name(), "M1", occurrence, windows);
 
-    auto ledger = read_ledger(db.connection(), db.name(), "M1", "Occurrence");
+    auto ledger = read_ledger(db.connection(), db.name(), "M1", occurrence);
     REQUIRE(ledger.size() == 2);
     CHECK(ledger[0].first_day == week1);
     CHECK(ledger[0].end_day == week2);
@@ -48,13 +50,13 @@ TEST_CASE("planning windows adds pending ledger rows once and leaves existing ro
               .as<std::string>()
               .rfind("2024-05-13 00:00:00", 0) == 0);
     }
-    CHECK(read_ledger(db.connection(), db.name(), "M1", "Booked").empty());
+    CHECK(read_ledger(db.connection(), db.name(), "M1", date_criteria{"Booked"}).empty());
 }
 
 TEST_CASE("sync status counts each customer's windows and names the stalest window and the last error") {
     migrated db;
     const auto third = week2 + date::days{7};
-    plan_windows_in_ledger(db.connection(), db.name(), "M1", "Occurrence",
+    plan_windows_in_ledger(db.connection(), db.name(), "M1", occurrence,
                            std::vector<window>{as_window(window_of("M1", week1)),
                                                as_window(window_of("M1", week2)),
                                                as_window(window_of("M1", third))});
@@ -83,10 +85,44 @@ TEST_CASE("sync status counts each customer's windows and names the stalest wind
     CHECK(m2.stalest_window_fetched_at == m2.last_success);
     CHECK_FALSE(m2.last_error.has_value());
 
-    auto ledger = read_ledger(db.connection(), db.name(), "M1", "Occurrence");
+    auto ledger = read_ledger(db.connection(), db.name(), "M1", occurrence);
     REQUIRE(ledger.size() == 3);
     CHECK(ledger[0].status == "failed");
     CHECK(ledger[0].last_error == "server error");
     CHECK(ledger[0].last_http_status == 500);
     CHECK(ledger[0].attempted_at.has_value());
+}
+
+TEST_CASE("a failed attempt keeps everything the window's last complete load recorded, its bounds too") {
+    migrated db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, {{.id = "K1"}, {.id = "K2"}});
+    // Every column a failure leaves alone, as text.
+    const std::string kept =
+        "SELECT concat_ws('|', window_from, window_to, rows_seen, rows_duplicate, rows_changed,"
+        " rows_rejected, response_bytes, fetch_ms, load_ms, fetched_at, content_digest,"
+        " changed_at, compared_at) FROM " + db.quoted() + ".sync_windows";
+    auto text_of = [&](const std::string& sql) {
+        pqxx::read_transaction tx{db.connection()};
+        return tx.exec1(sql)[0].as<std::string>();
+    };
+    const std::string before = text_of(kept);
+    REQUIRE(before.find("||") == std::string::npos);  // none of them is NULL
+
+    // The same days with other bounds, as after a change of time zone.
+    auto moved = key;
+    moved.from += std::chrono::hours{1};
+    moved.to += std::chrono::hours{1};
+    record_window_failure(db.connection(), db.name(), moved, 504, "gateway timeout");
+
+    CHECK(text_of(kept) == before);
+    CHECK(text_of("SELECT concat_ws('|', status, attempts, last_http_status, last_error,"
+                  " attempted_at > fetched_at) FROM " + db.quoted() + ".sync_windows") ==
+          "failed|2|504|gateway timeout|t");
+
+    // A complete load takes the bounds it was given.
+    load(db.connection(), db.name(), moved, {{.id = "K1"}, {.id = "K2"}});
+    CHECK(text_of("SELECT concat_ws('|', status, attempts, last_http_status,"
+                  " coalesce(last_error, 'none'), window_from = '2024-05-06 01:00+00')"
+                  " FROM " + db.quoted() + ".sync_windows") == "complete|3|200|none|t");
 }

@@ -24,7 +24,7 @@ inline instant utc(date::local_days day, std::chrono::hours hour = std::chrono::
 
 // A window of `length` days from `first`, bounds at UTC midnight.
 inline window_key window_of(std::string customer, date::local_days first, int length = 7,
-                            std::string criteria = "Occurrence") {
+                            date_criteria criteria = {}) {
     window_key key;
     key.customer_id = std::move(customer);
     key.date_criteria = std::move(criteria);

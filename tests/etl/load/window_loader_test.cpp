@@ -142,7 +142,7 @@ TEST_CASE("a window deletes only comebacks whose occurs_at lies inside it, and o
                                         ".comebacks WHERE deleted_at IS NOT NULL") == "A,EDGE");
 
     // Another criteria does not say which comebacks of the range exist: nothing is deleted.
-    auto booked = window_of("M1", week2, 7, "Booked");
+    auto booked = window_of("M1", week2, 7, date_criteria{"Booked"});
     CHECK(load(db.connection(), db.name(), booked, std::vector<sample>{}).deleted == 0);
     CHECK(one_text(db.connection(), "SELECT deleted_at IS NULL FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'B'") == "t");
 }
@@ -487,6 +487,22 @@ TEST_CASE("a window whose data another window's load changed is compared again, 
         load(db.connection(), db.name(), key2, {{.id = "K9", .state = "Completed", .occurs_at = utc(week2, std::chrono::hours{8})}});
         CHECK(load(db.connection(), db.name(), key1, in_week1).confirmed);
     }
+}
+
+TEST_CASE("a window of criteria other than Occurrence is compared again after any change, wherever it lies") {
+    loaded_schema db;
+    const auto occurrence_week1 = window_of("M1", week1);
+    // Booked windows select on booked_at: any comeback may be in them,
+    // whatever its occurs_at.
+    const auto booked = window_of("M1", week2 + date::days{28}, 7, date_criteria{"Booked"});
+    const std::vector<sample> booked_rows{{.id = "B1", .occurs_at = utc(week2, std::chrono::hours{5})}};
+    load(db.connection(), db.name(), occurrence_week1, {{.id = "K1"}});
+    load(db.connection(), db.name(), booked, booked_rows);
+    REQUIRE(load(db.connection(), db.name(), booked, booked_rows).confirmed);
+
+    load(db.connection(), db.name(), occurrence_week1, {{.id = "K1", .state = "Completed"}});
+    CHECK_FALSE(load(db.connection(), db.name(), booked, booked_rows).confirmed);
+    CHECK(load(db.connection(), db.name(), booked, booked_rows).confirmed);
 }
 
 TEST_CASE("a first load of a window that holds a comeback the database already has falls back to comparing") {

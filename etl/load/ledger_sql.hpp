@@ -1,0 +1,146 @@
+#pragma once
+// Every statement that touches the ledger, sync_windows (see ledger.hpp).
+// Days cross as integers since 1970-01-01, instants as microseconds since
+// the Unix epoch (sql_time.hpp): exact and locale-free.
+
+#include "load/statement.hpp"
+
+namespace comeback::sql::ledger {
+
+// A pending row for each window that has none. $1 customer, $2 date criteria,
+// $3..$6 arrays of the windows' first days, end days, from and to.
+inline constexpr statement plan_windows{"plan_windows", R"sql(
+INSERT INTO sync_windows (customer_id, date_criteria, first_day, end_day,
+                          window_from, window_to, status)
+SELECT $1, $2,
+       date '1970-01-01' + w.first_day::integer,
+       date '1970-01-01' + w.end_day::integer,
+       timestamptz 'epoch' + w.window_from * interval '1 microsecond',
+       timestamptz 'epoch' + w.window_to * interval '1 microsecond',
+       'pending'
+FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+     AS w (first_day, end_day, window_from, window_to)
+ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO NOTHING
+)sql"};
+
+// $1 customer, $2 date criteria.
+inline constexpr statement read_windows{"read_windows", R"sql(
+SELECT first_day - date '1970-01-01' AS first_day,
+       end_day - date '1970-01-01' AS end_day,
+       status,
+       attempts,
+       (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
+       last_error,
+       (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
+       last_http_status
+FROM sync_windows
+WHERE customer_id = $1 AND date_criteria = $2
+ORDER BY first_day, end_day
+)sql"};
+
+inline constexpr statement read_sync_status{"read_sync_status", R"sql(
+SELECT customer_id,
+       (extract(epoch FROM last_success) * 1000000)::bigint AS last_success,
+       windows_complete,
+       windows_failed,
+       windows_pending,
+       stalest_window_first_day - date '1970-01-01' AS stalest_window_first_day,
+       (extract(epoch FROM stalest_window_fetched_at) * 1000000)::bigint
+           AS stalest_window_fetched_at,
+       last_error
+FROM sync_status
+ORDER BY customer_id
+)sql"};
+
+// The window's last complete load, read by a loader under the customer's
+// lock. `confirms`: that load saw exactly this content ($5, the content
+// digest), no load has changed the data the window covers since
+// (changed_at), and the window was compared row by row less than a day
+// before $6 (the loader's stamp). No row when the window was never planned.
+// $1 customer, $2 date criteria, $3 first day, $4 end day.
+inline constexpr statement read_last_load{"read_last_load", R"sql(
+SELECT (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
+       rows_seen,
+       rows_duplicate,
+       coalesce(content_digest = $5
+                AND compared_at > $6::timestamptz - interval '1 day'
+                AND (changed_at IS NULL OR changed_at <= fetched_at)
+                AND rows_seen IS NOT NULL AND rows_duplicate IS NOT NULL,
+                false) AS confirms
+FROM sync_windows
+WHERE customer_id = $1 AND date_criteria = $2
+  AND first_day = date '1970-01-01' + $3::integer
+  AND end_day = date '1970-01-01' + $4::integer
+)sql"};
+
+// Sets changed_at ($2) on the customer's ($1) other windows whose data a load
+// of window ($3, $4, $5) changed: all of them when $6 (an entity was renamed,
+// or a changed comeback has no occurs_at), else those overlapping the
+// occurs_at range $8..$9 of the changed comebacks. A window of criteria other
+// than $7, the one criteria whose windows filter on occurs_at, covers no range
+// that can be checked: it is always marked.
+inline constexpr statement mark_changed_windows{"mark_changed_windows", R"sql(
+UPDATE sync_windows
+SET changed_at = $2::timestamptz
+WHERE customer_id = $1
+  AND NOT (date_criteria = $3
+           AND first_day = date '1970-01-01' + $4::integer
+           AND end_day = date '1970-01-01' + $5::integer)
+  AND ($6
+       OR date_criteria <> $7
+       OR (window_from <= timestamptz 'epoch' + $9::bigint * interval '1 microsecond'
+           AND window_to >= timestamptz 'epoch' + $8::bigint * interval '1 microsecond'))
+)sql"};
+
+// One attempt at a window, complete or failed: attempts + 1, status ($7),
+// the HTTP status ($12) and error ($13, NULL when complete), attempted_at.
+// A complete load also records its counts ($8..$11), response size and
+// durations ($14..$16), fetched_at ($17), content digest ($18), and sets
+// changed_at when it changed data ($19) and compared_at when it compared rows
+// ($20). A failed attempt passes NULL for all of those, and the window keeps
+// what its last complete load recorded, bounds included; it happened now
+// (attempted_at). $1 customer, $2 date criteria, $3 first day, $4 end day,
+// $5 window_from, $6 window_to.
+inline constexpr statement record_attempt{"record_attempt", R"sql(
+INSERT INTO sync_windows AS w (
+    customer_id, date_criteria, first_day, end_day, window_from, window_to,
+    status, attempts, rows_seen, rows_duplicate, rows_changed, rows_rejected,
+    last_http_status, last_error, response_bytes, fetch_ms, load_ms,
+    fetched_at, attempted_at, content_digest, changed_at, compared_at)
+VALUES (
+    $1, $2,
+    date '1970-01-01' + $3::integer,
+    date '1970-01-01' + $4::integer,
+    timestamptz 'epoch' + $5::bigint * interval '1 microsecond',
+    timestamptz 'epoch' + $6::bigint * interval '1 microsecond',
+    $7, 1, $8, $9, $10, $11,
+    $12, $13, $14, $15, $16,
+    $17::timestamptz, coalesce($17::timestamptz, clock_timestamp()), $18,
+    $19::timestamptz, $20::timestamptz)
+ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
+    status = excluded.status,
+    attempts = w.attempts + 1,
+    last_http_status = excluded.last_http_status,
+    last_error = excluded.last_error,
+    attempted_at = excluded.attempted_at,
+    window_from = CASE WHEN excluded.status = 'complete' THEN excluded.window_from
+                       ELSE w.window_from END,
+    window_to = CASE WHEN excluded.status = 'complete' THEN excluded.window_to
+                     ELSE w.window_to END,
+    rows_seen = coalesce(excluded.rows_seen, w.rows_seen),
+    rows_duplicate = coalesce(excluded.rows_duplicate, w.rows_duplicate),
+    rows_changed = coalesce(excluded.rows_changed, w.rows_changed),
+    rows_rejected = coalesce(excluded.rows_rejected, w.rows_rejected),
+    response_bytes = coalesce(excluded.response_bytes, w.response_bytes),
+    fetch_ms = coalesce(excluded.fetch_ms, w.fetch_ms),
+    load_ms = coalesce(excluded.load_ms, w.load_ms),
+    fetched_at = coalesce(excluded.fetched_at, w.fetched_at),
+    content_digest = coalesce(excluded.content_digest, w.content_digest),
+    changed_at = coalesce(excluded.changed_at, w.changed_at),
+    compared_at = coalesce(excluded.compared_at, w.compared_at)
+)sql"};
+
+inline constexpr std::array statements{plan_windows,   read_windows,         read_sync_status,
+                                       read_last_load, mark_changed_windows, record_attempt};
+
+}  // namespace comeback::sql::ledger

@@ -1,0 +1,535 @@
+#pragma once
+// The window loader's statements (see window_loader.hpp), in the order a load
+// runs them. The ledger's are in ledger_sql.hpp.
+//
+// Most take $1, the customer, and $2, the load's stamp (timestamptz text).
+// Instants cross as microseconds since the Unix epoch. Unqualified names are
+// the configured schema's tables (search_path); the staging tables are named
+// pg_temp.* explicitly.
+//
+// The staging tables have no statistics (autovacuum never analyzes temporary
+// tables), so every statement is written to be linear in the window's rows
+// whatever the planner believes: lookups of stored rows are LATERAL
+// primary-key probes, set differences are EXCEPT.
+
+#include "load/statement.hpp"
+
+namespace comeback::sql::window_loader {
+
+// $1 schema, $2 customer. The daemon and a backfill may load the same customer
+// at once: they take turns per window instead of deadlocking on each other's
+// rows. The key lives in the loader's own space of advisory locks.
+inline constexpr statement lock_customer{"lock_customer", R"sql(
+SELECT pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2))
+)sql"};
+
+inline constexpr statement staging_missing{"staging_missing", R"sql(
+SELECT to_regclass('pg_temp.load_comebacks') IS NULL
+)sql"};
+
+// Staging lives for the session and empties at every commit, so a connection
+// loading many windows creates it once; a rolled-back transaction that created
+// it takes it along. load_delta holds the window's updates, undeletes and
+// deletes (not its inserts): their current history versions are closed at
+// commit. load_latest_comebacks is the staged comebacks, one per id (the last
+// index wins), instants as timestamptz: what both merge statements start from.
+inline constexpr statement create_staging{"create_staging", R"sql(
+CREATE TEMP TABLE load_comebacks (
+    idx                bigint NOT NULL,
+    comeback_id        text COLLATE "C" NOT NULL,
+    contact_id         text COLLATE "C",
+    booked_by_user_id  text,
+    assigned_user_id   text,
+    assigned_group_id  text,
+    assigned_office_id text,
+    state              text,
+    origin             text,
+    occurs_at_us       bigint,
+    booked_at_us       bigint,
+    contact_name       text
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE load_entities (
+    seq       bigint NOT NULL,
+    kind      text NOT NULL,
+    entity_id text COLLATE "C" NOT NULL,
+    name      text NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE load_rejections (
+    idx         bigint NOT NULL,
+    comeback_id text COLLATE "C",
+    reason      text NOT NULL,
+    raw         text NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE load_delta (
+    comeback_id        text COLLATE "C" NOT NULL,
+    change             text NOT NULL,
+    contact_id         text,
+    booked_by_user_id  text,
+    assigned_user_id   text,
+    assigned_group_id  text,
+    assigned_office_id text,
+    state              text,
+    origin             text,
+    occurs_at          timestamptz,
+    booked_at          timestamptz,
+    is_deleted         boolean NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP VIEW load_latest_comebacks AS
+SELECT DISTINCT ON (comeback_id COLLATE "C")
+       comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+       assigned_office_id, state, origin,
+       timestamptz 'epoch' + occurs_at_us * interval '1 microsecond' AS occurs_at,
+       timestamptz 'epoch' + booked_at_us * interval '1 microsecond' AS booked_at
+FROM pg_temp.load_comebacks
+ORDER BY comeback_id COLLATE "C", idx DESC
+)sql"};
+
+// The load's one instant, for every row it writes.
+inline constexpr statement read_stamp{"read_stamp", R"sql(
+SELECT clock_timestamp()::text
+)sql"};
+
+// Entities first: comebacks reference them. One statement per entity table,
+// each the same steps. The staged rows, one per id (the highest ord wins),
+// look their stored row up by primary key; rows that would not change are
+// filtered out before writing. New ones are plain inserts (under the
+// customer's lock nobody else adds them); stored ones due for a new name or a
+// last_seen_at a day old go through ON CONFLICT DO UPDATE, whose conflict
+// check is the row lookup. Returns how many stored entities were renamed.
+// Contacts travel with their comebacks; users, groups and offices in
+// load_entities.
+inline constexpr statement merge_contacts{"merge_contacts", R"sql(
+WITH staged AS (
+    SELECT DISTINCT ON (contact_id COLLATE "C") contact_id, contact_name AS name
+    FROM pg_temp.load_comebacks
+    WHERE contact_id IS NOT NULL
+    ORDER BY contact_id COLLATE "C", idx DESC
+),
+due AS MATERIALIZED (
+    SELECT s.contact_id, s.name, e.contact_id IS NOT NULL AS stored,
+           e.contact_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    FROM staged s
+    LEFT JOIN LATERAL (
+        SELECT e.contact_id, e.name, e.last_seen_at FROM contacts e
+        WHERE e.customer_id = $1 AND e.contact_id = s.contact_id
+        LIMIT 1
+    ) e ON true
+    WHERE e.contact_id IS NULL OR e.name IS DISTINCT FROM s.name
+       OR e.last_seen_at < $2::timestamptz - interval '1 day'
+),
+added AS (
+    INSERT INTO contacts (customer_id, contact_id, name, first_seen_at, last_seen_at)
+    SELECT $1, contact_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+),
+refreshed AS (
+    INSERT INTO contacts AS t (customer_id, contact_id, name, first_seen_at, last_seen_at)
+    SELECT $1, contact_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    ON CONFLICT (customer_id, contact_id) DO UPDATE
+    SET name = excluded.name, last_seen_at = excluded.last_seen_at
+)
+SELECT count(*) FILTER (WHERE renamed) FROM due
+)sql"};
+
+inline constexpr statement merge_users{"merge_users", R"sql(
+WITH staged AS (
+    SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS user_id, name
+    FROM pg_temp.load_entities
+    WHERE kind = 'user'
+    ORDER BY entity_id COLLATE "C", seq DESC
+),
+due AS MATERIALIZED (
+    SELECT s.user_id, s.name, e.user_id IS NOT NULL AS stored,
+           e.user_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    FROM staged s
+    LEFT JOIN LATERAL (
+        SELECT e.user_id, e.name, e.last_seen_at FROM users e
+        WHERE e.customer_id = $1 AND e.user_id = s.user_id
+        LIMIT 1
+    ) e ON true
+    WHERE e.user_id IS NULL OR e.name IS DISTINCT FROM s.name
+       OR e.last_seen_at < $2::timestamptz - interval '1 day'
+),
+added AS (
+    INSERT INTO users (customer_id, user_id, name, first_seen_at, last_seen_at)
+    SELECT $1, user_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+),
+refreshed AS (
+    INSERT INTO users AS t (customer_id, user_id, name, first_seen_at, last_seen_at)
+    SELECT $1, user_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    ON CONFLICT (customer_id, user_id) DO UPDATE
+    SET name = excluded.name, last_seen_at = excluded.last_seen_at
+)
+SELECT count(*) FILTER (WHERE renamed) FROM due
+)sql"};
+
+inline constexpr statement merge_user_groups{"merge_user_groups", R"sql(
+WITH staged AS (
+    SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS group_id, name
+    FROM pg_temp.load_entities
+    WHERE kind = 'user_group'
+    ORDER BY entity_id COLLATE "C", seq DESC
+),
+due AS MATERIALIZED (
+    SELECT s.group_id, s.name, e.group_id IS NOT NULL AS stored,
+           e.group_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    FROM staged s
+    LEFT JOIN LATERAL (
+        SELECT e.group_id, e.name, e.last_seen_at FROM user_groups e
+        WHERE e.customer_id = $1 AND e.group_id = s.group_id
+        LIMIT 1
+    ) e ON true
+    WHERE e.group_id IS NULL OR e.name IS DISTINCT FROM s.name
+       OR e.last_seen_at < $2::timestamptz - interval '1 day'
+),
+added AS (
+    INSERT INTO user_groups (customer_id, group_id, name, first_seen_at, last_seen_at)
+    SELECT $1, group_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+),
+refreshed AS (
+    INSERT INTO user_groups AS t (customer_id, group_id, name, first_seen_at, last_seen_at)
+    SELECT $1, group_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    ON CONFLICT (customer_id, group_id) DO UPDATE
+    SET name = excluded.name, last_seen_at = excluded.last_seen_at
+)
+SELECT count(*) FILTER (WHERE renamed) FROM due
+)sql"};
+
+inline constexpr statement merge_offices{"merge_offices", R"sql(
+WITH staged AS (
+    SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS office_id, name
+    FROM pg_temp.load_entities
+    WHERE kind = 'office'
+    ORDER BY entity_id COLLATE "C", seq DESC
+),
+due AS MATERIALIZED (
+    SELECT s.office_id, s.name, e.office_id IS NOT NULL AS stored,
+           e.office_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    FROM staged s
+    LEFT JOIN LATERAL (
+        SELECT e.office_id, e.name, e.last_seen_at FROM offices e
+        WHERE e.customer_id = $1 AND e.office_id = s.office_id
+        LIMIT 1
+    ) e ON true
+    WHERE e.office_id IS NULL OR e.name IS DISTINCT FROM s.name
+       OR e.last_seen_at < $2::timestamptz - interval '1 day'
+),
+added AS (
+    INSERT INTO offices (customer_id, office_id, name, first_seen_at, last_seen_at)
+    SELECT $1, office_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+),
+refreshed AS (
+    INSERT INTO offices AS t (customer_id, office_id, name, first_seen_at, last_seen_at)
+    SELECT $1, office_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    ON CONFLICT (customer_id, office_id) DO UPDATE
+    SET name = excluded.name, last_seen_at = excluded.last_seen_at
+)
+SELECT count(*) FILTER (WHERE renamed) FROM due
+)sql"};
+
+// Whether any live comeback of the customer ($1) is stored in the window's
+// occurs_at range $2..$3 (both inclusive).
+inline constexpr statement live_rows_in_range{"live_rows_in_range", R"sql(
+SELECT EXISTS (
+    SELECT FROM comebacks
+    WHERE customer_id = $1 AND deleted_at IS NULL
+      AND occurs_at >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+      AND occurs_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+)
+)sql"};
+
+// insert_all_new runs inside a savepoint, so the window's transaction goes on
+// the general way when it fails. (libpqxx 6.4's subtransaction cannot roll back
+// after a failed statement with parameters.)
+inline constexpr statement before_insert_all_new{"before_insert_all_new", R"sql(
+SAVEPOINT insert_all_new
+)sql"};
+
+inline constexpr statement undo_insert_all_new{"undo_insert_all_new", R"sql(
+ROLLBACK TO SAVEPOINT insert_all_new
+)sql"};
+
+inline constexpr statement after_insert_all_new{"after_insert_all_new", R"sql(
+RELEASE SAVEPOINT insert_all_new
+)sql"};
+
+// A first load's comebacks, all taken to be new, with their first history
+// versions: the primary key's own uniqueness check is the lookup, and one
+// that exists after all fails the statement (unique_violation). Returns how
+// many, the occurs_at range they span (microseconds) and whether one has no
+// occurs_at.
+inline constexpr statement insert_all_new{"insert_all_new", R"sql(
+WITH latest AS MATERIALIZED (
+    SELECT comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+           assigned_office_id, state, origin, occurs_at, booked_at
+    FROM pg_temp.load_latest_comebacks
+),
+added AS (
+    INSERT INTO comebacks (customer_id, comeback_id, contact_id, booked_by_user_id,
+                           assigned_user_id, assigned_group_id, assigned_office_id, state,
+                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at)
+    SELECT $1, comeback_id, contact_id, booked_by_user_id,
+           assigned_user_id, assigned_group_id, assigned_office_id, state,
+           origin, occurs_at, booked_at, $2::timestamptz, $2::timestamptz, NULL
+    FROM latest
+),
+opened AS (
+    INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
+                                  contact_id, booked_by_user_id, assigned_user_id,
+                                  assigned_group_id, assigned_office_id, state, origin,
+                                  occurs_at, booked_at, is_deleted)
+    SELECT $1, comeback_id, $2::timestamptz, NULL, 'insert',
+           contact_id, booked_by_user_id, assigned_user_id,
+           assigned_group_id, assigned_office_id, state, origin,
+           occurs_at, booked_at, false
+    FROM latest
+)
+SELECT count(*),
+       (extract(epoch FROM min(occurs_at)) * 1000000)::bigint,
+       (extract(epoch FROM max(occurs_at)) * 1000000)::bigint,
+       coalesce(bool_or(occurs_at IS NULL), false)
+FROM latest
+)sql"};
+
+// merge_comebacks sorts rather than hashes its EXCEPT: a hashed set operation
+// cannot spill to disk, so a window of a million rows would hold them all in
+// the server's memory; sorted, it stays within work_mem, costs about as much
+// for a usual window, and hands the rows on in key order, so the inserts reach
+// the indexes in that order. Everything after it hashes again.
+inline constexpr statement sort_set_operations{"sort_set_operations", R"sql(
+SET LOCAL enable_hashagg = off
+)sql"};
+
+inline constexpr statement hash_set_operations{"hash_set_operations", R"sql(
+RESET enable_hashagg
+)sql"};
+
+// Dedupes the window, diffs it against the stored rows, upserts what differs
+// and opens the first history version of every new comeback, in one
+// statement. $3..$4: the window's occurs_at range (microseconds); $5: list
+// the inserts in load_delta too (a recheck: a stored row deleted by hand may
+// have left its history version open).
+//
+// Rows identical to a stored live row of the window's range need no lookup:
+// one index range scan and an EXCEPT (NULLs compare equal, like IS NOT
+// DISTINCT FROM) drop them, so a re-fetch of unchanged data looks nothing up.
+// Any subset of the stored rows is correct there; for criteria other than
+// Occurrence the range merely finds fewer of them. What is left is new,
+// changed, undeleted or moved in time: decided once against the current row,
+// found by primary key through a LATERAL lookup the planner cannot turn into
+// a scan of the customer's rows, so a window costs what its own rows cost.
+// `latest` and `delta` stay CTEs (in-memory tuplestores) rather than more
+// staging tables: writing them costs more than reading them. Data-modifying
+// CTEs share the statement's snapshot, so `delta` compares with the rows as
+// they were before this window.
+//
+// Each new comeback is written once to comebacks and once to history; only
+// updates and undeletes also go to load_delta, to close their current history
+// version first (close_history_versions). Returns the window's distinct
+// comebacks, the inserted, updated and undeleted counts, the occurs_at range
+// the changes touched (old and new values, microseconds), and whether a change
+// had no occurs_at.
+inline constexpr statement merge_comebacks{"merge_comebacks", R"sql(
+WITH latest AS MATERIALIZED (
+    SELECT comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+           assigned_office_id, state, origin, occurs_at, booked_at
+    FROM pg_temp.load_latest_comebacks
+),
+candidates AS (
+    SELECT comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+           assigned_office_id, state, origin, occurs_at, booked_at
+    FROM latest
+    EXCEPT
+    SELECT comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+           assigned_office_id, state, origin, occurs_at, booked_at
+    FROM comebacks
+    WHERE customer_id = $1 AND deleted_at IS NULL
+      AND occurs_at >= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+      AND occurs_at <= timestamptz 'epoch' + $4::bigint * interval '1 microsecond'
+),
+delta AS MATERIALIZED (
+    SELECT s.comeback_id,
+           CASE WHEN c.comeback_id IS NULL THEN 'insert'
+                WHEN c.deleted_at IS NOT NULL THEN 'undelete'
+                ELSE 'update' END AS change,
+           s.contact_id, s.booked_by_user_id, s.assigned_user_id, s.assigned_group_id,
+           s.assigned_office_id, s.state, s.origin, s.occurs_at, s.booked_at,
+           c.occurs_at AS stored_occurs_at
+    FROM candidates s
+    LEFT JOIN LATERAL (
+        SELECT c.comeback_id, c.deleted_at, c.contact_id, c.booked_by_user_id,
+               c.assigned_user_id, c.assigned_group_id, c.assigned_office_id, c.state,
+               c.origin, c.occurs_at, c.booked_at
+        FROM comebacks c
+        WHERE c.customer_id = $1 AND c.comeback_id = s.comeback_id
+        LIMIT 1  -- keeps the lookup a per-row index probe, never flattened into a join
+    ) c ON true
+    WHERE c.comeback_id IS NULL OR c.deleted_at IS NOT NULL
+       OR (c.contact_id, c.booked_by_user_id, c.assigned_user_id, c.assigned_group_id,
+           c.assigned_office_id, c.state, c.origin, c.occurs_at, c.booked_at)
+          IS DISTINCT FROM
+          (s.contact_id, s.booked_by_user_id, s.assigned_user_id, s.assigned_group_id,
+           s.assigned_office_id, s.state, s.origin, s.occurs_at, s.booked_at)
+),
+added AS (  -- plain inserts: under the customer's lock nobody else adds them
+    INSERT INTO comebacks (customer_id, comeback_id, contact_id, booked_by_user_id,
+                           assigned_user_id, assigned_group_id, assigned_office_id, state,
+                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at)
+    SELECT $1, d.comeback_id, d.contact_id, d.booked_by_user_id,
+           d.assigned_user_id, d.assigned_group_id, d.assigned_office_id, d.state,
+           d.origin, d.occurs_at, d.booked_at, $2::timestamptz, $2::timestamptz, NULL
+    FROM delta d
+    WHERE d.change = 'insert'
+),
+merged AS (
+    INSERT INTO comebacks AS t (customer_id, comeback_id, contact_id, booked_by_user_id,
+                                assigned_user_id, assigned_group_id, assigned_office_id, state,
+                                origin, occurs_at, booked_at, first_seen_at, last_seen_at,
+                                deleted_at)
+    SELECT $1, d.comeback_id, d.contact_id, d.booked_by_user_id,
+           d.assigned_user_id, d.assigned_group_id, d.assigned_office_id, d.state,
+           d.origin, d.occurs_at, d.booked_at, $2::timestamptz, $2::timestamptz, NULL
+    FROM delta d
+    WHERE d.change <> 'insert'
+    ON CONFLICT (customer_id, comeback_id) DO UPDATE
+    SET (contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+         assigned_office_id, state, origin, occurs_at, booked_at, last_seen_at, deleted_at) =
+        (excluded.contact_id, excluded.booked_by_user_id, excluded.assigned_user_id,
+         excluded.assigned_group_id, excluded.assigned_office_id, excluded.state,
+         excluded.origin, excluded.occurs_at, excluded.booked_at, excluded.last_seen_at, NULL)
+    WHERE t.deleted_at IS NOT NULL
+       OR (t.contact_id, t.booked_by_user_id, t.assigned_user_id, t.assigned_group_id,
+           t.assigned_office_id, t.state, t.origin, t.occurs_at, t.booked_at)
+          IS DISTINCT FROM
+          (excluded.contact_id, excluded.booked_by_user_id, excluded.assigned_user_id,
+           excluded.assigned_group_id, excluded.assigned_office_id, excluded.state,
+           excluded.origin, excluded.occurs_at, excluded.booked_at)
+),
+opened AS (  -- a new comeback has no history yet: nothing to close
+    INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
+                                  contact_id, booked_by_user_id, assigned_user_id,
+                                  assigned_group_id, assigned_office_id, state, origin,
+                                  occurs_at, booked_at, is_deleted)
+    SELECT $1, d.comeback_id, $2::timestamptz, NULL, 'insert',
+           d.contact_id, d.booked_by_user_id, d.assigned_user_id,
+           d.assigned_group_id, d.assigned_office_id, d.state, d.origin,
+           d.occurs_at, d.booked_at, false
+    FROM delta d
+    WHERE d.change = 'insert'
+),
+changed AS (
+    INSERT INTO pg_temp.load_delta (comeback_id, change, contact_id, booked_by_user_id,
+                                    assigned_user_id, assigned_group_id, assigned_office_id,
+                                    state, origin, occurs_at, booked_at, is_deleted)
+    SELECT d.comeback_id, d.change, d.contact_id, d.booked_by_user_id,
+           d.assigned_user_id, d.assigned_group_id, d.assigned_office_id,
+           d.state, d.origin, d.occurs_at, d.booked_at, false
+    FROM delta d
+    WHERE d.change <> 'insert' OR $5::boolean
+)
+SELECT (SELECT count(*) FROM latest),
+       count(*) FILTER (WHERE change = 'insert'),
+       count(*) FILTER (WHERE change = 'update'),
+       count(*) FILTER (WHERE change = 'undelete'),
+       (extract(epoch FROM min(least(occurs_at, stored_occurs_at))) * 1000000)::bigint,
+       (extract(epoch FROM max(greatest(occurs_at, stored_occurs_at))) * 1000000)::bigint,
+       coalesce(bool_or(occurs_at IS NULL
+                        OR (change <> 'insert' AND stored_occurs_at IS NULL)), false)
+FROM delta
+)sql"};
+
+// Soft-deletes the customer's ($1) live comebacks of the window's occurs_at
+// range ($3..$4) that the response no longer holds, at $2. A rejected element
+// with a readable id is in the response, only unreadable: its stored version
+// stays as it is. A deleted comeback's last_seen_at becomes the window's
+// previous complete fetch ($5, microseconds; NULL when none), the last one
+// that saw it. The stored side is an index range scan and the comparison a
+// hashed EXCEPT, linear whatever the planner believes (NOT EXISTS became a
+// nested loop scanning the staged window per stored row).
+inline constexpr statement soft_delete{"soft_delete", R"sql(
+WITH missing AS (
+    SELECT comeback_id FROM comebacks
+    WHERE customer_id = $1 AND deleted_at IS NULL
+      AND occurs_at >= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+      AND occurs_at <= timestamptz 'epoch' + $4::bigint * interval '1 microsecond'
+    EXCEPT
+    SELECT comeback_id FROM pg_temp.load_comebacks
+    EXCEPT
+    SELECT comeback_id FROM pg_temp.load_rejections WHERE comeback_id IS NOT NULL
+),
+gone AS (
+    UPDATE comebacks c
+    SET deleted_at = $2::timestamptz,
+        last_seen_at = greatest(c.last_seen_at,
+                                timestamptz 'epoch' + $5::bigint * interval '1 microsecond')
+    FROM missing m
+    WHERE c.customer_id = $1 AND c.comeback_id = m.comeback_id
+    RETURNING c.comeback_id, c.contact_id, c.booked_by_user_id, c.assigned_user_id,
+              c.assigned_group_id, c.assigned_office_id, c.state, c.origin, c.occurs_at,
+              c.booked_at
+)
+INSERT INTO pg_temp.load_delta (comeback_id, change, contact_id, booked_by_user_id,
+                                assigned_user_id, assigned_group_id, assigned_office_id,
+                                state, origin, occurs_at, booked_at, is_deleted)
+SELECT comeback_id, 'delete', contact_id, booked_by_user_id,
+       assigned_user_id, assigned_group_id, assigned_office_id,
+       state, origin, occurs_at, booked_at, true
+FROM gone
+)sql"};
+
+// Closes the current history version of every comeback in load_delta at $2.
+// It is found through the primary key's (customer_id, comeback_id) prefix: a
+// comeback has a handful of versions.
+inline constexpr statement close_history_versions{"close_history_versions", R"sql(
+UPDATE comeback_history h
+SET valid_to = $2::timestamptz
+WHERE h.customer_id = $1 AND h.valid_to IS NULL AND h.valid_from < $2::timestamptz
+  AND h.comeback_id = ANY (ARRAY(SELECT comeback_id FROM pg_temp.load_delta))
+)sql"};
+
+// Opens the new version of every update, undelete and delete in load_delta;
+// inserts opened theirs in merge_comebacks or insert_all_new.
+inline constexpr statement open_history_versions{"open_history_versions", R"sql(
+INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
+                              contact_id, booked_by_user_id, assigned_user_id,
+                              assigned_group_id, assigned_office_id, state, origin,
+                              occurs_at, booked_at, is_deleted)
+SELECT $1, d.comeback_id, $2::timestamptz, NULL, d.change,
+       d.contact_id, d.booked_by_user_id, d.assigned_user_id,
+       d.assigned_group_id, d.assigned_office_id, d.state, d.origin,
+       d.occurs_at, d.booked_at, d.is_deleted
+FROM pg_temp.load_delta d
+WHERE d.change <> 'insert'
+)sql"};
+
+// The window's rejected elements, once per raw text: seen again, the stored
+// row's last_seen_at ($5), reason and id follow and times_seen counts it.
+// $1 customer, $2 date criteria, $3 first day, $4 end day (days since
+// 1970-01-01).
+inline constexpr statement store_rejections{"store_rejections", R"sql(
+INSERT INTO rejected_rows AS r (customer_id, date_criteria, first_day, end_day, raw_md5,
+                                comeback_id, reason, raw, first_seen_at, last_seen_at,
+                                times_seen)
+SELECT DISTINCT ON (md5(raw))
+       $1, $2, date '1970-01-01' + $3::integer, date '1970-01-01' + $4::integer, md5(raw),
+       comeback_id, reason, raw, $5::timestamptz, $5::timestamptz, 1
+FROM pg_temp.load_rejections
+ORDER BY md5(raw), idx DESC
+ON CONFLICT (customer_id, date_criteria, first_day, end_day, raw_md5) DO UPDATE
+SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
+    comeback_id = excluded.comeback_id, times_seen = r.times_seen + 1
+)sql"};
+
+inline constexpr std::array statements{
+    lock_customer,          staging_missing,        create_staging,
+    read_stamp,             merge_contacts,         merge_users,
+    merge_user_groups,      merge_offices,          live_rows_in_range,
+    before_insert_all_new,  insert_all_new,         undo_insert_all_new,
+    after_insert_all_new,   sort_set_operations,    merge_comebacks,
+    hash_set_operations,    soft_delete,            close_history_versions,
+    open_history_versions,  store_rejections};
+
+}  // namespace comeback::sql::window_loader

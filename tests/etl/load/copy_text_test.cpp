@@ -1,0 +1,86 @@
+#include "load/copy_text.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <limits>
+#include <optional>
+#include <string>
+
+using comeback::copy_text;
+using comeback::instant;
+
+namespace {
+
+std::string escaped(std::string_view value) {
+    std::string out;
+    copy_text::append_escaped(out, value);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("COPY text escapes backslash and the control characters COPY reads as escapes") {
+    CHECK(escaped("back\\slash") == "back\\\\slash");
+    CHECK(escaped("new\nline") == "new\\nline");
+    CHECK(escaped("carriage\rreturn") == "carriage\\rreturn");
+    CHECK(escaped("tab\there") == "tab\\there");
+    CHECK(escaped("back\bspace") == "back\\bspace");
+    CHECK(escaped("form\ffeed") == "form\\ffeed");
+    CHECK(escaped("vertical\vtab") == "vertical\\vtab");
+    // Text that merely looks like an escape or a NULL stays text.
+    CHECK(escaped("\\N") == "\\\\N");
+    CHECK(escaped("") == "");
+}
+
+TEST_CASE("COPY text leaves other bytes as they are, UTF-8 included") {
+    const std::string text = "Åsa Öberg-Ärlig ☃ 🏠 \"quoted\" 'single' \x01\x1f";
+    CHECK(escaped(text) == text);
+}
+
+TEST_CASE("a NUL character, which PostgreSQL text cannot hold, becomes U+FFFD") {
+    CHECK(escaped(std::string("before\0after", 12)) == "before\xEF\xBF\xBD" "after");
+    CHECK(escaped(std::string("\0\0", 2)) == "\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST_CASE("COPY text rows separate fields by tabs, end with a newline, and write NULL as \\N") {
+    copy_text rows;
+    CHECK(rows.empty());
+    rows.number(7);
+    rows.text(std::string("K\t1"));
+    rows.text(std::optional<std::string>{});
+    rows.text(std::optional<std::string>{"Anna"});
+    rows.null();
+    rows.plain("user");
+    rows.end_row();
+    rows.text(std::string_view{"second"});
+    rows.end_row();
+
+    CHECK(rows.view() == "7\tK\\t1\t\\N\tAnna\t\\N\tuser\nsecond\n");
+    CHECK(rows.size() == rows.view().size());
+
+    rows.clear();
+    CHECK(rows.empty());
+    rows.text(std::string("after clear"));
+    rows.end_row();
+    CHECK(rows.view() == "after clear\n");
+}
+
+TEST_CASE("COPY text numbers are plain decimal digits, negative and extreme ones too") {
+    copy_text rows;
+    rows.number(0);
+    rows.number(-42);
+    rows.number(std::numeric_limits<long long>::max());
+    rows.number(std::numeric_limits<long long>::min());
+    rows.end_row();
+    CHECK(rows.view() == "0\t-42\t9223372036854775807\t-9223372036854775808\n");
+}
+
+TEST_CASE("COPY text instants are microseconds since the Unix epoch, or NULL") {
+    copy_text rows;
+    rows.micros(instant{std::chrono::microseconds{1714989600123456}});
+    rows.micros(instant{std::chrono::microseconds{-1}});
+    rows.micros(std::nullopt);
+    rows.end_row();
+    CHECK(rows.view() == "1714989600123456\t-1\t\\N\n");
+}
