@@ -92,6 +92,7 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
 
 // Inside a window loader's transaction: search_path is the schema and the
 // customer's lock is held. `stamp` is the load's instant as timestamptz text.
+// They throw pqxx exceptions, leaving the transaction to roll back.
 
 // What the ledger says of the window's last complete load.
 struct last_load {

@@ -252,6 +252,8 @@ struct window_loader::impl {
                            sql_time::from_micros(to.as<long long>()));
     }
 
+    // Entities first: comebacks refer to them. Counts the stored entities that
+    // took a new name (see sql::window_loader::merge_contacts).
     void merge_entities(const std::string& stamp) {
         for (const auto& t : entity_tables) {
             renamed += tx.exec_params1(t.merge, key.customer_id, stamp)[0].as<std::size_t>();
