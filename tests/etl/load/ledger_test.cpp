@@ -13,6 +13,7 @@ using namespace comeback::test;
 namespace {
 
 const date_criteria occurrence{};
+const std::vector<sample> two_comebacks{{.id = "K1"}, {.id = "K2", .contact_id = "C2"}};
 
 window as_window(const window_key& key) { return window{key.first_day, key.end_day, key.from, key.to}; }
 
@@ -96,16 +97,13 @@ TEST_CASE("sync status counts each customer's windows and names the stalest wind
 TEST_CASE("a failed attempt keeps everything the window's last complete load recorded, its bounds too") {
     migrated db;
     const auto key = window_of("M1", week1);
-    load(db.connection(), db.name(), key, {{.id = "K1"}, {.id = "K2"}});
+    load(db.connection(), db.name(), key, two_comebacks);
     // Every column a failure leaves alone, as text.
     const std::string kept =
         "SELECT concat_ws('|', window_from, window_to, rows_seen, rows_duplicate, rows_changed,"
         " rows_rejected, response_bytes, fetch_ms, load_ms, fetched_at, content_digest,"
         " changed_at, compared_at) FROM " + db.quoted() + ".sync_windows";
-    auto text_of = [&](const std::string& sql) {
-        pqxx::read_transaction tx{db.connection()};
-        return tx.exec1(sql)[0].as<std::string>();
-    };
+    auto text_of = [&](const std::string& sql) { return one_text(db.connection(), sql); };
     const std::string before = text_of(kept);
     REQUIRE(before.find("||") == std::string::npos);  // none of them is NULL
 
@@ -121,8 +119,41 @@ TEST_CASE("a failed attempt keeps everything the window's last complete load rec
           "failed|2|504|gateway timeout|t");
 
     // A complete load takes the bounds it was given.
-    load(db.connection(), db.name(), moved, {{.id = "K1"}, {.id = "K2"}});
+    load(db.connection(), db.name(), moved, two_comebacks);
     CHECK(text_of("SELECT concat_ws('|', status, attempts, last_http_status,"
                   " coalesce(last_error, 'none'), window_from = '2024-05-06 01:00+00')"
                   " FROM " + db.quoted() + ".sync_windows") == "complete|3|200|none|t");
+}
+
+TEST_CASE("a failed attempt is recorded in the ledger without touching comebacks") {
+    migrated db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, two_comebacks);
+    const auto comebacks_before = snapshot(db.connection(), db.name()).at("comebacks");
+
+    record_window_failure(db.connection(), db.name(), key, 503, "service unavailable");
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || last_http_status || ' ' || last_error || ' ' || (fetched_at IS NOT NULL) FROM " +
+                                        db.quoted() + ".sync_windows") == "failed 2 503 service unavailable true");
+    CHECK(snapshot(db.connection(), db.name()).at("comebacks") == comebacks_before);
+
+    record_window_failure(db.connection(), db.name(), window_of("M1", week2), 0, "connection reset");
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_http_status::text, 'none') FROM " +
+                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-13'") == "failed 1 none");
+
+    // The next success clears the error.
+    load(db.connection(), db.name(), key, two_comebacks);
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_error, 'cleared') FROM " +
+                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-06'") == "complete 3 cleared");
+}
+
+TEST_CASE("a failure message with NUL, invalid UTF-8 or too many bytes is still recorded, cut and cleaned") {
+    migrated db;
+    const auto key = window_of("M1", week1);
+    // What a server may send back: a NUL, a lone byte that is not UTF-8, and far too much text.
+    const std::string error = std::string("bad\0gateway \xff ", 14) + std::string(3000, 'x') + "\xc3\xa5";
+    record_window_failure(db.connection(), db.name(), key, 502, error);
+    CHECK(one_text(db.connection(), "SELECT left(last_error, 16) FROM " + db.quoted() + ".sync_windows") ==
+          "bad\xEF\xBF\xBDgateway \xEF\xBF\xBD xx");
+    CHECK(one_text(db.connection(), "SELECT octet_length(last_error) <= 2000 + 6 FROM " + db.quoted() + ".sync_windows") ==
+          "t");
 }

@@ -174,6 +174,13 @@ inline std::map<std::string, tuple_writes> table_writes(pqxx::connection& writer
     return writes;
 }
 
+// The one value `sql` returns, as text; "NULL" for NULL.
+inline std::string one_text(pqxx::connection& connection, const std::string& sql) {
+    pqxx::read_transaction tx{connection};
+    auto row = tx.exec1(sql);
+    return row[0].is_null() ? std::string("NULL") : row[0].as<std::string>();
+}
+
 inline long long count_rows(pqxx::connection& connection, const std::string& schema,
                             const std::string& table_and_condition) {
     pqxx::read_transaction tx{connection};

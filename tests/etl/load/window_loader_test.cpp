@@ -20,12 +20,6 @@ struct loaded_schema : scratch_schema {
     loaded_schema() { migrate(connection(), name()); }
 };
 
-std::string one_text(pqxx::connection& connection, const std::string& sql) {
-    pqxx::read_transaction tx{connection};
-    auto row = tx.exec1(sql);
-    return row[0].is_null() ? std::string("NULL") : row[0].as<std::string>();
-}
-
 std::vector<sample> three_comebacks() {
     return {{.id = "K1"}, {.id = "K2", .contact_id = "C2", .contact_name = "Cecilia"},
             {.id = "K3", .user_id = "U2", .user_name = "Dan", .state = "Completed"}};
@@ -324,39 +318,6 @@ TEST_CASE("two loaders of the same customer at once neither deadlock nor lose a 
     CHECK(count_rows(db.connection(), db.name(), "comeback_history") == 2 * rows_per_window);
     CHECK(count_rows(db.connection(), db.name(), "contacts") == 50);
     CHECK(one_text(db.connection(), "SELECT sum(attempts) FROM " + db.quoted() + ".sync_windows") == "6");
-}
-
-TEST_CASE("a failed attempt is recorded in the ledger without touching comebacks") {
-    loaded_schema db;
-    const auto key = window_of("M1", week1);
-    load(db.connection(), db.name(), key, three_comebacks());
-    const auto comebacks_before = snapshot(db.connection(), db.name()).at("comebacks");
-
-    record_window_failure(db.connection(), db.name(), key, 503, "service unavailable");
-    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || last_http_status || ' ' || last_error || ' ' || (fetched_at IS NOT NULL) FROM " +
-                                        db.quoted() + ".sync_windows") == "failed 2 503 service unavailable true");
-    CHECK(snapshot(db.connection(), db.name()).at("comebacks") == comebacks_before);
-
-    record_window_failure(db.connection(), db.name(), window_of("M1", week2), 0, "connection reset");
-    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_http_status::text, 'none') FROM " +
-                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-13'") == "failed 1 none");
-
-    // The next success clears the error.
-    load(db.connection(), db.name(), key, three_comebacks());
-    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_error, 'cleared') FROM " +
-                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-06'") == "complete 3 cleared");
-}
-
-TEST_CASE("a failure message with NUL, invalid UTF-8 or too many bytes is still recorded, cut and cleaned") {
-    loaded_schema db;
-    const auto key = window_of("M1", week1);
-    // What a server may send back: a NUL, a lone byte that is not UTF-8, and far too much text.
-    const std::string error = std::string("bad\0gateway \xff ", 14) + std::string(3000, 'x') + "\xc3\xa5";
-    record_window_failure(db.connection(), db.name(), key, 502, error);
-    CHECK(one_text(db.connection(), "SELECT left(last_error, 16) FROM " + db.quoted() + ".sync_windows") ==
-          "bad\xEF\xBF\xBDgateway \xEF\xBF\xBD xx");
-    CHECK(one_text(db.connection(), "SELECT octet_length(last_error) <= 2000 + 6 FROM " + db.quoted() + ".sync_windows") ==
-          "t");
 }
 
 TEST_CASE("the report's last_seen_at follows the newest complete fetch of the comeback's window") {
