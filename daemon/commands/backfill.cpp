@@ -11,7 +11,7 @@
 #include "observability/logging.hpp"
 #include "sync/database.hpp"
 #include "sync/db_workers.hpp"
-#include "sync/progress.hpp"
+#include "observability/progress.hpp"
 #include "sync/shutdown.hpp"
 #include "sync/summary.hpp"
 #include "sync/window_job.hpp"

@@ -8,7 +8,7 @@
 #include "load/ledger.hpp"
 #include "model/timestamp.hpp"
 #include "sync/database.hpp"
-#include "sync/progress.hpp"
+#include "observability/progress.hpp"
 #include "sync/summary.hpp"
 
 #include <boost/json.hpp>

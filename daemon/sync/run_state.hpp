@@ -4,7 +4,7 @@
 // state. Everything here is touched from the io_context thread only.
 
 #include "config/config.hpp"
-#include "sync/schedule.hpp"
+#include "plan/schedule.hpp"
 
 #include <boost/asio/awaitable.hpp>
 

@@ -1,4 +1,4 @@
-#include "sync/progress.hpp"
+#include "observability/progress.hpp"
 
 #include <catch2/catch.hpp>
 

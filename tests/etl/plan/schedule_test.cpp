@@ -1,4 +1,4 @@
-#include "sync/schedule.hpp"
+#include "plan/schedule.hpp"
 
 #include <catch2/catch.hpp>
 #include <date/tz.h>

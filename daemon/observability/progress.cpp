@@ -1,4 +1,4 @@
-#include "sync/progress.hpp"
+#include "observability/progress.hpp"
 
 #include <fmt/format.h>
 
