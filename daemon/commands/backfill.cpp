@@ -45,7 +45,7 @@ struct customer_result {
     std::size_t skipped = 0;  // complete in the ledger
     std::size_t done = 0;
     std::size_t failed = 0;
-    std::size_t not_run = 0;  // stopped by a signal or a parked customer
+    std::size_t not_run = 0;  // stopped by a signal, a parked customer or an internal error
     std::uint64_t rows = 0;
     std::uint64_t changed = 0;
     std::string last_error;
@@ -59,8 +59,10 @@ public:
           db_(io_.get_executor(), cfg.database, 2, cfg.vitec.max_concurrent_requests + 2),
           client_(io_.get_executor(), cfg.vitec),
           shutdown_(io_.get_executor()),
-          signals_(io_, SIGINT, SIGTERM),
-          grace_(io_),
+          stop_(io_, shutdown_,
+                {.grace = [this] { return cfg_.sync.shutdown_grace; },
+                 .stopping = [this](std::string_view signal) { interrupted(signal); },
+                 .hangup = {}}),  // SIGHUP is left to end a backfill
           terminal_(::isatty(STDERR_FILENO) == 1) {}
 
     int run() {
@@ -69,17 +71,13 @@ public:
         if (terminal_ && spdlog::get_level() == spdlog::level::info) spdlog::set_level(spdlog::level::warn);
         asio::co_spawn(io_, main(), [this](std::exception_ptr error) {
             failure_ = error;
-            signals_.cancel();
-            grace_.cancel();
+            stop_.finished();
         });
-        asio::co_spawn(io_, handle_signals(), asio::detached);
+        stop_.start();
         io_.run();
-        if (abandoned_) {
-            // Past the grace period: open transactions die with their
-            // connections and PostgreSQL rolls them back; nothing partial stays.
+        if (stop_.abandoned()) {
             std::cerr << "\nbackfill: abandoned in-flight windows after the grace period\n";
-            spdlog::shutdown();
-            std::_Exit(exit_windows_failed);
+            stop_.leave_abandoned(exit_windows_failed);
         }
         if (failure_) std::rethrow_exception(failure_);
         return print_summary();
@@ -145,25 +143,38 @@ private:
                                        customer_result& result) {
         window_context context{client_, db_, shutdown_, nullptr, rng_};
         context.load.recheck = line_.recheck;
-        for (const window& w : windows) {
+        for (std::size_t i = 0; i < windows.size(); ++i) {
+            const window& w = windows[i];
             if (shutdown_.triggered()) {
                 ++result.not_run;
                 continue;
             }
-            const window_outcome outcome = co_await sync_window(context, cfg_, customer, w);
+            window_outcome outcome;
+            bool stop_customer = false;
+            try {
+                outcome = co_await sync_window(context, cfg_, customer, w);
+            } catch (const std::exception& error) {
+                // A programming error, logged by sync_window with the window: it
+                // is not retried, and this customer's other windows would likely
+                // meet it too. The other customers go on.
+                outcome.last_failure = failure{failure_kind::internal_error, 0,
+                                               std::string("internal error: ") + error.what(), std::nullopt};
+                stop_customer = true;
+            }
             if (outcome.committed) {
                 ++result.done;
                 result.rows += outcome.counts.rows_seen;
                 result.changed += outcome.counts.changed();
             } else {
                 ++result.failed;
-                result.last_error = outcome.error;
-                failures_.push_back({customer.id, w.from_text(), w.to_text(), outcome.error});
+                result.last_error = outcome.error();
+                failures_.add({customer.id, w.from_text(), w.to_text(),
+                               std::string(to_string(*outcome.kind())), outcome.error()});
             }
             progress_->window_done(outcome.counts.rows_seen, !outcome.committed);
-            if (outcome.parks_customer()) {
-                // 401/403 will not pass on the next window either.
-                for (std::size_t left = &w - windows.data() + 1; left < windows.size(); ++left) ++result.not_run;
+            // 401/403 will not pass on the next window either.
+            if (stop_customer || outcome.parks_customer()) {
+                result.not_run += windows.size() - i - 1;
                 break;
             }
         }
@@ -190,20 +201,11 @@ private:
                    {"eta", progress_->eta_text(now)}});
     }
 
-    asio::awaitable<void> handle_signals() {
-        auto [error, signal] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (error) co_return;
+    // After SIGTERM or SIGINT: no new window starts; the rerun resumes.
+    void interrupted(std::string_view signal) {
         log_event(spdlog::level::warn, "backfill.interrupted",
-                  {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
-                   {"grace_s", cfg_.sync.shutdown_grace.count()}});
+                  {{"signal", signal}, {"grace_s", cfg_.sync.shutdown_grace.count()}});
         interrupted_ = true;
-        shutdown_.trigger();
-        grace_.expires_after(cfg_.sync.shutdown_grace);
-        grace_.async_wait([this](boost::system::error_code wait_error) {
-            if (wait_error) return;
-            abandoned_ = true;
-            io_.stop();
-        });
     }
 
     int print_summary() {
@@ -221,9 +223,8 @@ private:
                                    "changed", "last error"},
                                   rows);
         if (!failures_.empty()) {
-            std::vector<std::vector<std::string>> failed;
-            for (const auto& f : failures_) failed.push_back({f.customer_id, f.from, f.to, f.error});
-            std::cout << "\nfailed windows:\n" << render_table({"customer", "from", "to", "error"}, failed);
+            std::cout << '\n';
+            failures_.print(std::cout);
         }
         if (interrupted_) std::cout << "interrupted: rerun the same command to resume\n";
         return any_failed || any_not_run ? exit_windows_failed : exit_ok;
@@ -257,16 +258,14 @@ private:
     db_workers db_;
     vitec_client client_;
     shutdown_signal shutdown_;
-    asio::signal_set signals_;
-    asio::steady_timer grace_;
+    signal_stop stop_;
     std::mt19937_64 rng_{std::random_device{}()};
     bool terminal_;
     bool interrupted_ = false;
-    bool abandoned_ = false;
     std::exception_ptr failure_;
     std::vector<const customer_config*> selected_;
     std::vector<customer_result> results_;
-    std::vector<failed_window> failures_;
+    failed_windows failures_;
     std::optional<progress_tracker> progress_;
 };
 
@@ -275,10 +274,7 @@ private:
 int backfill_command(const command_line& line, const config& cfg) {
     backfill job(line, cfg);
     if (!job.select_customers()) return exit_usage;
-    if (cfg.database.auto_migrate) {
-        auto connection = open_database(cfg.database);
-        migrate(*connection, cfg.database.schema);
-    }
+    migrate_at_start(cfg.database);
     return job.run();
 }
 

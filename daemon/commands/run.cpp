@@ -5,7 +5,6 @@
 
 #include "exit_codes.hpp"
 #include "fetch/vitec_client.hpp"
-#include "load/migrations.hpp"
 #include "observability/logging.hpp"
 #include "observability/metrics.hpp"
 #include "observability/metrics_server.hpp"
@@ -17,19 +16,10 @@
 #include "sync/shutdown.hpp"
 #include "sync/summary.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
-#include <pqxx/pqxx>
-#include <spdlog/spdlog.h>
-
-#include <csignal>
-#include <cstdlib>
 #include <iostream>
 
 namespace comeback {
@@ -45,11 +35,15 @@ std::vector<std::string> customer_ids(const config& cfg) {
     return ids;
 }
 
-void migrate_at_start(const config& cfg) {
-    if (!cfg.database.auto_migrate) return;
-    auto connection = open_database(cfg.database);
-    const int applied = migrate(*connection, cfg.database.schema);
-    log_event(spdlog::level::info, "migrate.done", {{"schema", cfg.database.schema}, {"applied", applied}});
+// Windows committed and failed, rows, and each failure (customer, window, kind, error).
+void print_totals(const run_totals& totals, std::ostream& out) {
+    out << "windows committed: " << totals.windows_ok << ", failed: " << totals.windows_failed
+        << ", rows seen: " << totals.rows_seen << ", rows changed: " << totals.rows_changed << '\n';
+    if (totals.cycles_failed > 0) {
+        out << "cycles ended by an error: " << totals.cycles_failed
+            << " (customer.cycle_failed in the log says why)\n";
+    }
+    totals.failures.print(out);
 }
 
 std::size_t connection_count(const config& cfg) {
@@ -70,8 +64,10 @@ public:
                   }),
           shutdown_(io_.get_executor()),
           metrics_(cfg.sync.poll_interval),
-          signals_(io_, SIGINT, SIGTERM, SIGHUP),
-          grace_(io_) {
+          stop_(io_, shutdown_,
+                {.grace = [this] { return state_.cfg->sync.shutdown_grace; },
+                 .stopping = [this](std::string_view signal) { begin_shutdown(signal); },
+                 .hangup = [this] { reload(); }}) {
         state_.cfg = std::make_shared<const config>(cfg);
         state_.client = std::make_shared<vitec_client>(io_.get_executor(), cfg.vitec);
         state_.db = &db_;
@@ -91,18 +87,14 @@ public:
 
     int run() {
         asio::co_spawn(io_, start(), asio::detached);
-        asio::co_spawn(io_, handle_signals(), asio::detached);
+        stop_.start();
         io_.run();
-        if (abandoned_) {
-            // In-flight windows ran past the grace period. Their transactions
-            // end with the connections: PostgreSQL rolls them back, so nothing
-            // partial is committed. Exiting here skips tearing down suspended work.
-            log_event(spdlog::level::warn, "shutdown.abandoned", {{"grace_s", state_.cfg->sync.shutdown_grace.count()}});
-            spdlog::shutdown();
-            std::_Exit(exit_ok);
-        }
+        // In-flight windows ran past the grace period: a stop asked for is
+        // still a clean exit.
+        if (stop_.abandoned()) stop_.leave_abandoned(exit_ok);
         print_totals(state_.totals, std::cerr);
-        if (line_.once && state_.totals.windows_failed > 0) return exit_windows_failed;
+        const bool failed = state_.totals.windows_failed > 0 || state_.totals.cycles_failed > 0;
+        if (line_.once && failed) return exit_windows_failed;
         return exit_ok;
     }
 
@@ -163,31 +155,11 @@ private:
                metrics_.health().reason;
     }
 
-    asio::awaitable<void> handle_signals() {
-        for (;;) {
-            auto [error, signal] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
-            if (error) co_return;  // cancelled at the end
-            if (signal == SIGHUP) {
-                reload();
-                continue;
-            }
-            begin_shutdown(signal);
-        }
-    }
-
-    void begin_shutdown(int signal) {
-        if (shutdown_.triggered()) return;
+    // After SIGTERM or SIGINT: the shutdown is triggered and the grace timer runs.
+    void begin_shutdown(std::string_view signal) {
         log_event(spdlog::level::info, "shutdown.started",
-                  {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
-                   {"grace_s", state_.cfg->sync.shutdown_grace.count()}});
+                  {{"signal", signal}, {"grace_s", state_.cfg->sync.shutdown_grace.count()}});
         notify_stopping();
-        shutdown_.trigger();
-        grace_.expires_after(state_.cfg->sync.shutdown_grace);
-        grace_.async_wait([this](boost::system::error_code error) {
-            if (error) return;  // everything finished in time
-            abandoned_ = true;
-            io_.stop();
-        });
         if (active_loops_ == 0) asio::co_spawn(io_, finish(), asio::detached);
     }
 
@@ -234,8 +206,7 @@ private:
         shutdown_.trigger();
         co_await leases_.release_all();
         if (server_) server_->stop();
-        grace_.cancel();
-        signals_.cancel();
+        stop_.finished();
         log_event(spdlog::level::info, "run.stopped",
                   {{"windows_ok", state_.totals.windows_ok},
                    {"windows_failed", state_.totals.windows_failed}});
@@ -248,18 +219,16 @@ private:
     shutdown_signal shutdown_;
     metrics_registry metrics_;
     std::optional<metrics_server> server_;
-    asio::signal_set signals_;
-    asio::steady_timer grace_;
+    signal_stop stop_;
     run_state state_;
     std::size_t active_loops_ = 0;
     bool finishing_ = false;
-    bool abandoned_ = false;
 };
 
 }  // namespace
 
 int run_command(const command_line& line, const config& cfg) {
-    migrate_at_start(cfg);
+    migrate_at_start(cfg.database);
     runner instance(line, cfg);
     return instance.run();
 }

@@ -136,7 +136,7 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
     };
 
     header(out, "requests_total", "counter",
-           "Requests to Vitec Connect by customer and outcome (a fetch kind).");
+           "Window attempts (one request each) by customer and outcome: rows, or the failure kind that ended it.");
     for (const auto& [id, s] : customers_) {
         for (const auto& [outcome, count] : s.requests) {
             line("requests_total",

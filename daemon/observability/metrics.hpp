@@ -4,8 +4,11 @@
 // (version 0.0.4). No Asio or Beast here: metrics_server.hpp serves it.
 //
 // Metric names (all prefixed comeback_sync_):
-//   requests_total{customer,outcome}          counter; outcome is a fetch_kind name
-//                                             (rows, throttled, transient, ...)
+//   requests_total{customer,outcome}          counter; one per window attempt (one
+//                                             request each); outcome is rows, or the
+//                                             label of the failure kind that ended it
+//                                             (model/failure.hpp: throttled, transient,
+//                                             database_lost, ...)
 //   rows_total{customer,change}               counter; change is inserted, updated,
 //                                             deleted, undeleted or rejected
 //   windows_total{customer,result}            counter; result is ok or failed
@@ -62,7 +65,7 @@ public:
     void set_customers(std::span<const std::string> customer_ids);
     void set_poll_interval(std::chrono::seconds poll_interval);
 
-    // One HTTP request for one window, by outcome (to_string(fetch_kind)).
+    // One attempt at one window, by outcome (outcome_label() of model/failure.hpp).
     void count_request(std::string_view customer, std::string_view outcome);
 
     // A window committed: counts its rows, its duration and the customer's last success.

@@ -19,12 +19,6 @@ namespace comeback {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-void run_state::record_failure(failed_window failure) {
-    constexpr std::size_t kept = 100;  // a summary, not a log
-    if (totals.failures.size() == kept) totals.failures.erase(totals.failures.begin());
-    totals.failures.push_back(std::move(failure));
-}
-
 std::chrono::milliseconds with_jitter(std::chrono::milliseconds delay, std::mt19937_64& rng) {
     if (delay <= 0ms) return 0ms;
     std::uniform_int_distribution<std::int64_t> spread(0, delay.count() / 10);
@@ -98,7 +92,19 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     // Returns false when the customer must stop for this cycle.
     auto run_window = [&](const window& w) -> asio::awaitable<bool> {
         runtime.busy = true;
-        const window_outcome outcome = co_await sync_window(context, *cfg, *customer, w);
+        window_outcome outcome;
+        try {
+            outcome = co_await sync_window(context, *cfg, *customer, w);
+        } catch (const std::exception& error) {
+            // A programming error: sync_window logged it with the window; the
+            // customer loop ends the cycle and backs off.
+            runtime.busy = false;
+            ++state.totals.windows_failed;
+            state.totals.failures.add({id, w.from_text(), w.to_text(),
+                                       std::string(to_string(failure_kind::internal_error)),
+                                       std::string("internal error: ") + error.what()});
+            throw;
+        }
         runtime.busy = false;
         if (outcome.committed) {
             ++state.totals.windows_ok;
@@ -108,16 +114,18 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
         }
         ++state.totals.windows_failed;
         result.failed = true;
-        state.record_failure({id, w.from_text(), w.to_text(), outcome.error});
+        const failure& failed = *outcome.last_failure;
+        state.totals.failures.add(
+            {id, w.from_text(), w.to_text(), std::string(to_string(failed.kind)), failed.message});
         if (outcome.parks_customer()) {
             runtime.backoff.park(now_seconds(), cfg->vitec.retry.auth_backoff);
             log_event(spdlog::level::err, "customer.parked",
                       {{"customer", id},
-                       {"http_status", outcome.http_status},
-                       {"kind", std::string(to_string(*outcome.kind))},
+                       {"http_status", failed.http_status},
+                       {"kind", to_string(failed.kind)},
                        {"retry_in_s", std::chrono::duration_cast<std::chrono::seconds>(
                                           cfg->vitec.retry.auth_backoff).count()},
-                       {"error", outcome.error}});
+                       {"error", failed.message}});
             co_return false;
         }
         co_return true;
@@ -173,10 +181,13 @@ asio::awaitable<void> customer_loop(run_state& state, std::string id) {
         try {
             cycle = co_await run_one_tick(state, id);
         } catch (const std::exception& error) {
-            // The database failed while planning or reading the ledger.
+            // The database failed while planning or reading the ledger, or a
+            // window met a programming error: the customer backs off below.
             runtime.busy = false;
             cycle_broke = true;
-            log_event(spdlog::level::err, "customer.cycle_failed", {{"customer", id}, {"error", error.what()}});
+            ++state.totals.cycles_failed;
+            log_event(spdlog::level::err, "customer.cycle_failed",
+                      {{"customer", id}, {"kind", to_string(kind_of(error))}, {"error", error.what()}});
         }
         if (cycle.removed) {
             log_event(spdlog::level::info, "customer.removed", {{"customer", id}});

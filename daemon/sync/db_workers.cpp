@@ -1,5 +1,6 @@
 #include "sync/db_workers.hpp"
 
+#include "load/database_failure.hpp"
 #include "sync/database.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -29,6 +30,17 @@ struct db_workers::shared_state {
     slot_channel slots;
     std::mutex idle_mutex;  // connections come back from pool threads too
     std::vector<std::unique_ptr<pqxx::connection>> idle;
+    std::string database = "the database";  // for messages, once a connection opened; idle_mutex
+
+    void opened(pqxx::connection& connection) {
+        auto described = describe_database(connection);
+        std::lock_guard lock(idle_mutex);
+        database = std::move(described);
+    }
+    std::string database_text() {
+        std::lock_guard lock(idle_mutex);
+        return database;
+    }
 };
 
 db_workers::db_workers(asio::any_io_executor io, database_config config, std::size_t threads,
@@ -90,14 +102,22 @@ asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connecti
     co_await asio::co_spawn(
         state_->pool.get_executor(),
         [this, &work]() -> asio::awaitable<void> {
-            if (!connection_ || !connection_->is_open()) connection_ = open_database(state_->config);
             try {
+                if (!connection_ || !connection_->is_open()) {
+                    connection_ = open_database(state_->config);
+                    state_->opened(*connection_);
+                }
                 work(*connection_);
-            } catch (const pqxx::sql_error&) {
-                throw;  // the server answered: the connection itself is fine
+            } catch (const std::exception& error) {
+                auto classified = classify_database_error(error, state_->database_text());
+                // Only a server that answered (a refusal, a conflict) leaves the
+                // connection usable. Anything else (a lost or half-broken
+                // connection, a usage error mid-protocol) leaves it in doubt:
+                // never reuse it.
+                if (!classified || classified->kind == failure_kind::database_lost) connection_.reset();
+                if (classified) throw database_error(std::move(*classified));
+                throw;
             } catch (...) {
-                // Anything else (a lost or half-broken connection, a usage error
-                // mid-protocol) leaves the connection in doubt: never reuse it.
                 connection_.reset();
                 throw;
             }

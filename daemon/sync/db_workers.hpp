@@ -6,16 +6,14 @@
 // fetching and loading overlap without the I/O thread ever blocking on SQL.
 
 #include "config/config.hpp"
+#include "load/pqxx_fwd.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <cstddef>
 #include <functional>
-#include "load/pqxx_fwd.hpp"
-
 #include <memory>
-
 
 namespace comeback {
 
@@ -42,10 +40,13 @@ public:
         ~session();
 
         // Runs `work` with the connection on a pool thread. Opens the
-        // connection first when needed. When `work` throws anything but
-        // pqxx::sql_error the connection is dropped (reopened by the next
-        // run()), so whatever `work` built on it must be gone by then.
-        // Exceptions from `work` are rethrown to the caller.
+        // connection first when needed. A database failure, from opening or
+        // from `work`, reaches the caller as comeback::database_error with its
+        // kind (load/database_failure.hpp); any other exception from `work`
+        // (a programming error) as it was thrown. Unless the server answered
+        // (database_refused, database_conflict) the connection is dropped and
+        // reopened by the next run(), so whatever `work` built on it must be
+        // gone by then.
         boost::asio::awaitable<void> run(std::function<void(pqxx::connection&)> work);
 
     private:

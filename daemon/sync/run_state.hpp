@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "plan/schedule.hpp"
+#include "sync/summary.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -30,20 +31,13 @@ struct customer_runtime {
     customer_backoff backoff;
 };
 
-// A window that ended without a commit, for summaries.
-struct failed_window {
-    std::string customer_id;
-    std::string from;
-    std::string to;
-    std::string error;
-};
-
 struct run_totals {
     std::uint64_t windows_ok = 0;
     std::uint64_t windows_failed = 0;
+    std::uint64_t cycles_failed = 0;  // cycles ended by an exception (the database, a bug)
     std::uint64_t rows_seen = 0;
     std::uint64_t rows_changed = 0;
-    std::vector<failed_window> failures;  // the most recent ones, bounded
+    failed_windows failures;
 };
 
 struct run_state {
@@ -57,8 +51,6 @@ struct run_state {
     bool once = false;  // run --once: one full cycle per customer, then stop
     std::map<std::string, customer_runtime> customers;
     run_totals totals;
-
-    void record_failure(failed_window failure);
 };
 
 // What one tick (cycle) of a customer did.
@@ -72,13 +64,17 @@ struct cycle_result {
 // Exactly one tick for one customer: plan, read the ledger, fetch the due
 // fresh windows nearest first, then history oldest first until fresh work is
 // due again. `run --once` is this for every customer; customer_loop() adds the
-// waiting, back-off and jitter around it. Throws pqxx exceptions when the
-// database fails while planning; window failures are in the result.
+// waiting, back-off and jitter around it. Window failures are in the result
+// and in state.totals. Throws database_error when the database fails while
+// planning, and a window's programming error (after counting that window as
+// failed).
 boost::asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& customer_id);
 
 // Runs cycles for one customer until shutdown, until it is removed from the
 // configuration, or (with --once) after one full cycle. Never throws: a cycle
-// that fails on the database is logged and backed off.
+// ended by an exception (the database while planning, a programming error in
+// a window) is logged as customer.cycle_failed with its kind, counted, and
+// backed off like a cycle with a failed window.
 boost::asio::awaitable<void> customer_loop(run_state& state, std::string customer_id);
 
 // Uniform jitter of up to a tenth of `delay` added to it, so instances and

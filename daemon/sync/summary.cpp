@@ -32,15 +32,19 @@ std::string render_table(const std::vector<std::string>& header,
     return out.str();
 }
 
-void print_totals(const run_totals& totals, std::ostream& out) {
-    out << "windows committed: " << totals.windows_ok << ", failed: " << totals.windows_failed
-        << ", rows seen: " << totals.rows_seen << ", rows changed: " << totals.rows_changed << '\n';
-    if (totals.failures.empty()) return;
+void failed_windows::add(failed_window failure) {
+    ++total_;
+    if (recent_.size() == kept) recent_.erase(recent_.begin());
+    recent_.push_back(std::move(failure));
+}
+
+void failed_windows::print(std::ostream& out) const {
+    if (empty()) return;
     std::vector<std::vector<std::string>> rows;
-    for (const auto& failure : totals.failures) {
-        rows.push_back({failure.customer_id, failure.from, failure.to, failure.error});
-    }
-    out << "failed windows:\n" << render_table({"customer", "from", "to", "error"}, rows);
+    for (const auto& f : recent_) rows.push_back({f.customer_id, f.from, f.to, f.kind, f.error});
+    out << "failed windows";
+    if (total_ > recent_.size()) out << " (the last " << recent_.size() << " of " << total_ << ")";
+    out << ":\n" << render_table({"customer", "from", "to", "kind", "error"}, rows);
 }
 
 }  // namespace comeback

@@ -1,14 +1,41 @@
 #pragma once
-// End-of-work summaries for operators: what ran, what failed and why.
+// End-of-work summaries for operators: what ran, what failed and why. Written
+// once for run and backfill.
 
-#include "sync/run_state.hpp"
-
+#include <cstddef>
 #include <ostream>
+#include <string>
+#include <vector>
 
 namespace comeback {
 
-// Windows committed and failed, rows, and each failure (customer, window, error).
-void print_totals(const run_totals& totals, std::ostream& out);
+// A window that ended without a commit.
+struct failed_window {
+    std::string customer_id;
+    std::string from;
+    std::string to;
+    std::string kind;   // the failure kind's label (model/failure.hpp)
+    std::string error;
+};
+
+// The failed windows of one command, the most recent ones: a summary, not a log.
+class failed_windows {
+public:
+    static constexpr std::size_t kept = 100;
+
+    void add(failed_window failure);
+    bool empty() const { return total_ == 0; }
+    std::size_t total() const { return total_; }
+    const std::vector<failed_window>& recent() const { return recent_; }
+
+    // "failed windows:" and a table of customer, from, to, kind and error
+    // (saying how many of how many when some were dropped); nothing when empty.
+    void print(std::ostream& out) const;
+
+private:
+    std::vector<failed_window> recent_;
+    std::size_t total_ = 0;
+};
 
 // A plain text table: columns padded to their widest cell, header underlined.
 std::string render_table(const std::vector<std::string>& header,

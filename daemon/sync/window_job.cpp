@@ -1,6 +1,8 @@
 #include "sync/window_job.hpp"
 
+#include "fetch/retry.hpp"
 #include "fetch/vitec_client.hpp"
+#include "load/database_failure.hpp"
 #include "model/timestamp.hpp"
 #include "normalize/normalize.hpp"
 #include "observability/logging.hpp"
@@ -9,9 +11,11 @@
 #include "sync/db_workers.hpp"
 #include "sync/shutdown.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/channel_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -37,27 +41,43 @@ struct load_message {
 using load_queue = asio::experimental::channel<void(boost::system::error_code, load_message)>;
 using done_channel = asio::experimental::channel<void(boost::system::error_code)>;
 
+bool is_closed(const boost::system::error_code& error) {
+    return error == asio::experimental::error::channel_closed;
+}
+
+// Thrown by the body sink when the loader has closed the queue: it failed and
+// says why. Ends the fetch; attempt_window() reports the loader's failure.
+struct loader_stopped {};
+
 struct attempt_result {
     std::optional<load_counts> counts;  // committed
-    std::optional<fetch_kind> kind;     // a fetch failure
-    bool retryable = false;
-    int http_status = 0;
-    std::string error;
-    std::optional<std::chrono::milliseconds> retry_after;
+    std::optional<failure> failed;      // else why not
 };
 
 window_key key_of(const config& cfg, const customer_config& customer, const window& w) {
     return {customer.id, cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
 }
 
+std::string message_of(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
+    }
+}
+
 // The loader's side: takes batches off the queue on a database thread, inside
-// one transaction, and commits when the end of the body arrives. Anything else
-// (a closed queue, a database error) leaves the transaction to roll back.
+// one transaction, and commits when the end of the body arrives. A closed
+// queue (the fetch failed) or a failure here leaves the transaction to roll
+// back; the failure goes to `load_error` and the queue is closed for the
+// fetch side.
 asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
                                 done_channel& done, const std::string& schema,
                                 const window_key& key, load_options options,
                                 std::optional<load_counts>& counts,
-                                std::string& load_error) {
+                                std::exception_ptr& load_error) {
     std::unique_ptr<window_loader> loader;
     // A failed step destroys the loader at once, on the same thread and while
     // its connection still exists: session.run() drops a broken connection
@@ -73,7 +93,9 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
     };
     try {
         for (;;) {
-            load_message message = co_await queue.async_receive(asio::use_awaitable);
+            auto [error, message] = co_await queue.async_receive(asio::as_tuple(asio::use_awaitable));
+            if (is_closed(error)) break;  // the fetch failed: nothing is committed
+            if (error) throw boost::system::system_error(error, "load queue");
             if (message.finish) {
                 co_await session.run([&](pqxx::connection& connection) {
                     step(connection, [&] { counts = loader->commit(*message.finish); });
@@ -84,10 +106,8 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
                 step(connection, [&] { loader->add(message.batch, message.rejections); });
             });
         }
-    } catch (const boost::system::system_error&) {
-        // The queue was closed: the fetch failed, nothing is committed.
-    } catch (const std::exception& error) {
-        load_error = std::string("database: ") + error.what();
+    } catch (...) {
+        load_error = std::current_exception();
         queue.close();  // the fetch side stops at its next send
     }
     if (loader) {
@@ -101,94 +121,104 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
     co_await done.async_send(boost::system::error_code{}, asio::use_awaitable);
 }
 
+// One attempt: fetch, parse and load in one transaction. Returns the counts or
+// the classified failure; throws what no stage classifies.
 asio::awaitable<attempt_result> attempt_window(window_context& context, const config& cfg,
                                                const customer_config& customer,
                                                const window& w, const window_key& key) {
+    // Everything that may throw before the loader runs comes first: once it
+    // runs, this frame must wait for it (done) whatever happens.
+    parser_options options;
+    options.api_zone = &find_zone(cfg.vitec.timezone);
+    const window_request request{customer.id, &customer.password, w.from_text(), w.to_text(),
+                                 cfg.sync.date_criteria.name()};
     auto executor = co_await asio::this_coro::executor;
     db_workers::session session = co_await context.db.checkout();
     load_queue queue(executor, context.queue_batches);
     done_channel done(executor, 1);
     std::optional<load_counts> counts;
-    std::string load_error;
+    std::exception_ptr load_error;
+    std::vector<row_batch> ready;
+    response_parser parser(options, [&](row_batch&& batch) { ready.push_back(std::move(batch)); });
     asio::co_spawn(executor,
                    load_side(session, queue, done, cfg.database.schema, key, context.load, counts,
                              load_error),
                    asio::detached);
-
-    std::vector<row_batch> ready;
-    parser_options options;
-    options.api_zone = &find_zone(cfg.vitec.timezone);
-    response_parser parser(options, [&](row_batch&& batch) { ready.push_back(std::move(batch)); });
-    auto hand_on = [&]() -> asio::awaitable<void> {
+    auto hand_on = [&](load_message message) -> asio::awaitable<void> {
+        auto [error] = co_await queue.async_send(boost::system::error_code{}, std::move(message),
+                                                 asio::as_tuple(asio::use_awaitable));
+        if (is_closed(error)) throw loader_stopped{};
+        if (error) throw boost::system::system_error(error, "load queue");
+    };
+    auto hand_on_ready = [&]() -> asio::awaitable<void> {
         for (row_batch& batch : ready) {
             load_message message;
             message.batch = normalize(customer.id, batch.rows);
             message.rejections = std::move(batch.rejections);
-            co_await queue.async_send(boost::system::error_code{}, std::move(message),
-                                      asio::use_awaitable);
+            co_await hand_on(std::move(message));
         }
         ready.clear();
     };
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
         parser.feed(chunk);  // response_error marks the response broken
-        co_await hand_on();
+        co_await hand_on_ready();
     };
 
     attempt_result result;
-    const window_request request{customer.id, &customer.password, w.from_text(), w.to_text(),
-                                 cfg.sync.date_criteria.name()};
+    int http_status = 0;             // of the response, when one was read
+    std::exception_ptr fetch_error;  // a programming error on the fetch side
     try {
         fetch_result fetched = co_await context.client.fetch(request, sink);
-        result.http_status = fetched.http_status;
+        http_status = fetched.http_status;
         if (fetched.ok()) {
             try {
                 parser.finish();
-                co_await hand_on();
+                co_await hand_on_ready();
                 load_message last;
                 last.finish = fetch_info{fetched.http_status, fetched.duration, fetched.bytes};
-                co_await queue.async_send(boost::system::error_code{}, std::move(last),
-                                          asio::use_awaitable);
+                co_await hand_on(std::move(last));
             } catch (const response_error& error) {
-                result.kind = fetch_kind::broken_response;
-                result.error = error.what();
+                result.failed = classify_broken_body(error.what());
             }
         } else {
-            result.kind = fetched.failure->kind;
-            result.error = fetched.failure->message;
-            result.retry_after = fetched.failure->retry_after;
+            result.failed = std::move(fetched.failure);
         }
-    } catch (const boost::system::system_error&) {
-        // Our own queue was closed under the sink: the load side failed and
-        // says why in load_error.
-    } catch (const std::exception& error) {
-        result.kind = fetch_kind::transient;
-        result.error = error.what();
+    } catch (const loader_stopped&) {
+        // The loader failed first; load_error says why.
+    } catch (...) {
+        fetch_error = std::current_exception();
     }
-    if (result.kind || !load_error.empty()) queue.close();
+    if (result.failed || fetch_error) queue.close();
     co_await done.async_receive(asio::use_awaitable);
 
+    if (fetch_error) std::rethrow_exception(fetch_error);
     if (counts) {
         result.counts = counts;
-        result.kind.reset();
-        result.error.clear();
-    } else if (result.kind) {
-        result.retryable = is_retryable(*result.kind);
-    } else {
-        // A database failure: retried like a transient fetch failure, since a
-        // dropped connection or a serialization conflict usually passes.
-        result.error = load_error.empty() ? "the window was not committed" : load_error;
-        result.retryable = true;
+        result.failed.reset();
+    } else if (load_error) {
+        try {
+            std::rethrow_exception(load_error);
+        } catch (const database_error& error) {
+            // The database failed; whatever the fetch saw does not matter.
+            result.failed = error.failure();
+        }
+        // Anything else from the loader's side is a programming error: it propagates.
+    } else if (!result.failed) {
+        throw std::logic_error("a window attempt ended without a commit and without a failure");
     }
+    // The ledger keeps the status of the response the attempt read, whatever
+    // failed after it (a body cut short, the database).
+    if (result.failed && result.failed->http_status == 0) result.failed->http_status = http_status;
     co_return result;
 }
 
 asio::awaitable<void> record_failure(window_context& context, const config& cfg,
-                                     const window_key& key, const attempt_result& attempt) {
+                                     const window_key& key, const failure& failed) {
     try {
         db_workers::session session = co_await context.db.checkout();
         co_await session.run([&](pqxx::connection& connection) {
-            record_window_failure(connection, cfg.database.schema, key, attempt.http_status,
-                                  attempt.error);
+            record_window_failure(connection, cfg.database.schema, key, failed.http_status,
+                                  failed.message);
         });
     } catch (const std::exception& error) {
         log_event(spdlog::level::err, "ledger.record_failed",
@@ -196,61 +226,85 @@ asio::awaitable<void> record_failure(window_context& context, const config& cfg,
     }
 }
 
+void log_failure(const customer_config& customer, const window& w, unsigned attempt,
+                 const failure& failed, bool final) {
+    log_event(final ? spdlog::level::warn : spdlog::level::info,
+              final ? "window.failed" : "window.retry",
+              {{"customer", customer.id},
+               {"from", w.from_text()},
+               {"to", w.to_text()},
+               {"attempt", attempt},
+               {"kind", to_string(failed.kind)},
+               {"http_status", failed.http_status},
+               {"error", failed.message}});
+}
+
 }  // namespace
+
+failure_kind kind_of(const std::exception& error) {
+    if (const auto* database = dynamic_cast<const database_error*>(&error)) return database->failure().kind;
+    return failure_kind::internal_error;
+}
 
 asio::awaitable<window_outcome> sync_window(window_context& context, const config& cfg,
                                             const customer_config& customer, const window& w) {
     const window_key key = key_of(cfg, customer, w);
     const auto started = steady::now();
-    const retry_config& retry = cfg.vitec.retry;
-    const unsigned max_attempts = std::max(1u, retry.max_attempts);
     window_outcome outcome;
+    auto count_attempt = [&](std::optional<failure_kind> kind) {
+        if (context.metrics) context.metrics->count_request(customer.id, outcome_label(kind));
+    };
 
-    for (unsigned attempt = 1; attempt <= max_attempts; ++attempt) {
+    const attempt_step attempt = [&](unsigned n) -> asio::awaitable<std::optional<failure>> {
+        outcome.attempts = n;
         attempt_result result = co_await attempt_window(context, cfg, customer, w, key);
-        outcome.attempts = attempt;
-        outcome.http_status = result.http_status;
-        if (context.metrics && (result.counts || result.kind)) {
-            context.metrics->count_request(customer.id,
-                                           to_string(result.kind.value_or(fetch_kind::rows)));
+        if (!result.counts) {
+            count_attempt(result.failed->kind);
+            co_return std::move(result.failed);
         }
-        if (result.counts) {
-            outcome.committed = true;
-            outcome.counts = *result.counts;
-            outcome.kind.reset();
-            outcome.error.clear();
-            const load_counts& c = outcome.counts;
-            log_event(spdlog::level::info, "window.loaded",
-                      {{"customer", customer.id},
-                       {"from", w.from_text()},
-                       {"to", w.to_text()},
-                       {"attempts", attempt},
-                       {"rows", c.rows_seen},
-                       {"confirmed", c.confirmed},
-                       {"inserted", c.inserted},
-                       {"updated", c.updated},
-                       {"deleted", c.deleted},
-                       {"undeleted", c.undeleted},
-                       {"rejected", c.rejected}});
-            break;
-        }
-        outcome.kind = result.kind;
-        outcome.error = result.error;
-        co_await record_failure(context, cfg, key, result);
-
-        const bool last = attempt == max_attempts || !result.retryable;
-        log_event(last ? spdlog::level::warn : spdlog::level::info,
-                  last ? "window.failed" : "window.retry",
+        count_attempt(std::nullopt);
+        outcome.counts = *result.counts;
+        const load_counts& c = outcome.counts;
+        log_event(spdlog::level::info, "window.loaded",
                   {{"customer", customer.id},
                    {"from", w.from_text()},
                    {"to", w.to_text()},
-                   {"attempt", attempt},
-                   {"kind", result.kind ? std::string(to_string(*result.kind)) : "database"},
-                   {"http_status", result.http_status},
-                   {"error", result.error}});
-        if (last) break;
-        const auto delay = retry_delay(retry, attempt, result.retry_after, context.rng);
-        if (!co_await context.shutdown.sleep(delay)) break;  // shutting down: no new attempt
+                   {"attempts", n},
+                   {"rows", c.rows_seen},
+                   {"confirmed", c.confirmed},
+                   {"inserted", c.inserted},
+                   {"updated", c.updated},
+                   {"deleted", c.deleted},
+                   {"undeleted", c.undeleted},
+                   {"rejected", c.rejected}});
+        co_return std::nullopt;
+    };
+    const failure_observer on_failure = [&](unsigned n, const failure& failed,
+                                            std::optional<std::chrono::milliseconds> next_delay)
+        -> asio::awaitable<void> {
+        co_await record_failure(context, cfg, key, failed);
+        log_failure(customer, w, n, failed, !next_delay);
+    };
+    // Shutting down: no new attempt; the last failure stands.
+    const retry_wait wait = [&](std::chrono::milliseconds delay) { return context.shutdown.sleep(delay); };
+
+    std::exception_ptr bug;
+    try {
+        const retry_result retried =
+            co_await run_with_retries(cfg.vitec.retry, context.rng, attempt, on_failure, wait);
+        outcome.committed = retried.ok();
+        outcome.last_failure = retried.last_failure;
+    } catch (...) {
+        bug = std::current_exception();
+    }
+    if (bug) {
+        // Never retried: counted, recorded and logged with the window here, then
+        // handed to the customer's loop, which backs the customer off.
+        const failure internal{failure_kind::internal_error, 0, "internal error: " + message_of(bug),
+                               std::nullopt};
+        count_attempt(internal.kind);
+        co_await record_failure(context, cfg, key, internal);
+        log_failure(customer, w, outcome.attempts, internal, true);
     }
 
     outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started);
@@ -264,6 +318,7 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
             context.metrics->window_failed(customer.id, outcome.duration);
         }
     }
+    if (bug) std::rethrow_exception(bug);
     co_return outcome;
 }
 

@@ -1,12 +1,13 @@
 #pragma once
 // One window of one customer, end to end: fetch (vitec_client) -> parse ->
 // normalize on the I/O thread, a bounded queue, and the window_loader on a
-// database thread, all inside one transaction. Retries with retry_delay();
-// every failed attempt is recorded in the ledger (record_window_failure).
+// database thread, all inside one transaction. Attempts go through the one
+// retry driver (fetch/retry.hpp); every failed attempt is recorded in the
+// ledger (record_window_failure), logged, and counted under its kind's label.
 
 #include "config/config.hpp"
-#include "fetch/outcome.hpp"
 #include "load/window_loader.hpp"
+#include "model/failure.hpp"
 #include "plan/windows.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -36,21 +37,31 @@ struct window_context {
 
 struct window_outcome {
     bool committed = false;
-    load_counts counts;              // when committed
+    load_counts counts;                        // when committed
     unsigned attempts = 0;
-    std::optional<fetch_kind> kind;  // the last failure's kind (a database failure has none)
-    int http_status = 0;
-    std::string error;               // the last failure, for operators; never a secret
+    std::optional<failure> last_failure;       // when not committed: the last attempt's
     std::chrono::milliseconds duration{0};
 
+    std::optional<failure_kind> kind() const {
+        return last_failure ? std::optional(last_failure->kind) : std::nullopt;
+    }
+    // The error for operators ("" when committed); never a secret.
+    std::string error() const { return last_failure ? last_failure->message : std::string(); }
     // 401/403: the customer is parked on the auth back-off.
-    bool parks_customer() const { return kind && comeback::parks_customer(*kind); }
+    bool parks_customer() const { return last_failure && comeback::parks_customer(last_failure->kind); }
 };
 
-// Syncs one window. Never throws for fetch, parse or database failures: they
-// are the outcome. `cfg` and `customer` must outlive the call.
+// Syncs one window. Fetch, parse and database failures are the outcome, each
+// classified into its kind. An exception no stage classifies (a programming
+// error: internal_error) is never retried: it is counted, recorded in the
+// ledger and logged with the window, then rethrown for the customer's loop.
+// `cfg` and `customer` must outlive the call.
 boost::asio::awaitable<window_outcome> sync_window(window_context& context, const config& cfg,
                                                    const customer_config& customer,
                                                    const window& w);
+
+// The kind of an exception that ended a customer's cycle: a database failure's
+// kind (load/database_failure.hpp), else internal_error.
+failure_kind kind_of(const std::exception& error);
 
 }  // namespace comeback

@@ -17,42 +17,6 @@
 
 namespace comeback {
 
-std::string_view to_string(fetch_kind kind) {
-    switch (kind) {
-        case fetch_kind::rows: return "rows";
-        case fetch_kind::broken_response: return "broken_response";
-        case fetch_kind::request_rejected: return "request_rejected";
-        case fetch_kind::credentials_rejected: return "credentials_rejected";
-        case fetch_kind::access_denied: return "access_denied";
-        case fetch_kind::endpoint_missing: return "endpoint_missing";
-        case fetch_kind::throttled: return "throttled";
-        case fetch_kind::transient: return "transient";
-        case fetch_kind::tls_rejected: return "tls_rejected";
-    }
-    return "unknown";
-}
-
-bool is_retryable(fetch_kind kind) {
-    switch (kind) {
-        case fetch_kind::broken_response:
-        case fetch_kind::throttled:
-        case fetch_kind::transient:
-            return true;
-        case fetch_kind::rows:
-        case fetch_kind::request_rejected:
-        case fetch_kind::credentials_rejected:
-        case fetch_kind::access_denied:
-        case fetch_kind::endpoint_missing:
-        case fetch_kind::tls_rejected:
-            return false;
-    }
-    return false;
-}
-
-bool parks_customer(fetch_kind kind) {
-    return kind == fetch_kind::credentials_rejected || kind == fetch_kind::access_denied;
-}
-
 namespace {
 
 std::string_view trim(std::string_view text) {
@@ -75,12 +39,12 @@ bool is_json_content_type(std::string_view content_type) {
     return media.size() > 5 && iequals(media.substr(media.size() - 5), "+json");
 }
 
-fetch_failure make_failure(fetch_kind kind, int status, std::string message) {
-    fetch_failure failure;
-    failure.kind = kind;
-    failure.http_status = status;
-    failure.message = std::move(message);
-    return failure;
+failure make_failure(failure_kind kind, int status, std::string message) {
+    failure made;
+    made.kind = kind;
+    made.http_status = status;
+    made.message = std::move(message);
+    return made;
 }
 
 std::string with_detail(std::string head, std::string_view body) {
@@ -163,7 +127,7 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
     return std::nullopt;
 }
 
-std::optional<fetch_failure> classify_response(const response_facts& facts,
+std::optional<failure> classify_response(const response_facts& facts,
                                                std::chrono::milliseconds max_retry_after,
                                                std::chrono::system_clock::time_point now) {
     const int status = facts.status;
@@ -172,42 +136,42 @@ std::optional<fetch_failure> classify_response(const response_facts& facts,
         if (is_json_content_type(facts.content_type)) return std::nullopt;
         auto shown = facts.content_type.empty() ? std::string("none")
                                                 : sanitize_message(facts.content_type, 100);
-        return make_failure(fetch_kind::broken_response, status,
+        return make_failure(failure_kind::broken_response, status,
                             "HTTP 200 with content type " + shown + ", expected application/json");
     }
     if (status == 400)
-        return make_failure(fetch_kind::request_rejected, status,
+        return make_failure(failure_kind::request_rejected, status,
                             with_detail("request rejected (HTTP 400)", facts.error_body));
     if (status == 401)
-        return make_failure(fetch_kind::credentials_rejected, status,
+        return make_failure(failure_kind::credentials_rejected, status,
                             "credentials rejected (HTTP 401): check the user name and this "
                             "customer's password");
     if (status == 403)
-        return make_failure(fetch_kind::access_denied, status,
+        return make_failure(failure_kind::access_denied, status,
                             "no access to this customer's data (HTTP 403)");
     if (status == 404)
-        return make_failure(fetch_kind::endpoint_missing, status,
+        return make_failure(failure_kind::endpoint_missing, status,
                             "endpoint not found (HTTP 404): check vitec.base_url");
     if (status == 429 || status == 503) {
-        auto failure = make_failure(fetch_kind::throttled, status,
-                                    with_detail("throttled (" + status_text + ")", facts.error_body));
+        auto throttled = make_failure(failure_kind::throttled, status,
+                                      with_detail("throttled (" + status_text + ")", facts.error_body));
         if (facts.retry_after) {
             if (auto delay = parse_retry_after(*facts.retry_after, now))
-                failure.retry_after = std::min(*delay, max_retry_after);
+                throttled.retry_after = std::min(*delay, max_retry_after);
         }
-        return failure;
+        return throttled;
     }
     if (status >= 500 && status <= 599)
-        return make_failure(fetch_kind::transient, status,
+        return make_failure(failure_kind::transient, status,
                             with_detail("server error (" + status_text + ")", facts.error_body));
     // 1xx leftovers, 2xx other than 200, 3xx (redirects are not followed: the
     // endpoint never redirects, and following one would send the credentials
     // elsewhere) and the remaining 4xx: the request or the base URL is wrong.
-    return make_failure(fetch_kind::request_rejected, status,
+    return make_failure(failure_kind::request_rejected, status,
                         with_detail("unexpected " + status_text, facts.error_body));
 }
 
-fetch_failure classify_transport_error(const boost::system::error_code& error,
+failure classify_transport_error(const boost::system::error_code& error,
                                        std::string_view phase, std::string_view where) {
     std::string what;
     if (error == boost::beast::error::timeout)
@@ -219,20 +183,20 @@ fetch_failure classify_transport_error(const boost::system::error_code& error,
         what = "connection reset by the server";
     else
         what = sanitize_message(error.message(), 200);
-    return make_failure(fetch_kind::transient, 0,
+    return make_failure(failure_kind::transient, 0,
                         std::string(phase) + " " + std::string(where) + ": " + what);
 }
 
-fetch_failure classify_tls_rejected(std::string_view where, std::string_view reason) {
-    return make_failure(fetch_kind::tls_rejected, 0,
+failure classify_tls_rejected(std::string_view where, std::string_view reason) {
+    return make_failure(failure_kind::tls_rejected, 0,
                         "TLS handshake with " + std::string(where) +
                             ": certificate verify failed (" + sanitize_message(reason, 200) +
                             "): set vitec.ca_file to the CA that signed it, or use the host name "
                             "the certificate names");
 }
 
-fetch_failure classify_broken_body(std::string_view reason) {
-    return make_failure(fetch_kind::broken_response, 200,
+failure classify_broken_body(std::string_view reason) {
+    return make_failure(failure_kind::broken_response, 200,
                         "unusable response body: " + sanitize_message(reason));
 }
 

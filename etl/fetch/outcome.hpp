@@ -1,50 +1,18 @@
 #pragma once
-// Every outcome of one request for one window lands in exactly one of these
-// kinds, decided in one place (classify_* in outcome.cpp). Whether a kind is
-// retried is a property of the kind, not of the caller.
+// Every outcome of one request for one window is a failure of one kind from
+// the one list (model/failure.hpp), or rows; the HTTP and network part of that
+// classification is decided here, in one place (classify_* in outcome.cpp).
+// Every function below is pure.
 
-#include <chrono>
-#include <optional>
-#include <string>
-#include <string_view>
-
-namespace comeback {
-
-enum class fetch_kind {
-    rows,                  // 200 with a JSON array body: the window can be loaded
-    broken_response,       // 200 with another content type, a non-array body, truncated JSON
-    request_rejected,      // 400: the request itself is wrong; retrying will not help
-    credentials_rejected,  // 401: wrong user name or password for this customer
-    access_denied,         // 403: no access to this customer's data
-    endpoint_missing,      // 404
-    throttled,             // 429 or 503: honour Retry-After
-    transient,             // other 5xx, timeouts, resets, truncated bodies
-    tls_rejected,          // the server's certificate failed verification: retrying will not help
-};
-
-std::string_view to_string(fetch_kind kind);
-
-// Retried on the spot (with back-off) within one window's attempts.
-bool is_retryable(fetch_kind kind);
-// Stops work on the customer for the long auth back-off; other customers go on.
-bool parks_customer(fetch_kind kind);
-
-struct fetch_failure {
-    fetch_kind kind = fetch_kind::transient;
-    int http_status = 0;  // 0 when no response was read
-    std::string message;  // for operators: cut, sanitized, never a secret
-    std::optional<std::chrono::milliseconds> retry_after;  // from the server, capped
-};
-
-}  // namespace comeback
-
-// ---------------------------------------------------------------------------
-// The classification itself. Every function below is pure and lives in
-// outcome.cpp, so the failure kind table in docs/operations.md has one source.
+#include "model/failure.hpp"
 
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace comeback {
 
@@ -60,25 +28,25 @@ struct response_facts {
 // The failure a response stands for, or nullopt when it is a 200 with a JSON
 // content type (the body is then read as rows). `max_retry_after` caps a
 // server's Retry-After; `now` turns an HTTP-date Retry-After into a delay.
-std::optional<fetch_failure> classify_response(const response_facts& facts,
+std::optional<failure> classify_response(const response_facts& facts,
                                                std::chrono::milliseconds max_retry_after,
                                                std::chrono::system_clock::time_point now);
 
 // A failure below HTTP: resolve, connect, TLS, write or read. `phase` names the
 // step ("connect", "tls handshake", "write", "read header", "read body") and
 // `where` the host, for the message.
-fetch_failure classify_transport_error(const boost::system::error_code& error,
+failure classify_transport_error(const boost::system::error_code& error,
                                        std::string_view phase, std::string_view where);
 
 // A TLS handshake that failed because the server's certificate did not verify
 // (`reason`: OpenSSL's words for it, e.g. "unable to get local issuer
 // certificate" or "hostname mismatch"). Not retried: the fix is a CA file or
 // the base URL's host name.
-fetch_failure classify_tls_rejected(std::string_view where, std::string_view reason);
+failure classify_tls_rejected(std::string_view where, std::string_view reason);
 
 // A 200 whose body turned out not to be a usable JSON array (the parser said
 // so, the body did not start with '[', or it exceeded max_response_bytes).
-fetch_failure classify_broken_body(std::string_view reason);
+failure classify_broken_body(std::string_view reason);
 
 // Reads a Retry-After value: delay-seconds or an HTTP-date (IMF-fixdate,
 // RFC 850 or asctime form). A date in the past gives zero. nullopt when the

@@ -1,10 +1,9 @@
-// Retrying one window: the back-off rule and the driver around vitec_client::fetch.
+// The back-off rule and the one retry driver.
 
-#include "fetch/vitec_client.hpp"
+#include "fetch/retry.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -28,22 +27,30 @@ std::chrono::milliseconds retry_delay(const retry_config& config, unsigned retry
     return std::chrono::milliseconds(pick(rng));
 }
 
-net::awaitable<fetch_result> fetch_with_retries(vitec_client& client, const window_request& request,
-                                                const sink_factory& make_sink,
-                                                const retry_config& config, std::mt19937_64& rng,
-                                                const retry_observer& on_retry) {
+net::awaitable<retry_result> run_with_retries(const retry_config& config, std::mt19937_64& rng,
+                                              const attempt_step& attempt,
+                                              const failure_observer& on_failure,
+                                              const retry_wait& wait) {
     const unsigned max_attempts = std::max(1u, config.max_attempts);
-    net::steady_timer pause(co_await net::this_coro::executor);
-    for (unsigned attempt = 1;; ++attempt) {
-        auto sink = make_sink();
-        auto result = co_await client.fetch(request, sink);
-        result.attempts = attempt;
-        if (result.ok() || !is_retryable(result.kind()) || attempt >= max_attempts) co_return result;
-        auto delay = retry_delay(config, attempt, result.failure->retry_after, rng);
-        if (on_retry) on_retry(attempt, result, delay);
-        pause.expires_after(delay);
-        co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+    retry_result result;
+    for (unsigned n = 1;; ++n) {
+        result.attempts = n;
+        result.last_failure = co_await attempt(n);
+        if (!result.last_failure) co_return result;
+        std::optional<std::chrono::milliseconds> delay;
+        if (is_retryable(result.last_failure->kind) && n < max_attempts)
+            delay = retry_delay(config, n, result.last_failure->retry_after, rng);
+        if (on_failure) co_await on_failure(n, *result.last_failure, delay);
+        if (!delay || !co_await wait(*delay)) co_return result;
     }
+}
+
+retry_wait timer_wait(net::any_io_executor executor) {
+    return [executor](std::chrono::milliseconds delay) -> net::awaitable<bool> {
+        net::steady_timer timer(executor, delay);
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        co_return true;
+    };
 }
 
 }  // namespace comeback

@@ -151,7 +151,7 @@ struct vitec_client::impl {
     }
 
     net::awaitable<std::unique_ptr<connection>> open(clock_type::time_point deadline,
-                                                     std::optional<fetch_failure>& failure) {
+                                                     std::optional<failure>& failure) {
         auto where = base.authority;
         auto [resolve_error, endpoints] =
             co_await resolver.async_resolve(base.host, std::to_string(base.port), tuple_awaitable);
@@ -344,10 +344,10 @@ struct vitec_client::impl {
         fetch_result result;
         if (request.customer_id.empty() || request.customer_id == "." || request.customer_id == "..") {
             // "." and ".." would be read as path steps even when encoded (RFC 3986 6.2.2.2).
-            result.failure = fetch_failure{fetch_kind::request_rejected, 0,
-                                           "customer id '" + sanitize_message(request.customer_id) +
-                                               "' cannot be sent as a path segment",
-                                           std::nullopt};
+            result.failure = failure{failure_kind::request_rejected, 0,
+                                     "customer id '" + sanitize_message(request.customer_id) +
+                                         "' cannot be sent as a path segment",
+                                     std::nullopt};
             co_return result;
         }
         const std::string password = request.password ? request.password->reveal() : std::string();
@@ -363,7 +363,7 @@ struct vitec_client::impl {
 
         const auto deadline = started + config.request_timeout;
         for (int pass = 0; pass < 2; ++pass) {
-            std::optional<fetch_failure> failure;
+            std::optional<failure> failure;
             auto conn = take_idle();
             const bool reused = conn != nullptr;
             if (!conn) conn = co_await open(deadline, failure);
@@ -393,7 +393,7 @@ struct vitec_client::impl {
         if (result.failure) redact(result.failure->message, {password, credentials, token});
         spdlog::debug("vitec_fetch_done customer={} status={} kind={} bytes={} duration_ms={}",
                       sanitize_message(request.customer_id, 100), result.http_status,
-                      to_string(result.kind()), result.bytes, result.duration.count());
+                      outcome_label(result.kind()), result.bytes, result.duration.count());
         co_return result;
     }
 };

@@ -20,7 +20,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 
@@ -40,14 +39,16 @@ struct window_request {
 using body_sink = std::function<boost::asio::awaitable<void>(std::string_view chunk)>;
 
 struct fetch_result {
-    std::optional<fetch_failure> failure;  // empty: the whole body reached the sink
-    int http_status = 0;                   // 0 when no response head was read
-    std::uint64_t bytes = 0;               // body bytes handed to the sink
-    std::chrono::milliseconds duration{0}; // from the limiter's grant to the end
-    unsigned attempts = 1;                 // set by fetch_with_retries
+    std::optional<comeback::failure> failure;  // empty: the whole body reached the sink
+    int http_status = 0;                       // 0 when no response head was read
+    std::uint64_t bytes = 0;                   // body bytes handed to the sink
+    std::chrono::milliseconds duration{0};     // from the limiter's grant to the end
 
     bool ok() const { return !failure.has_value(); }
-    fetch_kind kind() const { return failure ? failure->kind : fetch_kind::rows; }
+    // The failure's kind; empty when ok().
+    std::optional<failure_kind> kind() const {
+        return failure ? std::optional(failure->kind) : std::nullopt;
+    }
 };
 
 class vitec_client {
@@ -61,9 +62,10 @@ public:
     vitec_client(const vitec_client&) = delete;
     vitec_client& operator=(const vitec_client&) = delete;
 
-    // One attempt, no retries. Waits for the shared limiter first. Every
-    // outcome is a fetch_result (see outcome.hpp for the kinds); throws only
-    // what the sink throws other than response_error, and std::bad_alloc.
+    // One attempt, no retries (fetch/retry.hpp drives those). Waits for the
+    // shared limiter first. Every outcome is a fetch_result (see outcome.hpp
+    // for the kinds); throws only what the sink throws other than
+    // response_error, and std::bad_alloc.
     boost::asio::awaitable<fetch_result> fetch(const window_request& request,
                                                const body_sink& sink);
 
@@ -79,30 +81,5 @@ private:
     struct impl;
     std::shared_ptr<impl> impl_;
 };
-
-// Pure: the delay before retry n (1-based), exponential with full jitter:
-// uniform in [0, min(max_delay, base_delay * 2^(n-1))]. A server's Retry-After
-// (capped by max_retry_after) takes precedence when given.
-std::chrono::milliseconds retry_delay(const retry_config& config, unsigned retry,
-                                      std::optional<std::chrono::milliseconds> retry_after,
-                                      std::mt19937_64& rng);
-
-// Called at the start of every attempt for a fresh sink, so each attempt
-// starts a fresh parser (and whatever the sink writes into).
-using sink_factory = std::function<body_sink()>;
-
-// Told about each failed attempt that will be retried, with the delay chosen.
-using retry_observer =
-    std::function<void(unsigned attempt, const fetch_result& result, std::chrono::milliseconds delay)>;
-
-// Up to config.max_attempts attempts (at least one); stops at the first
-// success or non-retryable kind, and sleeps retry_delay() between attempts.
-// Returns the last attempt's result with `attempts` set.
-boost::asio::awaitable<fetch_result> fetch_with_retries(vitec_client& client,
-                                                        const window_request& request,
-                                                        const sink_factory& make_sink,
-                                                        const retry_config& config,
-                                                        std::mt19937_64& rng,
-                                                        const retry_observer& on_retry = {});
 
 }  // namespace comeback

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -27,6 +28,31 @@
 #include <vector>
 
 namespace comeback::test {
+
+// A throwaway PKI made with the openssl command, for serving TLS: ca.pem signs
+// server.pem (for DNS:localhost only, key server.key); other-ca.pem signs
+// nothing served.
+class test_pki {
+public:
+    test_pki() {
+        const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+        openssl("req -x509 " + key + "-keyout ca.key -out ca.pem -days 2 -subj '/CN=comeback test CA'");
+        openssl("req -x509 " + key + "-keyout other-ca.key -out other-ca.pem -days 2 -subj '/CN=other CA'");
+        openssl("req " + key + "-keyout server.key -out server.csr -subj '/CN=localhost'");
+        std::ofstream(dir_.path() / "ext.cnf") << "subjectAltName=DNS:localhost\n";
+        openssl("x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                "-out server.pem -days 2 -extfile ext.cnf");
+    }
+    std::string file(const char* name) const { return (dir_.path() / name).string(); }
+
+private:
+    void openssl(const std::string& arguments) const {
+        auto command = "cd '" + dir_.path().string() + "' && openssl " + arguments + " >/dev/null 2>&1";
+        if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: openssl " + arguments);
+    }
+
+    temp_dir dir_;
+};
 
 class fake_vitec_server {
 public:

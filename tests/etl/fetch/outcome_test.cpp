@@ -14,7 +14,7 @@ namespace {
 
 const auto now = date::sys_days{date::year{2024} / 5 / 1} + 12h;
 
-std::optional<fetch_failure> classify(int status, std::string_view content_type = "application/json",
+std::optional<failure> classify(int status, std::string_view content_type = "application/json",
                                       std::optional<std::string_view> retry_after = std::nullopt,
                                       std::string_view body = {}) {
     return classify_response({status, content_type, retry_after, body}, 300s, now);
@@ -25,36 +25,36 @@ std::optional<fetch_failure> classify(int status, std::string_view content_type 
 TEST_CASE("each status lands in its kind") {
     CHECK_FALSE(classify(200));
     CHECK_FALSE(classify(200, "application/json; charset=utf-8"));
-    CHECK(classify(200, "text/html")->kind == fetch_kind::broken_response);
-    CHECK(classify(200, "")->kind == fetch_kind::broken_response);
-    CHECK(classify(400)->kind == fetch_kind::request_rejected);
-    CHECK(classify(401)->kind == fetch_kind::credentials_rejected);
-    CHECK(classify(403)->kind == fetch_kind::access_denied);
-    CHECK(classify(404)->kind == fetch_kind::endpoint_missing);
-    CHECK(classify(429)->kind == fetch_kind::throttled);
-    CHECK(classify(503)->kind == fetch_kind::throttled);
-    CHECK(classify(500)->kind == fetch_kind::transient);
-    CHECK(classify(502)->kind == fetch_kind::transient);
-    CHECK(classify(504)->kind == fetch_kind::transient);
-    CHECK(classify(302)->kind == fetch_kind::request_rejected);
+    CHECK(classify(200, "text/html")->kind == failure_kind::broken_response);
+    CHECK(classify(200, "")->kind == failure_kind::broken_response);
+    CHECK(classify(400)->kind == failure_kind::request_rejected);
+    CHECK(classify(401)->kind == failure_kind::credentials_rejected);
+    CHECK(classify(403)->kind == failure_kind::access_denied);
+    CHECK(classify(404)->kind == failure_kind::endpoint_missing);
+    CHECK(classify(429)->kind == failure_kind::throttled);
+    CHECK(classify(503)->kind == failure_kind::throttled);
+    CHECK(classify(500)->kind == failure_kind::transient);
+    CHECK(classify(502)->kind == failure_kind::transient);
+    CHECK(classify(504)->kind == failure_kind::transient);
+    CHECK(classify(302)->kind == failure_kind::request_rejected);
     CHECK(classify(503)->http_status == 503);
 }
 
 TEST_CASE("only broken responses, throttling and transient failures are retried on the spot") {
-    CHECK(is_retryable(fetch_kind::broken_response));
-    CHECK(is_retryable(fetch_kind::throttled));
-    CHECK(is_retryable(fetch_kind::transient));
-    CHECK_FALSE(is_retryable(fetch_kind::request_rejected));
-    CHECK_FALSE(is_retryable(fetch_kind::credentials_rejected));
-    CHECK_FALSE(is_retryable(fetch_kind::access_denied));
-    CHECK_FALSE(is_retryable(fetch_kind::endpoint_missing));
-    CHECK_FALSE(is_retryable(fetch_kind::tls_rejected));
-    CHECK_FALSE(parks_customer(fetch_kind::tls_rejected));
-    CHECK(to_string(fetch_kind::tls_rejected) == "tls_rejected");
-    CHECK(parks_customer(fetch_kind::credentials_rejected));
-    CHECK(parks_customer(fetch_kind::access_denied));
-    CHECK_FALSE(parks_customer(fetch_kind::transient));
-    CHECK(to_string(fetch_kind::throttled) == "throttled");
+    CHECK(is_retryable(failure_kind::broken_response));
+    CHECK(is_retryable(failure_kind::throttled));
+    CHECK(is_retryable(failure_kind::transient));
+    CHECK_FALSE(is_retryable(failure_kind::request_rejected));
+    CHECK_FALSE(is_retryable(failure_kind::credentials_rejected));
+    CHECK_FALSE(is_retryable(failure_kind::access_denied));
+    CHECK_FALSE(is_retryable(failure_kind::endpoint_missing));
+    CHECK_FALSE(is_retryable(failure_kind::tls_rejected));
+    CHECK_FALSE(parks_customer(failure_kind::tls_rejected));
+    CHECK(to_string(failure_kind::tls_rejected) == "tls_rejected");
+    CHECK(parks_customer(failure_kind::credentials_rejected));
+    CHECK(parks_customer(failure_kind::access_denied));
+    CHECK_FALSE(parks_customer(failure_kind::transient));
+    CHECK(to_string(failure_kind::throttled) == "throttled");
 }
 
 TEST_CASE("Retry-After is read as seconds or an HTTP date, and capped") {
@@ -89,9 +89,9 @@ TEST_CASE("sanitizing keeps UTF-8 whole and drops control characters") {
 
 TEST_CASE("transport errors are transient and say where they happened") {
     auto timeout = classify_transport_error(boost::beast::error::timeout, "read body from", "host:443");
-    CHECK(timeout.kind == fetch_kind::transient);
+    CHECK(timeout.kind == failure_kind::transient);
     CHECK(timeout.message == "read body from host:443: timed out");
     auto reset = classify_transport_error(boost::asio::error::connection_reset, "read response from", "h");
     CHECK(reset.message.find("reset") != std::string::npos);
-    CHECK(classify_broken_body("truncated").kind == fetch_kind::broken_response);
+    CHECK(classify_broken_body("truncated").kind == failure_kind::broken_response);
 }

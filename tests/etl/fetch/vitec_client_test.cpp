@@ -104,28 +104,28 @@ TEST_CASE("the request carries the user agent and asks for JSON") {
 TEST_CASE("200 responses that are not a JSON array are broken responses") {
     fake_vitec_server server({"--default-password", "pw"});
     auto html = fetch_with_fault(server, "html");
-    CHECK(html.kind() == fetch_kind::broken_response);
+    CHECK(html.kind() == failure_kind::broken_response);
     CHECK(html.http_status == 200);
     CHECK(html.failure->message.find("text/html") != std::string::npos);
     auto object = fetch_with_fault(server, "object");
-    CHECK(object.kind() == fetch_kind::broken_response);
+    CHECK(object.kind() == failure_kind::broken_response);
     CHECK(object.failure->message.find("not a JSON array") != std::string::npos);
     auto invalid = fetch_with_fault(server, "invalid-json");
-    CHECK(invalid.kind() == fetch_kind::broken_response);
+    CHECK(invalid.kind() == failure_kind::broken_response);
     CHECK(invalid.failure->message.find("not JSON") != std::string::npos);
-    CHECK(is_retryable(fetch_kind::broken_response));
+    CHECK(is_retryable(failure_kind::broken_response));
 }
 
 TEST_CASE("a 400 is a rejected request showing the body's message cut and sanitized") {
     fake_vitec_server server({"--default-password", "pw"});
     auto plain = fetch_with_fault(server, "status=400,message=From%20must%20be%20before%20To");
-    CHECK(plain.kind() == fetch_kind::request_rejected);
+    CHECK(plain.kind() == failure_kind::request_rejected);
     CHECK(plain.failure->message.find("From must be before To") != std::string::npos);
-    CHECK_FALSE(is_retryable(plain.kind()));
+    CHECK_FALSE(is_retryable(*plain.kind()));
 
     std::string long_message = "line%0Abreak%1B%5B31m" + std::string(2000, 'x');
     auto cut = fetch_with_fault(server, "status=400,message=" + long_message);
-    CHECK(cut.kind() == fetch_kind::request_rejected);
+    CHECK(cut.kind() == failure_kind::request_rejected);
     CHECK(cut.failure->message.size() < 400);
     CHECK(cut.failure->message.find('\n') == std::string::npos);
     CHECK(cut.failure->message.find('\x1b') == std::string::npos);
@@ -134,7 +134,7 @@ TEST_CASE("a 400 is a rejected request showing the body's message cut and saniti
     window_request bad = year_2024();
     bad.from = "not-a-date";
     auto invalid = fetch_once(local_config(server), bad);
-    CHECK(invalid.kind() == fetch_kind::request_rejected);
+    CHECK(invalid.kind() == failure_kind::request_rejected);
     CHECK(invalid.failure->message.find("The request is invalid") != std::string::npos);
 }
 
@@ -143,20 +143,20 @@ TEST_CASE("401 and 403 park the customer; 404 says the endpoint is missing") {
                               "--default-password", "pw"});
     secret wrong("wrong-password"), right("own-secret");
     auto unauthorized = fetch_once(local_config(server), year_2024("M1", &wrong));
-    CHECK(unauthorized.kind() == fetch_kind::credentials_rejected);
+    CHECK(unauthorized.kind() == failure_kind::credentials_rejected);
     CHECK(unauthorized.http_status == 401);
-    CHECK(parks_customer(unauthorized.kind()));
+    CHECK(parks_customer(*unauthorized.kind()));
     CHECK(fetch_once(local_config(server), year_2024("M1", &right)).ok());
 
     auto forbidden = fetch_once(local_config(server), year_2024("M3"));
-    CHECK(forbidden.kind() == fetch_kind::access_denied);
-    CHECK(parks_customer(forbidden.kind()));
+    CHECK(forbidden.kind() == failure_kind::access_denied);
+    CHECK(parks_customer(*forbidden.kind()));
 
     auto config = local_config(server);
     config.base_url = parse_vitec_url(server.url() + "/wrong-prefix/", false);
     auto missing = fetch_once(config, year_2024());
-    CHECK(missing.kind() == fetch_kind::endpoint_missing);
-    CHECK_FALSE(is_retryable(missing.kind()));
+    CHECK(missing.kind() == failure_kind::endpoint_missing);
+    CHECK_FALSE(is_retryable(*missing.kind()));
     auto by_path = server.stats().at("by_path").as_object();
     CHECK(by_path.contains("/wrong-prefix/Report/Task/M1/Comeback"));
 }
@@ -166,13 +166,13 @@ TEST_CASE("429 and 503 are throttled and carry the capped Retry-After") {
     auto config = local_config(server);
     config.retry.max_retry_after = 5s;
     auto seconds = fetch_with_fault(server, "status=429,retry-after=3", config);
-    CHECK(seconds.kind() == fetch_kind::throttled);
+    CHECK(seconds.kind() == failure_kind::throttled);
     CHECK(seconds.failure->retry_after == std::chrono::milliseconds(3000));
     auto capped = fetch_with_fault(server, "status=503,retry-after=86400", config);
-    CHECK(capped.kind() == fetch_kind::throttled);
+    CHECK(capped.kind() == failure_kind::throttled);
     CHECK(capped.failure->retry_after == std::chrono::milliseconds(5000));
     auto none = fetch_with_fault(server, "status=503", config);
-    CHECK(none.kind() == fetch_kind::throttled);
+    CHECK(none.kind() == failure_kind::throttled);
     CHECK_FALSE(none.failure->retry_after);
 }
 
@@ -180,23 +180,23 @@ TEST_CASE("other 5xx, resets, truncated bodies and timeouts are transient") {
     fake_vitec_server server({"--default-password", "pw", "--rows-per-customer", "2000"});
     auto config = local_config(server);
     auto server_error = fetch_with_fault(server, "status=500", config);
-    CHECK(server_error.kind() == fetch_kind::transient);
+    CHECK(server_error.kind() == failure_kind::transient);
     CHECK(server_error.http_status == 500);
     auto reset = fetch_with_fault(server, "reset", config);
-    CHECK(reset.kind() == fetch_kind::transient);
+    CHECK(reset.kind() == failure_kind::transient);
     CHECK(reset.http_status == 0);
     auto truncated = fetch_with_fault(server, "truncate=5000", config);
-    CHECK(truncated.kind() == fetch_kind::transient);
+    CHECK(truncated.kind() == failure_kind::transient);
     CHECK(truncated.http_status == 200);
     CHECK(truncated.failure->message.find("closed before the response was complete") != std::string::npos);
 
     config.request_timeout = 300ms;
     auto started = std::chrono::steady_clock::now();
     auto slow_head = fetch_with_fault(server, "latency=3000", config);
-    CHECK(slow_head.kind() == fetch_kind::transient);
+    CHECK(slow_head.kind() == failure_kind::transient);
     CHECK(slow_head.failure->message.find("timed out") != std::string::npos);
     auto stalled_body = fetch_with_fault(server, "stall=3000", config);
-    CHECK(stalled_body.kind() == fetch_kind::transient);
+    CHECK(stalled_body.kind() == failure_kind::transient);
     CHECK(stalled_body.failure->message.find("timed out") != std::string::npos);
     CHECK(std::chrono::steady_clock::now() - started < 2s);
 }
@@ -208,7 +208,7 @@ TEST_CASE("nothing listening is transient") {
         config = local_config(gone);
     }
     auto result = fetch_once(config, year_2024());
-    CHECK(result.kind() == fetch_kind::transient);
+    CHECK(result.kind() == failure_kind::transient);
     CHECK(result.failure->message.find("connect to 127.0.0.1") != std::string::npos);
 }
 
@@ -217,7 +217,7 @@ TEST_CASE("a body over max_response_bytes is a broken response") {
     auto config = local_config(server);
     config.max_response_bytes = 10'000;
     auto result = fetch_once(config, year_2024());
-    CHECK(result.kind() == fetch_kind::broken_response);
+    CHECK(result.kind() == failure_kind::broken_response);
     CHECK(result.failure->message.find("max_response_bytes") != std::string::npos);
     CHECK(result.bytes <= 10'000);
 }
@@ -232,7 +232,7 @@ TEST_CASE("a customer id like ../x?y stays one path segment") {
     REQUIRE(run(io, client.fetch(year_2024("../x?y"), json_sink(state))).ok());
     CHECK(boost::json::parse(state->body).as_array().at(0).as_object().at("id").as_string().starts_with("../x?y-"));
     CHECK(server.stats().at("by_path").as_object().contains("/Report/Task/..%2Fx%3Fy/Comeback"));
-    CHECK(run(io, client.fetch(year_2024(".."), json_sink(state))).kind() == fetch_kind::request_rejected);
+    CHECK(run(io, client.fetch(year_2024(".."), json_sink(state))).kind() == failure_kind::request_rejected);
 }
 
 TEST_CASE("keep-alive connections are reused between requests") {
@@ -244,7 +244,7 @@ TEST_CASE("keep-alive connections are reused between requests") {
     CHECK(server.stats().at("connections").as_int64() == 1);
     // An error answer with a body read whole keeps the connection too.
     server.control("/_control/fault?count=1&spec=status=500");
-    CHECK(run(io, client.fetch(year_2024(), json_sink(std::make_shared<json_sink_state>()))).kind() == fetch_kind::transient);
+    CHECK(run(io, client.fetch(year_2024(), json_sink(std::make_shared<json_sink_state>()))).kind() == failure_kind::transient);
     CHECK(run(io, client.fetch(year_2024(), json_sink(std::make_shared<json_sink_state>()))).ok());
     CHECK(client.connections_opened() == 1);
 }

@@ -1,5 +1,5 @@
-// TLS verification with a test CA made here with the openssl command: the
-// right CA and host name pass; a wrong host name or an unknown CA fail.
+// TLS verification with a test CA (test_pki, made with the openssl command):
+// the right CA and host name pass; a wrong host name or an unknown CA fail.
 
 #include "fetch/vitec_client.hpp"
 
@@ -7,34 +7,12 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
-
 using namespace comeback;
 using namespace comeback::test;
 using namespace std::chrono_literals;
 namespace net = boost::asio;
 
 namespace {
-
-void openssl(const std::filesystem::path& dir, const std::string& arguments) {
-    auto command = "cd '" + dir.string() + "' && openssl " + arguments + " >/dev/null 2>&1";
-    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: openssl " + arguments);
-}
-
-// ca.pem signs server.pem (for DNS:localhost only); other-ca.pem signs nothing we serve.
-struct test_pki {
-    temp_dir dir;
-    test_pki() {
-        const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
-        openssl(dir.path(), "req -x509 " + key + "-keyout ca.key -out ca.pem -days 2 -subj '/CN=comeback test CA'");
-        openssl(dir.path(), "req -x509 " + key + "-keyout other-ca.key -out other-ca.pem -days 2 -subj '/CN=other CA'");
-        openssl(dir.path(), "req " + key + "-keyout server.key -out server.csr -subj '/CN=localhost'");
-        std::ofstream(dir.path() / "ext.cnf") << "subjectAltName=DNS:localhost\n";
-        openssl(dir.path(), "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-                            "-out server.pem -days 2 -extfile ext.cnf");
-    }
-    std::string file(const char* name) const { return (dir.path() / name).string(); }
-};
 
 const secret password("pw");
 
@@ -64,8 +42,8 @@ TEST_CASE("TLS to the right host name with a certificate from the configured CA 
     SECTION("the certificate does not name the host") {
         config.base_url = parse_vitec_url(server.url("https", "127.0.0.1"), false);
         auto result = fetch_from(config);
-        CHECK(result.kind() == fetch_kind::tls_rejected);
-        CHECK_FALSE(is_retryable(result.kind()));
+        CHECK(result.kind() == failure_kind::tls_rejected);
+        CHECK_FALSE(is_retryable(*result.kind()));
         CHECK(result.http_status == 0);
         CHECK(result.failure->message.find("TLS handshake") != std::string::npos);
         INFO(result.failure->message);
@@ -75,7 +53,7 @@ TEST_CASE("TLS to the right host name with a certificate from the configured CA 
         config.base_url = parse_vitec_url(server.url("https", "localhost"), false);
         config.ca_file = pki.file("other-ca.pem");
         auto result = fetch_from(config);
-        CHECK(result.kind() == fetch_kind::tls_rejected);
+        CHECK(result.kind() == failure_kind::tls_rejected);
         CHECK(result.failure->message.find("certificate verify failed") != std::string::npos);
         CHECK(result.failure->message.find("(unable to get local issuer certificate)") != std::string::npos);
         CHECK(result.failure->message.find("vitec.ca_file") != std::string::npos);

@@ -1,0 +1,233 @@
+// sync_window against the real PostgreSQL and the fake Vitec server, with a
+// fault of every kind injected for real: at the server (/_control faults, a
+// certificate nobody trusts) and in the database (a terminated backend, a
+// trigger, a constraint). Each case checks the outcome, the ledger and the
+// metrics.
+
+#include "sync_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace comeback;
+using namespace comeback::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const auto march = date::year{2024} / 3 / 5;
+
+// A fault in the database: `body` (PL/pgSQL) runs before each statement that
+// writes comebacks, in the loader's own transaction.
+void before_comebacks_insert(sync_fixture& f, const std::string& body) {
+    f.exec("CREATE FUNCTION " + f.db.quoted() + ".fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN " +
+           body + " RETURN NULL; END $$");
+    f.exec("CREATE TRIGGER fault BEFORE INSERT ON " + f.db.quoted() +
+           ".comebacks FOR EACH STATEMENT EXECUTE FUNCTION " + f.db.quoted() + ".fault()");
+}
+
+}  // namespace
+
+TEST_CASE("a window commits in one attempt, and the ledger and the metrics say so") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+
+    CHECK(outcome.committed);
+    CHECK(outcome.attempts == 1);
+    CHECK_FALSE(outcome.last_failure);
+    CHECK(outcome.counts.rows_seen > 0);
+    CHECK(f.comebacks() == outcome.counts.rows_seen);
+    const ledger_entry entry = f.ledger_of(w);
+    CHECK(entry.status == "complete");
+    CHECK(entry.attempts == 1);
+    CHECK(f.requests("rows") == 1);
+    CHECK(f.windows("ok") == 1);
+    CHECK(f.windows("failed") == 0);
+}
+
+TEST_CASE("a fault of each fetch kind is retried or not as its rule says, and recorded under its label") {
+    struct fault {
+        const char* spec;
+        failure_kind kind;
+        int http_status;
+    };
+    const fault faults[] = {
+        {"html", failure_kind::broken_response, 200},
+        {"truncate=2000", failure_kind::transient, 200},
+        {"status=400,message=bad%20window", failure_kind::request_rejected, 400},
+        {"status=401", failure_kind::credentials_rejected, 401},
+        {"status=403", failure_kind::access_denied, 403},
+        {"status=404", failure_kind::endpoint_missing, 404},
+        {"status=429,retry-after=0", failure_kind::throttled, 429},
+        {"status=502", failure_kind::transient, 502},
+        {"reset", failure_kind::transient, 0},
+    };
+    for (const fault& injected : faults) {
+        DYNAMIC_SECTION(injected.spec) {
+            sync_fixture f({"--rows-per-customer", "500"});
+            f.server.control(std::string("/_control/fault?count=100&spec=") + injected.spec);
+            const window w = f.window_of(march);
+            const window_outcome outcome = f.sync(w);
+
+            const unsigned expected_attempts = is_retryable(injected.kind) ? f.cfg.vitec.retry.max_attempts : 1;
+            CHECK_FALSE(outcome.committed);
+            CHECK(outcome.kind() == injected.kind);
+            CHECK(outcome.attempts == expected_attempts);
+            CHECK(outcome.parks_customer() == parks_customer(injected.kind));
+            REQUIRE(outcome.last_failure);
+            CHECK(outcome.last_failure->http_status == injected.http_status);
+            CHECK(f.server.stats().at("requests").as_int64() == expected_attempts);
+
+            const ledger_entry entry = f.ledger_of(w);
+            CHECK(entry.status == "failed");
+            CHECK(entry.attempts == static_cast<int>(expected_attempts));
+            CHECK(entry.last_error == outcome.error());
+            if (injected.http_status != 0) CHECK(entry.last_http_status == injected.http_status);
+            CHECK(f.comebacks() == 0);
+
+            CHECK(f.requests(std::string(to_string(injected.kind))) == expected_attempts);
+            CHECK(f.requests("rows") == 0);
+            CHECK(f.windows("failed") == 1);
+        }
+    }
+}
+
+TEST_CASE("a retryable fault that passes leaves a committed window and both outcomes counted") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    f.server.control("/_control/fault?count=1&spec=status=503,retry-after=0");
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+
+    CHECK(outcome.committed);
+    CHECK(outcome.attempts == 2);
+    CHECK(f.ledger_of(w).status == "complete");
+    CHECK(f.ledger_of(w).attempts == 2);  // the failed attempt and the commit
+    CHECK(f.requests("throttled") == 1);
+    CHECK(f.requests("rows") == 1);
+    CHECK(f.windows("ok") == 1);
+}
+
+TEST_CASE("a certificate nobody trusts is tls_rejected and not retried") {
+    test_pki pki;
+    sync_fixture f({"--rows-per-customer", "50", "--tls-cert", pki.file("server.pem"), "--tls-key",
+                    pki.file("server.key")});
+    f.cfg.vitec.base_url = parse_vitec_url(f.server.url("https", "localhost"), false);
+    f.cfg.vitec.ca_file = pki.file("other-ca.pem");
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+
+    CHECK(outcome.kind() == failure_kind::tls_rejected);
+    CHECK(outcome.attempts == 1);
+    CHECK(f.ledger_of(w).status == "failed");
+    CHECK(f.ledger_of(w).last_error->find("vitec.ca_file") != std::string::npos);
+    CHECK(f.requests("tls_rejected") == 1);
+    CHECK(f.windows("failed") == 1);
+}
+
+TEST_CASE("a connection lost under the loader stops the download, and the retry commits") {
+    // Enough rows for several parser batches, with room for one in the queue:
+    // the loader fails on the first while the download is still going, and
+    // closing the queue is what stops it.
+    sync_fixture f({"--rows-per-customer", "12000", "--from", "2024-03-04", "--to", "2024-03-10"});
+    const window w = f.window_of(march);
+    REQUIRE(f.sync(f.window_of(date::year{2024} / 2 / 6)).committed);  // a pooled connection to lose
+    f.kill_worker_connections();
+
+    const window_outcome outcome = f.sync(w, 1);
+    CHECK(outcome.committed);
+    CHECK(outcome.attempts == 2);
+    CHECK(outcome.counts.rows_seen == 12000);
+    CHECK(f.requests("database_lost") == 1);
+    CHECK(f.requests("rows") == 2);  // this window's second attempt and the first window
+    const ledger_entry entry = f.ledger_of(w);
+    CHECK(entry.status == "complete");
+    CHECK(entry.attempts == 2);
+}
+
+TEST_CASE("a loader that loses its connection on every attempt fails the window as database_lost") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    // The loader's own backend is terminated as it writes comebacks.
+    before_comebacks_insert(f, "PERFORM pg_terminate_backend(pg_backend_pid());");
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+
+    CHECK_FALSE(outcome.committed);
+    CHECK(outcome.kind() == failure_kind::database_lost);
+    CHECK(outcome.attempts == f.cfg.vitec.retry.max_attempts);
+    CHECK(outcome.error().starts_with("database "));
+    const ledger_entry entry = f.ledger_of(w);
+    CHECK(entry.status == "failed");
+    CHECK(entry.attempts == static_cast<int>(f.cfg.vitec.retry.max_attempts));
+    CHECK(entry.last_error == outcome.error());
+    CHECK(f.comebacks() == 0);
+    CHECK(f.requests("database_lost") == f.cfg.vitec.retry.max_attempts);
+    CHECK(f.windows("failed") == 1);
+}
+
+TEST_CASE("a serialization failure is a conflict: retried, and the next attempt commits") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    f.exec("CREATE SEQUENCE " + f.db.quoted() + ".conflicts");
+    before_comebacks_insert(f, "IF nextval('" + f.db.quoted() + ".conflicts') = 1 THEN "
+                               "RAISE EXCEPTION 'injected' USING ERRCODE = 'serialization_failure'; END IF;");
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+
+    CHECK(outcome.committed);
+    CHECK(outcome.attempts == 2);
+    CHECK(f.requests("database_conflict") == 1);
+    CHECK(f.requests("rows") == 1);
+    CHECK(f.ledger_of(w).status == "complete");
+}
+
+TEST_CASE("a statement the database refuses is not retried, and the error names the database and what to check") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    f.exec("ALTER TABLE " + f.db.quoted() + ".comebacks ADD CONSTRAINT refuse_all CHECK (false) NOT VALID");
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+
+    CHECK_FALSE(outcome.committed);
+    CHECK(outcome.kind() == failure_kind::database_refused);
+    CHECK(outcome.attempts == 1);
+    CHECK(f.server.stats().at("requests").as_int64() == 1);
+    const std::string database = "database " + std::string(f.db.connection().dbname());
+    CHECK(outcome.error().starts_with(database));
+    CHECK(outcome.error().find("SQLSTATE 23514") != std::string::npos);
+    CHECK(outcome.error().find("schema/*.sql") != std::string::npos);
+    const ledger_entry entry = f.ledger_of(w);
+    CHECK(entry.status == "failed");
+    CHECK(entry.attempts == 1);
+    CHECK(entry.last_error == outcome.error());
+    CHECK(f.requests("database_refused") == 1);
+    CHECK(f.windows("failed") == 1);
+}
+
+TEST_CASE("a programming error is not retried: counted, recorded, and thrown for the customer loop") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    // load_config refuses an unknown zone, so meeting one here is a bug.
+    f.cfg.vitec.timezone = "Nowhere/Nothing";
+    const window w = window_containing(date::local_days{march}, f.cfg.sync.window,
+                                       find_zone("Europe/Stockholm"));
+    CHECK_THROWS(f.sync(w));
+
+    CHECK(f.server.stats().at("requests").as_int64() == 0);
+    const ledger_entry entry = f.ledger_of(w);
+    CHECK(entry.status == "failed");
+    CHECK(entry.attempts == 1);
+    REQUIRE(entry.last_error);
+    CHECK(entry.last_error->starts_with("internal error: "));
+    CHECK(f.requests("internal_error") == 1);
+    CHECK(f.windows("failed") == 1);
+}
+
+TEST_CASE("no retry starts once shutdown is triggered: the last failure stands") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    f.server.control("/_control/fault?count=100&spec=status=500");
+    f.shutdown.trigger();
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+
+    CHECK_FALSE(outcome.committed);
+    CHECK(outcome.attempts == 1);
+    CHECK(outcome.kind() == failure_kind::transient);
+    CHECK(f.ledger_of(w).attempts == 1);
+}
