@@ -9,11 +9,13 @@
 #include "observability/metrics.hpp"
 #include "observability/metrics_server.hpp"
 #include "observability/service_notify.hpp"
+#include "observability/status_page_cache.hpp"
 #include "sync/database.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/lease_keeper.hpp"
 #include "sync/run_state.hpp"
 #include "sync/shutdown.hpp"
+#include "sync/status_snapshot.hpp"
 #include "sync/summary.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -79,7 +81,12 @@ public:
         metrics_.set_customers(ids);
         leases_.set_customers(ids);
         if (cfg.metrics.listen) {
-            server_.emplace(io_.get_executor(), *cfg.metrics.listen, metrics_);
+            status_page_.emplace(
+                status_page_refresh,
+                [this] { asio::co_spawn(io_, read_status_page(), asio::detached); },
+                [] { return std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now()); });
+            server_.emplace(io_.get_executor(), *cfg.metrics.listen, metrics_,
+                            [this](std::string_view target) { return status_page_->page(target); });
             log_event(spdlog::level::info, "metrics.listening",
                       {{"listen", to_string(*cfg.metrics.listen)}, {"port", server_->port()}});
         }
@@ -124,6 +131,23 @@ private:
                 asio::co_spawn(io_, finish(), asio::detached);
             }
         });
+    }
+
+    // One read of the ledger for the status page, off the I/O thread.
+    asio::awaitable<void> read_status_page() {
+        const std::shared_ptr<const config> cfg = state_.cfg;
+        const instant now =
+            std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+        try {
+            status_snapshot snapshot;
+            db_workers::session session = co_await db_.checkout();
+            co_await session.run([&](pqxx::connection& connection) {
+                snapshot = read_status_snapshot(connection, *cfg, now);
+            });
+            status_page_->store(std::move(snapshot));
+        } catch (const std::exception& error) {
+            status_page_->store_failure(error.what());
+        }
     }
 
     asio::awaitable<void> keep_leases() {
@@ -218,6 +242,7 @@ private:
     lease_keeper leases_;
     shutdown_signal shutdown_;
     metrics_registry metrics_;
+    std::optional<status_page_cache> status_page_;
     std::optional<metrics_server> server_;
     signal_stop stop_;
     run_state state_;

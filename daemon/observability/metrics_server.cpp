@@ -30,8 +30,10 @@ class session;
 // The server's state, shared by the server and its open connections, so a
 // connection outlives neither.
 struct server_state : std::enable_shared_from_this<server_state> {
-    server_state(asio::any_io_executor executor, const metrics_registry& registry)
-        : strand(asio::make_strand(executor)), acceptor(strand), registry(registry) {}
+    server_state(asio::any_io_executor executor, const metrics_registry& registry,
+                 status_page_source status_page)
+        : strand(asio::make_strand(executor)), acceptor(strand), registry(registry),
+          status_page(std::move(status_page)) {}
 
     void accept();
     void close_all();
@@ -39,6 +41,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
     asio::strand<asio::any_io_executor> strand;
     tcp::acceptor acceptor;
     const metrics_registry& registry;
+    status_page_source status_page;
     std::uint16_t port = 0;
     std::atomic<bool> stopped{false};
     // Open connections, so stop() can close them; touched only on the strand.
@@ -49,14 +52,15 @@ struct server_state : std::enable_shared_from_this<server_state> {
 constexpr auto io_timeout = std::chrono::seconds(10);
 
 http::response<http::string_body> answer(const http::request<http::string_body>& request,
-                                         const metrics_registry& registry) {
+                                         const metrics_registry& registry,
+                                         const status_page_source& status_page) {
     http::response<http::string_body> response;
     response.version(request.version());
     response.keep_alive(request.keep_alive());
     response.set(http::field::server, "comeback-sync");
     const std::string_view target(request.target().data(), request.target().size());
     const auto path = target.substr(0, target.find('?'));
-    const bool known = path == "/metrics" || path == "/healthz";
+    const bool known = path == "/metrics" || path == "/healthz" || (path == "/" && status_page);
     if (!known) {
         response.result(http::status::not_found);
         response.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -66,6 +70,16 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
         response.set(http::field::allow, "GET, HEAD");
         response.set(http::field::content_type, "text/plain; charset=utf-8");
         response.body() = "method not allowed\n";
+    } else if (path == "/") {
+        response.result(http::status::ok);
+        response.set(http::field::content_type, "text/html; charset=utf-8");
+        // Nothing runs and nothing loads from elsewhere, even if a text slipped
+        // through unescaped; no-store: every reload asks the daemon.
+        response.set("Content-Security-Policy",
+                     "default-src 'none'; style-src 'unsafe-inline'");
+        response.set(http::field::cache_control, "no-store");
+        response.set("X-Content-Type-Options", "nosniff");
+        response.body() = status_page(target);
     } else if (path == "/metrics") {
         response.result(http::status::ok);
         response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -105,7 +119,7 @@ private:
 
     void on_read(beast::error_code error) {
         if (error || server_->stopped) return;  // closed, timed out or stopping: drop it
-        response_ = answer(request_, server_->registry);
+        response_ = answer(request_, server_->registry, server_->status_page);
         stream_.expires_after(io_timeout);
         http::async_write(stream_, response_,
                           [self = shared_from_this()](beast::error_code error, std::size_t) {
@@ -165,8 +179,8 @@ struct metrics_server::impl : server_state {
 };
 
 metrics_server::metrics_server(asio::any_io_executor executor, const listen_address& listen,
-                               const metrics_registry& registry)
-    : impl_(std::make_shared<impl>(std::move(executor), registry)) {
+                               const metrics_registry& registry, status_page_source status_page)
+    : impl_(std::make_shared<impl>(std::move(executor), registry, std::move(status_page))) {
     auto fail = [&](const beast::error_code& error, std::string_view what) {
         throw std::system_error(error, "metrics.listen " + to_string(listen) + ": " +
                                            std::string(what));

@@ -36,6 +36,20 @@ std::optional<instant> optional_instant(const pqxx::field& field) {
     return sql_time::from_micros(field.as<long long>());
 }
 
+// A row of sql::ledger::read_windows (or the same leading columns of read_all_windows).
+ledger_entry ledger_entry_of(const pqxx::row& row) {
+    ledger_entry entry;
+    entry.first_day = sql_time::from_day_number(row[0].as<int>());
+    entry.end_day = sql_time::from_day_number(row[1].as<int>());
+    entry.status = row[2].as<std::string>();
+    entry.attempts = row[3].as<int>();
+    entry.fetched_at = optional_instant(row[4]);
+    entry.last_error = optional_field<std::string>(row[5]);
+    entry.attempted_at = optional_instant(row[6]);
+    entry.last_http_status = optional_field<int>(row[7]);
+    return entry;
+}
+
 void use_schema(pqxx::transaction_base& tx, std::string_view schema) {
     check_schema_name(schema);
     tx.exec_params1(sql::use_schema, std::string(schema));
@@ -109,17 +123,21 @@ std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_
         tx.exec_params(sql::ledger::read_windows, std::string(customer_id), criteria.name());
     std::vector<ledger_entry> entries;
     entries.reserve(result.size());
+    for (const auto& row : result) entries.push_back(ledger_entry_of(row));
+    return entries;
+}
+
+std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection,
+                                                   std::string_view schema,
+                                                   const date_criteria& criteria) {
+    check_schema_name(schema);
+    pqxx::read_transaction tx{connection, "read all ledgers"};
+    use_schema(tx, schema);
+    auto result = tx.exec_params(sql::ledger::read_all_windows, criteria.name());
+    std::vector<customer_ledger_entry> entries;
+    entries.reserve(result.size());
     for (const auto& row : result) {
-        ledger_entry entry;
-        entry.first_day = sql_time::from_day_number(row[0].as<int>());
-        entry.end_day = sql_time::from_day_number(row[1].as<int>());
-        entry.status = row[2].as<std::string>();
-        entry.attempts = row[3].as<int>();
-        entry.fetched_at = optional_instant(row[4]);
-        entry.last_error = optional_field<std::string>(row[5]);
-        entry.attempted_at = optional_instant(row[6]);
-        entry.last_http_status = optional_field<int>(row[7]);
-        entries.push_back(std::move(entry));
+        entries.push_back({row[8].as<std::string>(), ledger_entry_of(row)});
     }
     return entries;
 }
@@ -142,6 +160,7 @@ std::vector<customer_status> read_sync_status(pqxx::connection& connection,
         if (!row[5].is_null()) status.stalest_window_first_day = sql_time::from_day_number(row[5].as<int>());
         status.stalest_window_fetched_at = optional_instant(row[6]);
         status.last_error = optional_field<std::string>(row[7]);
+        status.last_error_at = optional_instant(row[8]);
         statuses.push_back(std::move(status));
     }
     return statuses;

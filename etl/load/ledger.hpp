@@ -63,6 +63,13 @@ struct customer_status {
     std::optional<date::local_days> stalest_window_first_day;
     std::optional<instant> stalest_window_fetched_at;
     std::optional<std::string> last_error;
+    std::optional<instant> last_error_at;  // when the attempt that left last_error was made
+};
+
+// One window of any customer.
+struct customer_ledger_entry {
+    std::string customer_id;
+    ledger_entry entry;
 };
 
 // The functions taking a connection run their own short transaction in
@@ -78,6 +85,12 @@ void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schem
 // The customer's ledger rows for one date criteria, ordered by first_day.
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
                                       std::string_view customer_id, const date_criteria& criteria);
+
+// Every customer's ledger rows for one date criteria, by customer_id, then
+// first_day. As many rows as the ledger holds: one read per status page refresh.
+std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection,
+                                                   std::string_view schema,
+                                                   const date_criteria& criteria);
 
 // One row per customer with ledger rows, from the sync_status view, by customer_id.
 std::vector<customer_status> read_sync_status(pqxx::connection& connection,

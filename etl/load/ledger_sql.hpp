@@ -47,9 +47,27 @@ SELECT customer_id,
        stalest_window_first_day - date '1970-01-01' AS stalest_window_first_day,
        (extract(epoch FROM stalest_window_fetched_at) * 1000000)::bigint
            AS stalest_window_fetched_at,
-       last_error
+       last_error,
+       (extract(epoch FROM last_error_at) * 1000000)::bigint AS last_error_at
 FROM sync_status
 ORDER BY customer_id
+)sql"};
+
+// Every customer's windows of one date criteria ($1), for the status page:
+// the columns of read_windows, then the customer.
+inline constexpr statement read_all_windows{"read_all_windows", R"sql(
+SELECT first_day - date '1970-01-01' AS first_day,
+       end_day - date '1970-01-01' AS end_day,
+       status,
+       attempts,
+       (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
+       last_error,
+       (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
+       last_http_status,
+       customer_id
+FROM sync_windows
+WHERE date_criteria = $1
+ORDER BY customer_id, first_day, end_day
 )sql"};
 
 // The window's last complete load, read by a loader under the customer's
@@ -140,7 +158,8 @@ ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     compared_at = coalesce(excluded.compared_at, w.compared_at)
 )sql"};
 
-inline constexpr std::array statements{plan_windows,   read_windows,         read_sync_status,
-                                       read_last_load, mark_changed_windows, record_attempt};
+inline constexpr std::array statements{plan_windows,     read_windows,   read_sync_status,
+                                       read_all_windows, read_last_load, mark_changed_windows,
+                                       record_attempt};
 
 }  // namespace comeback::sql::ledger

@@ -131,3 +131,28 @@ TEST_CASE("stopping the server closes a connected client and lets its io_context
     REQUIRE(read_error.has_value());
     CHECK((*read_error == asio::error::eof || *read_error == asio::error::connection_reset));
 }
+
+TEST_CASE("GET / serves the status page as HTML that may run nothing, and is unknown without one") {
+    metrics_registry registry(300s);
+    {
+        running_server plain(registry);
+        CHECK(request(plain.server.port(), http::verb::get, "/").result() == http::status::not_found);
+    }
+    asio::io_context context;
+    std::string asked;
+    metrics_server server(context.get_executor(), any_loopback_port, registry,
+                          [&](std::string_view target) {
+                              asked = target;
+                              return std::string("<!DOCTYPE html><p>page</p>");
+                          });
+    std::thread thread([&] { context.run(); });
+    const auto response = request(server.port(), http::verb::get, "/?page=2");
+    server.stop();
+    thread.join();
+    CHECK(response.result() == http::status::ok);
+    CHECK(response.body() == "<!DOCTYPE html><p>page</p>");
+    CHECK(asked == "/?page=2");
+    CHECK(response[http::field::content_type] == "text/html; charset=utf-8");
+    CHECK(response["Content-Security-Policy"] ==
+          "default-src 'none'; style-src 'unsafe-inline'");
+}

@@ -1,0 +1,67 @@
+#include "sync/status_snapshot.hpp"
+
+#include "model/timestamp.hpp"
+#include "plan/schedule.hpp"
+
+#include <date/tz.h>
+
+#include <algorithm>
+#include <map>
+
+namespace comeback {
+
+status_snapshot build_status_snapshot(const std::vector<customer_status>& statuses,
+                                      const std::vector<customer_ledger_entry>& windows,
+                                      const config& cfg, instant now) {
+    std::map<std::string, status_customer> customers;
+    for (const customer_config& configured : cfg.customers) {
+        customers[configured.id].customer_id = configured.id;
+    }
+    for (const customer_status& status : statuses) {
+        status_customer& customer = customers[status.customer_id];
+        customer.customer_id = status.customer_id;
+        customer.last_success = status.last_success;
+        customer.last_error = status.last_error;
+        customer.last_error_at = status.last_error_at;
+    }
+    for (auto& [id, customer] : customers) {
+        customer.configured = std::any_of(cfg.customers.begin(), cfg.customers.end(),
+                                          [&](const customer_config& c) { return c.id == id; });
+    }
+
+    // The fresh range is the same for every customer: how often each of its
+    // windows is due, by first day. History windows never go stale.
+    const date::time_zone& zone = find_zone(cfg.vitec.timezone);
+    const auto today = std::chrono::floor<date::days>(zone.to_local(now));
+    std::map<date::local_days, std::chrono::seconds> refresh_by_first_day;
+    for (const window& w : plan_customer(today, cfg.sync, zone).fresh) {
+        refresh_by_first_day[w.first_day] = refresh_interval(w, today, cfg.sync);
+    }
+
+    for (const customer_ledger_entry& row : windows) {
+        status_customer& customer = customers[row.customer_id];
+        customer.customer_id = row.customer_id;
+        const ledger_entry& entry = row.entry;
+        status_window w{entry.first_day, entry.end_day, entry.status, entry.fetched_at};
+        const auto refresh = refresh_by_first_day.find(entry.first_day);
+        if (entry.status == "complete" && entry.fetched_at && refresh != refresh_by_first_day.end() &&
+            now - *entry.fetched_at >= refresh->second) {
+            w.state = "stale";
+        }
+        customer.windows.push_back(std::move(w));
+    }
+
+    status_snapshot snapshot;
+    snapshot.read_at = now;
+    snapshot.customers.reserve(customers.size());
+    for (auto& [id, customer] : customers) snapshot.customers.push_back(std::move(customer));
+    return snapshot;
+}
+
+status_snapshot read_status_snapshot(pqxx::connection& connection, const config& cfg, instant now) {
+    const auto statuses = read_sync_status(connection, cfg.database.schema);
+    const auto windows = read_all_ledgers(connection, cfg.database.schema, cfg.sync.date_criteria);
+    return build_status_snapshot(statuses, windows, cfg, now);
+}
+
+}  // namespace comeback

@@ -1,0 +1,180 @@
+#include "observability/status_page.hpp"
+#include "observability/status_page_cache.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace comeback;
+using namespace std::chrono_literals;
+
+namespace {
+
+const instant now = date::sys_days{date::year{2026} / 5 / 11} + 12h;
+
+date::local_days day(int d) { return date::local_days{date::year{2026} / 5 / d}; }
+
+std::size_t count_of(const std::string& text, std::string_view what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+}
+
+status_customer customer(std::string id, std::vector<std::string> states) {
+    status_customer c;
+    c.customer_id = std::move(id);
+    c.last_success = now - 90s;
+    int d = 1;
+    for (auto& state : states) {
+        c.windows.push_back({day(d), day(d + 1), std::move(state), now - 90s});
+        ++d;
+    }
+    return c;
+}
+
+status_snapshot snapshot_of(std::vector<status_customer> customers) {
+    status_snapshot s;
+    s.read_at = now - 2s;
+    s.customers = std::move(customers);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("each window is a mark coloured by its ledger state, unknown states included") {
+    const auto page = render_status_page(
+        snapshot_of({customer("M1", {"complete", "stale", "failed", "pending", "held", "frozen"})}),
+        1, now);
+    CHECK(page.starts_with("<!DOCTYPE html>"));
+    CHECK(count_of(page, "<span class=\"w ") == 6);
+    CHECK(page.find("<span class=\"w complete\" title=\"2026-05-01 to 2026-05-01: complete, fetched "
+                    "2026-05-11T11:58:30.000000Z\"></span>") != std::string::npos);
+    for (const char* state : {"stale", "failed", "pending", "held"}) {
+        CHECK(count_of(page, std::string("<span class=\"w ") + state + "\"") == 1);
+    }
+    // A state the page does not know keeps its name in the title, under a fixed class.
+    CHECK(page.find("<span class=\"w other\" title=\"2026-05-06 to 2026-05-06: frozen") != std::string::npos);
+    CHECK(page.find("1 fresh, 1 stale, 1 pending, 1 failed, 1 held, 1 other") != std::string::npos);
+    CHECK(page.find("<td class=\"freshness\">1m30s ago</td>") != std::string::npos);
+    CHECK(page.find("<script") == std::string::npos);
+}
+
+TEST_CASE("a customer never synced shows never, and a failure shows its time and message") {
+    status_customer fresh;
+    fresh.customer_id = "M2";
+    status_customer failing = customer("M3", {"failed"});
+    failing.last_error = "HTTP 401 Unauthorized";
+    failing.last_error_at = now - 1h;
+    failing.configured = false;
+    const auto page = render_status_page(snapshot_of({fresh, failing}), 1, now);
+    CHECK(page.find("<td class=\"customer\">M2</td><td class=\"last-success\">never</td>"
+                    "<td class=\"freshness\">never</td><td class=\"counts\">none yet</td>") !=
+          std::string::npos);
+    CHECK(page.find("<td class=\"failure\">2026-05-11T11:00:00.000000Z: HTTP 401 Unauthorized</td>") !=
+          std::string::npos);
+    CHECK(page.find("M3 (not configured)") != std::string::npos);
+}
+
+TEST_CASE("every text from the database is escaped, so markup in it stays text") {
+    status_customer evil = customer("<script>alert('id')</script>", {"<b>held</b>"});
+    evil.last_error = "\"><img src=x onerror=alert(1)> & more";
+    status_snapshot s = snapshot_of({evil});
+    s.read_error = "<script>alert('db')</script>";
+    s.read_error_at = now;
+    const auto page = render_status_page(s, 1, now);
+    CHECK(page.find("<script") == std::string::npos);
+    CHECK(page.find("<img") == std::string::npos);
+    CHECK(page.find("<b>") == std::string::npos);
+    CHECK(page.find("&lt;script&gt;alert(&#39;id&#39;)&lt;/script&gt;") != std::string::npos);
+    CHECK(page.find("data-customer=\"&lt;script&gt;alert(&#39;id&#39;)&lt;/script&gt;\"") != std::string::npos);
+    CHECK(page.find("&quot;&gt;&lt;img src=x onerror=alert(1)&gt; &amp; more") != std::string::npos);
+    CHECK(page.find("&lt;script&gt;alert(&#39;db&#39;)&lt;/script&gt;") != std::string::npos);
+    CHECK(page.find(": &lt;b&gt;held&lt;/b&gt;") != std::string::npos);
+    CHECK(html_escape("a&b<c>d\"e'f") == "a&amp;b&lt;c&gt;d&quot;e&#39;f");
+}
+
+TEST_CASE("many customers are split into pages of a bounded size") {
+    std::vector<status_customer> many;
+    for (int i = 0; i < 120; ++i) many.push_back(customer("C" + std::to_string(1000 + i), {"complete"}));
+    const auto s = snapshot_of(many);
+    const auto first = render_status_page(s, 1, now);
+    CHECK(count_of(first, "<tr class=\"facts\"") == status_customers_per_page);
+    CHECK(first.find(">C1000<") != std::string::npos);
+    CHECK(first.find(">C1050<") == std::string::npos);
+    CHECK(first.find("page 1 of 3") != std::string::npos);
+    CHECK(first.find("<a href=\"?page=2\">next</a>") != std::string::npos);
+    const auto last = render_status_page(s, 3, now);
+    CHECK(count_of(last, "<tr class=\"facts\"") == 20);
+    CHECK(last.find(">C1119<") != std::string::npos);
+    CHECK(render_status_page(s, 99, now) == last);
+    CHECK(first.find("120 customers") != std::string::npos);
+}
+
+TEST_CASE("a long strip shows its newest windows and says how many are hidden") {
+    status_customer long_history;
+    long_history.customer_id = "M1";
+    for (std::size_t i = 0; i < status_strip_max_windows + 30; ++i) {
+        const auto first = date::local_days{date::year{2000} / 1 / 3} + date::days{7 * int(i)};
+        long_history.windows.push_back({first, first + date::days{7}, "complete", now});
+    }
+    const auto page = render_status_page(snapshot_of({long_history}), 1, now);
+    CHECK(count_of(page, "<span class=\"w ") == status_strip_max_windows);
+    CHECK(page.find("30 older windows not shown") != std::string::npos);
+    CHECK(page.find("title=\"2000-01-03 to") == std::string::npos);
+}
+
+TEST_CASE("before the first read the page says it is reading and reloads soon") {
+    const auto page = render_status_page(status_snapshot{}, 1, now);
+    CHECK(page.find("Reading the ledger") != std::string::npos);
+    CHECK(page.find("<meta http-equiv=\"refresh\" content=\"2\">") != std::string::npos);
+    CHECK(page.find("<table") == std::string::npos);
+}
+
+TEST_CASE("the page number comes from the query, anything odd is page 1") {
+    CHECK(status_page_number("/") == 1);
+    CHECK(status_page_number("/?page=3") == 3);
+    CHECK(status_page_number("/?x=1&page=2") == 2);
+    CHECK(status_page_number("/?page=0") == 1);
+    CHECK(status_page_number("/?page=-1") == 1);
+    CHECK(status_page_number("/?page=2x") == 1);
+    CHECK(status_page_number("/?page=99999999999999999999999") == 1);
+}
+
+TEST_CASE("the cache reads the database at most once per interval, however often the page is asked for") {
+    instant clock = now;
+    int reads = 0;
+    status_page_cache cache(5s, [&] { ++reads; }, [&] { return clock; });
+
+    // The first request starts a read and is answered at once, before it ends.
+    CHECK(cache.page("/").find("Reading the ledger") != std::string::npos);
+    CHECK(reads == 1);
+    for (int i = 0; i < 1000; ++i) cache.page("/");
+    CHECK(reads == 1);
+
+    cache.store(snapshot_of({customer("M1", {"complete"})}));
+    clock += 4s;
+    for (int i = 0; i < 1000; ++i) CHECK(cache.page("/").find(">M1<") != std::string::npos);
+    CHECK(reads == 1);
+
+    clock += 1s;  // the interval has passed: one more read, not one per request
+    for (int i = 0; i < 1000; ++i) cache.page("/?page=1");
+    CHECK(reads == 2);
+
+    // A read still under way is never doubled, however long it takes.
+    clock += 1h;
+    for (int i = 0; i < 100; ++i) cache.page("/");
+    CHECK(reads == 2);
+
+    // A failed read keeps the last snapshot and says so; the next waits the interval too.
+    cache.store_failure("database unreachable");
+    const auto page = cache.page("/");
+    CHECK(page.find("The last read of the database failed at") != std::string::npos);
+    CHECK(page.find("database unreachable") != std::string::npos);
+    CHECK(page.find(">M1<") != std::string::npos);
+    CHECK(reads == 2);
+    clock += 5s;
+    cache.page("/");
+    CHECK(reads == 3);
+    cache.store(snapshot_of({customer("M1", {"complete"})}));
+    CHECK(cache.page("/").find("failed at") == std::string::npos);
+}
