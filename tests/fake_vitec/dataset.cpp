@@ -86,15 +86,18 @@ std::optional<date_criterion> parse_date_criterion(std::string_view text) {
 dataset::dataset(dataset_options options) : options_(std::move(options)) {
     if (options_.customers.empty()) throw std::invalid_argument("the data set needs at least one customer");
     if (options_.to < options_.from) throw std::invalid_argument("the data set's --from is after --to");
+    customer_indexes_.reserve(options_.customers.size());
+    // A customer listed twice is found at its first place, as a scan would find it.
+    for (std::size_t i = 0; i < options_.customers.size(); ++i) customer_indexes_.emplace(options_.customers[i], i);
     zone_ = date::locate_zone(options_.timezone);
     first_instant_ = floor<microseconds>(zone_->to_sys(options_.from, date::choose::earliest));
     end_instant_ = floor<microseconds>(zone_->to_sys(options_.to + date::days{1}, date::choose::earliest));
 }
 
 std::optional<std::size_t> dataset::customer_index(std::string_view customer_id) const {
-    auto it = std::find(options_.customers.begin(), options_.customers.end(), customer_id);
-    if (it == options_.customers.end()) return std::nullopt;
-    return static_cast<std::size_t>(it - options_.customers.begin());
+    auto found = customer_indexes_.find(std::string(customer_id));
+    if (found == customer_indexes_.end()) return std::nullopt;
+    return found->second;
 }
 
 namespace {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace date {
@@ -120,6 +121,7 @@ private:
     std::string render_date(micro_time value, date_style style, unsigned seventh_digit) const;
 
     dataset_options options_;
+    std::unordered_map<std::string, std::size_t> customer_indexes_;  // id -> index, for fleets of customers
     const date::time_zone* zone_ = nullptr;
     micro_time first_instant_;  // local midnight of `from`
     micro_time end_instant_;    // local midnight after `to`

@@ -2,6 +2,7 @@
 // report, for tests, the demo, end-to-end tests and benchmarks. See docs/development.md
 // "The fake Vitec server" and `fake-vitec --help`.
 
+#include "config/config.hpp"
 #include "dataset.hpp"
 #include "model/text.hpp"
 
@@ -133,7 +134,21 @@ struct server_state {
     unsigned peak_in_flight = 0;
     std::map<std::string, std::uint64_t> user_agents;
 
+    // Network conditions, on every report request whatever its fault.
+    std::chrono::milliseconds latency{0};  // before the response head, a timer per request
+    std::uint64_t bandwidth = 0;           // body bytes per second per connection; 0: unlimited
+
+    // Generated bodies kept whole, so a repeated request costs a copy, not a
+    // generation: by customer, date criterion and the from/to text. At most
+    // cache_limit bytes; a body that does not fit is not kept. Cleared with
+    // the generation.
+    std::uint64_t cache_limit = 0;
+    std::uint64_t cache_bytes = 0;
+    std::uint64_t cache_hits = 0;
+    std::map<std::string, std::shared_ptr<const std::string>> cache;
+
     void reset_stats() {
+        cache_hits = 0;
         requests = 0;
         connections = 0;
         by_path.clear();
@@ -198,11 +213,36 @@ void reset_connection(Stream& stream) {
     socket.close(ignored);
 }
 
+// Paces the body bytes of one connection to a bandwidth, as a link of that
+// speed would carry them: after each write, a timer waits until the link
+// would have delivered it. Idle time between responses earns no burst. The
+// rate is read at each write, so /_control/network changes open connections too.
+class pacer {
+public:
+    explicit pacer(const std::uint64_t& bytes_per_second) : rate_(bytes_per_second) {}
+
+    net::awaitable<void> carried(std::size_t bytes) {
+        if (rate_ == 0 || bytes == 0) co_return;
+        const auto now = std::chrono::steady_clock::now();
+        free_at_ = std::max(free_at_, now) +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(static_cast<double>(bytes) / static_cast<double>(rate_)));
+        if (free_at_ <= now) co_return;
+        net::steady_timer timer(co_await net::this_coro::executor, free_at_);
+        co_await timer.async_wait(net::use_awaitable);
+    }
+
+private:
+    const std::uint64_t& rate_;
+    std::chrono::steady_clock::time_point free_at_{};
+};
+
 // Writes a chunked body produced piece by piece by `next` (which appends to
-// its argument and returns false at the end). Honours truncate and stall.
+// its argument and returns false at the end). Honours truncate and stall, and
+// the connection's bandwidth through `link` when given.
 template <class Stream, class Producer>
 net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type, bool keep_alive,
-                                  const fault_spec& fault, Producer next) {
+                                  const fault_spec& fault, Producer next, pacer* link = nullptr) {
     http::response<http::empty_body> response{http::status::ok, 11};
     response.set(http::field::server, "fake-vitec");
     response.set(http::field::content_type, content_type);
@@ -233,6 +273,7 @@ net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type,
         if (!chunk.empty()) {
             co_await net::async_write(stream, http::make_chunk(net::buffer(chunk)), net::use_awaitable);
             sent += chunk.size();
+            if (link) co_await link->carried(chunk.size());
         }
         if (first && fault.stall > 0ms) {
             net::steady_timer timer(co_await net::this_coro::executor, fault.stall);
@@ -251,7 +292,9 @@ std::string stats_json(const server_state& state) {
     std::string out = "{\"requests\":" + std::to_string(state.requests) +
                       ",\"connections\":" + std::to_string(state.connections) +
                       ",\"in_flight\":" + std::to_string(state.in_flight) +
-                      ",\"peak_in_flight\":" + std::to_string(state.peak_in_flight) + ",\"by_path\":{";
+                      ",\"peak_in_flight\":" + std::to_string(state.peak_in_flight) +
+                      ",\"cache_hits\":" + std::to_string(state.cache_hits) +
+                      ",\"cache_bytes\":" + std::to_string(state.cache_bytes) + ",\"by_path\":{";
     bool first_path = true;
     for (const auto& [path, statuses] : state.by_path) {
         if (!first_path) out += ',';
@@ -303,6 +346,11 @@ net::awaitable<void> handle_control(Stream& stream, server_state& state, const b
             fault.remaining = static_cast<unsigned>(std::stoul(param(url, "count").value_or("1")));
             state.queued.push_back(std::move(fault));
             co_await send(stream, http::status::ok, "application/json", "{}", keep_alive);
+        } else if (path == "/_control/network") {
+            if (auto latency = param(url, "latency"))
+                state.latency = std::chrono::milliseconds(std::stoul(*latency));
+            if (auto bandwidth = param(url, "bandwidth")) state.bandwidth = comeback::parse_size(*bandwidth);
+            co_await send(stream, http::status::ok, "application/json", "{}", keep_alive);
         } else if (path == "/_control/chaos") {
             state.chaos = param(url, "on").value_or("1") != "0";
             state.attempts_by_target.clear();
@@ -311,6 +359,8 @@ net::awaitable<void> handle_control(Stream& stream, server_state& state, const b
             state.data_options.generation = static_cast<unsigned>(std::stoul(param(url, "value").value_or("0")));
             state.data = std::make_unique<fake::dataset>(state.data_options);
             state.indexes.clear();
+            state.cache.clear();
+            state.cache_bytes = 0;
             co_await send(stream, http::status::ok, "application/json", "{}", keep_alive);
         } else if (path == "/_control/dump") {
             const auto& data = *state.data;
@@ -360,7 +410,7 @@ std::optional<date::local_time<std::chrono::microseconds>> parse_local(std::stri
 
 // Answers one report request; returns false when the connection must be closed.
 template <class Stream>
-net::awaitable<bool> handle_report(Stream& stream, server_state& state,
+net::awaitable<bool> handle_report(Stream& stream, server_state& state, pacer& link,
                                    const http::request<http::string_body>& request,
                                    const boost::urls::url_view& url, bool keep_alive, int& status_seen) {
     auto respond = [&](http::status status, std::string body,
@@ -409,8 +459,9 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state,
     }
     const fault_spec active = fault.value_or(fault_spec{});
 
-    if (active.latency > 0ms) {
-        net::steady_timer timer(co_await net::this_coro::executor, active.latency);
+    // A timer, never a blocking sleep: other requests go on meanwhile.
+    if (const auto delay = state.latency + active.latency; delay > 0ms) {
+        net::steady_timer timer(co_await net::this_coro::executor, delay);
         co_await timer.async_wait(net::use_awaitable);
     }
     if (active.reset) {
@@ -516,8 +567,27 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state,
                                                out.append(text, offset, piece);
                                                offset += piece;
                                                return offset < text.size();
-                                           });
+                                           }, &link);
         co_return whole && keep_alive;
+    }
+
+    // A body generated before is sent from the cache, in the same pieces.
+    std::string cache_key;
+    if (state.cache_limit > 0) {
+        cache_key = customer + '\n' + criterion_text + '\n' + *from_text + '\n' + *to_text;
+        if (auto cached = state.cache.find(cache_key); cached != state.cache.end()) {
+            ++state.cache_hits;
+            const std::shared_ptr<const std::string> body = cached->second;
+            std::size_t offset = 0;
+            bool whole = co_await send_chunked(stream, "application/json; charset=utf-8", keep_alive, active,
+                                               [&](std::string& out) {
+                                                   auto piece = std::min<std::size_t>(body->size() - offset, 64 * 1024);
+                                                   out.append(*body, offset, piece);
+                                                   offset += piece;
+                                                   return offset < body->size();
+                                               }, &link);
+            co_return whole && keep_alive;
+        }
     }
 
     const auto& data = *state.data;
@@ -529,8 +599,14 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state,
     const std::vector<std::uint32_t> slots = found->second.slots(*from, *to);
     std::size_t next = 0;
     bool opened = false;
+    // The body as it is generated, while it still fits the cache.
+    std::optional<std::string> keep;
+    if (state.cache_limit > state.cache_bytes) keep.emplace();
+    const unsigned generation = state.data_options.generation;
     bool whole = co_await send_chunked(stream, "application/json; charset=utf-8", keep_alive, active,
                                        [&](std::string& out) {
+                                           const std::size_t before = out.size();
+                                           bool more = true;
                                            if (!opened) {
                                                out += '[';
                                                opened = true;
@@ -538,17 +614,31 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state,
                                            if (next < slots.size()) {
                                                if (next > 0) out += ',';
                                                data.append_json(*data.row(index, slots[next++]), out);
-                                               return true;
+                                           } else {
+                                               out += ']';
+                                               more = false;
                                            }
-                                           out += ']';
-                                           return false;
-                                       });
+                                           if (keep) {
+                                               keep->append(out, before);
+                                               if (keep->size() > state.cache_limit - state.cache_bytes) keep.reset();
+                                           }
+                                           return more;
+                                       }, &link);
+    // Kept only when whole, and only for the generation it was made from
+    // (the generation may change while a body is sent).
+    if (whole && keep && !active.truncate && generation == state.data_options.generation &&
+        keep->size() <= state.cache_limit - state.cache_bytes) {
+        const std::size_t size = keep->size();
+        if (state.cache.emplace(cache_key, std::make_shared<const std::string>(std::move(*keep))).second)
+            state.cache_bytes += size;
+    }
     co_return whole && keep_alive;
 }
 
 template <class Stream>
 net::awaitable<void> serve(Stream& stream, server_state& state) {
     beast::flat_buffer buffer;
+    pacer link(state.bandwidth);
     bool counted = false;  // connections are counted once they carry a report request
     for (;;) {
         http::request<http::string_body> request;
@@ -574,7 +664,7 @@ net::awaitable<void> serve(Stream& stream, server_state& state) {
         int status = 0;
         bool keep = false;
         try {
-            keep = co_await handle_report(stream, state, request, url, keep_alive, status);
+            keep = co_await handle_report(stream, state, link, request, url, keep_alive, status);
         } catch (...) {
             ++state.by_path[std::string(url.encoded_path())][status];
             throw;
@@ -621,6 +711,20 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, server_state& state, s
     }
 }
 
+// One id a line; blank lines and spaces around an id are ignored.
+std::vector<std::string> read_list_file(const std::string& path, const char* option) {
+    std::ifstream in(path);
+    if (!in) throw std::invalid_argument(std::string(option) + " '" + path + "' cannot be read");
+    std::vector<std::string> out;
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto first = line.find_first_not_of(" \t\r");
+        if (first == std::string::npos) continue;
+        out.push_back(line.substr(first, line.find_last_not_of(" \t\r") - first + 1));
+    }
+    return out;
+}
+
 std::vector<std::string> split_list(const std::vector<std::string>& items) {
     std::vector<std::string> out;
     for (const auto& item : items) {
@@ -661,13 +765,16 @@ int main(int argc, char** argv) {
         "from a deterministic generated data set or fixture files, on 127.0.0.1, with fault injection.\n"
         "Control endpoints (no auth): GET /_control/stats, POST /_control/reset,\n"
         "POST /_control/fault?spec=S&count=N&customer=C, POST /_control/chaos?on=1|0,\n"
-        "POST /_control/generation?value=K, GET /_control/dump.\n"
+        "POST /_control/generation?value=K, POST /_control/network?latency=MS&bandwidth=RATE, GET /_control/dump.\n"
         "Per request: header X-Fake-Vitec-Fault: S or query parameter fault=S.\n"
         "Fault specs S are comma-separated: status=N, retry-after=V, message=TEXT, latency=MS, stall=MS,\n"
-        "truncate=BYTES, reset, invalid-json, html, object, echo-auth."};
+        "truncate=BYTES, reset, invalid-json, html, object, echo-auth.\n"
+        "Network conditions (--latency, --bandwidth) apply to every report request on top of any fault;\n"
+        "both wait on timers, so one server keeps thousands of slow requests in flight."};
     std::uint16_t port = 0;
     std::string port_file, tls_cert, tls_key, fixture, from = "2024-01-01", to = "2024-12-31";
-    std::string username, default_password, fault;
+    std::string username, default_password, fault, customers_file, bandwidth = "0", cache_bodies = "0";
+    unsigned latency_ms = 0;
     std::vector<std::string> customers_args{"M1"}, password_args, unauthorized_args, forbidden_args;
     fake::dataset_options options;
     bool chaos = false, do_dump = false;
@@ -677,6 +784,8 @@ int main(int argc, char** argv) {
     app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert");
     app.add_option("--seed", options.seed, "data set seed")->capture_default_str();
     app.add_option("--customers", customers_args, "customer ids, comma-separated")->capture_default_str();
+    app.add_option("--customers-file", customers_file,
+                   "customer ids, one a line (with --customers: both lists; alone: replaces the default M1)");
     app.add_option("--rows-per-customer", options.rows_per_customer, "rows per customer in generation 0")
         ->capture_default_str();
     app.add_option("--from", from, "first local day of occursAt (YYYY-MM-DD)")->capture_default_str();
@@ -692,13 +801,39 @@ int main(int argc, char** argv) {
     app.add_option("--unauthorized", unauthorized_args, "customers always answered 401 (comma-separated)");
     app.add_option("--forbidden", forbidden_args, "customers always answered 403 (comma-separated)");
     app.add_option("--fault", fault, "fault spec applied to every report request");
+    app.add_option("--latency", latency_ms, "milliseconds every report request waits before its head")
+        ->capture_default_str();
+    app.add_option("--bandwidth", bandwidth,
+                   "body bytes per second per connection, e.g. 20MB (kB/MB/GB: powers of 1000, KiB/MiB/GiB: "
+                   "of 1024); 0: unlimited")
+        ->capture_default_str();
+    app.add_option("--cache-bodies", cache_bodies,
+                   "keep generated bodies up to this many bytes in all (e.g. 1GiB) and send repeated requests "
+                   "from memory; 0: off")
+        ->capture_default_str();
     app.add_flag("--chaos", chaos, "the first attempt at each URL fails, each time in another way");
     app.add_flag("--dump", do_dump, "print the data set as CSV (comeback_report view columns) and exit");
     CLI11_PARSE(app, argc, argv);
 
     try {
         server_state state;
-        options.customers = split_list(customers_args);
+        if (!customers_file.empty()) {
+            options.customers = app.count("--customers") ? split_list(customers_args) : std::vector<std::string>{};
+            for (auto& id : read_list_file(customers_file, "--customers-file")) options.customers.push_back(std::move(id));
+        } else {
+            options.customers = split_list(customers_args);
+        }
+        state.latency = std::chrono::milliseconds(latency_ms);
+        auto size_option = [](const std::string& text, const char* option) {
+            try {
+                return comeback::parse_size(text);
+            } catch (const std::invalid_argument&) {
+                throw std::invalid_argument(std::string(option) + " '" + text +
+                                            "' is not a size (e.g. 20MB, 512KiB, 1GiB or bytes)");
+            }
+        };
+        state.bandwidth = size_option(bandwidth, "--bandwidth");
+        state.cache_limit = size_option(cache_bodies, "--cache-bodies");
         options.from = parse_day(from, "--from");
         options.to = parse_day(to, "--to");
         state.data_options = options;
