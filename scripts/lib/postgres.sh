@@ -1,8 +1,14 @@
 # Throwaway PostgreSQL 15 clusters for tests, the demo and the benchmarks.
 # Source this file, then:
-#   pg_start DIR    initdb in DIR, start on a Unix socket in DIR and a free
+#   pg_start DIR [DURABILITY]
+#                   initdb in DIR, start on a Unix socket in DIR and a free
 #                   loopback port, create database comeback, export PG* for libpq
+#   pg_durability DURABILITY
+#                   switch the running cluster of PG* (ALTER SYSTEM and a reload)
 #   pg_stop DIR     stop the cluster and remove DIR
+# DURABILITY is `throwaway` (the default: fsync, synchronous_commit and
+# full_page_writes off, for tests) or `production` (PostgreSQL's defaults,
+# all on: every commit waits for its WAL to reach the disk, as in production).
 # As root, the cluster runs as the `postgres` user (PostgreSQL refuses root).
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -26,8 +32,20 @@ pg__free_port() {
     return 1
 }
 
+# The settings of a durability, as postgresql.conf lines.
+pg__durability_settings() {
+    local value
+    case $1 in
+        throwaway) value=off ;;
+        production) value=on ;;
+        *) echo "postgres: unknown durability '$1' (throwaway or production)" >&2; return 1 ;;
+    esac
+    printf '%s = %s\n' fsync "$value" synchronous_commit "$value" full_page_writes "$value"
+}
+
 pg_start() {
-    local dir=$1 port
+    local dir=$1 durability=${2:-throwaway} port settings
+    settings=$(pg__durability_settings "$durability") || return 1
     mkdir -p "$dir"
     ((EUID == 0)) && chown postgres: "$dir"
     chmod 700 "$dir"
@@ -39,9 +57,7 @@ pg_start() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$settings
 max_connections = 200
 shared_buffers = 256MB
 max_wal_size = 4GB
@@ -50,7 +66,25 @@ CONF
         { cat "$dir/server.log" >&2; return 1; }
     export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=comeback
     "$PG_BIN/createdb" comeback
-    echo "postgres: throwaway cluster on $dir port $port"
+    echo "postgres: cluster on $dir port $port, $durability durability"
+}
+
+pg_durability() {
+    local settings name value fsync
+    settings=$(pg__durability_settings "$1") || return 1
+    fsync=$(sed -n 's/^fsync = //p' <<<"$settings")
+    while read -r name _ value; do
+        psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER SYSTEM SET $name = $value" || return 1
+    done <<<"$settings"
+    psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SELECT pg_reload_conf()" >/dev/null || return 1
+    # The reload is asynchronous: wait until a new session sees the settings.
+    local tries
+    for ((tries = 0; tries < 100; tries++)); do
+        [[ $(psql -X -At -d postgres -c "SHOW fsync") == "$fsync" ]] && return 0
+        sleep 0.1
+    done
+    echo "postgres: the cluster did not take durability $1" >&2
+    return 1
 }
 
 pg_stop() {

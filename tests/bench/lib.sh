@@ -1,0 +1,192 @@
+# Helpers of tests/bench/run, sourced by it (and by its parts). They use the
+# run's globals: work, password, pids, fake_bin, sync_bin.
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+# Floating-point arithmetic for figures and ratios: calc EXPRESSION [DECIMALS].
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", ($1) }"; }
+now() { date +%s.%N; }
+kib_to_mib() { calc "$1 / 1024" 1; }
+mib() { kib_to_mib "$1"; }
+# met or **missed**, for the table: verdict AWK-CONDITION.
+verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "**missed**"; fi; }
+# A figure of the run must be a number, or the bench fails (the small run is a test).
+number() {
+    [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "a figure was not produced: $1 = '$2'"
+}
+
+# A line of the table: row NUMBER "| ... |". Lines are sorted by NUMBER (stable),
+# so each part of the run adds its rows when its figures exist.
+row() { printf '%s\t%s\n' "$1" "$2" >>"$work/table.rows"; }
+
+sql() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+# A fresh, migrated database: fresh_database NAME CONFIG.
+fresh_database() {
+    sql -d postgres -c "DROP DATABASE IF EXISTS $1" && createdb "$1"
+    "$sync_bin" migrate -c "$2" >"$work/migrate-$1.log" 2>&1 ||
+        { cat "$work/migrate-$1.log" >&2; fail "comeback-sync migrate ($1)"; }
+}
+
+# ---------------------------------------------------------------- processes
+# CPU ticks (user + system) of a process; divide by clk_tck for seconds.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+clk_tck=$(getconf CLK_TCK)
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# Runs a command under /usr/bin/time -v; sets wall_s, cpu_s (its own user +
+# system time, so the table shows whether the process or the database is busy)
+# and peak_kib. Its output goes to $work/$1.log. Fails the bench when the
+# command fails.
+timed() {
+    local name=$1 start end
+    shift
+    start=$(now)
+    /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1 ||
+        { tail -n 40 "$work/$name.log" >&2; fail "$name: '$*' exited non-zero"; }
+    end=$(now)
+    wall_s=$(calc "$end - $start" 3)
+    peak_kib=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$name.time")
+    cpu_s=$(awk -F': ' '/User time|System time/ { sum += $2 } END { printf "%.2f", sum }' "$work/$name.time")
+}
+
+# ---------------------------------------------------------------- fake Vitec servers
+# Starts a fake server on a free port; sets fake_url and fake_pid. $1 names it.
+start_fake() {
+    local name=$1 tries
+    shift
+    "$fake_bin" --port-file "$work/$name.port" "$@" >"$work/$name.log" 2>&1 &
+    pids+=($!)
+    for ((tries = 0; tries < 600; tries++)); do
+        [[ -s $work/$name.port ]] && break
+        kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/$name.log" >&2; fail "fake-vitec $name exited"; }
+        sleep 0.1
+    done
+    [[ -s $work/$name.port ]] || fail "fake-vitec $name wrote no port file"
+    fake_url="http://127.0.0.1:$(cat "$work/$name.port")" fake_pid=${pids[-1]}
+}
+
+# A number from a fake server's /_control/stats: fake_stat URL KEY.
+fake_stat() { curl -sS --fail --max-time 30 "$1/_control/stats" | sed -n "s/^{.*\"$2\":\([0-9]*\).*/\1/p"; }
+# Sets a fake server's network conditions: fake_network URL LATENCY_MS BANDWIDTH.
+fake_network() {
+    curl -sS --fail --max-time 30 -X POST "$1/_control/network?latency=$2&bandwidth=$3" >/dev/null ||
+        fail "could not set the fake server's network to latency $2 ms, bandwidth $3"
+}
+
+# Customer ids for a data set of $1 customers with id prefix $2, one "id password"
+# a line; every customer has the same password (fake-vitec --default-password).
+customer_list() {
+    local i
+    for ((i = 1; i <= $1; i++)); do printf '%s%05d %s\n' "$2" "$i" "$password"; done
+}
+# The ids alone, one a line, for fake-vitec --customers-file.
+customer_ids_file() { awk '{ print $1 }' "$1" >"$2"; }
+
+# ---------------------------------------------------------------- windows
+# Days since 1970-01-01 of a YYYY-MM-DD day, and back.
+day_number() { echo $(($(date -u -d "$1 00:00" +%s) / 86400)); }
+day_text() { date -u -d "@$(($1 * 86400))" +%F; }
+# The windows of N days covering FROM..TO (both inclusive), aligned as the
+# daemon aligns them (docs/design.md, "Windows": to Monday 2000-01-03):
+# "first_day end_day" a line, end_day exclusive. plan_windows FROM TO N.
+plan_windows() {
+    local from to n anchor first start
+    from=$(day_number "$1") to=$(day_number "$2") n=$3 anchor=$(day_number 2000-01-03)
+    first=$((from - anchor >= 0 ? (from - anchor) / n : -((anchor - from + n - 1) / n)))
+    for ((start = anchor + first * n; start <= to; start += n)); do
+        echo "$(day_text "$start") $(day_text $((start + n)))"
+    done
+}
+
+# The fetch floor: every window of every customer downloaded with PARALLEL
+# keep-alive connections by curl, as fast as the server sends.
+#   fetch_floor NAME BASE_URL CUSTOMER_LIST WINDOWS_FILE PARALLEL
+# Sets floor_s, floor_bytes and floor_requests; fails unless every answer is 200.
+fetch_floor() {
+    local name=$1 base=$2 list=$3 windows=$4 parallel=$5 id first end start stop
+    {
+        printf 'user = "bench:%s"\n' "$password"
+        echo 'header = "Accept: application/json"'
+        echo 'silent'
+        echo 'show-error'
+        echo 'write-out = "%{http_code} %{size_download}\n"'
+        while read -r id _; do
+            while read -r first end; do
+                printf 'url = "%s/Report/Task/%s/Comeback?from=%sT00:00:00&to=%sT00:00:00&date=Occurrence"\n' \
+                    "$base" "$id" "$first" "$end"
+                echo 'output = "/dev/null"'
+            done <"$windows"
+        done <"$list"
+    } >"$work/$name.curl"
+    start=$(now)
+    curl --parallel --parallel-immediate --parallel-max "$parallel" -K "$work/$name.curl" \
+        >"$work/$name.out" 2>"$work/$name.err" || { cat "$work/$name.err" >&2; fail "$name: curl failed"; }
+    stop=$(now)
+    floor_s=$(calc "$stop - $start" 3)
+    floor_requests=$(wc -l <"$work/$name.out")
+    floor_bytes=$(awk '{ sum += $2 } END { printf "%d", sum }' "$work/$name.out")
+    local expected=$(($(wc -l <"$list") * $(wc -l <"$windows")))
+    ((floor_requests == expected)) || fail "$name: curl made $floor_requests requests, not $expected"
+    awk '$1 != 200 { bad = 1 } END { exit bad }' "$work/$name.out" || fail "$name: an answer was not 200"
+}
+
+# Writes a comeback-sync configuration: write_config FILE BASE_URL CONNINFO
+# CUSTOMER_LIST, then sync settings as key: value lines on stdin. Every
+# customer takes the default password. These variables, when set, change it:
+# cfg_concurrency (max_concurrent_requests, 4), cfg_rate (max_requests_per_second,
+# 1000), cfg_timeout (request_timeout, 600s), cfg_metrics (metrics section
+# lines), cfg_log_level (warn).
+write_config() {
+    local file=$1 base=$2 conninfo=$3 list=$4
+    printf '%s\n' "$password" >"$work/password"
+    chmod 600 "$work/password"
+    {
+        cat <<YAML
+database:
+  conninfo: "$conninfo"
+  schema: vitec
+vitec:
+  base_url: $base
+  timezone: Europe/Stockholm
+  username: bench
+  password_file: $work/password
+  request_timeout: ${cfg_timeout:-600s}
+  max_concurrent_requests: ${cfg_concurrency:-4}
+  max_requests_per_second: ${cfg_rate:-1000}
+  max_response_bytes: 16GiB
+sync:
+  date_criteria: Occurrence
+YAML
+        sed 's/^/  /'
+        echo "customers:"
+        awk '{ printf "  - id: \"%s\"\n    name: \"Mäklarbyrå %d\"\n", $1, NR }' "$list"
+        [[ -n ${cfg_metrics:-} ]] && printf 'metrics:\n%s\n' "$cfg_metrics"
+        cat <<YAML
+log:
+  level: ${cfg_log_level:-warn}
+  format: text
+YAML
+    } >"$file"
+}
+
+# Sum of a pg_stat_user_tables counter over the tables whose rows are data:
+# data_tuples COUNTER [DATABASE].
+data_tuples() {
+    sleep 1  # a backend's statistics reach the shared view just after it exits
+    sql ${2:+-d "$2"} -c "SELECT coalesce(sum($1), 0) FROM pg_stat_user_tables
+            WHERE schemaname = 'vitec'
+              AND relname IN ('comebacks', 'contacts', 'users', 'user_groups', 'offices')"
+}
+
+history_rows() { sql ${1:+-d "$1"} -c "SELECT count(*) FROM vitec.comeback_history"; }
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    local port
+    for ((port = 20000 + RANDOM % 30000; port < 65000; port++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+    done
+    fail "no free port"
+}
