@@ -79,6 +79,7 @@ public:
         state_.once = line.once;
         const auto ids = customer_ids(cfg);
         metrics_.set_customers(ids);
+        metrics_.set_per_customer_series(cfg.metrics.per_customer);
         leases_.set_customers(ids);
         if (cfg.metrics.listen) {
             status_page_.emplace(
@@ -215,6 +216,7 @@ private:
         const auto ids = customer_ids(*fresh);
         metrics_.set_customers(ids);
         metrics_.set_poll_interval(fresh->sync.poll_interval);
+        metrics_.set_per_customer_series(fresh->metrics.per_customer);
         leases_.set_customers(ids);
         log_event(spdlog::level::info, "reload.done", {{"customers", ids.size()}});
         asio::co_spawn(io_, [this, ids]() -> asio::awaitable<void> {

@@ -37,19 +37,22 @@ std::string escape_label_value(std::string_view value) {
 metrics_registry::metrics_registry(std::chrono::seconds poll_interval, clock::time_point started)
     : poll_interval_(poll_interval), started_(started) {}
 
-metrics_registry::customer_series& metrics_registry::series(std::string_view customer) {
+metrics_registry::customer_series& metrics_registry::series(std::string_view customer,
+                                                            clock::time_point now) {
     auto found = customers_.find(customer);
     if (found == customers_.end()) {
         found = customers_.emplace(std::string(customer), customer_series{}).first;
+        found->second.label = fmt::format("customer=\"{}\"", escape_label_value(customer));
+        found->second.configured = now;
     }
     return found->second;
 }
 
-void metrics_registry::set_customers(std::span<const std::string> customer_ids) {
+void metrics_registry::set_customers(std::span<const std::string> customer_ids, clock::time_point now) {
     const std::set<std::string, std::less<>> wanted(customer_ids.begin(), customer_ids.end());
     std::lock_guard lock(mutex_);
     std::erase_if(customers_, [&](const auto& entry) { return !wanted.contains(entry.first); });
-    for (const auto& id : wanted) series(id);
+    for (const auto& id : wanted) series(id, now);
     configured_customers_ = wanted.size();
 }
 
@@ -58,19 +61,22 @@ void metrics_registry::set_poll_interval(std::chrono::seconds poll_interval) {
     poll_interval_ = poll_interval;
 }
 
-void metrics_registry::count_request(std::string_view customer, std::string_view outcome) {
+void metrics_registry::set_per_customer_series(per_customer_series detail) {
     std::lock_guard lock(mutex_);
-    auto& requests = series(customer).requests;
-    auto found = requests.find(outcome);
-    if (found == requests.end()) found = requests.emplace(std::string(outcome), 0).first;
-    ++found->second;
+    detail_ = detail;
 }
 
-void metrics_registry::window_succeeded(std::string_view customer, const window_rows& rows,
-                                        std::chrono::duration<double> duration,
-                                        clock::time_point finished) {
+void metrics_registry::count_request(std::string_view customer, std::string_view outcome) {
     std::lock_guard lock(mutex_);
-    auto& s = series(customer);
+    for (auto* s : {&series(customer, clock::now()), &totals_}) {
+        auto found = s->requests.find(outcome);
+        if (found == s->requests.end()) found = s->requests.emplace(std::string(outcome), 0).first;
+        ++found->second;
+    }
+}
+
+void metrics_registry::count(customer_series& s, const window_rows& rows, double seconds,
+                             clock::time_point finished) {
     s.rows.inserted += rows.inserted;
     s.rows.updated += rows.updated;
     s.rows.deleted += rows.deleted;
@@ -78,17 +84,35 @@ void metrics_registry::window_succeeded(std::string_view customer, const window_
     s.rows.rejected += rows.rejected;
     ++s.windows_ok;
     if (rows.confirmed) ++s.windows_confirmed;
-    observe(s.durations, duration.count());
+    observe(s.durations, seconds);
     if (!s.succeeded || finished > s.last_success) s.last_success = finished;
     s.succeeded = true;
 }
 
-void metrics_registry::window_failed(std::string_view customer,
-                                     std::chrono::duration<double> duration) {
+void metrics_registry::window_succeeded(std::string_view customer, const window_rows& rows,
+                                        std::chrono::duration<double> duration,
+                                        clock::time_point finished) {
     std::lock_guard lock(mutex_);
-    auto& s = series(customer);
-    ++s.windows_failed;
-    observe(s.durations, duration.count());
+    count(series(customer, finished), rows, duration.count(), finished);
+    count(totals_, rows, duration.count(), finished);
+}
+
+void metrics_registry::window_failed(std::string_view customer,
+                                     std::chrono::duration<double> duration,
+                                     clock::time_point finished) {
+    std::lock_guard lock(mutex_);
+    for (auto* s : {&series(customer, finished), &totals_}) {
+        ++s->windows_failed;
+        observe(s->durations, duration.count());
+        if (!s->failed || finished > s->last_failure) s->last_failure = finished;
+        s->failed = true;
+    }
+}
+
+bool metrics_registry::in_trouble(const customer_series& s, clock::time_point now) const {
+    const auto limit = 3 * poll_interval_;  // the health rule's, per customer
+    if (!s.succeeded) return s.failed || now - s.configured > limit;
+    return s.failed && (s.last_failure >= s.last_success || now - s.last_failure <= limit);
 }
 
 void metrics_registry::observe(histogram& h, double seconds) {
@@ -127,89 +151,102 @@ health_status metrics_registry::health_locked(clock::time_point now) const {
 
 std::string metrics_registry::render_prometheus(clock::time_point now) const {
     std::lock_guard lock(mutex_);
+    // Whose series each family shows: every customer, or the totals and the
+    // customers in trouble (see metrics.hpp).
+    std::vector<const customer_series*> shown;
+    std::size_t in_trouble_count = 0;
+    if (detail_ == per_customer_series::trouble) shown.push_back(&totals_);
+    for (const auto& [id, s] : customers_) {
+        const bool trouble = in_trouble(s, now);
+        in_trouble_count += trouble ? 1 : 0;
+        if (detail_ == per_customer_series::all || trouble) shown.push_back(&s);
+    }
+
     std::string out;
-    auto line = [&](std::string_view name, std::string_view labels, std::string_view value) {
-        fmt::format_to(std::back_inserter(out), "{}{}{{{}}} {}\n", prefix, name, labels, value);
+    out.reserve(128 * 1024 + 80 * customers_.size());
+    auto it = std::back_inserter(out);
+    // One sample: the subject's customer label (empty for the totals), then `more`.
+    auto line = [&](std::string_view name, std::string_view customer, std::string_view more,
+                    const auto& value) {
+        const std::string_view comma = !customer.empty() && !more.empty() ? "," : "";
+        if (customer.empty() && more.empty()) {
+            fmt::format_to(it, "{}{} {}\n", prefix, name, value);
+        } else {
+            fmt::format_to(it, "{}{}{{{}{}{}}} {}\n", prefix, name, customer, comma, more, value);
+        }
     };
-    auto customer_label = [](const std::string& id) {
-        return fmt::format("customer=\"{}\"", escape_label_value(id));
-    };
+    std::string labels;  // scratch for `outcome="..."`
+    std::vector<std::string> bucket_labels;
+    for (double bound : duration_buckets) bucket_labels.push_back(fmt::format("le=\"{}\"", number(bound)));
 
     header(out, "requests_total", "counter",
            "Window attempts (one request each) by customer and outcome: rows, or the failure kind that ended it.");
-    for (const auto& [id, s] : customers_) {
-        for (const auto& [outcome, count] : s.requests) {
-            line("requests_total",
-                 fmt::format("{},outcome=\"{}\"", customer_label(id), escape_label_value(outcome)),
-                 std::to_string(count));
+    for (const auto* s : shown) {
+        for (const auto& [outcome, count] : s->requests) {
+            labels = fmt::format("outcome=\"{}\"", escape_label_value(outcome));
+            line("requests_total", s->label, labels, count);
         }
     }
 
     header(out, "rows_total", "counter",
            "Comeback rows changed by committed windows, by customer and change.");
-    for (const auto& [id, s] : customers_) {
-        const std::pair<std::string_view, std::uint64_t> changes[] = {
-            {"inserted", s.rows.inserted},   {"updated", s.rows.updated},
-            {"deleted", s.rows.deleted},     {"undeleted", s.rows.undeleted},
-            {"rejected", s.rows.rejected}};
-        for (const auto& [change, count] : changes) {
-            line("rows_total", fmt::format("{},change=\"{}\"", customer_label(id), change),
-                 std::to_string(count));
-        }
+    for (const auto* s : shown) {
+        line("rows_total", s->label, R"(change="inserted")", s->rows.inserted);
+        line("rows_total", s->label, R"(change="updated")", s->rows.updated);
+        line("rows_total", s->label, R"(change="deleted")", s->rows.deleted);
+        line("rows_total", s->label, R"(change="undeleted")", s->rows.undeleted);
+        line("rows_total", s->label, R"(change="rejected")", s->rows.rejected);
     }
 
     header(out, "windows_total", "counter", "Windows finished, by customer and result.");
-    for (const auto& [id, s] : customers_) {
-        line("windows_total", customer_label(id) + ",result=\"ok\"", std::to_string(s.windows_ok));
-        line("windows_total", customer_label(id) + ",result=\"failed\"",
-             std::to_string(s.windows_failed));
+    for (const auto* s : shown) {
+        line("windows_total", s->label, R"(result="ok")", s->windows_ok);
+        line("windows_total", s->label, R"(result="failed")", s->windows_failed);
     }
 
     header(out, "windows_confirmed_total", "counter",
            "Committed windows confirmed by their content digest instead of compared row by row.");
-    for (const auto& [id, s] : customers_) {
-        line("windows_confirmed_total", customer_label(id), std::to_string(s.windows_confirmed));
-    }
+    for (const auto* s : shown) line("windows_confirmed_total", s->label, "", s->windows_confirmed);
 
     header(out, "window_duration_seconds", "histogram",
            "Time from a window's first request to its commit or failure.");
-    for (const auto& [id, s] : customers_) {
-        const auto label = customer_label(id);
+    for (const auto* s : shown) {
         // Buckets are cumulative in the exposition format, as observe() keeps them.
         for (std::size_t i = 0; i < std::size(duration_buckets); ++i) {
-            line("window_duration_seconds_bucket",
-                 fmt::format("{},le=\"{}\"", label, number(duration_buckets[i])),
-                 std::to_string(s.durations.buckets[i]));
+            line("window_duration_seconds_bucket", s->label, bucket_labels[i], s->durations.buckets[i]);
         }
-        line("window_duration_seconds_bucket", label + ",le=\"+Inf\"",
-             std::to_string(s.durations.count));
-        line("window_duration_seconds_sum", label, number(s.durations.sum));
-        line("window_duration_seconds_count", label, std::to_string(s.durations.count));
+        line("window_duration_seconds_bucket", s->label, R"(le="+Inf")", s->durations.count);
+        line("window_duration_seconds_sum", s->label, "", number(s->durations.sum));
+        line("window_duration_seconds_count", s->label, "", s->durations.count);
     }
 
     header(out, "last_success_timestamp_seconds", "gauge",
-           "Unix time of the customer's last committed window.");
-    for (const auto& [id, s] : customers_) {
-        if (!s.succeeded) continue;
-        const auto seconds = std::chrono::duration<double>(s.last_success.time_since_epoch());
-        line("last_success_timestamp_seconds", customer_label(id), number(seconds.count()));
+           "Unix time of the customer's last committed window (without a customer label: of any customer's).");
+    for (const auto* s : shown) {
+        if (!s->succeeded) continue;
+        const auto seconds = std::chrono::duration<double>(s->last_success.time_since_epoch());
+        line("last_success_timestamp_seconds", s->label, "", number(seconds.count()));
     }
 
+    // Every customer in either mode: staleness is what an operator alerts on.
     header(out, "freshness_seconds", "gauge",
            "Seconds since the customer's last committed window.");
     for (const auto& [id, s] : customers_) {
         if (!s.succeeded) continue;
         const auto age = std::chrono::duration<double>(now - s.last_success);
-        line("freshness_seconds", customer_label(id), number(std::max(0.0, age.count())));
+        line("freshness_seconds", s.label, "", number(std::max(0.0, age.count())));
     }
 
     header(out, "customers", "gauge", "Customers in the configuration.");
-    fmt::format_to(std::back_inserter(out), "{}customers {}\n", prefix, configured_customers_);
+    line("customers", "", "", configured_customers_);
+
+    header(out, "customers_in_trouble", "gauge",
+           "Customers whose last window failed or with a failed window within 3 poll intervals.");
+    line("customers_in_trouble", "", "", in_trouble_count);
 
     header(out, "healthy", "gauge",
            "1 while some customer succeeded within 3 poll intervals, else 0 (/healthz).");
-    fmt::format_to(std::back_inserter(out), "{}healthy {}\n", prefix,
-                   health_locked(now).healthy ? 1 : 0);
+    line("healthy", "", "", health_locked(now).healthy ? 1 : 0);
     return out;
 }
 

@@ -17,7 +17,19 @@
 //   freshness_seconds{customer}               gauge, seconds since the last success;
 //                                             absent before the first
 //   customers                                 gauge, configured customers
+//   customers_in_trouble                      gauge, customers with a recent failure
 //   healthy                                   gauge, 1 or 0 (the /healthz rule)
+//
+// Detail (metrics.per_customer_series): with `all`, every series above carries
+// every customer. With `trouble` (the default), freshness_seconds still does,
+// and every other series is a total over all customers without the customer
+// label, plus the same series with the label for each customer in trouble: its
+// last window failed, a window of it failed within 3 poll intervals, or it has
+// had no success in the 3 poll intervals since it was configured. The
+// totals count every customer, so they never go down when a customer enters or
+// leaves trouble; last_success_timestamp_seconds' total is the latest success
+// of any customer. A scrape then grows with the customers by one freshness line
+// each, not by the 26 series each has in full.
 //
 // Health: unhealthy when no customer has succeeded for 3 poll intervals. The
 // clock starts when the registry is created, so a fresh start has 3 poll
@@ -34,6 +46,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "config/values.hpp"
 
 namespace comeback {
 
@@ -61,9 +75,11 @@ public:
                               clock::time_point started = clock::now());
 
     // After a reload. Customers no longer configured lose their series;
-    // new ones start without a last success.
-    void set_customers(std::span<const std::string> customer_ids);
+    // new ones start without a last success, configured at `now`.
+    void set_customers(std::span<const std::string> customer_ids, clock::time_point now = clock::now());
     void set_poll_interval(std::chrono::seconds poll_interval);
+    // metrics.per_customer_series; `trouble` until set.
+    void set_per_customer_series(per_customer_series detail);
 
     // One attempt at one window, by outcome (outcome_label() of model/failure.hpp).
     void count_request(std::string_view customer, std::string_view outcome);
@@ -73,7 +89,8 @@ public:
                           std::chrono::duration<double> duration,
                           clock::time_point finished = clock::now());
     // A window that ended without a commit (all attempts failed, auth, database).
-    void window_failed(std::string_view customer, std::chrono::duration<double> duration);
+    void window_failed(std::string_view customer, std::chrono::duration<double> duration,
+                       clock::time_point finished = clock::now());
 
     health_status health(clock::time_point now = clock::now()) const;
 
@@ -92,6 +109,7 @@ private:
         double sum = 0;
     };
     struct customer_series {
+        std::string label;  // `customer="..."`, escaped once; empty for the totals
         std::map<std::string, std::uint64_t, std::less<>> requests;  // by outcome
         window_rows rows;
         std::uint64_t windows_ok = 0;
@@ -100,17 +118,25 @@ private:
         histogram durations;
         bool succeeded = false;
         clock::time_point last_success{};
+        bool failed = false;
+        clock::time_point last_failure{};
+        clock::time_point configured{};  // since when it has been expected to succeed
     };
 
-    customer_series& series(std::string_view customer);  // mutex_ held
+    customer_series& series(std::string_view customer, clock::time_point now);  // mutex_ held
+    static void count(customer_series& s, const window_rows& rows, double seconds,
+                      clock::time_point finished);
     static void observe(histogram& h, double seconds);
+    bool in_trouble(const customer_series& s, clock::time_point now) const;  // mutex_ held
     health_status health_locked(clock::time_point now) const;
 
     mutable std::mutex mutex_;
     std::chrono::seconds poll_interval_;
     clock::time_point started_;
     std::map<std::string, customer_series, std::less<>> customers_;
+    customer_series totals_;  // every event of every customer, dropped ones included
     std::size_t configured_customers_ = 0;
+    per_customer_series detail_ = per_customer_series::trouble;
 };
 
 // Escapes a label value for the text format: backslash, double quote, newline.

@@ -90,7 +90,7 @@ constexpr std::string_view sync_keys[] = {"date_criteria", "window", "lookback",
 constexpr std::string_view freshness_keys[] = {"within", "every"};
 constexpr std::string_view customer_keys[] = {"id", "name", "password", "password_file", "password_env",
                                               "password_credential"};
-constexpr std::string_view metrics_keys[] = {"listen"};
+constexpr std::string_view metrics_keys[] = {"listen", "per_customer_series"};
 constexpr std::string_view log_keys[] = {"level", "format"};
 
 struct section_layout {
@@ -608,6 +608,8 @@ void read_metrics(const section& root, metrics_config& out) {
         if (f.scalar("host:port").empty()) return std::nullopt;  // explicitly no listener
         return f.parsed("host:port", [](const std::string& text) { return parse_listen_address(text); });
     });
+    s.read("per_customer_series", out.per_customer,
+           [](const field& f) { return f.parsed("a string", parse_per_customer_series); });
 }
 
 void read_log(const section& root, log_config& out) {
@@ -862,6 +864,7 @@ std::string describe(const config& cfg) {
     out << "metrics:\n";
     out << "  listen: " << (cfg.metrics.listen ? yaml_string(to_string(*cfg.metrics.listen)) : "<none: no listener>")
         << "\n";
+    out << "  per_customer_series: " << to_string(cfg.metrics.per_customer) << "\n";
     out << "log:\n";
     out << "  level: " << to_string(cfg.log.level) << "\n";
     out << "  format: " << to_string(cfg.log.format) << "\n";

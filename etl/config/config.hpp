@@ -84,6 +84,7 @@ struct customer_config {
 
 struct metrics_config {
     std::optional<listen_address> listen;  // empty: no listener
+    per_customer_series per_customer = per_customer_series::trouble;
 };
 
 struct log_config {

@@ -74,6 +74,11 @@ constexpr std::pair<log_format, std::string_view> log_format_names[] = {
     {log_format::json, "json"},
 };
 
+constexpr std::pair<per_customer_series, std::string_view> per_customer_series_names[] = {
+    {per_customer_series::trouble, "trouble"},
+    {per_customer_series::all, "all"},
+};
+
 template <typename Enum, std::size_t N>
 Enum parse_name(const std::pair<Enum, std::string_view> (&names)[N], std::string_view text) {
     for (const auto& [value, name] : names)
@@ -195,5 +200,11 @@ log_level parse_log_level(std::string_view text) { return parse_name(log_level_n
 log_format parse_log_format(std::string_view text) { return parse_name(log_format_names, text); }
 std::string_view to_string(log_level level) { return name_of(log_level_names, level); }
 std::string_view to_string(log_format format) { return name_of(log_format_names, format); }
+
+per_customer_series parse_per_customer_series(std::string_view text) {
+    return parse_name(per_customer_series_names, text);
+}
+
+std::string_view to_string(per_customer_series detail) { return name_of(per_customer_series_names, detail); }
 
 }  // namespace comeback

@@ -89,4 +89,16 @@ log_format parse_log_format(std::string_view text);
 std::string_view to_string(log_level level);
 std::string_view to_string(log_format format);
 
+// ---------------------------------------------------------------------------
+// metrics.per_customer_series
+
+// Which customers get series of their own on /metrics. `trouble`: freshness for
+// every customer, everything else as totals over all customers plus the
+// customers in trouble; `all`: every series for every customer.
+enum class per_customer_series { trouble, all };
+
+// Throws std::invalid_argument listing the accepted names.
+per_customer_series parse_per_customer_series(std::string_view text);
+std::string_view to_string(per_customer_series detail);
+
 }  // namespace comeback

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `run` keeps working: /metrics and /healthz answer while it works, SIGHUP adds
-# a customer, and SIGTERM ends it with exit 0.
+# `run` keeps working: /metrics and /healthz answer while it works (by default
+# with totals, every customer's freshness and the failing customer's own
+# series), SIGHUP adds a customer, and SIGTERM ends it with exit 0.
 source "$(dirname "$0")/lib.sh"
 e2e_init run
 
-start_fake fake --customers M1,M2
+start_fake fake --customers M1,M2,M3
 metrics_port=$(free_port)
-write_config "$work/config.yaml" "M1" "metrics:
+# M3's password is wrong: its windows fail, and that must show.
+export E2E_WRONG_PASSWORD=not-the-password
+write_config "$work/config.yaml" "M1 M3:E2E_WRONG_PASSWORD" "metrics:
   listen: 127.0.0.1:$metrics_port"
 start_run run "$work/config.yaml"
 daemon=$run_pid
@@ -14,10 +17,21 @@ wait_for 60 "M1 windows complete" \
     "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M1' AND status = 'complete'"
 
 note "/metrics and /healthz"
-metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics") || fail "GET /metrics failed"
-grep -q '^comeback_sync_requests_total{customer="M1",outcome="rows"} [1-9]' <<<"$metrics" ||
-    fail "/metrics shows no successful requests for M1: $(head -c 2000 <<<"$metrics")"
+for ((i = 0; i < 300; i++)); do
+    metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics") || fail "GET /metrics failed"
+    grep -q '^comeback_sync_windows_total{customer="M3",result="failed"} [1-9]' <<<"$metrics" && break
+    sleep 0.2
+done
+grep -q '^comeback_sync_windows_total{customer="M3",result="failed"} [1-9]' <<<"$metrics" ||
+    fail "/metrics does not name the failing M3: $(head -c 3000 <<<"$metrics")"
+grep -q '^comeback_sync_requests_total{customer="M3",outcome="credentials_rejected"} [1-9]' <<<"$metrics" ||
+    fail "/metrics does not say why M3 fails: $(head -c 3000 <<<"$metrics")"
+grep -q '^comeback_sync_requests_total{outcome="rows"} [1-9]' <<<"$metrics" ||
+    fail "/metrics shows no successful requests in its totals: $(head -c 3000 <<<"$metrics")"
 grep -q '^comeback_sync_freshness_seconds{customer="M1"}' <<<"$metrics" || fail "/metrics has no freshness for M1"
+! grep -q '^comeback_sync_requests_total{customer="M1"' <<<"$metrics" ||
+    fail "/metrics gives the healthy M1 series of its own by default"
+grep -q '^comeback_sync_customers_in_trouble 1$' <<<"$metrics" || fail "/metrics does not count M3 in trouble"
 health=$(curl -sS -w ' %{http_code}' "http://127.0.0.1:$metrics_port/healthz")
 [[ "$health" == $'ok\n 200' ]] || fail "/healthz answered: $health"
 echo "ok: /metrics and /healthz answer"

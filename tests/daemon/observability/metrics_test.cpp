@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -14,6 +17,8 @@ using namespace std::chrono_literals;
 namespace {
 
 const metrics_registry::clock::time_point t0{std::chrono::seconds(1'700'000'000)};
+
+std::size_t count_lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
 
 bool has_line(const std::string& text, const std::string& line) {
     std::istringstream in(text);
@@ -66,6 +71,7 @@ TEST_CASE("every rendered line is a comment or a valid sample, and every metric 
 
 TEST_CASE("rows, windows and requests are counted per customer") {
     metrics_registry registry(300s, t0);
+    registry.set_per_customer_series(per_customer_series::all);
     registry.count_request("M1", "rows");
     registry.count_request("M1", "rows");
     registry.count_request("M1", "throttled");
@@ -92,6 +98,7 @@ TEST_CASE("rows, windows and requests are counted per customer") {
 
 TEST_CASE("window durations fill cumulative histogram buckets") {
     metrics_registry registry(300s, t0);
+    registry.set_per_customer_series(per_customer_series::all);
     registry.window_succeeded("M1", {}, 0.07s, t0);
     registry.window_succeeded("M1", {}, 3s, t0);
     registry.window_failed("M1", 1000s);
@@ -109,6 +116,7 @@ TEST_CASE("window durations fill cumulative histogram buckets") {
 
 TEST_CASE("last success and freshness appear once a customer has succeeded") {
     metrics_registry registry(300s, t0);
+    registry.set_per_customer_series(per_customer_series::all);
     const std::vector<std::string> customers{"M1", "M2"};
     registry.set_customers(customers);
     registry.window_succeeded("M1", {}, 1s, t0 + 100s);
@@ -122,6 +130,7 @@ TEST_CASE("last success and freshness appear once a customer has succeeded") {
 
 TEST_CASE("customers dropped from the configuration lose their series") {
     metrics_registry registry(300s, t0);
+    registry.set_per_customer_series(per_customer_series::all);
     registry.window_succeeded("M1", {.inserted = 1}, 1s, t0);
     registry.window_succeeded("M2", {.inserted = 1}, 1s, t0);
     const std::vector<std::string> customers{"M2"};
@@ -158,4 +167,117 @@ TEST_CASE("a longer poll interval after a reload widens the health limit") {
     CHECK_FALSE(registry.health(t0 + 200s).healthy);
     registry.set_poll_interval(120s);
     CHECK(registry.health(t0 + 200s).healthy);
+}
+
+namespace {
+
+// A fleet in its steady state: every customer has committed windows, requests
+// and rows; `failing` of them also had their last window fail.
+void fill_fleet(metrics_registry& registry, std::size_t customers, const std::set<std::string>& failing) {
+    std::vector<std::string> ids;
+    for (std::size_t i = 1; i <= customers; ++i) ids.push_back(fmt::format("F{:05}", i));
+    registry.set_customers(ids, t0);
+    for (const auto& id : ids) {
+        registry.count_request(id, "rows");
+        registry.window_succeeded(id, {.inserted = 20, .confirmed = false}, 0.3s, t0 + 10s);
+        registry.count_request(id, "rows");
+        registry.window_succeeded(id, {.confirmed = true}, 0.2s, t0 + 70s);
+        if (failing.contains(id)) {
+            registry.count_request(id, "transient");
+            registry.window_failed(id, 40s, t0 + 100s);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("by default a scrape of 10,000 customers stays under 1 MB and still names the failing ones") {
+    const std::set<std::string> failing{"F00042", "F09999"};
+    metrics_registry registry(60s, t0);
+    fill_fleet(registry, 10'000, failing);
+    const auto text = registry.render_prometheus(t0 + 120s);
+    INFO(text.substr(0, 2000));
+    CHECK(text.size() <= 1'000'000);
+    // One freshness line a customer, the totals, and the failing customers in full.
+    CHECK(count_lines(text) <= 10'000 + 100 + 2 * 40);
+
+    // Staleness of every customer stays visible.
+    CHECK(has_line(text, R"(comeback_sync_freshness_seconds{customer="F00001"} 50)"));
+    CHECK(has_line(text, R"(comeback_sync_freshness_seconds{customer="F10000"} 50)"));
+    // A healthy customer's other series fold into the totals, which count everyone.
+    CHECK(text.find(R"(rows_total{customer="F00001")") == std::string::npos);
+    CHECK(text.find(R"(window_duration_seconds_bucket{customer="F00001")") == std::string::npos);
+    CHECK(has_line(text, R"(comeback_sync_rows_total{change="inserted"} 200000)"));
+    CHECK(has_line(text, R"(comeback_sync_requests_total{outcome="rows"} 20000)"));
+    CHECK(has_line(text, R"(comeback_sync_requests_total{outcome="transient"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{result="failed"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_confirmed_total 10000)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_count 20002)"));
+    CHECK(has_line(text, R"(comeback_sync_last_success_timestamp_seconds 1700000070)"));
+    // The failing customers keep every series of their own.
+    CHECK(has_line(text, "comeback_sync_customers_in_trouble 2"));
+    for (const auto& id : failing) {
+        INFO(id);
+        CHECK(has_line(text, fmt::format(R"(comeback_sync_windows_total{{customer="{}",result="failed"}} 1)", id)));
+        CHECK(has_line(text, fmt::format(R"(comeback_sync_requests_total{{customer="{}",outcome="transient"}} 1)", id)));
+        CHECK(has_line(text, fmt::format(R"(comeback_sync_rows_total{{customer="{}",change="inserted"}} 20)", id)));
+        CHECK(has_line(text, fmt::format(R"(comeback_sync_last_success_timestamp_seconds{{customer="{}"}} 1700000070)", id)));
+    }
+}
+
+TEST_CASE("with per_customer_series all every customer has every series") {
+    metrics_registry registry(60s, t0);
+    fill_fleet(registry, 10'000, {"F00042"});
+    registry.set_per_customer_series(per_customer_series::all);
+    const auto text = registry.render_prometheus(t0 + 120s);
+    CHECK(count_lines(text) >= 10'000 * 25);
+    CHECK(has_line(text, R"(comeback_sync_rows_total{customer="F00001",change="inserted"} 20)"));
+    CHECK(has_line(text, R"(comeback_sync_window_duration_seconds_count{customer="F00001"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="F00042",result="failed"} 1)"));
+    // Full detail is today's exposition: no totals beside the customers' series.
+    CHECK(text.find(R"(comeback_sync_rows_total{change=)") == std::string::npos);
+    CHECK(has_line(text, "comeback_sync_customers_in_trouble 1"));
+}
+
+TEST_CASE("a customer stays in trouble while its last window failed, and for 3 poll intervals after a failure") {
+    metrics_registry registry(60s, t0);
+    const std::vector<std::string> customers{"M1"};
+    registry.set_customers(customers, t0);
+    const auto shown = [&](metrics_registry::clock::time_point now) {
+        return registry.render_prometheus(now).find(R"(windows_total{customer="M1")") != std::string::npos;
+    };
+    CHECK_FALSE(shown(t0));  // configured, nothing finished yet
+    registry.window_failed("M1", 1s, t0 + 10s);
+    CHECK(shown(t0 + 10s));
+    CHECK(shown(t0 + 1000s));  // still failing: no success since
+    registry.window_succeeded("M1", {}, 1s, t0 + 1000s);
+    CHECK_FALSE(shown(t0 + 1000s));  // recovered, its last failure long ago
+    registry.window_failed("M1", 1s, t0 + 1010s);
+    registry.window_succeeded("M1", {}, 1s, t0 + 1020s);
+    CHECK(shown(t0 + 1010s + 180s));  // a success since, but a failure within 3 poll intervals...
+    CHECK_FALSE(shown(t0 + 1010s + 181s));  // ...then its series fold into the totals
+    CHECK(has_line(registry.render_prometheus(t0 + 1191s), "comeback_sync_windows_total{result=\"failed\"} 2"));
+}
+
+TEST_CASE("the totals keep counting customers a reload removed, so they never go down") {
+    metrics_registry registry(60s, t0);
+    registry.window_succeeded("M1", {.inserted = 3}, 1s, t0);
+    registry.window_succeeded("M2", {.inserted = 4}, 1s, t0);
+    const std::vector<std::string> customers{"M2"};
+    registry.set_customers(customers);
+    const auto text = registry.render_prometheus(t0);
+    CHECK(has_line(text, R"(comeback_sync_rows_total{change="inserted"} 7)"));
+    CHECK(text.find(R"(customer="M1")") == std::string::npos);
+}
+
+TEST_CASE("a customer without a success 3 poll intervals after it was configured is in trouble") {
+    metrics_registry registry(60s, t0);
+    const std::vector<std::string> customers{"M1", "M2"};
+    registry.set_customers(customers, t0);
+    registry.window_succeeded("M2", {}, 1s, t0 + 30s);
+    CHECK(registry.render_prometheus(t0 + 180s).find(R"(customer="M1")") == std::string::npos);
+    const auto late = registry.render_prometheus(t0 + 181s);
+    CHECK(has_line(late, R"(comeback_sync_windows_total{customer="M1",result="ok"} 0)"));
+    CHECK(late.find(R"(windows_total{customer="M2")") == std::string::npos);
+    CHECK(has_line(late, "comeback_sync_customers_in_trouble 1"));
 }

@@ -92,6 +92,7 @@ TEST_CASE("a minimal configuration takes every default") {
     CHECK(cfg.customers[0].password.reveal() == planted);
     CHECK(cfg.customers[0].password_origin == password_origin{password_source::vitec_default, ""});
     CHECK_FALSE(cfg.metrics.listen);
+    CHECK(cfg.metrics.per_customer == per_customer_series::trouble);
     CHECK(cfg.log.level == log_level::info);
     CHECK(cfg.log.format == log_format::text);
 }
@@ -160,6 +161,7 @@ TEST_CASE("a full configuration sets every key") {
     CHECK(cfg.customers[3].password.reveal() == "file-secret-Q7");
     CHECK(cfg.customers[3].password_origin.source == password_source::vitec_default);
     CHECK(cfg.metrics.listen == listen_address{"::1", 9464});
+    CHECK(cfg.metrics.per_customer == per_customer_series::all);
     CHECK(cfg.log.level == log_level::debug);
     CHECK(cfg.log.format == log_format::json);
 }
@@ -199,6 +201,7 @@ TEST_CASE("each configuration error names the file, line, column and key") {
         {"bad_log_format", "9:11: log.format", "\"xml\" is not one of text, json"},
         {"bad_listen", "9:11: metrics.listen", "\"9464\" is not host:port"},
         {"bad_listen_port", "9:11: metrics.listen", "has no valid port"},
+        {"bad_per_customer_series", "9:24: metrics.per_customer_series", "\"some\" is not one of trouble, all"},
         {"duplicate_key", "6:3: vitec.username", "given twice (first on line 4)"},
         {"two_password_sources", "8:19: customers[0].password_env", "give only one of password, password_file"},
         {"customer_without_password", "8:5: customers[1]", "customer M2 has no password"},
