@@ -1,0 +1,81 @@
+// One /metrics scrape at fleet scale, rendered in process: a registry filled
+// as a fleet's steady state leaves it (every customer with committed windows,
+// a few failing), in both metrics.per_customer_series modes. Prints one line
+// per mode: `mode bytes lines median_ms`, the median of the renders.
+//
+//   metrics-render-bench [--customers N] [--failing N] [--renders N]
+
+#include "observability/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace comeback;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::size_t number_after(int& i, int argc, char** argv) {
+    if (i + 1 >= argc) {
+        fmt::print(stderr, "metrics-render-bench: {} needs a number\n", argv[i]);
+        std::exit(2);
+    }
+    return std::stoul(argv[++i]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::size_t customers = 10'000, failing = 10, renders = 5;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--customers") customers = number_after(i, argc, argv);
+        else if (arg == "--failing") failing = number_after(i, argc, argv);
+        else if (arg == "--renders") renders = std::max<std::size_t>(1, number_after(i, argc, argv));
+        else {
+            fmt::print(stderr, "metrics-render-bench: unknown argument {}\n", arg);
+            return 2;
+        }
+    }
+
+    const auto now = metrics_registry::clock::now();
+    metrics_registry registry(60s, now - 1h);
+    std::vector<std::string> ids;
+    for (std::size_t i = 1; i <= customers; ++i) ids.push_back(fmt::format("F{:05}", i));
+    registry.set_customers(ids, now - 1h);
+    // What a steady state leaves: each customer's first loads and its
+    // confirmed re-fetches, and a failing window for every customers/failing-th one.
+    const std::size_t every = failing == 0 ? 0 : std::max<std::size_t>(1, customers / failing);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        for (int window = 0; window < 3; ++window) {
+            registry.count_request(ids[i], "rows");
+            registry.window_succeeded(ids[i], {.inserted = 7}, 0.4s, now - 50min);
+            registry.count_request(ids[i], "rows");
+            registry.window_succeeded(ids[i], {.confirmed = true}, 0.2s, now - 30s);
+        }
+        if (every != 0 && i % every == 0) {
+            registry.count_request(ids[i], "transient");
+            registry.window_failed(ids[i], 40s, now - 20s);
+        }
+    }
+
+    for (const auto detail : {per_customer_series::trouble, per_customer_series::all}) {
+        registry.set_per_customer_series(detail);
+        std::vector<double> ms;
+        std::string text;
+        for (std::size_t r = 0; r < renders; ++r) {
+            const auto started = std::chrono::steady_clock::now();
+            text = registry.render_prometheus(now);
+            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+        }
+        std::sort(ms.begin(), ms.end());
+        fmt::print("{} {} {} {:.1f}\n", to_string(detail), text.size(),
+                   std::count(text.begin(), text.end(), '\n'), ms[ms.size() / 2]);
+    }
+}
