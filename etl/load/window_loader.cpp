@@ -129,11 +129,6 @@ struct window_loader::impl {
     std::optional<instant> changed_from, changed_to;  // occurs_at range of changed rows
     bool changed_without_occurs_at = false;
 
-    void ensure_staging() {
-        if (tx.exec1(sql::window_loader::staging_missing)[0].as<bool>()) {
-            tx.exec0(sql::window_loader::create_staging);
-        }
-    }
 
     // Formats one batch into the staging buffers and the digest. Every
     // entity a comeback names must come with the batch, as normalize()
@@ -375,9 +370,9 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     check_window_key(key);
     impl_ = std::make_unique<impl>(connection, std::move(schema), std::move(key), options);
     auto& tx = impl_->tx;
-    tx.exec_params1(sql::use_schema, impl_->schema);
-    tx.exec_params1(sql::window_loader::lock_customer, impl_->schema, impl_->key.customer_id);
-    impl_->ensure_staging();
+    const pqxx::row begun =
+        tx.exec_params1(sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
+    if (begun["staging_missing"].as<bool>()) tx.exec0(sql::window_loader::create_staging);
 }
 
 window_loader::~window_loader() = default;

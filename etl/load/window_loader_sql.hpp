@@ -16,15 +16,18 @@
 
 namespace comeback::sql::window_loader {
 
-// $1 schema, $2 customer. The daemon and a backfill may load the same customer
-// at once: they take turns per window instead of deadlocking on each other's
-// rows. The key lives in the loader's own space of advisory locks.
-inline constexpr statement lock_customer{"lock_customer", R"sql(
-SELECT pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2))
-)sql"};
-
-inline constexpr statement staging_missing{"staging_missing", R"sql(
-SELECT to_regclass('pg_temp.load_comebacks') IS NULL
+// $1 schema, $2 customer. How every load begins, in one round trip (a window
+// whose data has not changed costs little else): this transaction's
+// search_path, as sql::use_schema sets it; the customer's lock, since the
+// daemon and a backfill may load the same customer at once and take turns per
+// window instead of deadlocking on each other's rows (the key lives in the
+// loader's own space of advisory locks); and whether this session has yet to
+// create its staging tables. PostgreSQL computes a target list in order, so
+// the lock is held before the statement returns.
+inline constexpr statement begin_load{"begin_load", R"sql(
+SELECT set_config('search_path', quote_ident($1), true) AS search_path,
+       pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2)) AS customer_locked,
+       to_regclass('pg_temp.load_comebacks') IS NULL AS staging_missing
 )sql"};
 
 // Staging lives for the session and empties at every commit, so a connection
@@ -524,7 +527,7 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
 )sql"};
 
 inline constexpr std::array statements{
-    lock_customer,          staging_missing,        create_staging,
+    begin_load,             create_staging,
     read_stamp,             merge_contacts,         merge_users,
     merge_user_groups,      merge_offices,          live_rows_in_range,
     before_insert_all_new,  insert_all_new,         undo_insert_all_new,

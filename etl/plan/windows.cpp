@@ -4,6 +4,7 @@
 
 #include <date/tz.h>
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace comeback {
@@ -39,8 +40,14 @@ void require_positive(date::days length) {
     }
 }
 
+// By hand, not date::format: that sets up several ostringstreams a call, and
+// every request and its log lines format two of these.
 std::string local_midnight_text(date::local_days day) {
-    return date::format("%Y-%m-%dT%H:%M:%S", date::local_seconds{day});
+    const date::year_month_day ymd{day};
+    char text[32];
+    const int length = std::snprintf(text, sizeof text, "%04d-%02u-%02uT00:00:00", int(ymd.year()),
+                                     unsigned(ymd.month()), unsigned(ymd.day()));
+    return std::string(text, std::size_t(length));
 }
 
 }  // namespace
