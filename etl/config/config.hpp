@@ -106,6 +106,17 @@ struct config {
 // environment variables, systemd credentials). Throws config_error.
 config load_config(const std::filesystem::path& file);
 
+// What load_config knows of the file besides its text.
+struct config_origin {
+    std::filesystem::path file;       // as the operator named it: messages and config::source
+    std::filesystem::path directory;  // a relative password_file resolves against it
+    unsigned mode = 0;                // the file's st_mode: an inline password needs no group/other read
+};
+
+// load_config once the file is read: checks `yaml` as the content of `origin`.
+// Passwords are still resolved from files and the environment. Throws config_error.
+config load_config_text(std::string_view yaml, const config_origin& origin);
+
 // Every key path the loader accepts, in file order: "database",
 // "database.conninfo", ..., "sync.freshness[].within", "customers[].id". The
 // same table the loader refuses unknown keys against.
