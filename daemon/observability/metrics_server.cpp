@@ -2,6 +2,7 @@
 
 #include "observability/logging.hpp"
 #include "observability/metrics.hpp"
+#include "observability/metrics_http.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -9,11 +10,11 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <atomic>
 #include <list>
+#include <optional>
 #include <system_error>
 
 namespace comeback {
@@ -51,50 +52,6 @@ struct server_state : std::enable_shared_from_this<server_state> {
 // Scrapers are quick; a stuck client must not hold a connection forever.
 constexpr auto io_timeout = std::chrono::seconds(10);
 
-http::response<http::string_body> answer(const http::request<http::string_body>& request,
-                                         const metrics_registry& registry,
-                                         const status_page_source& status_page) {
-    http::response<http::string_body> response;
-    response.version(request.version());
-    response.keep_alive(request.keep_alive());
-    response.set(http::field::server, "comeback-sync");
-    const std::string_view target(request.target().data(), request.target().size());
-    const auto path = target.substr(0, target.find('?'));
-    const bool known = path == "/metrics" || path == "/healthz" || (path == "/" && status_page);
-    if (!known) {
-        response.result(http::status::not_found);
-        response.set(http::field::content_type, "text/plain; charset=utf-8");
-        response.body() = "not found: try /metrics or /healthz\n";
-    } else if (request.method() != http::verb::get && request.method() != http::verb::head) {
-        response.result(http::status::method_not_allowed);
-        response.set(http::field::allow, "GET, HEAD");
-        response.set(http::field::content_type, "text/plain; charset=utf-8");
-        response.body() = "method not allowed\n";
-    } else if (path == "/") {
-        response.result(http::status::ok);
-        response.set(http::field::content_type, "text/html; charset=utf-8");
-        // Nothing runs and nothing loads from elsewhere, even if a text slipped
-        // through unescaped; no-store: every reload asks the daemon.
-        response.set("Content-Security-Policy",
-                     "default-src 'none'; style-src 'unsafe-inline'");
-        response.set(http::field::cache_control, "no-store");
-        response.set("X-Content-Type-Options", "nosniff");
-        response.body() = status_page(target);
-    } else if (path == "/metrics") {
-        response.result(http::status::ok);
-        response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-        response.body() = registry.render_prometheus();
-    } else {
-        const auto health = registry.health();
-        response.result(health.healthy ? http::status::ok : http::status::service_unavailable);
-        response.set(http::field::content_type, "text/plain; charset=utf-8");
-        response.body() = health.reason + "\n";
-    }
-    response.prepare_payload();
-    if (request.method() == http::verb::head) response.body().clear();
-    return response;
-}
-
 class session : public std::enable_shared_from_this<session> {
 public:
     session(tcp::socket socket, std::shared_ptr<server_state> server)
@@ -109,9 +66,10 @@ public:
 
 private:
     void read() {
-        request_ = {};
+        parser_.emplace();
+        metrics_http::apply_limits(*parser_);
         stream_.expires_after(io_timeout);
-        http::async_read(stream_, buffer_, request_,
+        http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this()](beast::error_code error, std::size_t) {
                              self->on_read(error);
                          });
@@ -119,7 +77,7 @@ private:
 
     void on_read(beast::error_code error) {
         if (error || server_->stopped) return;  // closed, timed out or stopping: drop it
-        response_ = answer(request_, server_->registry, server_->status_page);
+        response_ = metrics_http::answer(parser_->get(), server_->registry, server_->status_page);
         stream_.expires_after(io_timeout);
         http::async_write(stream_, response_,
                           [self = shared_from_this()](beast::error_code error, std::size_t) {
@@ -139,8 +97,8 @@ private:
 
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
-    http::request<http::string_body> request_;
-    http::response<http::string_body> response_;
+    std::optional<metrics_http::request_parser> parser_;  // a new one for each request
+    metrics_http::response response_;
     std::shared_ptr<server_state> server_;
 };
 

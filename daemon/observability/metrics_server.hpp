@@ -8,6 +8,8 @@
 
 #include "config/values.hpp"
 
+#include "observability/metrics_http.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 
 #include <cstdint>
@@ -19,10 +21,6 @@
 namespace comeback {
 
 class metrics_registry;
-
-// The status page for a request target ("/?page=2"), as a whole HTML
-// document. Called on the server's strand: it must not block.
-using status_page_source = std::function<std::string(std::string_view target)>;
 
 class metrics_server {
 public:
