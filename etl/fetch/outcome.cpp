@@ -1,5 +1,7 @@
 #include "fetch/outcome.hpp"
 
+#include "model/text.hpp"
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/error.hpp>
@@ -51,17 +53,6 @@ std::string with_detail(std::string head, std::string_view body) {
     auto detail = error_body_message(body);
     if (!detail.empty()) head += ": " + detail;
     return head;
-}
-
-// Length of the valid UTF-8 sequence starting at text[i], or 0 when invalid.
-std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
-    auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3
-                                         : (lead >> 3) == 0x1E ? 4 : 0;
-    if (length == 0 || i + length > text.size()) return 0;
-    for (std::size_t k = 1; k < length; ++k)
-        if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;
-    return length;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The classification table, pure: status and headers in, one kind out.
 
 #include "fetch/outcome.hpp"
+#include "model/text.hpp"
 
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
@@ -85,6 +86,17 @@ TEST_CASE("sanitizing keeps UTF-8 whole and drops control characters") {
     CHECK(sanitize_message("bad \xff byte") == "bad ? byte");
     CHECK(sanitize_message("åååå", 5) == "åå...");  // never half a character
     CHECK(error_body_message("") == "");
+}
+
+TEST_CASE("sanitizing turns every malformed UTF-8 sequence into '?', as the text rules define it") {
+    // Shaped like UTF-8 but not well formed: an overlong 4-byte '/', an
+    // overlong 2-byte NUL, a UTF-16 surrogate, a code point above U+10FFFF.
+    CHECK(sanitize_message("a\xF0\x80\x80\xAF" "b") == "a????b");
+    CHECK(sanitize_message("\xC0\x80") == "??");
+    CHECK(sanitize_message("\xED\xA0\x80") == "???");
+    CHECK(sanitize_message("\xF4\x90\x80\x80") == "????");
+    const auto failure = classify(500, "text/plain", std::nullopt, "broken \xF0\x8F\x98\x80 body");
+    CHECK(is_valid_utf8(failure->message));
 }
 
 TEST_CASE("transport errors are transient and say where they happened") {
