@@ -112,8 +112,10 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
         date::sys_seconds when;
         in >> date::parse(format, when);
         if (in.fail()) continue;
-        auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
-        return std::max(delay, std::chrono::milliseconds{0});
+        // In milliseconds: the clock's nanoseconds cannot hold a date centuries
+        // away (the year field reads up to 9999), and the difference would overflow.
+        const auto delay = when - std::chrono::floor<std::chrono::milliseconds>(now);
+        return std::max(std::chrono::milliseconds{delay}, std::chrono::milliseconds{0});
     }
     return std::nullopt;
 }

@@ -67,6 +67,9 @@ TEST_CASE("Retry-After is read as seconds or an HTTP date, and capped") {
     CHECK(classify(503, "", "999999")->retry_after == 300s);                       // capped
     CHECK(classify(503, "", "99999999999999999999999")->retry_after == 300s);
     CHECK_FALSE(classify(503, "", "soon")->retry_after);
+    // Dates far from now, which do not fit the system clock's nanoseconds.
+    CHECK(classify(503, "", "Fri, 31 Dec 9999 23:59:59 GMT")->retry_after == 300s);
+    CHECK(classify(429, "", "Sun Nov  2 08:49:37 194")->retry_after == 0s);
     CHECK_FALSE(classify(503)->retry_after);
 }
 
