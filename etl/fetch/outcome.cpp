@@ -106,6 +106,15 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
         return std::chrono::milliseconds(seconds * 1000);
     }
     // HTTP-date: the preferred IMF-fixdate, then the two obsolete forms RFC 9110 still accepts.
+    // date::parse (3.0.1) converts the seconds it read into an integer even when it
+    // read none, from an uninitialized long double: undefined behaviour. In every
+    // form the seconds follow the time's second ':', so a digit must be there.
+    const auto colon = value.find(':');
+    const auto seconds_at = colon == std::string_view::npos ? colon : value.find(':', colon + 1);
+    if (seconds_at == std::string_view::npos || seconds_at + 1 >= value.size() ||
+        value[seconds_at + 1] < '0' || value[seconds_at + 1] > '9') {
+        return std::nullopt;
+    }
     for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
                                "%a %b %d %H:%M:%S %Y"}) {
         std::istringstream in{std::string(value)};
