@@ -90,7 +90,8 @@ constexpr std::string_view sync_keys[] = {"date_criteria", "window", "lookback",
 constexpr std::string_view freshness_keys[] = {"within", "every"};
 constexpr std::string_view customer_keys[] = {"id", "name", "password", "password_file", "password_env",
                                               "password_credential"};
-constexpr std::string_view metrics_keys[] = {"listen", "per_customer_series"};
+constexpr std::string_view metrics_keys[] = {"listen", "per_customer_series", "max_connections",
+                                             "request_timeout"};
 constexpr std::string_view log_keys[] = {"level", "format"};
 
 struct section_layout {
@@ -610,6 +611,8 @@ void read_metrics(const section& root, metrics_config& out) {
     });
     s.read("per_customer_series", out.per_customer,
            [](const field& f) { return f.parsed("a string", parse_per_customer_series); });
+    s.read("max_connections", out.max_connections, [](const field& f) { return f.count(1); });
+    s.read("request_timeout", out.request_timeout, [](const field& f) { return f.duration(false); });
 }
 
 void read_log(const section& root, log_config& out) {
@@ -875,6 +878,8 @@ std::string describe(const config& cfg) {
     out << "  listen: " << (cfg.metrics.listen ? yaml_string(to_string(*cfg.metrics.listen)) : "<none: no listener>")
         << "\n";
     out << "  per_customer_series: " << to_string(cfg.metrics.per_customer) << "\n";
+    out << "  max_connections: " << cfg.metrics.max_connections << "\n";
+    out << "  request_timeout: " << format_duration(cfg.metrics.request_timeout) << "\n";
     out << "log:\n";
     out << "  level: " << to_string(cfg.log.level) << "\n";
     out << "  format: " << to_string(cfg.log.format) << "\n";

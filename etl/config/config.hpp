@@ -85,6 +85,12 @@ struct customer_config {
 struct metrics_config {
     std::optional<listen_address> listen;  // empty: no listener
     per_customer_series per_customer = per_customer_series::trouble;
+    // Connections the listener keeps open at once; a new one beyond it closes
+    // the oldest. Each open connection is one file descriptor.
+    unsigned max_connections = 64;
+    // A request must arrive whole within this from its first byte's wait (and
+    // its response be taken within it again), however slowly it trickles in.
+    std::chrono::milliseconds request_timeout{10000};
 };
 
 struct log_config {
