@@ -86,10 +86,13 @@ public:
                 status_page_refresh,
                 [this] { asio::co_spawn(io_, read_status_page(), asio::detached); },
                 [] { return std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now()); });
-            server_.emplace(io_.get_executor(), *cfg.metrics.listen, metrics_,
+            // On a thread of its own: no client of the listener can hold up the sync.
+            server_.emplace(cfg.metrics, metrics_,
                             [this](std::string_view target) { return status_page_->page(target); });
             log_event(spdlog::level::info, "metrics.listening",
-                      {{"listen", to_string(*cfg.metrics.listen)}, {"port", server_->port()}});
+                      {{"listen", to_string(*cfg.metrics.listen)},
+                       {"port", server_->port()},
+                       {"max_connections", cfg.metrics.max_connections}});
         }
     }
 

@@ -228,6 +228,15 @@ void log_event(spdlog::level::level_enum level, std::string_view event,
     }
 }
 
+std::optional<std::uint64_t> log_throttle::admit(clock::time_point now) {
+    if (last_ && now - *last_ < period_) {
+        ++held_;
+        return std::nullopt;
+    }
+    last_ = now;
+    return std::exchange(held_, 0);
+}
+
 void log_event(spdlog::level::level_enum level, std::string_view event,
                std::initializer_list<log_field> fields) {
     log_event(level, event, std::span<const log_field>(fields.begin(), fields.size()));

@@ -16,9 +16,11 @@
 
 #include <spdlog/common.h>
 
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,6 +70,26 @@ void log_event(spdlog::level::level_enum level, std::string_view event,
                std::initializer_list<log_field> fields = {});
 void log_event(spdlog::level::level_enum level, std::string_view event,
                std::span<const log_field> fields);
+
+// Keeps a repeated event (a refused connection in a flood) from flooding the
+// log: the first occurrence is written, then at most one per `period`, each
+// carrying how many were held back before it. Not thread-safe: one per thread
+// that logs the event.
+class log_throttle {
+public:
+    using clock = std::chrono::steady_clock;
+
+    explicit log_throttle(clock::duration period) : period_(period) {}
+
+    // Whether to write a line for this occurrence. When it returns a value,
+    // that is how many occurrences since the last written line were held back.
+    std::optional<std::uint64_t> admit(clock::time_point now = clock::now());
+
+private:
+    clock::duration period_;
+    std::optional<clock::time_point> last_;
+    std::uint64_t held_ = 0;
+};
 
 // `event key=value ...` exactly as the text and journal styles write it after
 // their prefix. Exposed for tests.

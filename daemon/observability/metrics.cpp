@@ -115,6 +115,26 @@ bool metrics_registry::in_trouble(const customer_series& s, clock::time_point no
     return s.failed && (s.last_failure >= s.last_success || now - s.last_failure <= limit);
 }
 
+void metrics_registry::listener_connections_open(std::size_t open) {
+    std::lock_guard lock(mutex_);
+    listener_.open = open;
+}
+
+void metrics_registry::listener_dropped(connection_drop reason) {
+    std::lock_guard lock(mutex_);
+    ++(reason == connection_drop::limit ? listener_.dropped_limit : listener_.dropped_timeout);
+}
+
+void metrics_registry::listener_responded(unsigned status) {
+    std::lock_guard lock(mutex_);
+    ++listener_.responses[status];
+}
+
+void metrics_registry::listener_accept_failed() {
+    std::lock_guard lock(mutex_);
+    ++listener_.accept_errors;
+}
+
 void metrics_registry::observe(histogram& h, double seconds) {
     for (std::size_t i = 0; i < std::size(duration_buckets); ++i) {
         if (seconds <= duration_buckets[i]) ++h.buckets[i];
@@ -247,6 +267,24 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
     header(out, "healthy", "gauge",
            "1 while some customer succeeded within 3 poll intervals, else 0 (/healthz).");
     line("healthy", "", "", health_locked(now).healthy ? 1 : 0);
+
+    header(out, "metrics_connections_open", "gauge", "Connections open to the /metrics listener.");
+    line("metrics_connections_open", "", "", listener_.open);
+
+    header(out, "metrics_connections_dropped_total", "counter",
+           "Connections the /metrics listener closed unanswered: reason limit (metrics.max_connections "
+           "were open, the oldest made room) or timeout (metrics.request_timeout ran out).");
+    line("metrics_connections_dropped_total", "", "reason=\"limit\"", listener_.dropped_limit);
+    line("metrics_connections_dropped_total", "", "reason=\"timeout\"", listener_.dropped_timeout);
+
+    header(out, "metrics_responses_total", "counter", "Answers of the /metrics listener by HTTP status code.");
+    for (const auto& [status, count] : listener_.responses) {
+        line("metrics_responses_total", "", fmt::format("code=\"{}\"", status), count);
+    }
+
+    header(out, "metrics_accept_errors_total", "counter",
+           "Connections the /metrics listener failed to accept (e.g. out of file descriptors).");
+    line("metrics_accept_errors_total", "", "", listener_.accept_errors);
     return out;
 }
 

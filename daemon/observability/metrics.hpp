@@ -19,6 +19,13 @@
 //   customers                                 gauge, configured customers
 //   customers_in_trouble                      gauge, customers with a recent failure
 //   healthy                                   gauge, 1 or 0 (the /healthz rule)
+//   metrics_connections_open                  gauge, connections open to the listener
+//   metrics_connections_dropped_total{reason} counter; connections the listener closed
+//                                             unanswered: limit (max_connections) or
+//                                             timeout (request_timeout)
+//   metrics_responses_total{code}             counter; the listener's answers by status
+//   metrics_accept_errors_total               counter; failed accepts (e.g. out of
+//                                             file descriptors)
 //
 // Detail (metrics.per_customer_series): with `all`, every series above carries
 // every customer. With `trouble` (the default), freshness_seconds still does,
@@ -50,6 +57,12 @@
 #include "config/values.hpp"
 
 namespace comeback {
+
+// Why the /metrics listener closed a connection without answering it.
+enum class connection_drop {
+    limit,    // metrics.max_connections were open: the oldest made room for a new one
+    timeout,  // the request, or the taking of its response, outlasted metrics.request_timeout
+};
 
 // What one committed window changed (the loader's load_counts, by value).
 struct window_rows {
@@ -94,6 +107,12 @@ public:
 
     health_status health(clock::time_point now = clock::now()) const;
 
+    // The /metrics listener's own connections and answers (metrics_server).
+    void listener_connections_open(std::size_t open);
+    void listener_dropped(connection_drop reason);
+    void listener_responded(unsigned status);
+    void listener_accept_failed();
+
     // The whole registry in Prometheus text format. Never throws except std::bad_alloc.
     std::string render_prometheus() const { return render_prometheus(clock::now()); }
     std::string render_prometheus(clock::time_point now) const;
@@ -137,6 +156,13 @@ private:
     customer_series totals_;  // every event of every customer, dropped ones included
     std::size_t configured_customers_ = 0;
     per_customer_series detail_ = per_customer_series::trouble;
+    struct listener_series {
+        std::size_t open = 0;
+        std::uint64_t dropped_limit = 0;
+        std::uint64_t dropped_timeout = 0;
+        std::map<unsigned, std::uint64_t> responses;  // by status code
+        std::uint64_t accept_errors = 0;
+    } listener_;
 };
 
 // Escapes a label value for the text format: backslash, double quote, newline.

@@ -1,198 +1,341 @@
 #include "observability/metrics_server.hpp"
 
+#include "config/config.hpp"
 #include "observability/logging.hpp"
 #include "observability/metrics.hpp"
+#include "observability/metrics_http.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+
+#include <sys/resource.h>
 
 #include <atomic>
 #include <list>
+#include <optional>
+#include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace comeback {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
 
 namespace {
 
+// After a failed accept the next waits this long, doubling up to the maximum,
+// so running out of file descriptors does not turn into a busy loop.
+constexpr auto first_accept_delay = 100ms;
+constexpr auto max_accept_delay = 1000ms;
+// Repeated trouble (a flood) is logged at most once per period.
+constexpr auto log_period = 10s;
+// After a refusal the client may still be sending a body the server will not
+// read; closing with unread bytes would reset the connection and could destroy
+// the answer before the client reads it. So the server stops sending, and reads
+// and drops what still comes, up to these bounds, before it closes.
+constexpr auto linger_time = 1000ms;
+constexpr std::size_t linger_bytes = 64 * 1024;
+
 class session;
 
-// The server's state, shared by the server and its open connections, so a
-// connection outlives neither.
-struct server_state : std::enable_shared_from_this<server_state> {
-    server_state(asio::any_io_executor executor, const metrics_registry& registry,
-                 status_page_source status_page)
-        : strand(asio::make_strand(executor)), acceptor(strand), registry(registry),
-          status_page(std::move(status_page)) {}
+// Accepts connections, keeps the list of open ones and its limits. Touched
+// only on the server's own thread.
+class listener : public std::enable_shared_from_this<listener> {
+public:
+    listener(asio::io_context& io, const metrics_config& settings, metrics_registry& registry,
+             status_page_source status_page)
+        : acceptor(io),
+          registry(registry),
+          status_page(std::move(status_page)),
+          max_connections(settings.max_connections),
+          request_timeout(settings.request_timeout),
+          retry_timer_(io) {}
 
     void accept();
     void close_all();
+    // A session's end: it no longer counts against max_connections.
+    void forget(session& ended);
+    void count_timeout() { registry.listener_dropped(connection_drop::timeout); }
+    // Counts an answer, and logs a refusal (throttled).
+    void answering(const http_reply& reply, const tcp::socket& socket);
 
-    asio::strand<asio::any_io_executor> strand;
     tcp::acceptor acceptor;
-    const metrics_registry& registry;
-    status_page_source status_page;
-    std::uint16_t port = 0;
-    std::atomic<bool> stopped{false};
-    // Open connections, so stop() can close them; touched only on the strand.
-    std::list<std::weak_ptr<session>> sessions;
+    metrics_registry& registry;
+    const status_page_source status_page;
+    const std::size_t max_connections;
+    const std::chrono::milliseconds request_timeout;
+
+private:
+    void on_accept(const beast::error_code& error, tcp::socket socket);
+    void make_room();
+
+    asio::steady_timer retry_timer_;
+    std::chrono::milliseconds accept_delay_{0};
+    bool stopped_ = false;
+    // Open connections, oldest first.
+    std::list<std::weak_ptr<session>> open_;
+    log_throttle limit_log_{log_period};
+    log_throttle accept_log_{log_period};
+    log_throttle refusal_log_{log_period};
 };
 
-// Scrapers are quick; a stuck client must not hold a connection forever.
-constexpr auto io_timeout = std::chrono::seconds(10);
-
-http::response<http::string_body> answer(const http::request<http::string_body>& request,
-                                         const metrics_registry& registry,
-                                         const status_page_source& status_page) {
-    http::response<http::string_body> response;
-    response.version(request.version());
-    response.keep_alive(request.keep_alive());
-    response.set(http::field::server, "comeback-sync");
-    const std::string_view target(request.target().data(), request.target().size());
-    const auto path = target.substr(0, target.find('?'));
-    const bool known = path == "/metrics" || path == "/healthz" || (path == "/" && status_page);
-    if (!known) {
-        response.result(http::status::not_found);
-        response.set(http::field::content_type, "text/plain; charset=utf-8");
-        response.body() = "not found: try /metrics or /healthz\n";
-    } else if (request.method() != http::verb::get && request.method() != http::verb::head) {
-        response.result(http::status::method_not_allowed);
-        response.set(http::field::allow, "GET, HEAD");
-        response.set(http::field::content_type, "text/plain; charset=utf-8");
-        response.body() = "method not allowed\n";
-    } else if (path == "/") {
-        response.result(http::status::ok);
-        response.set(http::field::content_type, "text/html; charset=utf-8");
-        // Nothing runs and nothing loads from elsewhere, even if a text slipped
-        // through unescaped; no-store: every reload asks the daemon.
-        response.set("Content-Security-Policy",
-                     "default-src 'none'; style-src 'unsafe-inline'");
-        response.set(http::field::cache_control, "no-store");
-        response.set("X-Content-Type-Options", "nosniff");
-        response.body() = status_page(target);
-    } else if (path == "/metrics") {
-        response.result(http::status::ok);
-        response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-        response.body() = registry.render_prometheus();
-    } else {
-        const auto health = registry.health();
-        response.result(health.healthy ? http::status::ok : http::status::service_unavailable);
-        response.set(http::field::content_type, "text/plain; charset=utf-8");
-        response.body() = health.reason + "\n";
-    }
-    response.prepare_payload();
-    if (request.method() == http::verb::head) response.body().clear();
-    return response;
-}
-
+// One client connection: request heads into a fixed buffer, answers out.
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(tcp::socket socket, std::shared_ptr<server_state> server)
+    session(tcp::socket socket, std::shared_ptr<listener> server)
         : stream_(std::move(socket)), server_(std::move(server)) {}
+    ~session() { server_->forget(*this); }
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
 
-    void start() { read(); }
+    void start() { next_request(std::nullopt); }
+
+    // Closes the socket at once: pending operations end, and with them the session.
     void close() {
+        server_->forget(*this);
         beast::error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
         stream_.close();
     }
 
+    // Where the listener keeps this session among the open ones.
+    std::list<std::weak_ptr<session>>::iterator entry;
+    bool listed = false;
+
 private:
-    void read() {
-        request_ = {};
-        stream_.expires_after(io_timeout);
-        http::async_read(stream_, buffer_, request_,
-                         [self = shared_from_this()](beast::error_code error, std::size_t) {
-                             self->on_read(error);
-                         });
+    // The request's deadline is absolute: a client trickling a byte at a time
+    // is cut off all the same.
+    void next_request(std::optional<http_reply> ready) {
+        stream_.expires_after(server_->request_timeout);
+        answer_or_read(std::move(ready));
     }
 
-    void on_read(beast::error_code error) {
-        if (error || server_->stopped) return;  // closed, timed out or stopping: drop it
-        response_ = answer(request_, server_->registry, server_->status_page);
-        stream_.expires_after(io_timeout);
-        http::async_write(stream_, response_,
+    void answer_or_read(std::optional<http_reply> ready) {
+        if (ready) {
+            reply_ = std::move(*ready);
+            write();
+            return;
+        }
+        const auto space = reader_.free_space();
+        stream_.async_read_some(asio::buffer(space.data(), space.size()),
+                                [self = shared_from_this()](beast::error_code error, std::size_t n) {
+                                    self->on_read(error, n);
+                                });
+    }
+
+    void on_read(const beast::error_code& error, std::size_t n) {
+        if (error) {
+            // A client that said nothing more after an answer just went idle;
+            // one that never finished a request ran out of time.
+            if (error == beast::error::timeout && (reader_.pending() > 0 || answered_ == 0)) {
+                server_->count_timeout();
+            }
+            return;  // eof, reset, timeout or closed: the session ends
+        }
+        answer_or_read(reader_.received(n, server_->registry, server_->status_page));
+    }
+
+    void write() {
+        server_->answering(reply_, stream_.socket());
+        stream_.expires_after(server_->request_timeout);
+        asio::async_write(stream_, asio::buffer(reply_.bytes),
                           [self = shared_from_this()](beast::error_code error, std::size_t) {
                               self->on_write(error);
                           });
     }
 
-    void on_write(beast::error_code error) {
-        if (error) return;
-        if (response_.keep_alive()) {
-            read();
-        } else {
-            beast::error_code ignored;
-            stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    void on_write(const beast::error_code& error) {
+        if (error) {
+            if (error == beast::error::timeout) server_->count_timeout();
+            return;
         }
+        ++answered_;
+        if (reply_.close) {
+            linger();
+            return;
+        }
+        auto next = reader_.answered(reply_, server_->registry, server_->status_page);
+        reply_ = {};
+        next_request(std::move(next));
+    }
+
+    void linger() {
+        reply_ = {};
+        reader_.clear();
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream_.expires_after(std::min<std::chrono::milliseconds>(linger_time, server_->request_timeout));
+        discard(0);
+    }
+
+    void discard(std::size_t dropped) {
+        if (dropped >= linger_bytes) return;
+        const auto space = reader_.free_space();
+        stream_.async_read_some(asio::buffer(space.data(), space.size()),
+                                [self = shared_from_this(), dropped](beast::error_code error, std::size_t n) {
+                                    if (!error) self->discard(dropped + n);
+                                });
     }
 
     beast::tcp_stream stream_;
-    beast::flat_buffer buffer_;
-    http::request<http::string_body> request_;
-    http::response<http::string_body> response_;
-    std::shared_ptr<server_state> server_;
+    std::shared_ptr<listener> server_;
+    request_reader reader_;
+    http_reply reply_;  // being sent
+    std::uint64_t answered_ = 0;
 };
 
-void server_state::accept() {
-    // Every connection shares the server's strand: scrapes are rare and small,
-    // and stop() can then close sockets without racing their handlers.
-    acceptor.async_accept(strand,
-        [self = shared_from_this()](beast::error_code error, tcp::socket socket) {
-            if (self->stopped || error == asio::error::operation_aborted) return;
-            if (!error) {
-                auto connection = std::make_shared<session>(std::move(socket), self);
-                std::erase_if(self->sessions, [](const auto& s) { return s.expired(); });
-                self->sessions.push_back(connection);
-                connection->start();
-            } else {
-                log_event(spdlog::level::warn, "metrics.accept_failed",
-                          {{"error", error.message()}});
-            }
-            self->accept();
-        });
+void listener::accept() {
+    acceptor.async_accept([self = shared_from_this()](beast::error_code error, tcp::socket socket) {
+        self->on_accept(error, std::move(socket));
+    });
 }
 
-void server_state::close_all() {
+void listener::on_accept(const beast::error_code& error, tcp::socket socket) {
+    if (stopped_ || error == asio::error::operation_aborted) return;
+    if (error) {
+        registry.listener_accept_failed();
+        // The client gave up before it was accepted: nothing to wait for.
+        if (error == asio::error::connection_aborted) {
+            accept();
+            return;
+        }
+        accept_delay_ = accept_delay_ == 0ms ? std::chrono::milliseconds(first_accept_delay)
+                                             : std::min<std::chrono::milliseconds>(2 * accept_delay_, max_accept_delay);
+        if (auto held = accept_log_.admit()) {
+            log_event(spdlog::level::warn, "metrics.accept_failed",
+                      {{"error", error.message()}, {"retry_in_ms", accept_delay_.count()}, {"suppressed", *held}});
+        }
+        retry_timer_.expires_after(accept_delay_);
+        retry_timer_.async_wait([self = shared_from_this()](beast::error_code waited) {
+            if (!waited && !self->stopped_) self->accept();
+        });
+        return;
+    }
+    accept_delay_ = 0ms;
+    // The next accept first, so nothing below (memory exhausted) can end accepting.
+    accept();
+    if (open_.size() >= max_connections) make_room();
+    auto connection = std::make_shared<session>(std::move(socket), shared_from_this());
+    connection->entry = open_.insert(open_.end(), connection);
+    connection->listed = true;
+    registry.listener_connections_open(open_.size());
+    connection->start();
+}
+
+// max_connections are open: the oldest goes. A well-behaved client asks at
+// once and is answered long before it is the oldest, so it gets in even while
+// idle connections flood the listener; and the open sockets stay bounded,
+// unlike leaving new ones in the kernel's backlog behind idle ones.
+void listener::make_room() {
+    auto oldest = open_.front().lock();
+    if (!oldest) {  // ended, never left unlisted; defensive
+        open_.pop_front();
+        return;
+    }
+    oldest->close();
+    registry.listener_dropped(connection_drop::limit);
+    if (auto held = limit_log_.admit()) {
+        log_event(spdlog::level::warn, "metrics.connection_limit",
+                  {{"max_connections", max_connections}, {"suppressed", *held}});
+    }
+}
+
+void listener::answering(const http_reply& reply, const tcp::socket& socket) {
+    registry.listener_responded(reply.status);
+    if (reply.refusal.empty()) return;
+    if (auto held = refusal_log_.admit()) {
+        beast::error_code error;
+        const auto peer = socket.remote_endpoint(error);
+        log_event(spdlog::level::warn, "metrics.request_refused",
+                  {{"status", reply.status},
+                   {"reason", reply.refusal},
+                   {"peer", error ? std::string("unknown") : peer.address().to_string() + ":" + std::to_string(peer.port())},
+                   {"suppressed", *held}});
+    }
+}
+
+void listener::forget(session& ended) {
+    if (!ended.listed) return;
+    open_.erase(ended.entry);
+    ended.listed = false;
+    registry.listener_connections_open(open_.size());
+}
+
+void listener::close_all() {
+    stopped_ = true;
     beast::error_code ignored;
     acceptor.close(ignored);
-    for (auto& weak : sessions) {
-        if (auto connection = weak.lock()) connection->close();
+    retry_timer_.cancel();
+    while (!open_.empty()) {
+        if (auto connection = open_.front().lock()) {
+            connection->close();  // unlists it
+        } else {
+            open_.pop_front();
+        }
     }
-    sessions.clear();
+}
+
+// Warns when the listener could take a large share of the process's file
+// descriptors, which PostgreSQL and Vitec connections need too.
+void check_descriptor_headroom(std::size_t max_connections) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+    if (2 * (max_connections + 2) > limit.rlim_cur) {
+        log_event(spdlog::level::warn, "metrics.descriptor_headroom",
+                  {{"max_connections", max_connections},
+                   {"nofile", static_cast<std::uint64_t>(limit.rlim_cur)},
+                   {"reason", "metrics.max_connections should stay under half the file descriptor limit "
+                              "(LimitNOFILE)"}});
+    }
 }
 
 }  // namespace
 
-struct metrics_server::impl : server_state {
-    using server_state::server_state;
+struct metrics_server::impl {
+    asio::io_context io{1};
+    std::shared_ptr<listener> state;
+    std::uint16_t port = 0;
+    std::atomic<bool> stopped{false};
+    std::thread thread;
+
+    void run() {
+        // An exception out of a handler (memory exhausted while rendering)
+        // ends that handler and its connection, never the daemon.
+        for (;;) {
+            try {
+                io.run();
+                return;
+            } catch (const std::exception& error) {
+                log_event(spdlog::level::err, "metrics.listener_error", {{"error", error.what()}});
+            }
+        }
+    }
 };
 
-metrics_server::metrics_server(asio::any_io_executor executor, const listen_address& listen,
-                               const metrics_registry& registry, status_page_source status_page)
-    : impl_(std::make_shared<impl>(std::move(executor), registry, std::move(status_page))) {
+metrics_server::metrics_server(const metrics_config& settings, metrics_registry& registry,
+                               status_page_source status_page)
+    : impl_(std::make_unique<impl>()) {
+    if (!settings.listen) throw std::invalid_argument("metrics_server: metrics.listen is not set");
+    const listen_address& listen = *settings.listen;
     auto fail = [&](const beast::error_code& error, std::string_view what) {
-        throw std::system_error(error, "metrics.listen " + to_string(listen) + ": " +
-                                           std::string(what));
+        throw std::system_error(error, "metrics.listen " + to_string(listen) + ": " + std::string(what));
     };
+    impl_->state = std::make_shared<listener>(impl_->io, settings, registry, std::move(status_page));
     beast::error_code error;
-    tcp::resolver resolver(impl_->strand);
+    tcp::resolver resolver(impl_->io);
     const auto endpoints = resolver.resolve(listen.host, std::to_string(listen.port),
-                                            tcp::resolver::passive | tcp::resolver::numeric_service,
-                                            error);
+                                            tcp::resolver::passive | tcp::resolver::numeric_service, error);
     if (error) fail(error, "cannot resolve");
     const tcp::endpoint endpoint = endpoints.begin()->endpoint();
-    auto& acceptor = impl_->acceptor;
+    auto& acceptor = impl_->state->acceptor;
     acceptor.open(endpoint.protocol(), error);
     if (error) fail(error, "cannot open a socket");
     acceptor.set_option(asio::socket_base::reuse_address(true), error);
@@ -201,8 +344,9 @@ metrics_server::metrics_server(asio::any_io_executor executor, const listen_addr
     acceptor.listen(asio::socket_base::max_listen_connections, error);
     if (error) fail(error, "cannot listen");
     impl_->port = acceptor.local_endpoint().port();
-    // The acceptor is only touched on the strand from here on.
-    asio::post(impl_->strand, [self = impl_] { self->accept(); });
+    check_descriptor_headroom(settings.max_connections);
+    impl_->state->accept();
+    impl_->thread = std::thread([server = impl_.get()] { server->run(); });
 }
 
 metrics_server::~metrics_server() { stop(); }
@@ -211,7 +355,8 @@ std::uint16_t metrics_server::port() const { return impl_->port; }
 
 void metrics_server::stop() {
     if (impl_->stopped.exchange(true)) return;
-    asio::post(impl_->strand, [self = impl_] { self->close_all(); });
+    asio::post(impl_->io, [state = impl_->state] { state->close_all(); });
+    if (impl_->thread.joinable()) impl_->thread.join();
 }
 
 }  // namespace comeback

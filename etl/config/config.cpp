@@ -90,7 +90,8 @@ constexpr std::string_view sync_keys[] = {"date_criteria", "window", "lookback",
 constexpr std::string_view freshness_keys[] = {"within", "every"};
 constexpr std::string_view customer_keys[] = {"id", "name", "password", "password_file", "password_env",
                                               "password_credential"};
-constexpr std::string_view metrics_keys[] = {"listen", "per_customer_series"};
+constexpr std::string_view metrics_keys[] = {"listen", "per_customer_series", "max_connections",
+                                             "request_timeout"};
 constexpr std::string_view log_keys[] = {"level", "format"};
 
 struct section_layout {
@@ -610,6 +611,8 @@ void read_metrics(const section& root, metrics_config& out) {
     });
     s.read("per_customer_series", out.per_customer,
            [](const field& f) { return f.parsed("a string", parse_per_customer_series); });
+    s.read("max_connections", out.max_connections, [](const field& f) { return f.count(1); });
+    s.read("request_timeout", out.request_timeout, [](const field& f) { return f.duration(false); });
 }
 
 void read_log(const section& root, log_config& out) {
@@ -773,32 +776,42 @@ std::string mask_conninfo(std::string_view conninfo) {
 }
 
 config load_config(const std::filesystem::path& file) {
-    document doc;
-    doc.name = file.string();
+    const std::string name = file.string();
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw config_error(name + ": cannot read the configuration: " + std::strerror(errno));
+    struct stat info {};
+    if (::stat(file.c_str(), &info) != 0)
+        throw config_error(name + ": cannot read the configuration: " + std::strerror(errno));
+    if (!S_ISREG(info.st_mode)) throw config_error(name + ": the configuration is not a regular file");
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw config_error(name + ": cannot read the configuration");
+
+    config_origin origin{file, {}, static_cast<unsigned>(info.st_mode)};
     // Absolute, so a relative password_file still points at the same file
     // after the daemon changes its working directory.
     std::error_code ec;
-    doc.directory = std::filesystem::absolute(file, ec).parent_path();
-    if (ec) doc.directory = file.parent_path();
+    origin.directory = std::filesystem::absolute(file, ec).parent_path();
+    if (ec) origin.directory = file.parent_path();
+    return load_config_text(text.str(), origin);
+}
 
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw config_error(doc.name + ": cannot read the configuration: " + std::strerror(errno));
-    struct stat info {};
-    if (::stat(file.c_str(), &info) != 0)
-        throw config_error(doc.name + ": cannot read the configuration: " + std::strerror(errno));
-    if (!S_ISREG(info.st_mode)) throw config_error(doc.name + ": the configuration is not a regular file");
-    doc.mode = info.st_mode;
+config load_config_text(std::string_view yaml, const config_origin& origin) {
+    document doc;
+    doc.name = origin.file.string();
+    doc.directory = origin.directory;
+    doc.mode = static_cast<mode_t>(origin.mode);
 
     YAML::Node root;
     try {
-        root = YAML::Load(in);
+        root = YAML::Load(std::string(yaml));
     } catch (const YAML::ParserException& e) {
         fail(doc, e.mark, "", "not valid YAML: " + e.msg);
     }
     if (root.IsNull()) throw config_error(doc.name + ": the configuration is empty (needs database, vitec, customers)");
 
     config cfg;
-    cfg.source = file;
+    cfg.source = origin.file;
     field top{&doc, root, root.Mark(), ""};
     section s(top, "");
     read_database(doc, s, cfg.database);
@@ -865,6 +878,8 @@ std::string describe(const config& cfg) {
     out << "  listen: " << (cfg.metrics.listen ? yaml_string(to_string(*cfg.metrics.listen)) : "<none: no listener>")
         << "\n";
     out << "  per_customer_series: " << to_string(cfg.metrics.per_customer) << "\n";
+    out << "  max_connections: " << cfg.metrics.max_connections << "\n";
+    out << "  request_timeout: " << format_duration(cfg.metrics.request_timeout) << "\n";
     out << "log:\n";
     out << "  level: " << to_string(cfg.log.level) << "\n";
     out << "  format: " << to_string(cfg.log.format) << "\n";

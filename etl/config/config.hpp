@@ -85,6 +85,12 @@ struct customer_config {
 struct metrics_config {
     std::optional<listen_address> listen;  // empty: no listener
     per_customer_series per_customer = per_customer_series::trouble;
+    // Connections the listener keeps open at once; a new one beyond it closes
+    // the oldest. Each open connection is one file descriptor.
+    unsigned max_connections = 64;
+    // A request must arrive whole within this from its first byte's wait (and
+    // its response be taken within it again), however slowly it trickles in.
+    std::chrono::milliseconds request_timeout{10000};
 };
 
 struct log_config {
@@ -105,6 +111,17 @@ struct config {
 // Reads and checks a configuration file, resolving every password (files,
 // environment variables, systemd credentials). Throws config_error.
 config load_config(const std::filesystem::path& file);
+
+// What load_config knows of the file besides its text.
+struct config_origin {
+    std::filesystem::path file;       // as the operator named it: messages and config::source
+    std::filesystem::path directory;  // a relative password_file resolves against it
+    unsigned mode = 0;                // the file's st_mode: an inline password needs no group/other read
+};
+
+// load_config once the file is read: checks `yaml` as the content of `origin`.
+// Passwords are still resolved from files and the environment. Throws config_error.
+config load_config_text(std::string_view yaml, const config_origin& origin);
 
 // Every key path the loader accepts, in file order: "database",
 // "database.conninfo", ..., "sync.freshness[].within", "customers[].id". The

@@ -1,5 +1,7 @@
 #include "fetch/outcome.hpp"
 
+#include "model/text.hpp"
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/error.hpp>
@@ -53,17 +55,6 @@ std::string with_detail(std::string head, std::string_view body) {
     return head;
 }
 
-// Length of the valid UTF-8 sequence starting at text[i], or 0 when invalid.
-std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
-    auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3
-                                         : (lead >> 3) == 0x1E ? 4 : 0;
-    if (length == 0 || i + length > text.size()) return 0;
-    for (std::size_t k = 1; k < length; ++k)
-        if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;
-    return length;
-}
-
 }  // namespace
 
 std::string sanitize_message(std::string_view text, std::size_t max_bytes) {
@@ -115,14 +106,25 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
         return std::chrono::milliseconds(seconds * 1000);
     }
     // HTTP-date: the preferred IMF-fixdate, then the two obsolete forms RFC 9110 still accepts.
+    // date::parse (3.0.1) converts the seconds it read into an integer even when it
+    // read none, from an uninitialized long double: undefined behaviour. In every
+    // form the seconds follow the time's second ':', so a digit must be there.
+    const auto colon = value.find(':');
+    const auto seconds_at = colon == std::string_view::npos ? colon : value.find(':', colon + 1);
+    if (seconds_at == std::string_view::npos || seconds_at + 1 >= value.size() ||
+        value[seconds_at + 1] < '0' || value[seconds_at + 1] > '9') {
+        return std::nullopt;
+    }
     for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
                                "%a %b %d %H:%M:%S %Y"}) {
         std::istringstream in{std::string(value)};
         date::sys_seconds when;
         in >> date::parse(format, when);
         if (in.fail()) continue;
-        auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
-        return std::max(delay, std::chrono::milliseconds{0});
+        // In milliseconds: the clock's nanoseconds cannot hold a date centuries
+        // away (the year field reads up to 9999), and the difference would overflow.
+        const auto delay = when - std::chrono::floor<std::chrono::milliseconds>(now);
+        return std::max(std::chrono::milliseconds{delay}, std::chrono::milliseconds{0});
     }
     return std::nullopt;
 }

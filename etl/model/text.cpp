@@ -59,6 +59,11 @@ bool is_valid_utf8(std::string_view text) {
     return true;
 }
 
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) {
+    const auto begin = reinterpret_cast<const unsigned char*>(text.data());
+    return at < text.size() ? sequence_length(begin + at, begin + text.size()) : 0;
+}
+
 std::string to_storable_text(std::string_view text) {
     std::string out;
     out.reserve(text.size());

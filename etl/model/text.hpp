@@ -12,6 +12,10 @@ namespace comeback {
 // above U+10FFFF).
 bool is_valid_utf8(std::string_view text);
 
+// The length (1 to 4) of the well-formed UTF-8 sequence that starts at
+// text[at], or 0 when none starts there: is_valid_utf8's rule for one character.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at);
+
 // A copy of `text` where every byte that is not part of a well-formed UTF-8
 // sequence, and every NUL, is replaced by U+FFFD.
 std::string to_storable_text(std::string_view text);

@@ -132,3 +132,15 @@ TEST_CASE("json logs are one object per line, plain messages included") {
     CHECK(std::regex_match(out, expected));
     setup_logging(config_of(log_level::info, log_format::text));
 }
+
+TEST_CASE("a throttled event writes its first line, then one per period with the count held back") {
+    using namespace std::chrono_literals;
+    log_throttle throttle(10s);
+    const log_throttle::clock::time_point start{};
+    CHECK(throttle.admit(start) == 0u);
+    for (auto at : {1s, 2s, 9s}) CHECK_FALSE(throttle.admit(start + at).has_value());
+    CHECK(throttle.admit(start + 10s) == 3u);
+    CHECK_FALSE(throttle.admit(start + 19s).has_value());
+    CHECK(throttle.admit(start + 60s) == 1u);
+    CHECK(throttle.admit(start + 70s) == 0u);
+}

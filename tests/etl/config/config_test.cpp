@@ -567,6 +567,23 @@ TEST_CASE("metrics.listen reads host:port, [v6]:port, :port and port 0") {
     }
 }
 
+TEST_CASE("the listener's limits read as a count and a duration, and refuse zero") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    auto metrics = [&](const std::string& keys) { return load_with(dir, "", "metrics:\n" + keys); };
+    trial defaults = metrics("  listen: \":0\"\n");
+    REQUIRE(defaults.cfg);
+    CHECK(defaults.cfg->metrics.max_connections == 64);
+    CHECK(defaults.cfg->metrics.request_timeout == std::chrono::seconds(10));
+    trial set = metrics("  max_connections: 8\n  request_timeout: 250ms\n");
+    REQUIRE(set.cfg);
+    CHECK(set.cfg->metrics.max_connections == 8);
+    CHECK(set.cfg->metrics.request_timeout == std::chrono::milliseconds(250));
+    check_refused(dir, metrics("  max_connections: 0\n"), "9:20: metrics.max_connections", "must be at least 1");
+    check_refused(dir, metrics("  request_timeout: 0s\n"), "9:20: metrics.request_timeout", "must be longer than 0");
+    check_refused(dir, metrics("  request_timeout: soon\n"), "9:20: metrics.request_timeout", "is not a duration");
+}
+
 TEST_CASE("vitec.base_url is split once into what the client connects to") {
     temp_dir dir;
     env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);

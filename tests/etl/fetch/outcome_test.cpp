@@ -1,6 +1,7 @@
 // The classification table, pure: status and headers in, one kind out.
 
 #include "fetch/outcome.hpp"
+#include "model/text.hpp"
 
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
@@ -66,6 +67,9 @@ TEST_CASE("Retry-After is read as seconds or an HTTP date, and capped") {
     CHECK(classify(503, "", "999999")->retry_after == 300s);                       // capped
     CHECK(classify(503, "", "99999999999999999999999")->retry_after == 300s);
     CHECK_FALSE(classify(503, "", "soon")->retry_after);
+    // Dates far from now, which do not fit the system clock's nanoseconds.
+    CHECK(classify(503, "", "Fri, 31 Dec 9999 23:59:59 GMT")->retry_after == 300s);
+    CHECK(classify(429, "", "Sun Nov  2 08:49:37 194")->retry_after == 0s);
     CHECK_FALSE(classify(503)->retry_after);
 }
 
@@ -85,6 +89,17 @@ TEST_CASE("sanitizing keeps UTF-8 whole and drops control characters") {
     CHECK(sanitize_message("bad \xff byte") == "bad ? byte");
     CHECK(sanitize_message("åååå", 5) == "åå...");  // never half a character
     CHECK(error_body_message("") == "");
+}
+
+TEST_CASE("sanitizing turns every malformed UTF-8 sequence into '?', as the text rules define it") {
+    // Shaped like UTF-8 but not well formed: an overlong 4-byte '/', an
+    // overlong 2-byte NUL, a UTF-16 surrogate, a code point above U+10FFFF.
+    CHECK(sanitize_message("a\xF0\x80\x80\xAF" "b") == "a????b");
+    CHECK(sanitize_message("\xC0\x80") == "??");
+    CHECK(sanitize_message("\xED\xA0\x80") == "???");
+    CHECK(sanitize_message("\xF4\x90\x80\x80") == "????");
+    const auto failure = classify(500, "text/plain", std::nullopt, "broken \xF0\x8F\x98\x80 body");
+    CHECK(is_valid_utf8(failure->message));
 }
 
 TEST_CASE("transport errors are transient and say where they happened") {

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The metrics listener never takes the daemon down: the real binary, limited
+# to 1024 file descriptors as under systemd, is flooded on its /metrics port
+# with (a) a POST whose chunk extension never ends, (b) header lines that never
+# end and (c) 1,000 idle connections, one after the other. Throughout, a
+# customer's windows keep committing, /healthz answers a well-behaved client
+# within its timeout, and the daemon neither crashes nor grows past 64 MiB.
+#   METRICS_FLOOD=path (and lib.sh's variables) bash metrics_flood_test.sh
+source "$(dirname "$0")/lib.sh"
+: "${METRICS_FLOOD:?METRICS_FLOOD must name the metrics-flood binary}"
+e2e_init metrics_flood
+
+max_connections=64
+flood_seconds=8
+start_fake fake --customers M1
+port=$(free_port)
+write_config "$work/config.yaml" "M1" "metrics:
+  listen: 127.0.0.1:$port
+  max_connections: $max_connections
+  request_timeout: 10s"
+# ulimit in the shell that becomes the daemon: the limit systemd gives a service.
+bash -c 'ulimit -n 1024 && exec "$0" run -c "$1"' "$COMEBACK_SYNC" "$work/config.yaml" >"$work/run.log" 2>&1 &
+daemon=$!
+e2e_pids+=("$daemon")
+wait_for 60 "M1's first windows complete" \
+    "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M1' AND status = 'complete'"
+[[ "$(awk '/^Max open files/ { print $4 }' "/proc/$daemon/limits")" == 1024 ]] ||
+    fail "the daemon does not run with 1024 file descriptors: $(grep 'open files' "/proc/$daemon/limits")"
+
+open_fds() { find "/proc/$daemon/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+# The well-behaved client: curl with a 10 s timeout, as a load balancer's check.
+healthz() { curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" 2>&1 || true; }
+metric() {  # metric SERIES: its value from /metrics, 0 when absent
+    curl -sS --max-time 10 "http://127.0.0.1:$port/metrics" |
+        awk -v s="$1" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'
+}
+baseline_fds=$(open_fds)
+note "the daemon holds $baseline_fds file descriptors before the floods"
+
+# flood MODE [ARG]: runs one flood for flood_seconds, checking throughout.
+flood() {
+    local mode=$1 arg=${2:-} mark i code most_fds=0 fds
+    mark=$(sql "SELECT now()")
+    "$METRICS_FLOOD" "$port" "$mode" $arg >"$work/flood-$mode.out" 2>"$work/flood-$mode.log" &
+    local flooder=$!
+    e2e_pids+=("$flooder")
+    for ((i = 0; i < flood_seconds; i++)); do
+        sleep 1
+        kill -0 "$daemon" 2>/dev/null || fail "the daemon died during the $mode flood"
+        code=$(healthz)
+        [[ $code == 200 ]] || fail "/healthz answered '$code' to a well-behaved client during the $mode flood"
+        fds=$(open_fds)
+        ((fds > most_fds)) && most_fds=$fds
+    done
+    # The sync went on: windows committed while the flood ran.
+    wait_for 60 "windows committing during the $mode flood" \
+        "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M1' AND fetched_at > '$mark'"
+    kill -0 "$flooder" 2>/dev/null || fail "the $mode flooder exited early: $(cat "$work/flood-$mode.log")"
+    kill -TERM "$flooder"
+    wait "$flooder" || fail "the $mode flooder failed: $(cat "$work/flood-$mode.log")"
+    echo "ok: $mode: /healthz answered 200 every second, windows kept committing," \
+         "at most $most_fds descriptors open; $(cat "$work/flood-$mode.out")"
+    # A listener that held every connection would need them all.
+    ((most_fds <= baseline_fds + max_connections + 16)) ||
+        fail "the daemon held $most_fds file descriptors during the $mode flood (before: $baseline_fds)"
+}
+
+# log_lines EVENT SINCE: the EVENT lines must be throttled to one per 10 s
+# since SECONDS was SINCE (plus the first line and a slack of one).
+log_lines() {
+    local lines allowed=$(((SECONDS - $2) / 10 + 2))
+    lines=$(grep -c "$1" "$work/run.log" || true)
+    ((lines >= 1 && lines <= allowed)) ||
+        fail "$lines $1 lines in $((SECONDS - $2)) s (at most $allowed): missing, or not rate-limited"
+    echo "ok: $lines $1 lines in $((SECONDS - $2)) s"
+}
+
+note "(a) POST with a chunk extension that never ends"
+floods_started=$SECONDS
+flood chunk-extension
+refused=$(metric 'comeback_sync_metrics_responses_total{code="413"}')
+((refused > 0)) || fail "the listener answered no 413 during the chunk extension flood"
+
+note "(b) header lines that never end"
+flood header-lines
+refused=$(metric 'comeback_sync_metrics_responses_total{code="431"}')
+((refused > 0)) || fail "the listener answered no 431 during the header line flood"
+log_lines metrics.request_refused "$floods_started"
+
+note "(c) 1,000 idle connections"
+idle_started=$SECONDS
+flood idle 1000
+dropped=$(metric 'comeback_sync_metrics_connections_dropped_total{reason="limit"}')
+((dropped >= 1000 - max_connections)) ||
+    fail "the listener closed only $dropped connections at its limit; 1,000 idle ones should cost it $((1000 - max_connections))"
+echo "ok: $dropped connections closed at the limit"
+log_lines metrics.connection_limit "$idle_started"
+
+note "memory and exit"
+peak_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$daemon/status")
+((peak_kib < 64 * 1024)) || fail "the daemon's peak RSS was $peak_kib KiB, over 64 MiB"
+echo "ok: peak RSS $peak_kib KiB"
+kill -TERM "$daemon"
+set +e; wait "$daemon"; code=$?; set -e
+((code == 0)) || fail "run exited $code after SIGTERM, expected 0"
+echo "ok: exit 0 after SIGTERM"
