@@ -10,6 +10,7 @@
 #include "model/timestamp.hpp"
 #include "observability/logging.hpp"
 #include "sync/database.hpp"
+#include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
 #include "observability/progress.hpp"
 #include "sync/shutdown.hpp"
@@ -59,6 +60,7 @@ public:
           db_(io_.get_executor(), cfg.database, 2, cfg.vitec.max_concurrent_requests + 2),
           client_(io_.get_executor(), cfg.vitec),
           shutdown_(io_.get_executor()),
+          database_(io_.get_executor(), cfg.database, shutdown_, &db_),
           stop_(io_, shutdown_,
                 {.grace = [this] { return cfg_.sync.shutdown_grace; },
                  .stopping = [this](std::string_view signal) { interrupted(signal); },
@@ -123,6 +125,7 @@ private:
 
         auto reporter = report_progress();
         asio::co_spawn(io_, std::move(reporter), asio::detached);
+        asio::co_spawn(io_, database_.keep_probing(), asio::detached);
         // Customers in parallel, each one's windows in order; the client's
         // limiter keeps the total polite.
         std::size_t running = selected_.size();
@@ -143,6 +146,7 @@ private:
                                        customer_result& result) {
         window_context context{client_, db_, shutdown_, nullptr, rng_};
         context.load.recheck = line_.recheck;
+        context.database = &database_;
         for (std::size_t i = 0; i < windows.size(); ++i) {
             const window& w = windows[i];
             if (shutdown_.triggered()) {
@@ -165,13 +169,15 @@ private:
                 ++result.done;
                 result.rows += outcome.counts.rows_seen;
                 result.changed += outcome.counts.changed();
+            } else if (outcome.dropped()) {
+                ++result.done;  // a newer fetch of the window committed: it is loaded
             } else {
                 ++result.failed;
                 result.last_error = outcome.error();
                 failures_.add({customer.id, w.from_text(), w.to_text(),
                                std::string(to_string(*outcome.kind())), outcome.error()});
             }
-            progress_->window_done(outcome.counts.rows_seen, !outcome.committed);
+            progress_->window_done(outcome.counts.rows_seen, !outcome.committed && !outcome.dropped());
             // 401/403 will not pass on the next window either.
             if (stop_customer || outcome.parks_customer()) {
                 result.not_run += windows.size() - i - 1;
@@ -258,6 +264,7 @@ private:
     db_workers db_;
     vitec_client client_;
     shutdown_signal shutdown_;
+    database_monitor database_;
     signal_stop stop_;
     std::mt19937_64 rng_{std::random_device{}()};
     bool terminal_;

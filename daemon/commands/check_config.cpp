@@ -2,6 +2,7 @@
 
 #include "config/config.hpp"
 #include "exit_codes.hpp"
+#include "sync/database.hpp"
 
 #include <iostream>
 
@@ -11,6 +12,10 @@ namespace comeback {
 // exits 2 in main); describe() never prints a secret.
 int check_config_command(const command_line&, const config& cfg) {
     std::cout << describe(cfg);
+    // database.conninfo wins over the database.* limits it sets itself.
+    for (const std::string& key : conninfo_overrides(cfg.database)) {
+        std::cout << "# database.conninfo sets " << key << ", which wins over the database.* setting\n";
+    }
     std::cout << "configuration ok: " << cfg.source.string() << '\n';
     return exit_ok;
 }

@@ -11,9 +11,13 @@
 namespace comeback {
 
 int migrate_command(const command_line&, const config& cfg) {
-    auto connection = open_database(cfg.database);
+    // Unreachable: database_unreachable or no_answer_error, which main() logs
+    // as command.failed with exit 1, within connect_timeout (+ statement_timeout).
+    database_connection connection(cfg.database);
     try {
-        const int applied = migrate(*connection, cfg.database.schema);
+        int applied = 0;
+        with_deadline(connection, call_limit(cfg.database),
+                      [&](pqxx::connection& c) { applied = migrate(c, cfg.database.schema); });
         log_event(spdlog::level::info, "migrate.done",
                   {{"schema", cfg.database.schema}, {"applied", applied}});
         return exit_ok;

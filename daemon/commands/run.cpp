@@ -10,7 +10,10 @@
 #include "observability/metrics_server.hpp"
 #include "observability/service_notify.hpp"
 #include "observability/status_page_cache.hpp"
+#include "load/database_failure.hpp"
+#include "load/migrations.hpp"
 #include "sync/database.hpp"
+#include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/lease_keeper.hpp"
 #include "sync/run_state.hpp"
@@ -66,6 +69,11 @@ public:
                   }),
           shutdown_(io_.get_executor()),
           metrics_(cfg.sync.poll_interval),
+          database_(io_.get_executor(), cfg.database, shutdown_, &db_,
+                    [this](bool up, const std::string& reason,
+                           std::optional<database_monitor::clock::time_point> last_ok) {
+                        metrics_.set_database(up, reason, last_ok);
+                    }),
           stop_(io_, shutdown_,
                 {.grace = [this] { return state_.cfg->sync.shutdown_grace; },
                  .stopping = [this](std::string_view signal) { begin_shutdown(signal); },
@@ -73,6 +81,7 @@ public:
         state_.cfg = std::make_shared<const config>(cfg);
         state_.client = std::make_shared<vitec_client>(io_.get_executor(), cfg.vitec);
         state_.db = &db_;
+        state_.database = &database_;
         state_.leases = &leases_;
         state_.shutdown = &shutdown_;
         state_.metrics = &metrics_;
@@ -97,12 +106,19 @@ public:
     }
 
     int run() {
-        asio::co_spawn(io_, start(), asio::detached);
+        asio::co_spawn(io_, start(), [this](std::exception_ptr error) {
+            // The start could not finish (a migration refused, the database
+            // refusing us): stop, and say why.
+            if (!error) return;
+            start_failure_ = error;
+            asio::co_spawn(io_, finish(), asio::detached);
+        });
         stop_.start();
         io_.run();
         // In-flight windows ran past the grace period: a stop asked for is
         // still a clean exit.
         if (stop_.abandoned()) stop_.leave_abandoned(exit_ok);
+        if (start_failure_) std::rethrow_exception(start_failure_);
         print_totals(state_.totals, std::cerr);
         const bool failed = state_.totals.windows_failed > 0 || state_.totals.cycles_failed > 0;
         if (line_.once && failed) return exit_windows_failed;
@@ -111,13 +127,16 @@ public:
 
 private:
     asio::awaitable<void> start() {
-        co_await leases_.round();
-        for (const auto& customer : state_.cfg->customers) spawn_customer(customer.id);
+        asio::co_spawn(io_, database_.keep_probing(), asio::detached);
         if (!line_.once) {
-            asio::co_spawn(io_, keep_leases(), asio::detached);
+            // Serving /healthz and the watchdog while the database is awaited.
             asio::co_spawn(io_, report_to_systemd(), asio::detached);
             notify_ready();
         }
+        if (!co_await migrate_when_reachable()) co_return;
+        co_await leases_.round();
+        for (const auto& customer : state_.cfg->customers) spawn_customer(customer.id);
+        if (!line_.once) asio::co_spawn(io_, keep_leases(), asio::detached);
         log_event(spdlog::level::info, "run.started",
                   {{"customers", state_.cfg->customers.size()},
                    {"held", leases_.held_count()},
@@ -154,21 +173,78 @@ private:
         }
     }
 
-    asio::awaitable<void> keep_leases() {
+    // `run` (not --once) waits for a database that does not answer at start,
+    // with /healthz saying so; --once, like backfill, fails at once. A
+    // migration the database refuses ends the daemon. False: stopped first.
+    asio::awaitable<bool> migrate_when_reachable() {
         for (;;) {
-            const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(
-                state_.cfg->sync.poll_interval);
-            if (!co_await shutdown_.sleep(with_jitter(poll / 2, state_.rng))) break;
-            co_await leases_.round();
+            std::exception_ptr failed;
+            try {
+                db_workers::session session = co_await db_.checkout();
+                co_await session.run([this](pqxx::connection& connection) {
+                    if (!state_.cfg->database.auto_migrate) return;
+                    const int applied = migrate(connection, state_.cfg->database.schema);
+                    log_event(spdlog::level::info, "migrate.done",
+                              {{"schema", state_.cfg->database.schema}, {"applied", applied}});
+                });
+                co_return true;
+            } catch (const database_error& error) {
+                if (line_.once || !is_database_outage(error.failure().kind)) throw;
+            }
+            // database.unreachable says why, from the probe.
+            if (!co_await database_.wait_until_answering(state_.cfg->sync.poll_interval) &&
+                shutdown_.triggered()) {
+                co_await finish();
+                co_return false;
+            }
         }
     }
 
+    // Every half poll interval, and at once when the database answers again
+    // after an outage or the lease connection closed (a server restart ends
+    // every lease): checked every probe interval, without a round trip.
+    asio::awaitable<void> keep_leases() {
+        auto next_round = std::chrono::steady_clock::now();
+        std::uint64_t recoveries = database_.recoveries();
+        for (;;) {
+            const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(
+                state_.cfg->sync.poll_interval);
+            if (std::chrono::steady_clock::now() >= next_round || leases_.connection_lost()) {
+                co_await leases_.round();
+                // Lost: try again soon, on a new connection.
+                const auto wait = leases_.held_count() == 0 && !state_.cfg->customers.empty()
+                                      ? std::min(poll / 2, state_.cfg->database.probe_interval)
+                                      : poll / 2;
+                next_round = std::chrono::steady_clock::now() + with_jitter(wait, state_.rng);
+            }
+            const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+                next_round - std::chrono::steady_clock::now());
+            const auto nap = std::clamp<std::chrono::milliseconds>(until, 1ms, state_.cfg->database.probe_interval);
+            if (!co_await shutdown_.sleep(nap, &database_.recovered())) break;
+            if (database_.recoveries() != recoveries) {
+                recoveries = database_.recoveries();
+                next_round = std::chrono::steady_clock::now();
+            }
+        }
+    }
+
+    // The watchdog is fed only while both the I/O loop (which runs this) and
+    // the database workers make progress: a worker stuck past its call's
+    // limit starves it, and systemd restarts the daemon.
     asio::awaitable<void> report_to_systemd() {
         const auto watchdog = watchdog_interval();
         const std::chrono::milliseconds period =
             watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2) : 10s;
+        bool stalled_logged = false;
         do {
-            notify_watchdog();
+            const auto stalled = db_.stalled();
+            if (!stalled) {
+                notify_watchdog();
+                stalled_logged = false;
+            } else if (!stalled_logged) {
+                stalled_logged = true;
+                log_event(spdlog::level::critical, "database.stalled", {{"error", *stalled}});
+            }
             notify_status(status_line());
         } while (co_await shutdown_.sleep(period));
     }
@@ -247,18 +323,19 @@ private:
     lease_keeper leases_;
     shutdown_signal shutdown_;
     metrics_registry metrics_;
+    database_monitor database_;
     std::optional<status_page_cache> status_page_;
     std::optional<metrics_server> server_;
     signal_stop stop_;
     run_state state_;
     std::size_t active_loops_ = 0;
     bool finishing_ = false;
+    std::exception_ptr start_failure_;
 };
 
 }  // namespace
 
 int run_command(const command_line& line, const config& cfg) {
-    migrate_at_start(cfg.database);
     runner instance(line, cfg);
     return instance.run();
 }

@@ -5,7 +5,9 @@
 
 #include "config/config.hpp"
 #include "exit_codes.hpp"
+#include "load/database_failure.hpp"
 #include "load/ledger.hpp"
+#include "load/probe.hpp"
 #include "model/timestamp.hpp"
 #include "sync/database.hpp"
 #include "observability/progress.hpp"
@@ -33,11 +35,37 @@ boost::json::value optional_text(const std::optional<std::string>& text) {
     return text ? boost::json::value(*text) : boost::json::value(nullptr);
 }
 
+// The database could not be asked: said on stdout in the chosen format, exit 1.
+int report_unreachable(const command_line& line, const config& cfg, const std::string& reason) {
+    if (line.json) {
+        boost::json::object document;
+        document["schema"] = cfg.database.schema;
+        document["database"] = {{"reachable", false}, {"error", reason}};
+        document["customers"] = boost::json::array();
+        std::cout << boost::json::serialize(document) << '\n';
+    } else {
+        std::cout << "database: unreachable: " << reason << '\n';
+    }
+    return exit_windows_failed;
+}
+
 }  // namespace
 
 int status_command(const command_line& line, const config& cfg) {
-    auto connection = open_database(cfg.database);
-    const std::vector<customer_status> rows = read_sync_status(*connection, cfg.database.schema);
+    std::vector<customer_status> rows;
+    std::string database;
+    try {
+        database_connection connection(cfg.database);
+        database = connection.description();
+        with_deadline(connection, call_limit(cfg.database), [&](pqxx::connection& c) {
+            if (auto trouble = probe_database(c)) throw database_unreachable(*trouble);
+            rows = read_sync_status(c, cfg.database.schema);
+        });
+    } catch (const std::exception& error) {
+        auto classified = classify_database_error(error, database);
+        if (!classified || classified->kind == failure_kind::database_refused) throw;
+        return report_unreachable(line, cfg, classified->message);
+    }
     const instant now = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
 
     // Configured customers without ledger rows yet still get a line.
@@ -73,6 +101,7 @@ int status_command(const command_line& line, const config& cfg) {
         }
         boost::json::object document;
         document["schema"] = cfg.database.schema;
+        document["database"] = {{"reachable", true}, {"error", nullptr}};
         document["customers"] = std::move(customers);
         std::cout << boost::json::serialize(document) << '\n';
         return exit_ok;
@@ -85,6 +114,7 @@ int status_command(const command_line& line, const config& cfg) {
                          std::to_string(s.windows_failed), std::to_string(s.windows_pending),
                          day_text(s.stalest_window_first_day), s.last_error.value_or("")});
     }
+    std::cout << "database: reachable (" << database << ")\n";
     std::cout << render_table({"customer", "last success", "freshness", "complete", "failed", "pending",
                                "stalest window", "last error"},
                               table);

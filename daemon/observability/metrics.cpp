@@ -143,12 +143,25 @@ void metrics_registry::observe(histogram& h, double seconds) {
     h.sum += seconds;
 }
 
+void metrics_registry::set_database(bool up, std::string reason, std::optional<clock::time_point> last_ok) {
+    std::lock_guard lock(mutex_);
+    if (!up && database_up_) database_down_since_ = clock::now();
+    database_up_ = up;
+    database_reason_ = std::move(reason);
+    if (last_ok) database_last_ok_ = last_ok;
+}
+
 health_status metrics_registry::health(clock::time_point now) const {
     std::lock_guard lock(mutex_);
     return health_locked(now);
 }
 
 health_status metrics_registry::health_locked(clock::time_point now) const {
+    if (!database_up_) {
+        const auto down = std::chrono::duration_cast<std::chrono::seconds>(now - database_down_since_);
+        return {false, fmt::format("database unreachable for {}s: {}", std::max<long long>(0, down.count()),
+                                   database_reason_)};
+    }
     const auto allowed = 3 * poll_interval_;
     clock::time_point latest = started_;
     bool any_success = false;
@@ -264,8 +277,19 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
            "Customers whose last window failed or with a failed window within 3 poll intervals.");
     line("customers_in_trouble", "", "", in_trouble_count);
 
+    header(out, "database_up", "gauge",
+           "1 while the database answers the daemon's probe, else 0.");
+    fmt::format_to(std::back_inserter(out), "{}database_up {}\n", prefix, database_up_ ? 1 : 0);
+
+    header(out, "database_last_ok_timestamp_seconds", "gauge",
+           "Unix time of the last probe the database answered.");
+    if (database_last_ok_) {
+        fmt::format_to(std::back_inserter(out), "{}database_last_ok_timestamp_seconds {}\n", prefix,
+                       number(std::chrono::duration<double>(database_last_ok_->time_since_epoch()).count()));
+    }
+
     header(out, "healthy", "gauge",
-           "1 while some customer succeeded within 3 poll intervals, else 0 (/healthz).");
+           "1 while the database answers and some customer succeeded within 3 poll intervals, else 0 (/healthz).");
     line("healthy", "", "", health_locked(now).healthy ? 1 : 0);
 
     header(out, "metrics_connections_open", "gauge", "Connections open to the /metrics listener.");

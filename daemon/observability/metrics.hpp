@@ -19,6 +19,10 @@
 //   customers                                 gauge, configured customers
 //   customers_in_trouble                      gauge, customers with a recent failure
 //   healthy                                   gauge, 1 or 0 (the /healthz rule)
+//   database_up                               gauge, 1 or 0: the database probe's
+//                                             last word (daemon/sync/database_monitor)
+//   database_last_ok_timestamp_seconds        gauge, Unix time of the last probe the
+//                                             database answered; absent before the first
 //   metrics_connections_open                  gauge, connections open to the listener
 //   metrics_connections_dropped_total{reason} counter; connections the listener closed
 //                                             unanswered: limit (max_connections) or
@@ -38,9 +42,10 @@
 // of any customer. A scrape then grows with the customers by one freshness line
 // each, not by the 26 series each has in full.
 //
-// Health: unhealthy when no customer has succeeded for 3 poll intervals. The
-// clock starts when the registry is created, so a fresh start has 3 poll
-// intervals of grace.
+// Health: unhealthy while the database probe says the database does not
+// answer (or the database workers are stuck), and when no customer has
+// succeeded for 3 poll intervals. The clock starts when the registry is
+// created, so a fresh start has 3 poll intervals of grace.
 //
 // Customer ids are labels, so no secret can reach a metric through this API.
 
@@ -49,6 +54,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -105,6 +111,10 @@ public:
     void window_failed(std::string_view customer, std::chrono::duration<double> duration,
                        clock::time_point finished = clock::now());
 
+    // The database probe's word: up, or down with the reason, and when it
+    // last answered (none yet: absent).
+    void set_database(bool up, std::string reason, std::optional<clock::time_point> last_ok);
+
     health_status health(clock::time_point now = clock::now()) const;
 
     // The /metrics listener's own connections and answers (metrics_server).
@@ -156,6 +166,10 @@ private:
     customer_series totals_;  // every event of every customer, dropped ones included
     std::size_t configured_customers_ = 0;
     per_customer_series detail_ = per_customer_series::trouble;
+    bool database_up_ = true;  // until a probe says otherwise
+    std::string database_reason_;
+    clock::time_point database_down_since_{};
+    std::optional<clock::time_point> database_last_ok_;
     struct listener_series {
         std::size_t open = 0;
         std::uint64_t dropped_limit = 0;

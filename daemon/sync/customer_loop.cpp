@@ -4,6 +4,7 @@
 #include "load/ledger.hpp"
 #include "model/timestamp.hpp"
 #include "observability/logging.hpp"
+#include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/lease_keeper.hpp"
 #include "sync/shutdown.hpp"
@@ -88,10 +89,15 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
 
     const std::shared_ptr<vitec_client> client = state.client;
     window_context context{*client, *state.db, *state.shutdown, state.metrics, state.rng};
+    context.database = state.database;
     auto may_start = [&] { return !state.shutdown->triggered() && state.leases->held(id); };
     // Returns false when the customer must stop for this cycle.
     auto run_window = [&](const window& w) -> asio::awaitable<bool> {
         runtime.busy = true;
+        // The lease this window starts under: a lost one, even re-taken since,
+        // stops it (another instance may have worked the customer meanwhile).
+        const std::uint64_t grant = state.leases->grant(id);
+        context.still_held = [&state, &id, grant] { return state.leases->grant(id) == grant; };
         window_outcome outcome;
         try {
             outcome = co_await sync_window(context, *cfg, *customer, w);
@@ -112,11 +118,20 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
             state.totals.rows_changed += outcome.counts.changed();
             co_return true;
         }
+        if (outcome.dropped()) {
+            // Newer data is in already; a lost lease ends the customer's cycle.
+            co_return outcome.last_failure->kind != failure_kind::lease_lost;
+        }
         ++state.totals.windows_failed;
         result.failed = true;
         const failure& failed = *outcome.last_failure;
         state.totals.failures.add(
             {id, w.from_text(), w.to_text(), std::string(to_string(failed.kind)), failed.message});
+        if (outcome.database_down()) {
+            // The customer's other windows would meet the same: wait for the database.
+            result.database_down = true;
+            co_return false;
+        }
         if (outcome.parks_customer()) {
             runtime.backoff.park(now_seconds(), cfg->vitec.retry.auth_backoff);
             log_event(spdlog::level::err, "customer.parked",
@@ -186,12 +201,23 @@ asio::awaitable<void> customer_loop(run_state& state, std::string id) {
             runtime.busy = false;
             cycle_broke = true;
             ++state.totals.cycles_failed;
+            const failure_kind kind = kind_of(error);
+            cycle.database_down = is_database_outage(kind);
             log_event(spdlog::level::err, "customer.cycle_failed",
-                      {{"customer", id}, {"kind", to_string(kind_of(error))}, {"error", error.what()}});
+                      {{"customer", id}, {"kind", to_string(kind)}, {"error", error.what()}});
         }
         if (cycle.removed) {
             log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
             break;
+        }
+        if (cycle.database_down && !state.once && state.database) {
+            // Not the customer's trouble: no back-off. Wait until the probe
+            // finds the database answering, then go on at once.
+            while (!co_await state.database->wait_until_answering(poll)) {
+                if (state.shutdown->triggered()) break;
+            }
+            if (!co_await state.shutdown->sleep(with_jitter(1s, state.rng) - 1s)) break;
+            continue;
         }
         if (cycle.failed || cycle_broke) {
             runtime.backoff.cycle_failed();

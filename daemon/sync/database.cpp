@@ -4,18 +4,218 @@
 #include "load/migrations.hpp"
 #include "observability/logging.hpp"
 
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <map>
+#include <thread>
 
 namespace comeback {
 
-std::unique_ptr<pqxx::connection> open_database(const database_config& config) {
-    return std::make_unique<pqxx::connection>(config.conninfo);
+namespace {
+
+using std::chrono::milliseconds;
+
+// The libpq keys the daemon sets when database.conninfo does not.
+std::vector<std::pair<std::string, std::string>> client_settings(const database_timeouts& t) {
+    return {
+        {"connect_timeout", std::to_string(t.connect_timeout.count())},
+        {"keepalives", "1"},
+        {"keepalives_idle", std::to_string(t.keepalives_idle.count())},
+        {"keepalives_interval", std::to_string(t.keepalives_interval.count())},
+        {"keepalives_count", std::to_string(t.keepalives_count)},
+        {"tcp_user_timeout", std::to_string(t.tcp_user_timeout.count())},
+    };
+}
+
+// The session settings, as the startup packet's `-c` options. The server's
+// own keepalives and user timeout use the same values as the client's, so
+// either end notices a dead peer as soon as the other would.
+std::string session_options(const database_timeouts& t) {
+    auto ms = [](milliseconds value) { return std::to_string(value.count()); };
+    return "-c statement_timeout=" + ms(t.statement_timeout) + " -c lock_timeout=" + ms(t.lock_timeout) +
+           " -c idle_in_transaction_session_timeout=" + ms(t.idle_in_transaction_timeout) +
+           " -c tcp_keepalives_idle=" + std::to_string(t.keepalives_idle.count()) +
+           " -c tcp_keepalives_interval=" + std::to_string(t.keepalives_interval.count()) +
+           " -c tcp_keepalives_count=" + std::to_string(t.keepalives_count) +
+           " -c tcp_user_timeout=" + ms(t.tcp_user_timeout);
+}
+
+// The keys database.conninfo sets, with their values. Throws
+// std::invalid_argument with libpq's reason.
+std::map<std::string, std::string> parse_conninfo(const std::string& conninfo) {
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+    if (options == nullptr) {
+        std::string reason = error ? error : "out of memory";
+        PQfreemem(error);
+        while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+        throw std::invalid_argument("database.conninfo does not parse: " + reason);
+    }
+    std::map<std::string, std::string> set;
+    for (const PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
+        if (option->val != nullptr) set[option->keyword] = option->val;
+    }
+    PQconninfoFree(options);
+    return set;
+}
+
+// A value in libpq's key=value syntax: single-quoted, \ and ' escaped.
+std::string quoted(const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\\' || c == '\'') out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+// libpq's message on one line: "connection to server at ..., port 5 failed: ...".
+std::string one_line(std::string text) {
+    std::string out;
+    bool space = false;
+    for (char c : text) {
+        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string session_conninfo(const database_config& config) {
+    std::map<std::string, std::string> keys = parse_conninfo(config.conninfo);
+    for (const auto& [key, value] : client_settings(config.timeouts)) keys.emplace(key, value);
+    std::string user_options;
+    if (auto given = keys.find("options"); given != keys.end()) {
+        user_options = given->second;
+    } else if (const char* environment = std::getenv("PGOPTIONS")) {
+        user_options = environment;  // libpq would have read it, had we set no options
+    }
+    keys["options"] = session_options(config.timeouts) + (user_options.empty() ? "" : " " + user_options);
+    std::string text;
+    for (const auto& [key, value] : keys) text += (text.empty() ? "" : " ") + key + "=" + quoted(value);
+    return text;
+}
+
+std::vector<std::string> conninfo_overrides(const database_config& config) {
+    std::vector<std::string> overrides;
+    const auto keys = parse_conninfo(config.conninfo);
+    for (const auto& [key, ours] : client_settings(config.timeouts)) {
+        if (auto given = keys.find(key); given != keys.end()) overrides.push_back(key + "=" + given->second);
+    }
+    if (auto given = keys.find("options"); given != keys.end()) overrides.push_back("options=" + given->second);
+    return overrides;
+}
+
+milliseconds call_limit(const database_config& config) {
+    return config.timeouts.statement_timeout + config.timeouts.connect_timeout;
+}
+
+database_connection::database_connection(const database_config& config) {
+    try {
+        connection_ = std::make_unique<pqxx::connection>(session_conninfo(config));
+    } catch (const pqxx::broken_connection& error) {
+        throw database_unreachable("PostgreSQL is unreachable: " + one_line(error.what()) +
+                                   " (database.connect_timeout " +
+                                   format_duration(config.timeouts.connect_timeout) +
+                                   "); check that PostgreSQL runs and that database.conninfo (or the "
+                                   "PG* environment variables) point at it");
+    }
+    // A connection libpq re-opened behind our back would carry another socket
+    // than the one cut() reaches, and none of the session's state: a broken
+    // one is dropped and opened anew by its owner instead.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    connection_->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+    description_ = describe_database(*connection_);
+    socket_ = ::fcntl(connection_->sock(), F_DUPFD_CLOEXEC, 0);
+}
+
+database_connection::~database_connection() {
+    connection_.reset();
+    if (socket_ >= 0) ::close(socket_);
+}
+
+void database_connection::cut() noexcept {
+    std::lock_guard lock(mutex_);
+    if (socket_ >= 0) ::shutdown(socket_, SHUT_RDWR);
+    cut_ = true;
+}
+
+bool database_connection::was_cut() const noexcept {
+    std::lock_guard lock(mutex_);
+    return cut_;
+}
+
+bool database_connection::alive() noexcept {
+    if (was_cut()) return false;
+    try {
+        for (int look = 0; look < 2; ++look) {
+            char byte = 0;
+            const ssize_t peeked = ::recv(socket_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (peeked == 0) return false;  // the server closed the connection
+            if (peeked < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) && connection_->is_open();
+            // Between calls a server sends nothing but a notice or why it is
+            // ending the session: let libpq read it, then look again.
+            connection_->get_notifs();
+        }
+        return connection_->is_open();
+    } catch (...) {
+        return false;
+    }
+}
+
+void with_deadline(database_connection& connection, milliseconds limit,
+                   const std::function<void(pqxx::connection&)>& work) {
+    std::mutex mutex;
+    std::condition_variable finished;
+    bool done = false;
+    std::thread watchman([&] {
+        std::unique_lock lock(mutex);
+        if (!finished.wait_for(lock, limit, [&] { return done; })) connection.cut();
+    });
+    auto stop_watching = [&] {
+        {
+            std::lock_guard lock(mutex);
+            done = true;
+        }
+        finished.notify_one();
+        watchman.join();
+    };
+    try {
+        work(connection.get());
+    } catch (...) {
+        stop_watching();
+        if (connection.was_cut()) {
+            throw no_answer_error(connection.description() + " did not answer within " + format_duration(limit) +
+                                  " (database.statement_timeout + database.connect_timeout); the "
+                                  "connection was closed");
+        }
+        throw;
+    }
+    stop_watching();
 }
 
 void migrate_at_start(const database_config& config) {
     if (!config.auto_migrate) return;
-    auto connection = open_database(config);
-    const int applied = migrate(*connection, config.schema);
+    database_connection connection(config);
+    int applied = 0;
+    with_deadline(connection, call_limit(config),
+                  [&](pqxx::connection& c) { applied = migrate(c, config.schema); });
     log_event(spdlog::level::info, "migrate.done", {{"schema", config.schema}, {"applied", applied}});
 }
 

@@ -1,25 +1,97 @@
 #pragma once
-// Opening PostgreSQL connections for the daemon, and bringing the schema up to
-// date at start. Connections are opened here and used through etl/load (all
-// SQL lives there).
+// Opening PostgreSQL connections for the daemon, with the limits of
+// database.* on every session, and bringing the schema up to date at start.
+// Connections are opened here and used through etl/load (all SQL lives there).
+//
+// Every session the daemon opens (its pool, its lease connection, its probe,
+// migrate, backfill, status) gets, unless database.conninfo sets the same key:
+//   libpq:    connect_timeout, keepalives=1, keepalives_idle/interval/count,
+//             tcp_user_timeout (a dead path is noticed at the client);
+//   session:  statement_timeout, lock_timeout, idle_in_transaction_session_timeout
+//             and the server's own tcp_keepalives_idle/interval/count and
+//             tcp_user_timeout (so a client host that died is noticed by the
+//             server, which ends its session and frees its locks and leases).
+// And a call that gets no answer at all (a path that swallows packets without
+// a reset, which TCP alone may take minutes to notice) is cut from the client:
+// database_connection::cut() shuts the socket down, and the call fails at once
+// as database_lost.
 
+#include "load/database_failure.hpp"
 #include "load/pqxx_fwd.hpp"
 
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
 
 namespace comeback {
 
 struct database_config;
 
-// Opens a connection with database.conninfo (PG* environment variables fill
-// the gaps). Throws pqxx::broken_connection with libpq's message, which names
-// host and database but never a password.
-std::unique_ptr<pqxx::connection> open_database(const database_config& config);
+// The connection string libpq gets: database.conninfo (URI or key=value) as
+// key=value, with the settings above added for every key it does not set.
+// The session settings go first in `options`, before the conninfo's own
+// `options` (or PGOPTIONS when it has none), so a setting given there wins.
+// Holds the conninfo's password, if any: never log it. Throws
+// std::invalid_argument with libpq's reason when the conninfo does not parse.
+std::string session_conninfo(const database_config& config);
+
+// The settings database.conninfo overrides, as "connect_timeout=5" lines (for
+// check-config). Empty when it overrides none; never a password.
+std::vector<std::string> conninfo_overrides(const database_config& config);
+
+// How long one call to the database may go without an answer before the
+// daemon cuts its connection: a statement may run statement_timeout, and the
+// call may first have to connect (connect_timeout).
+std::chrono::milliseconds call_limit(const database_config& config);
+
+// One open connection whose socket another thread may cut. Move-only; the
+// connection's own work runs on one thread at a time.
+class database_connection {
+public:
+    // Opens a connection (session_conninfo). Throws database_unreachable
+    // (load/database_failure.hpp) naming the server libpq tried and saying
+    // that the database failed, never a password.
+    explicit database_connection(const database_config& config);
+    ~database_connection();
+    database_connection(const database_connection&) = delete;
+    database_connection& operator=(const database_connection&) = delete;
+
+    pqxx::connection& get() { return *connection_; }
+    // "database NAME on HOST:PORT", for messages.
+    const std::string& description() const { return description_; }
+
+    // Shuts the socket down: the call in progress on another thread (or the
+    // next one) fails at once as a lost connection. Thread-safe; idempotent.
+    void cut() noexcept;
+    bool was_cut() const noexcept;
+
+    // False when the server has closed the connection (a restart, a
+    // terminated backend) since it was last used. Never blocks; call from the
+    // thread that owns the connection, between calls.
+    bool alive() noexcept;
+
+private:
+    std::unique_ptr<pqxx::connection> connection_;
+    std::string description_;
+    mutable std::mutex mutex_;
+    int socket_ = -1;  // a duplicate of libpq's socket: shutdown() reaches it, close() never races
+    bool cut_ = false;
+};
+
+// Runs `work` on this thread with a watchman that cuts `connection` when
+// `limit` passes first; the cut call then fails as no_answer_error
+// (load/database_failure.hpp) saying so. For the commands that work on one
+// connection without the pool (migrate, status, start-up).
+void with_deadline(database_connection& connection, std::chrono::milliseconds limit,
+                   const std::function<void(pqxx::connection&)>& work);
 
 // What run and backfill do before any work: apply the embedded migrations to
 // database.schema, unless database.auto_migrate is false, and log
-// migrate.done. Throws migration_error (load/migrations.hpp) and pqxx
-// exceptions.
+// migrate.done. Throws database_unreachable, migration_error
+// (load/migrations.hpp), no_answer_error and pqxx exceptions.
 void migrate_at_start(const database_config& config);
 
 }  // namespace comeback

@@ -5,18 +5,33 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <pqxx/pqxx>
 
 #include <mutex>
+#include <set>
 #include <vector>
 
 namespace comeback {
 
 namespace asio = boost::asio;
 using slot_channel = asio::experimental::channel<void(boost::system::error_code)>;
+using steady = std::chrono::steady_clock;
+
+// One run() call, shared by the pool thread doing it and the deadline timer
+// on the I/O thread.
+struct db_workers::call_state {
+    std::mutex mutex;
+    std::chrono::milliseconds limit{0};
+    bool started = false;
+    bool finished = false;
+    steady::time_point started_at;
+    database_connection* connection = nullptr;  // while `work` runs on it
+};
 
 struct db_workers::shared_state {
     shared_state(asio::any_io_executor io, database_config config, std::size_t threads,
@@ -29,17 +44,28 @@ struct db_workers::shared_state {
     // given back by receiving from it. Touched from the io_context only.
     slot_channel slots;
     std::mutex idle_mutex;  // connections come back from pool threads too
-    std::vector<std::unique_ptr<pqxx::connection>> idle;
-    std::string database = "the database";  // for messages, once a connection opened; idle_mutex
+    std::vector<std::unique_ptr<database_connection>> idle;
 
-    void opened(pqxx::connection& connection) {
-        auto described = describe_database(connection);
-        std::lock_guard lock(idle_mutex);
-        database = std::move(described);
+    mutable std::mutex calls_mutex;
+    std::set<std::shared_ptr<call_state>> running;  // calls whose work has started
+
+    void started(const std::shared_ptr<call_state>& call) {
+        {
+            std::lock_guard lock(call->mutex);
+            call->started = true;
+            call->started_at = steady::now();
+        }
+        std::lock_guard lock(calls_mutex);
+        running.insert(call);
     }
-    std::string database_text() {
-        std::lock_guard lock(idle_mutex);
-        return database;
+    void finished(const std::shared_ptr<call_state>& call) {
+        {
+            std::lock_guard lock(call->mutex);
+            call->finished = true;
+            call->connection = nullptr;
+        }
+        std::lock_guard lock(calls_mutex);
+        running.erase(call);
     }
 };
 
@@ -53,6 +79,24 @@ db_workers::~db_workers() { stop(); }
 void db_workers::stop() {
     state_->pool.stop();
     state_->pool.join();
+}
+
+const database_config& db_workers::config() const { return state_->config; }
+
+std::optional<std::string> db_workers::stalled(steady::time_point now) const {
+    // A cut call ends within moments; one still running a connect timeout
+    // later than its limit did not answer to the cut either.
+    const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(state_->config.timeouts.connect_timeout);
+    std::lock_guard lock(state_->calls_mutex);
+    for (const auto& call : state_->running) {
+        std::lock_guard call_lock(call->mutex);
+        const auto ran = std::chrono::duration_cast<std::chrono::milliseconds>(now - call->started_at);
+        if (!call->finished && ran > call->limit + grace) {
+            return "a database call has run " + std::to_string(ran.count() / 1000) + "s, past its limit of " +
+                   std::to_string(call->limit.count() / 1000) + "s, and did not end when its connection was cut";
+        }
+    }
+    return std::nullopt;
 }
 
 asio::awaitable<db_workers::session> db_workers::checkout() {
@@ -98,32 +142,91 @@ db_workers::session::~session() {
     if (counted_) state_->slots.try_receive([](boost::system::error_code) {});
 }
 
+bool db_workers::session::connection_lost() { return connection_ && !connection_->alive(); }
+
 asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connection&)> work) {
+    co_await run(std::move(work), call_limit(state_->config));
+}
+
+asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connection&)> work,
+                                               std::chrono::milliseconds limit) {
+    auto call = std::make_shared<call_state>();
+    call->limit = limit;
+
+    // The deadline, on the I/O thread. Only running calls are timed: one still
+    // queued for a pool thread is looked at again a limit later.
+    asio::steady_timer deadline(co_await asio::this_coro::executor);
+    std::function<void(boost::system::error_code)> watch = [&, call](boost::system::error_code error) {
+        if (error) return;  // the call ended first
+        std::lock_guard lock(call->mutex);
+        if (call->finished) return;
+        auto wait = call->limit;
+        if (call->started) {
+            const auto left = call->started_at + call->limit - steady::now();
+            if (left <= steady::duration::zero() && call->connection) {
+                call->connection->cut();
+                return;
+            }
+            // Still opening its connection (connect_timeout bounds that): look
+            // again shortly, so the work that follows is cut in time too.
+            wait = left > steady::duration::zero()
+                       ? std::chrono::duration_cast<std::chrono::milliseconds>(left) + std::chrono::milliseconds(1)
+                       : std::chrono::milliseconds(100);
+        }
+        deadline.expires_after(wait);
+        deadline.async_wait(watch);
+    };
+    deadline.expires_after(limit);
+    deadline.async_wait(watch);
+
+    std::exception_ptr failed;
     co_await asio::co_spawn(
         state_->pool.get_executor(),
-        [this, &work]() -> asio::awaitable<void> {
+        [&]() -> asio::awaitable<void> {
+            state_->started(call);
             try {
-                if (!connection_ || !connection_->is_open()) {
-                    connection_ = open_database(state_->config);
-                    state_->opened(*connection_);
+                // A pooled connection the server closed since (a restart, a
+                // terminated backend) is replaced before it costs an attempt.
+                if (connection_ && !connection_->alive()) connection_.reset();
+                if (!connection_) connection_ = std::make_unique<database_connection>(state_->config);
+                {
+                    std::lock_guard lock(call->mutex);
+                    call->connection = connection_.get();
                 }
-                work(*connection_);
-            } catch (const std::exception& error) {
-                auto classified = classify_database_error(error, state_->database_text());
-                // Only a server that answered (a refusal, a conflict) leaves the
-                // connection usable. Anything else (a lost or half-broken
-                // connection, a usage error mid-protocol) leaves it in doubt:
-                // never reuse it.
-                if (!classified || classified->kind == failure_kind::database_lost) connection_.reset();
-                if (classified) throw database_error(std::move(*classified));
-                throw;
+                work(connection_->get());
             } catch (...) {
-                connection_.reset();
-                throw;
+                failed = std::current_exception();
             }
+            state_->finished(call);
             co_return;
         },
         asio::use_awaitable);
+    deadline.cancel();
+    if (!failed) co_return;
+
+    try {
+        std::rethrow_exception(failed);
+    } catch (const std::exception& error) {
+        std::optional<failure> classified;
+        if (connection_ && connection_->was_cut()) {
+            classified = failure{failure_kind::database_lost, 0,
+                                 connection_->description() + " did not answer within " +
+                                     format_duration(limit) + "; the connection was closed",
+                                 std::nullopt};
+        } else {
+            classified = classify_database_error(
+                error, connection_ ? connection_->description() : std::string("the database"));
+        }
+        // Only a server that answered leaves the connection usable. Anything
+        // else (a lost, cut or half-broken connection, a usage error
+        // mid-protocol) leaves it in doubt: never reuse it.
+        if (!classified || classified->kind == failure_kind::database_lost) connection_.reset();
+        if (classified) throw database_error(std::move(*classified));
+        throw;
+    } catch (...) {
+        connection_.reset();
+        throw;
+    }
 }
 
 }  // namespace comeback

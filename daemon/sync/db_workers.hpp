@@ -4,6 +4,12 @@
 // (one connection, waiting when all are out), hands blocking libpq work to the
 // pool with run(), and resumes on its own executor when the work is done, so
 // fetching and loading overlap without the I/O thread ever blocking on SQL.
+//
+// Every call has a limit (database.hpp, call_limit): a call the server has
+// not answered by then has its connection cut and fails as database_lost, so
+// no call waits for ever on a path that swallows packets. stalled() tells
+// whether the workers still make progress: the systemd watchdog is fed only
+// while they do.
 
 #include "config/config.hpp"
 #include "load/pqxx_fwd.hpp"
@@ -11,14 +17,20 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace comeback {
 
+class database_connection;
+
 class db_workers {
     struct shared_state;
+    struct call_state;
 
 public:
     // `io` is where callers run (the io_context); `threads` pool threads;
@@ -40,19 +52,29 @@ public:
         ~session();
 
         // Runs `work` with the connection on a pool thread. Opens the
-        // connection first when needed. A database failure, from opening or
-        // from `work`, reaches the caller as comeback::database_error with its
-        // kind (load/database_failure.hpp); any other exception from `work`
-        // (a programming error) as it was thrown. Unless the server answered
-        // (database_refused, database_conflict) the connection is dropped and
-        // reopened by the next run(), so whatever `work` built on it must be
-        // gone by then.
+        // connection first when needed, and opens it anew when the server
+        // closed it since its last use (a restart, a terminated backend). A
+        // database failure, from opening or from `work`, reaches the caller as
+        // comeback::database_error with its kind (load/database_failure.hpp);
+        // any other exception from `work` (a programming error) as it was
+        // thrown. When `work` has not returned `limit` after it started
+        // (default: call_limit of the configuration) the connection is cut
+        // and the call fails as database_lost. Unless the server answered
+        // (database_refused, database_conflict, database_timeout,
+        // stale_fetch) the connection is dropped and reopened by the next
+        // run(), so whatever `work` built on it must be gone by then.
         boost::asio::awaitable<void> run(std::function<void(pqxx::connection&)> work);
+        boost::asio::awaitable<void> run(std::function<void(pqxx::connection&)> work,
+                                         std::chrono::milliseconds limit);
+
+        // True when the session had a connection and the server has closed it
+        // since its last call. Never blocks; not while a run() is in progress.
+        bool connection_lost();
 
     private:
         friend class db_workers;
         std::shared_ptr<shared_state> state_;
-        std::unique_ptr<pqxx::connection> connection_;
+        std::unique_ptr<database_connection> connection_;
         bool counted_ = false;  // holds one of the bounded slots
     };
 
@@ -60,6 +82,14 @@ public:
     boost::asio::awaitable<session> checkout();
     // A session outside the bound, for long-lived holders (the lease keeper).
     session dedicated();
+
+    // Why the workers make no progress: a call still running well past its
+    // limit, which cutting its connection did not end. Empty while every call
+    // ends within its bound. Thread-safe.
+    std::optional<std::string> stalled(std::chrono::steady_clock::time_point now =
+                                           std::chrono::steady_clock::now()) const;
+
+    const database_config& config() const;
 
     // Drops queued work and waits for running work; idempotent.
     void stop();

@@ -11,14 +11,6 @@ namespace comeback {
 
 namespace asio = boost::asio;
 
-namespace {
-
-// Reserved lease ids for instance slots; '#' keeps them apart from Vitec
-// customer ids, which are letters and digits (M12345, S1, ...).
-std::string slot_id(unsigned slot) { return "#instance-slot/" + std::to_string(slot); }
-
-}  // namespace
-
 lease_keeper::lease_keeper(db_workers& db, std::string schema,
                            std::function<bool(const std::string&)> busy)
     : session_(db.dedicated()), schema_(std::move(schema)), busy_(std::move(busy)) {}
@@ -27,23 +19,53 @@ void lease_keeper::set_customers(std::vector<std::string> customer_ids) {
     customers_ = std::move(customer_ids);
 }
 
-bool lease_keeper::held(const std::string& customer_id) const {
+bool lease_keeper::held(const std::string& customer_id) const { return grant(customer_id) != 0; }
+
+std::uint64_t lease_keeper::grant(const std::string& customer_id) const {
     auto found = held_.find(customer_id);
-    return found != held_.end() && found->second;
+    return found != held_.end() ? found->second : 0;
 }
 
 std::size_t lease_keeper::held_count() const {
     return static_cast<std::size_t>(
-        std::count_if(held_.begin(), held_.end(), [](const auto& entry) { return entry.second; }));
+        std::count_if(held_.begin(), held_.end(), [](const auto& entry) { return entry.second != 0; }));
 }
+
+bool lease_keeper::connection_lost() { return session_.connection_lost(); }
 
 void lease_keeper::forget_all() {
     held_.clear();
     slot_.reset();
     instances_ = 1;
+    // Keys name the schema by its OID: look them up again on the next connection.
+    customer_keys_.clear();
+    slot_keys_.clear();
+}
+
+const lease_id& lease_keeper::customer_key(pqxx::connection& connection, const std::string& customer_id) {
+    auto found = customer_keys_.find(customer_id);
+    if (found == customer_keys_.end())
+        found = customer_keys_.emplace(customer_id, customer_lease(connection, schema_, customer_id)).first;
+    return found->second;
+}
+
+const lease_id& lease_keeper::slot_key(pqxx::connection& connection, unsigned slot) {
+    auto found = slot_keys_.find(slot);
+    if (found == slot_keys_.end())
+        found = slot_keys_.emplace(slot, instance_slot_lease(connection, schema_, slot)).first;
+    return found->second;
 }
 
 asio::awaitable<void> lease_keeper::round() {
+    if ((held_count() > 0 || slot_) && session_.connection_lost()) {
+        // The server ended the session since the last round (a restart, a
+        // terminated backend): its locks went with it. The next run() would
+        // quietly open a new connection, on which nothing is held.
+        const std::size_t lost = held_count();
+        forget_all();
+        log_event(spdlog::level::err, "lease.lost",
+                  {{"customers", lost}, {"error", "the lease connection was closed by the server"}});
+    }
     try {
         co_await round_on_connection();
     } catch (const std::exception& error) {
@@ -59,10 +81,10 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
     // Decisions need the current held_ map; customers released below are
     // marked unheld before the release runs, so no new window starts on them.
     std::vector<std::string> to_release;
-    for (auto& [id, is_held] : held_) {
+    for (auto& [id, grant] : held_) {
         const bool configured = std::find(customers_.begin(), customers_.end(), id) != customers_.end();
-        if (is_held && !configured && !busy_(id)) {
-            is_held = false;
+        if (grant != 0 && !configured && !busy_(id)) {
+            grant = 0;
             to_release.push_back(id);
         }
     }
@@ -70,26 +92,26 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
     std::vector<std::string> taken;
     std::vector<std::string> given_back;
     co_await session_.run([&](pqxx::connection& connection) {
-        for (const std::string& id : to_release) release_customer_lease(connection, schema_, id);
+        for (const std::string& id : to_release) release_lease(connection, customer_key(connection, id));
 
         // Our slot: re-taking it is the liveness check (leases are re-entrant,
         // so take then release leaves the count as it was).
         if (slot_) {
-            if (!try_acquire_customer_lease(connection, schema_, slot_id(*slot_))) {
-                throw std::runtime_error("the instance slot lease was lost");
-            }
-            release_customer_lease(connection, schema_, slot_id(*slot_));
+            const lease_id& mine = slot_key(connection, *slot_);
+            if (!try_acquire_lease(connection, mine)) throw std::runtime_error("the instance slot lease was lost");
+            release_lease(connection, mine);
         } else {
             for (unsigned slot = 0; slot < max_instances && !slot_; ++slot) {
-                if (try_acquire_customer_lease(connection, schema_, slot_id(slot))) slot_ = slot;
+                if (try_acquire_lease(connection, slot_key(connection, slot))) slot_ = slot;
             }
         }
         // Count the others: a slot we can take is free (give it straight back).
         unsigned others = 0;
         for (unsigned slot = 0; slot < max_instances; ++slot) {
             if (slot_ && slot == *slot_) continue;
-            if (try_acquire_customer_lease(connection, schema_, slot_id(slot))) {
-                release_customer_lease(connection, schema_, slot_id(slot));
+            const lease_id& other = slot_key(connection, slot);
+            if (try_acquire_lease(connection, other)) {
+                release_lease(connection, other);
             } else {
                 ++others;
             }
@@ -102,10 +124,10 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
     std::size_t holding = held_count();
 
     // Give back idle customers above the fair share, so a new instance gets work.
-    for (auto& [id, is_held] : held_) {
+    for (auto& [id, grant] : held_) {
         if (holding <= share) break;
-        if (is_held && !busy_(id)) {
-            is_held = false;
+        if (grant != 0 && !busy_(id)) {
+            grant = 0;
             given_back.push_back(id);
             --holding;
         }
@@ -119,16 +141,16 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
         if (!held(id)) wanted.push_back(id);
     }
     co_await session_.run([&](pqxx::connection& connection) {
-        for (const std::string& id : given_back) release_customer_lease(connection, schema_, id);
+        for (const std::string& id : given_back) release_lease(connection, customer_key(connection, id));
         for (const std::string& id : wanted) {
             if (holding >= share) break;
-            if (try_acquire_customer_lease(connection, schema_, id)) {
+            if (try_acquire_lease(connection, customer_key(connection, id))) {
                 taken.push_back(id);
                 ++holding;
             }
         }
     });
-    for (const std::string& id : taken) held_[id] = true;
+    for (const std::string& id : taken) held_[id] = next_grant_++;
     for (const std::string& id : to_release) held_.erase(id);
 
     if (!taken.empty() || !given_back.empty()) {
@@ -146,16 +168,18 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
 }
 
 asio::awaitable<void> lease_keeper::release_all() {
-    std::vector<std::string> ids;
-    for (const auto& [id, is_held] : held_) {
-        if (is_held) ids.push_back(id);
+    std::vector<lease_id> leases;
+    for (const auto& [id, grant] : held_) {
+        if (grant == 0) continue;
+        if (auto key = customer_keys_.find(id); key != customer_keys_.end()) leases.push_back(key->second);
     }
-    const auto slot = slot_;
+    if (slot_) {
+        if (auto key = slot_keys_.find(*slot_); key != slot_keys_.end()) leases.push_back(key->second);
+    }
     forget_all();
     try {
         co_await session_.run([&](pqxx::connection& connection) {
-            for (const std::string& id : ids) release_customer_lease(connection, schema_, id);
-            if (slot) release_customer_lease(connection, schema_, slot_id(*slot));
+            for (const lease_id& lease : leases) release_lease(connection, lease);
         });
     } catch (const std::exception& error) {
         // The locks go with the session when the process exits anyway.

@@ -21,6 +21,7 @@ namespace comeback {
 
 class vitec_client;
 class db_workers;
+class database_monitor;
 class lease_keeper;
 class shutdown_signal;
 class metrics_registry;
@@ -44,6 +45,7 @@ struct run_state {
     std::shared_ptr<const config> cfg;
     std::shared_ptr<vitec_client> client;
     db_workers* db = nullptr;
+    database_monitor* database = nullptr;  // may be null: no waiting for the database
     lease_keeper* leases = nullptr;
     shutdown_signal* shutdown = nullptr;
     metrics_registry* metrics = nullptr;
@@ -58,6 +60,7 @@ struct cycle_result {
     bool removed = false;       // the customer is no longer configured
     bool failed = false;        // some window failed
     bool more_history = false;  // history left because fresh work became due
+    bool database_down = false; // a window lost the database: wait for it, not back off
     std::optional<sys_seconds> next_fresh_due;
 };
 
@@ -74,7 +77,9 @@ boost::asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::s
 // configuration, or (with --once) after one full cycle. Never throws: a cycle
 // ended by an exception (the database while planning, a programming error in
 // a window) is logged as customer.cycle_failed with its kind, counted, and
-// backed off like a cycle with a failed window.
+// backed off like a cycle with a failed window. A cycle that lost the
+// database (database_lost) is not backed off: the customer waits until the
+// database answers again (state.database) and goes on at once.
 boost::asio::awaitable<void> customer_loop(run_state& state, std::string customer_id);
 
 // Uniform jitter of up to a tenth of `delay` added to it, so instances and

@@ -19,16 +19,23 @@ namespace comeback {
 
 namespace asio = boost::asio;
 
-asio::awaitable<bool> shutdown_signal::sleep(std::chrono::milliseconds duration) {
+void wakeup::wake() {
+    for (void* sleeper : sleepers_) static_cast<asio::steady_timer*>(sleeper)->cancel();
+}
+
+asio::awaitable<bool> shutdown_signal::sleep(std::chrono::milliseconds duration, wakeup* early) {
     if (triggered_) co_return false;
     asio::steady_timer timer(executor_, duration);
     // Unregistered however the wait ends, even when the frame is destroyed.
     struct registration {
-        std::set<void*>& set;
+        std::set<void*>* set;
         void* timer;
-        ~registration() { set.erase(timer); }
-    } registered{sleepers_, &timer};
+        ~registration() {
+            if (set) set->erase(timer);
+        }
+    } registered{&sleepers_, &timer}, woken_early{early ? &early->sleepers_ : nullptr, &timer};
     sleepers_.insert(&timer);
+    if (early) early->sleepers_.insert(&timer);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     co_return !triggered_;
 }

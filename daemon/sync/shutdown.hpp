@@ -25,13 +25,27 @@ class io_context;
 
 namespace comeback {
 
+// Sleepers woken together by something other than the shutdown: the
+// database answering again, a probe asked for. Used from the io_context
+// thread only.
+class wakeup {
+public:
+    // Ends every sleep currently waiting on this wakeup.
+    void wake();
+
+private:
+    friend class shutdown_signal;
+    std::set<void*> sleepers_;  // the steady_timers currently waited on
+};
+
 class shutdown_signal {
 public:
     explicit shutdown_signal(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
 
-    // Waits for `duration`. Returns false at once, or as soon as trigger() is
-    // called, when shutting down.
-    boost::asio::awaitable<bool> sleep(std::chrono::milliseconds duration);
+    // Waits for `duration`, or less when `early` (if given) is woken first.
+    // Returns false at once, or as soon as trigger() is called, when
+    // shutting down.
+    boost::asio::awaitable<bool> sleep(std::chrono::milliseconds duration, wakeup* early = nullptr);
 
     // Wakes every sleeper; later sleeps return false immediately. Idempotent.
     void trigger();

@@ -3,11 +3,13 @@
 #include "fetch/retry.hpp"
 #include "fetch/vitec_client.hpp"
 #include "load/database_failure.hpp"
+#include "load/fencing.hpp"
 #include "model/timestamp.hpp"
 #include "normalize/normalize.hpp"
 #include "observability/logging.hpp"
 #include "observability/metrics.hpp"
 #include "parse/response_parser.hpp"
+#include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/shutdown.hpp"
 
@@ -49,6 +51,17 @@ bool is_closed(const boost::system::error_code& error) {
 // says why. Ends the fetch; attempt_window() reports the loader's failure.
 struct loader_stopped {};
 
+// Thrown by the body sink and the loader's side when the customer's lease was
+// lost mid-window: nothing of the window may be committed.
+struct lease_stopped {};
+
+failure lease_lost_failure(const std::string& customer_id) {
+    return {failure_kind::lease_lost, 0,
+            "this instance lost customer " + customer_id +
+                "'s lease while the window was in flight; the instance holding it now works the window",
+            std::nullopt};
+}
+
 struct attempt_result {
     std::optional<load_counts> counts;  // committed
     std::optional<failure> failed;      // else why not
@@ -76,6 +89,7 @@ std::string message_of(const std::exception_ptr& error) {
 asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
                                 done_channel& done, const std::string& schema,
                                 const window_key& key, load_options options,
+                                const std::function<bool()>& still_held,
                                 std::optional<load_counts>& counts,
                                 std::exception_ptr& load_error) {
     std::unique_ptr<window_loader> loader;
@@ -97,6 +111,7 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
             if (is_closed(error)) break;  // the fetch failed: nothing is committed
             if (error) throw boost::system::system_error(error, "load queue");
             if (message.finish) {
+                if (still_held && !still_held()) throw lease_stopped{};
                 co_await session.run([&](pqxx::connection& connection) {
                     step(connection, [&] { counts = loader->commit(*message.finish); });
                 });
@@ -134,6 +149,22 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                                  cfg.sync.date_criteria.name()};
     auto executor = co_await asio::this_coro::executor;
     db_workers::session session = co_await context.db.checkout();
+    attempt_result result;
+    if (context.still_held && !context.still_held()) {
+        result.failed = lease_lost_failure(customer.id);
+        co_return result;
+    }
+    // The ticket before the request: it orders this fetch against every other
+    // fetch of the window, wherever it runs (load/fencing.hpp).
+    load_options load = context.load;
+    try {
+        co_await session.run([&](pqxx::connection& connection) {
+            load.fetch_ticket = take_fetch_ticket(connection, cfg.database.schema, customer.id);
+        });
+    } catch (const database_error& error) {
+        result.failed = error.failure();
+        co_return result;
+    }
     load_queue queue(executor, context.queue_batches);
     done_channel done(executor, 1);
     std::optional<load_counts> counts;
@@ -141,8 +172,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     std::vector<row_batch> ready;
     response_parser parser(options, [&](row_batch&& batch) { ready.push_back(std::move(batch)); });
     asio::co_spawn(executor,
-                   load_side(session, queue, done, cfg.database.schema, key, context.load, counts,
-                             load_error),
+                   load_side(session, queue, done, cfg.database.schema, key, load, context.still_held,
+                             counts, load_error),
                    asio::detached);
     auto hand_on = [&](load_message message) -> asio::awaitable<void> {
         auto [error] = co_await queue.async_send(boost::system::error_code{}, std::move(message),
@@ -160,11 +191,11 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         ready.clear();
     };
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
+        if (context.still_held && !context.still_held()) throw lease_stopped{};
         parser.feed(chunk);  // response_error marks the response broken
         co_await hand_on_ready();
     };
 
-    attempt_result result;
     int http_status = 0;             // of the response, when one was read
     std::exception_ptr fetch_error;  // a programming error on the fetch side
     try {
@@ -185,6 +216,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         }
     } catch (const loader_stopped&) {
         // The loader failed first; load_error says why.
+    } catch (const lease_stopped&) {
+        result.failed = lease_lost_failure(customer.id);
     } catch (...) {
         fetch_error = std::current_exception();
     }
@@ -201,6 +234,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         } catch (const database_error& error) {
             // The database failed; whatever the fetch saw does not matter.
             result.failed = error.failure();
+        } catch (const lease_stopped&) {
+            result.failed = lease_lost_failure(customer.id);
         }
         // Anything else from the loader's side is a programming error: it propagates.
     } else if (!result.failed) {
@@ -279,14 +314,35 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
                    {"rejected", c.rejected}});
         co_return std::nullopt;
     };
+    bool database_lost = false;  // the last failure: wait for the database before the next attempt
     const failure_observer on_failure = [&](unsigned n, const failure& failed,
                                             std::optional<std::chrono::milliseconds> next_delay)
         -> asio::awaitable<void> {
+        database_lost = is_database_outage(failed.kind);
+        if (is_dropped(failed.kind)) {
+            // Not a failure: the ledger keeps the newer load it has.
+            log_event(spdlog::level::info, "window.dropped",
+                      {{"customer", customer.id},
+                       {"from", w.from_text()},
+                       {"to", w.to_text()},
+                       {"attempt", n},
+                       {"kind", to_string(failed.kind)},
+                       {"reason", failed.message}});
+            co_return;
+        }
         co_await record_failure(context, cfg, key, failed);
         log_failure(customer, w, n, failed, !next_delay);
     };
-    // Shutting down: no new attempt; the last failure stands.
-    const retry_wait wait = [&](std::chrono::milliseconds delay) { return context.shutdown.sleep(delay); };
+    // Shutting down, or the database still away after outage_grace: no new
+    // attempt; the last failure stands.
+    const retry_wait wait = [&](std::chrono::milliseconds delay) -> asio::awaitable<bool> {
+        if (database_lost && context.database &&
+            !co_await context.database->wait_until_answering(cfg.database.outage_grace)) {
+            co_return false;
+        }
+        if (context.still_held && !context.still_held()) co_return false;
+        co_return co_await context.shutdown.sleep(delay);
+    };
 
     std::exception_ptr bug;
     try {
@@ -308,7 +364,7 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
     }
 
     outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started);
-    if (context.metrics) {
+    if (context.metrics && !outcome.dropped()) {
         if (outcome.committed) {
             const load_counts& c = outcome.counts;
             context.metrics->window_succeeded(customer.id,

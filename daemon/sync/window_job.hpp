@@ -13,6 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -21,6 +22,7 @@ namespace comeback {
 
 class vitec_client;
 class db_workers;
+class database_monitor;
 class shutdown_signal;
 class metrics_registry;
 
@@ -33,6 +35,15 @@ struct window_context {
     std::mt19937_64& rng;
     std::size_t queue_batches = 4;   // parsed batches waiting for the loader, at most
     load_options load{};             // how windows are loaded (backfill --recheck)
+    // Null: a window whose database was lost retries after the plain back-off.
+    // Else the next attempt waits until the probe finds the database
+    // answering again, at most database.outage_grace.
+    database_monitor* database = nullptr;
+    // Whether the customer's lease taken when the window began still holds
+    // (run's lease keeper); empty: always (backfill). When it turns false the
+    // window stops at its next body chunk or before its commit, rolled back,
+    // as lease_lost.
+    std::function<bool()> still_held{};
 };
 
 struct window_outcome {
@@ -49,10 +60,18 @@ struct window_outcome {
     std::string error() const { return last_failure ? last_failure->message : std::string(); }
     // 401/403: the customer is parked on the auth back-off.
     bool parks_customer() const { return last_failure && comeback::parks_customer(last_failure->kind); }
+    // Not committed, and not failed either: the response was dropped (a newer
+    // fetch committed first, or the lease was lost).
+    bool dropped() const { return last_failure && is_dropped(last_failure->kind); }
+    // The database could not be reached: the customer waits for it.
+    bool database_down() const { return last_failure && is_database_outage(last_failure->kind); }
 };
 
-// Syncs one window. Fetch, parse and database failures are the outcome, each
-// classified into its kind. An exception no stage classifies (a programming
+// Syncs one window. Each attempt first takes a fetch ticket (load/fencing.hpp)
+// so its load is dropped should a later fetch of the window commit first.
+// Fetch, parse and database failures are the outcome, each classified into its
+// kind; a dropped response (stale_fetch, lease_lost) is logged as
+// window.dropped and neither recorded in the ledger nor counted as failed. An exception no stage classifies (a programming
 // error: internal_error) is never retried: it is counted, recorded in the
 // ledger and logged with the window, then rethrown for the customer's loop.
 // `cfg` and `customer` must outlive the call.

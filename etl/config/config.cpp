@@ -78,7 +78,10 @@ std::uint64_t scale(std::uint64_t number, std::uint64_t factor, const char* what
 // test checks the very list the loader uses.
 
 constexpr std::string_view top_keys[] = {"database", "vitec", "sync", "customers", "metrics", "log"};
-constexpr std::string_view database_keys[] = {"conninfo", "schema", "auto_migrate"};
+constexpr std::string_view database_keys[] = {
+    "conninfo", "schema", "auto_migrate", "connect_timeout", "statement_timeout", "lock_timeout",
+    "idle_in_transaction_timeout", "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "probe_interval", "outage_grace"};
 constexpr std::string_view vitec_keys[] = {
     "base_url", "timezone", "username", "password", "password_file", "password_env", "password_credential",
     "ca_file", "allow_insecure_http", "request_timeout", "max_concurrent_requests", "max_requests_per_second",
@@ -463,6 +466,24 @@ void read_database(const document& doc, const section& root, database_config& ou
         return name;
     });
     s.read("auto_migrate", out.auto_migrate, [](const field& f) { return f.boolean(); });
+    database_timeouts& t = out.timeouts;
+    // libpq takes connect_timeout and the keepalives in whole seconds.
+    auto whole_seconds = [](const field& f) { return f.seconds(false); };
+    auto longer_than_zero = [](const field& f) { return f.duration(false); };
+    s.read("connect_timeout", t.connect_timeout, whole_seconds);
+    s.read("statement_timeout", t.statement_timeout, longer_than_zero);
+    s.read("lock_timeout", t.lock_timeout, longer_than_zero);
+    s.read("idle_in_transaction_timeout", t.idle_in_transaction_timeout, longer_than_zero);
+    s.read("tcp_user_timeout", t.tcp_user_timeout, longer_than_zero);
+    s.read("keepalives_idle", t.keepalives_idle, whole_seconds);
+    s.read("keepalives_interval", t.keepalives_interval, whole_seconds);
+    s.read("keepalives_count", t.keepalives_count, [](const field& f) { return f.count(1); });
+    s.read("probe_interval", out.probe_interval, longer_than_zero);
+    s.read("outage_grace", out.outage_grace, longer_than_zero);
+    if (t.connect_timeout < std::chrono::seconds(2)) {
+        // libpq reads anything shorter as 2 seconds; say so rather than pretend.
+        s.get("connect_timeout")->fail("must be at least 2s (libpq's shortest connect timeout)");
+    }
 }
 
 void read_retry(const section& vitec, retry_config& out) {
@@ -836,6 +857,16 @@ std::string describe(const config& cfg) {
     if (d.conninfo.empty()) out << "  # everything from PG* environment variables";
     out << "\n  schema: " << yaml_string(d.schema) << "\n";
     out << "  auto_migrate: " << yes_no(d.auto_migrate) << "\n";
+    out << "  connect_timeout: " << format_duration(d.timeouts.connect_timeout) << "\n";
+    out << "  statement_timeout: " << format_duration(d.timeouts.statement_timeout) << "\n";
+    out << "  lock_timeout: " << format_duration(d.timeouts.lock_timeout) << "\n";
+    out << "  idle_in_transaction_timeout: " << format_duration(d.timeouts.idle_in_transaction_timeout) << "\n";
+    out << "  tcp_user_timeout: " << format_duration(d.timeouts.tcp_user_timeout) << "\n";
+    out << "  keepalives_idle: " << format_duration(d.timeouts.keepalives_idle) << "\n";
+    out << "  keepalives_interval: " << format_duration(d.timeouts.keepalives_interval) << "\n";
+    out << "  keepalives_count: " << d.timeouts.keepalives_count << "\n";
+    out << "  probe_interval: " << format_duration(d.probe_interval) << "\n";
+    out << "  outage_grace: " << format_duration(d.outage_grace) << "\n";
 
     out << "vitec:\n";
     out << "  base_url: " << yaml_string(v.base_url.text) << "\n";

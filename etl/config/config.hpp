@@ -28,10 +28,30 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// The limits every database session the daemon opens gets (daemon/sync/
+// database.hpp turns them into libpq parameters and session settings). A key
+// the conninfo sets itself wins over these.
+struct database_timeouts {
+    std::chrono::seconds connect_timeout{10};      // libpq connect_timeout: opening a session
+    std::chrono::milliseconds statement_timeout{300000};  // one statement on the server
+    std::chrono::milliseconds lock_timeout{60000};        // one lock wait, advisory locks included
+    std::chrono::milliseconds idle_in_transaction_timeout{300000};  // a transaction left open idle
+    std::chrono::milliseconds tcp_user_timeout{30000};  // unacknowledged data on the socket
+    std::chrono::seconds keepalives_idle{30};      // TCP keepalives, both ends of the socket
+    std::chrono::seconds keepalives_interval{10};
+    unsigned keepalives_count = 3;
+};
+
 struct database_config {
     std::string conninfo;  // libpq URI or key=value; PG* environment variables fill gaps
     std::string schema = "vitec";
     bool auto_migrate = true;
+    database_timeouts timeouts{};
+    // How often `run` checks that the database answers (/healthz, database_up).
+    std::chrono::milliseconds probe_interval{10000};
+    // How long a window waits for an unreachable database to answer again
+    // before it counts as failed.
+    std::chrono::milliseconds outage_grace{300000};
 };
 
 struct retry_config {

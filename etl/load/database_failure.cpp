@@ -38,10 +38,17 @@ std::string first_line(std::string_view text) {
 bool is_lost_sqlstate(std::string_view state) {
     return state.starts_with("08") ||                                          // connection exception
            state == "57P01" || state == "57P02" || state == "57P03" ||        // shutdowns, not yet up
-           state == "57014" ||                                                // cancelled, statement_timeout
-           state == "55P03" ||                                                // lock_timeout
-           state == "25P03" || state == "57P05" ||                            // idle session timeouts
+           state == "57P05" ||                                                // idle_session_timeout
            state == "53300";                                                  // too many connections
+}
+
+// The limits the daemon sets on its sessions (database.statement_timeout,
+// lock_timeout, idle_in_transaction_timeout), or a cancel.
+std::string_view timeout_of(std::string_view state) {
+    if (state == "57014") return "statement cancelled (database.statement_timeout, or a cancel request)";
+    if (state == "55P03") return "lock wait ended (database.lock_timeout)";
+    if (state == "25P03") return "session ended idle in a transaction (database.idle_in_transaction_timeout)";
+    return {};
 }
 
 // What an operator should check when the database refuses a statement.
@@ -73,6 +80,11 @@ std::optional<failure> classify_database_error(const std::exception& error, std:
     const std::string where(database.empty() ? std::string_view("the database") : database);
     const std::string what = first_line(error.what());
     auto lost = [&] { return make(failure_kind::database_lost, where + ": connection lost or timed out: " + what); };
+    if (dynamic_cast<const stale_fetch_error*>(&error)) return make(failure_kind::stale_fetch, error.what());
+    if (dynamic_cast<const database_unreachable*>(&error))
+        return make(failure_kind::database_lost, error.what());
+    if (dynamic_cast<const no_answer_error*>(&error))
+        return make(failure_kind::database_lost, where + ": no answer: " + error.what());
     // Order matters: libpqxx's classes derive from one another.
     if (dynamic_cast<const pqxx::broken_connection*>(&error)) return lost();
     if (dynamic_cast<const pqxx::in_doubt_error*>(&error) ||
@@ -87,6 +99,8 @@ std::optional<failure> classify_database_error(const std::exception& error, std:
         // libpqxx 6.4 throws insufficient_privilege without its SQLSTATE.
         if (state.empty() && dynamic_cast<const pqxx::insufficient_privilege*>(&error)) state = "42501";
         if (is_lost_sqlstate(state)) return lost();
+        if (auto timeout = timeout_of(state); !timeout.empty())
+            return make(failure_kind::database_timeout, where + ": " + std::string(timeout) + ": " + what);
         if (state.starts_with("40"))
             return make(failure_kind::database_conflict, where + ": transaction rolled back: " + what);
         return make(failure_kind::database_refused,

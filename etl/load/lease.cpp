@@ -5,31 +5,60 @@
 
 #include <pqxx/pqxx>
 
+#include <functional>
+
 #include <stdexcept>
 #include <string>
 
 namespace comeback {
 
-bool try_acquire_customer_lease(pqxx::connection& connection, std::string_view schema,
-                                std::string_view customer_id) {
+namespace {
+
+// The key a statement computes in `schema`; its transaction may register the
+// customer, so it commits. A session lock taken later survives transactions.
+std::int64_t read_key(pqxx::connection& connection, std::string_view schema,
+                      const std::function<pqxx::result(pqxx::work&)>& statement) {
     check_schema_name(schema);
-    // A session lock survives the statement's transaction, so a nontransaction
-    // is the honest wrapper: nothing here should be rolled back.
-    pqxx::nontransaction tx{connection, "customer lease"};
-    auto row = tx.exec_params1(sql::lease::try_acquire,
-                               std::string(schema), std::string(customer_id));
-    return row[0].as<bool>();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        pqxx::work tx{connection, "lease key"};
+        tx.exec_params1(sql::use_schema, std::string(schema));
+        const pqxx::result rows = statement(tx);
+        tx.commit();
+        if (!rows.empty()) return rows[0][0].as<std::int64_t>();
+    }
+    throw std::runtime_error("no lease key in schema " + std::string(schema) +
+                             " (is it migrated?)");
 }
 
-void release_customer_lease(pqxx::connection& connection, std::string_view schema,
-                            std::string_view customer_id) {
-    check_schema_name(schema);
-    pqxx::nontransaction tx{connection, "customer lease"};
-    auto row = tx.exec_params1(sql::lease::release,
-                               std::string(schema), std::string(customer_id));
-    if (!row[0].as<bool>()) {
-        throw std::logic_error("release_customer_lease: this session holds no lease for customer " +
-                               std::string(customer_id) + " in schema " + std::string(schema));
+}  // namespace
+
+lease_id customer_lease(pqxx::connection& connection, std::string_view schema,
+                        std::string_view customer_id) {
+    const std::string customer(customer_id);
+    const auto key = read_key(connection, schema, [&](pqxx::work& tx) {
+        return tx.exec_params(sql::lease::customer_key, customer);
+    });
+    return {key, "customer " + customer};
+}
+
+lease_id instance_slot_lease(pqxx::connection& connection, std::string_view schema, unsigned slot) {
+    const auto key = read_key(connection, schema, [&](pqxx::work& tx) {
+        return tx.exec_params(sql::lease::instance_slot_key, static_cast<long long>(slot));
+    });
+    return {key, "instance slot " + std::to_string(slot)};
+}
+
+bool try_acquire_lease(pqxx::connection& connection, const lease_id& lease) {
+    // A session lock survives the statement's transaction, so a nontransaction
+    // is the honest wrapper: nothing here should be rolled back.
+    pqxx::nontransaction tx{connection, "lease"};
+    return tx.exec_params1(sql::lease::try_acquire, lease.key)[0].as<bool>();
+}
+
+void release_lease(pqxx::connection& connection, const lease_id& lease) {
+    pqxx::nontransaction tx{connection, "lease"};
+    if (!tx.exec_params1(sql::lease::release, lease.key)[0].as<bool>()) {
+        throw std::logic_error("release_lease: this session does not hold the lease of " + lease.name);
     }
 }
 

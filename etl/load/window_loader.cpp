@@ -2,6 +2,7 @@
 
 #include "load/content_digest.hpp"
 #include "load/copy_text.hpp"
+#include "load/fencing.hpp"
 #include "load/identifier.hpp"
 #include "load/sql_time.hpp"
 #include "load/statement.hpp"
@@ -373,6 +374,8 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     const pqxx::row begun =
         tx.exec_params1(sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
     if (begun["staging_missing"].as<bool>()) tx.exec0(sql::window_loader::create_staging);
+    // Under the lock no other load of the customer commits: checked once here.
+    if (options.fetch_ticket) check_fetch_ticket(tx, impl_->key, *options.fetch_ticket);
 }
 
 window_loader::~window_loader() = default;
@@ -401,10 +404,12 @@ load_counts window_loader::commit(const fetch_info& info) {
     impl_->finished = true;
     auto& tx = impl_->tx;
     auto& counts = impl_->counts;
-    // One instant for every row this window writes. Read after the customer
-    // lock was granted, so it is later than the stamp of any load that
-    // committed before: history versions of a comeback stay in order.
-    const auto stamp = tx.exec1(sql::window_loader::read_stamp)[0].as<std::string>();
+    // One instant for every row this window writes. Read under the customer
+    // lock and never earlier than the customer's last load's stamp, so
+    // history versions of a comeback stay in order and the ledger's times
+    // compare truly, whatever the server's clock does.
+    const auto stamp =
+        tx.exec_params1(sql::window_loader::read_stamp, impl_->key.customer_id)[0].as<std::string>();
     const std::string content = impl_->digest.finish();
     const last_load last = read_last_load(tx, impl_->key, content, stamp);
     if (last.confirms && !impl_->options.recheck) {
@@ -428,6 +433,7 @@ load_counts window_loader::commit(const fetch_info& info) {
     }
     impl_->store_rejections(stamp);
     impl_->record_load(stamp, info, content);
+    if (impl_->options.fetch_ticket) record_fetch_ticket(tx, impl_->key, *impl_->options.fetch_ticket);
     tx.commit();
     return counts;
 }

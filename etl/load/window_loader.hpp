@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,16 +47,21 @@ struct load_options {
     // window's last complete load (backfill --recheck): repairs rows changed
     // by hand in the database.
     bool recheck = false;
+    // The ticket the fetch took before it began (load/fencing.hpp): the load
+    // is refused with stale_fetch_error when the window's last committed load
+    // had a later one, and records it when it commits. None: not fenced.
+    std::optional<std::int64_t> fetch_ticket{};
 };
 
-// One window's transaction. The constructor begins it and takes the customer's
-// transaction advisory lock; add() formats batches into staging (held in memory
+// One window's transaction. The constructor begins it, takes the customer's
+// transaction advisory lock and checks the fetch ticket (load_options); add() formats batches into staging (held in memory
 // up to a few MiB, streamed beyond); commit() either confirms the window's last
 // load, when the content digest matches and nothing changed the window since,
 // or merges, soft-deletes and writes history; then writes rejects and the
 // ledger row, and commits.
 // Destroyed without commit(): rolled back, nothing of the window remains.
-// Throws pqxx exceptions (infrastructure) and std::logic_error (misuse).
+// Throws pqxx exceptions (infrastructure), stale_fetch_error (a newer fetch of
+// the window committed first) and std::logic_error (misuse).
 class window_loader {
 public:
     window_loader(pqxx::connection& connection, std::string schema, window_key key,

@@ -91,9 +91,17 @@ FROM pg_temp.load_comebacks
 ORDER BY comeback_id COLLATE "C", idx DESC
 )sql"};
 
-// The load's one instant, for every row it writes.
+// The load's one instant, for every row it writes: the server's clock, but
+// at least a microsecond after every stamp an earlier load of the customer
+// ($1) left in the ledger. Stamps of a customer never go backwards, so a
+// history version is always closed after it opened and changed_at, fetched_at
+// and compared_at compare as the loads happened, even when the server's clock
+// steps back. Every load writes its stamp to its window's fetched_at, and
+// changed_at to the windows it changed.
 inline constexpr statement read_stamp{"read_stamp", R"sql(
-SELECT clock_timestamp()::text
+SELECT greatest(clock_timestamp(),
+                (SELECT max(greatest(fetched_at, changed_at, compared_at))
+                 FROM sync_windows WHERE customer_id = $1) + interval '1 microsecond')::text
 )sql"};
 
 // Entities first: comebacks reference them. One statement per entity table,

@@ -31,8 +31,11 @@ enum class failure_kind {
     transient,
     tls_rejected,
     database_lost,
+    database_timeout,
     database_conflict,
     database_refused,
+    stale_fetch,
+    lease_lost,
     internal_error,  // stays last: the list's size is read from it
 };
 
@@ -43,6 +46,8 @@ enum class retry_rule {
     park_customer,  // not retried: the customer does no work for vitec.retry.auth_backoff
     end_cycle,      // not retried: the customer's cycle stops and backs off (in backfill,
                     // its remaining windows are not run)
+    dropped,        // not a failure: the response is dropped unwritten, the ledger keeps the
+                    // newer load it has; nothing is retried, recorded or counted as failed
 };
 
 // The rule as the troubleshooting table says it.
@@ -52,6 +57,7 @@ constexpr std::string_view to_string(retry_rule rule) {
         case retry_rule::next_cycle: return "no: the next cycle tries again";
         case retry_rule::park_customer: return "no: the customer waits `vitec.retry.auth_backoff`";
         case retry_rule::end_cycle: return "no: the customer's cycle ends and backs off";
+        case retry_rule::dropped: return "no: dropped, not a failure";
     }
     return "unknown";
 }
@@ -67,7 +73,7 @@ struct failure_kind_info {
 // The label of an attempt that committed its window: requests_total{outcome="rows"}.
 inline constexpr std::string_view committed_label = "rows";
 
-inline constexpr std::array<failure_kind_info, 12> failure_kinds{{
+inline constexpr std::array<failure_kind_info, 15> failure_kinds{{
     {failure_kind::broken_response, "broken_response", retry_rule::retry,
      "HTTP 200 with a body that is not a usable JSON array: another content type, invalid or "
      "truncated JSON, an object, more than `vitec.max_response_bytes`",
@@ -104,11 +110,23 @@ inline constexpr std::array<failure_kind_info, 12> failure_kinds{{
      "names in `vitec.base_url`; a certificate fixed on the server is picked up at the next "
      "cycle, without a restart"},
     {failure_kind::database_lost, "database_lost", retry_rule::retry,
-     "The PostgreSQL connection could not be opened, was lost or timed out (a restart, the "
-     "network, a terminated backend, `statement_timeout`, too many connections), or a "
-     "commit's outcome is unknown; the window's transaction is rolled back",
+     "The PostgreSQL connection could not be opened within `database.connect_timeout`, was "
+     "lost (a restart, the network, a terminated backend, too many connections), or the "
+     "server did not answer a call within `database.statement_timeout` plus "
+     "`database.connect_timeout`, or a commit's outcome is unknown; the window's transaction "
+     "is rolled back. The next attempt waits until the database answers again, at most "
+     "`database.outage_grace`",
      "Nothing if rare. If it persists, check that PostgreSQL is up and reachable with "
-     "`database.conninfo`, its `max_connections` and its log"},
+     "`database.conninfo` (`/healthz` and `comeback-sync status` say whether it answers), its "
+     "`max_connections` and its log"},
+    {failure_kind::database_timeout, "database_timeout", retry_rule::retry,
+     "PostgreSQL cancelled a statement at `database.statement_timeout`, a lock wait at "
+     "`database.lock_timeout` (another process held the customer's load lock that long), or "
+     "ended the session after `database.idle_in_transaction_timeout`; the window's "
+     "transaction is rolled back",
+     "Nothing if rare. If it persists, look in `pg_stat_activity` for what holds locks on the "
+     "schema's tables; a window whose load legitimately takes longer needs a larger "
+     "`database.statement_timeout`"},
     {failure_kind::database_conflict, "database_conflict", retry_rule::retry,
      "PostgreSQL rolled the window's transaction back: a serialization failure or a deadlock",
      "Nothing if rare. If frequent, look in the PostgreSQL log for other writers to the "
@@ -120,6 +138,18 @@ inline constexpr std::array<failure_kind_info, 12> failure_kinds{{
      "Fix what the message names: grant the role its privileges (\"Database roles and least "
      "privilege\" above), run `comeback-sync migrate`, point `database.conninfo` at the "
      "primary, free disk"},
+    {failure_kind::stale_fetch, "stale_fetch", retry_rule::dropped,
+     "A fetch of the same window that began after this one committed first (another instance, "
+     "a backfill, or this attempt outlived a database restart): the older response is dropped, "
+     "not written (`window.dropped`)",
+     "Nothing: the window holds the newer response. Frequent ones mean two processes fetch "
+     "the same windows at once, e.g. a backfill beside the daemon"},
+    {failure_kind::lease_lost, "lease_lost", retry_rule::dropped,
+     "This instance lost the customer's lease while the window was in flight (its lease "
+     "connection failed or the database restarted): the window is stopped and rolled back "
+     "(`window.dropped`); the instance holding the lease now works it",
+     "Nothing if rare. If frequent, see `lease.lost` lines: the lease connection keeps "
+     "failing, so check the network path to PostgreSQL"},
     {failure_kind::internal_error, "internal_error", retry_rule::end_cycle,
      "An exception no stage classifies: a programming error, or memory exhaustion",
      "Report it with the `window.failed` and `customer.cycle_failed` lines (customer, window, "
@@ -144,6 +174,11 @@ constexpr retry_rule rule_of(failure_kind kind) { return describe(kind).rule; }
 
 // Tried again within the window's attempts.
 constexpr bool is_retryable(failure_kind kind) { return rule_of(kind) == retry_rule::retry; }
+// The database could not be reached or did not answer: the next attempt waits
+// until it answers again, and a customer does not back off for it.
+constexpr bool is_database_outage(failure_kind kind) { return kind == failure_kind::database_lost; }
+// Not a failure: the response was dropped unwritten (stale_fetch, lease_lost).
+constexpr bool is_dropped(failure_kind kind) { return rule_of(kind) == retry_rule::dropped; }
 // Stops work on the customer for the long auth back-off; other customers go on.
 constexpr bool parks_customer(failure_kind kind) { return rule_of(kind) == retry_rule::park_customer; }
 

@@ -36,6 +36,8 @@ e2e_cleanup() {
     local pid
     for pid in "${e2e_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${e2e_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # A test's own extra resources (a cluster of its own), if it defines this.
+    if declare -F e2e_cleanup_more >/dev/null; then e2e_cleanup_more || true; fi
     if ((status != 0)); then
         for log in "$work"/*.log; do
             [[ -f $log ]] && { echo "=== $(basename "$log") (last 40 lines)"; tail -n 40 "$log"; } >&2
@@ -190,4 +192,80 @@ start_run() {
     env "$@" "$COMEBACK_SYNC" run -c "$config" >"$work/$name.log" 2>&1 &
     run_pid=$!
     e2e_pids+=("$run_pid")
+}
+
+# start_proxy NAME: db-proxy (tests/support/db_proxy_main.cpp) between the
+# daemon and the test PostgreSQL on loopback TCP; sets proxy_conninfo for
+# database.conninfo. proxy_do COMMAND sends it a command and waits for its
+# answer; proxy_wait_held SECONDS waits until a hold-* pattern was met.
+start_proxy() {
+    local name=$1 i
+    : "${DB_PROXY:?DB_PROXY must name the db-proxy binary}"
+    proxy_log=$work/$name.log
+    mkfifo "$work/$name.in"
+    "$DB_PROXY" --upstream-port "$PGPORT" --port-file "$work/$name.port" \
+        <"$work/$name.in" >"$proxy_log" 2>&1 &
+    proxy_pid=$!
+    e2e_pids+=("$proxy_pid")
+    exec {proxy_fd}>"$work/$name.in"
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$work/$name.port" ]] && break
+        sleep 0.1
+    done
+    [[ -s "$work/$name.port" ]] || fail "db-proxy wrote no port file: $(cat "$proxy_log")"
+    proxy_conninfo="host=127.0.0.1 port=$(cat "$work/$name.port")"
+    proxy_commands=0
+}
+
+proxy_do() {
+    local i
+    echo "$*" >&"$proxy_fd"
+    proxy_commands=$((proxy_commands + 1))
+    for ((i = 0; i < 100; i++)); do
+        (($(grep -c '^ok ' "$proxy_log") >= proxy_commands)) && return 0
+        sleep 0.05
+    done
+    fail "db-proxy did not take: $*"
+}
+
+proxy_held_count() { grep -c '^held ' "$proxy_log" || true; }
+
+# proxy_wait_held SECONDS BEFORE: until more than BEFORE holds happened.
+proxy_wait_held() {
+    local seconds=$1 before=$2 i
+    for ((i = 0; i < seconds * 10; i++)); do
+        (($(proxy_held_count) > before)) && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# The rows of every table the sync writes, without the columns that hold the
+# times it saw things: two schemas that list the same are the same database,
+# row by row.
+table_rows() {
+    local s=$1 table cols
+    for table in contacts users user_groups offices comebacks comeback_history sync_windows rejected_rows; do
+        cols=$(sql "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)
+                    FROM information_schema.columns
+                    WHERE table_schema = '$s' AND table_name = '$table'
+                      AND column_name NOT LIKE '%\\_seen\\_at'
+                      AND column_name NOT IN ('valid_from', 'valid_to', 'deleted_at', 'fetched_at',
+                                              'attempted_at', 'changed_at', 'compared_at',
+                                              'attempts', 'fetch_ms', 'load_ms', 'response_bytes',
+                                              'fetch_ticket', 'times_seen', 'last_http_status',
+                                              'last_error', 'rows_changed')")
+        psql -XqAt -v ON_ERROR_STOP=1 -c "COPY (SELECT '$table', $cols FROM $s.$table) TO STDOUT" |
+            LC_ALL=C sort
+    done
+    sql "SELECT 'deleted', customer_id, comeback_id FROM $s.comebacks WHERE deleted_at IS NOT NULL
+         ORDER BY 1, 2, 3"
+}
+
+# Comebacks of the schema with other than exactly one open history version.
+open_version_faults() {
+    sql "SELECT count(*) FROM $schema.comebacks c
+         WHERE (SELECT count(*) FROM $schema.comeback_history h
+                WHERE h.customer_id = c.customer_id AND h.comeback_id = c.comeback_id
+                  AND h.valid_to IS NULL) <> 1"
 }

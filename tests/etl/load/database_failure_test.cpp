@@ -54,10 +54,12 @@ TEST_CASE("a backend terminated under the statement is a lost connection, retrie
     CHECK(lost.message.find('\n') == std::string::npos);
 }
 
-TEST_CASE("a statement cut off by statement_timeout is a lost connection, retried") {
+TEST_CASE("a statement cut off by statement_timeout is a database timeout, retried") {
     auto connection = connect();
     const auto timed_out = failure_of(*connection, "SET LOCAL statement_timeout = 20; SELECT pg_sleep(30)");
-    CHECK(timed_out.kind == failure_kind::database_lost);
+    CHECK(timed_out.kind == failure_kind::database_timeout);
+    CHECK(is_retryable(timed_out.kind));
+    CHECK(timed_out.message.find("database.statement_timeout") != std::string::npos);
     CHECK(timed_out.message.find("statement timeout") != std::string::npos);
 }
 

@@ -1,5 +1,11 @@
+// Leases on the real PostgreSQL: one session at a time per lease, free again
+// when the session dies, and key spaces that never meet: not two customers
+// whose ids hash alike, not a customer named like an instance slot, not two
+// schemas, not the loader's own lock.
+
 #include "load/lease.hpp"
 
+#include "load/migrations.hpp"
 #include "support/database.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,43 +17,117 @@
 using namespace comeback;
 using namespace comeback::test;
 
+namespace {
+
+// Two customer ids whose 32-bit hashtext is the same: they shared one lease
+// when leases were keyed by the hash.
+constexpr const char* colliding_a = "M4134";
+constexpr const char* colliding_b = "M18375";
+
+struct leased_schema : scratch_schema {
+    leased_schema() { migrate(connection(), name()); }
+};
+
+}  // namespace
+
 TEST_CASE("a customer lease is held by one session at a time and released on request") {
+    leased_schema db;
     auto first = connect();
     auto second = connect();
-    const auto schema = unique_schema_name();
 
-    CHECK(try_acquire_customer_lease(*first, schema, "M1"));
-    CHECK_FALSE(try_acquire_customer_lease(*second, schema, "M1"));
-    // Other customers and other schemas are separate leases.
-    CHECK(try_acquire_customer_lease(*second, schema, "M2"));
-    CHECK(try_acquire_customer_lease(*second, schema + "_other", "M1"));
+    const lease_id m1 = customer_lease(*first, db.name(), "M1");
+    CHECK(try_acquire_lease(*first, m1));
+    CHECK_FALSE(try_acquire_lease(*second, customer_lease(*second, db.name(), "M1")));
+    // Other customers are separate leases.
+    CHECK(try_acquire_lease(*second, customer_lease(*second, db.name(), "M2")));
 
-    release_customer_lease(*first, schema, "M1");
-    CHECK(try_acquire_customer_lease(*second, schema, "M1"));
-    CHECK_FALSE(try_acquire_customer_lease(*first, schema, "M1"));
+    release_lease(*first, m1);
+    CHECK(try_acquire_lease(*second, m1));
+    CHECK_FALSE(try_acquire_lease(*first, m1));
+}
+
+TEST_CASE("a customer keeps its lease number, and every customer gets its own") {
+    leased_schema db;
+    const lease_id once = customer_lease(db.connection(), db.name(), "M1");
+    CHECK(customer_lease(db.connection(), db.name(), "M1").key == once.key);
+    CHECK(customer_lease(*connect(), db.name(), "M1").key == once.key);
+    CHECK(customer_lease(db.connection(), db.name(), "M2").key != once.key);
+    CHECK(once.name == "customer M1");
+}
+
+TEST_CASE("two customer ids whose hashes collide never share a lease") {
+    leased_schema db;
+    {
+        // The premise: PostgreSQL's 32-bit hash does not tell them apart.
+        pqxx::read_transaction tx{db.connection()};
+        REQUIRE(tx.exec_params1("SELECT hashtext($1) = hashtext($2)", colliding_a, colliding_b)[0].as<bool>());
+    }
+    auto first = connect();
+    auto second = connect();
+    REQUIRE(try_acquire_lease(*first, customer_lease(*first, db.name(), colliding_a)));
+    CHECK(try_acquire_lease(*second, customer_lease(*second, db.name(), colliding_b)));
+}
+
+TEST_CASE("a customer id spelt like an instance slot is a customer like any other") {
+    leased_schema db;
+    auto instance = connect();
+    auto other = connect();
+    const lease_id slot = instance_slot_lease(*instance, db.name(), 3);
+    REQUIRE(try_acquire_lease(*instance, slot));
+    CHECK(slot.name == "instance slot 3");
+    // The id the slots once used as their lease id takes nothing from the slot.
+    CHECK(try_acquire_lease(*other, customer_lease(*other, db.name(), "#instance-slot/3")));
+    CHECK_FALSE(try_acquire_lease(*other, instance_slot_lease(*other, db.name(), 3)));
+}
+
+TEST_CASE("the same customer in two schemas holds two leases") {
+    leased_schema one;
+    leased_schema two;
+    auto first = connect();
+    auto second = connect();
+    REQUIRE(try_acquire_lease(*first, customer_lease(*first, one.name(), "M1")));
+    CHECK(try_acquire_lease(*second, customer_lease(*second, two.name(), "M1")));
+    for (unsigned slot : {0u, 31u}) {
+        REQUIRE(try_acquire_lease(*first, instance_slot_lease(*first, one.name(), slot)));
+        CHECK(try_acquire_lease(*second, instance_slot_lease(*second, two.name(), slot)));
+    }
+}
+
+TEST_CASE("a lease and the loader's lock on the same customer are separate locks") {
+    leased_schema db;
+    auto keeper = connect();
+    auto loader = connect();
+    REQUIRE(try_acquire_lease(*keeper, customer_lease(*keeper, db.name(), "M1")));
+    // The loader's transaction lock (window_loader_sql.hpp), taken without waiting.
+    pqxx::work tx{*loader};
+    CHECK(tx.exec_params1("SELECT pg_try_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2))",
+                          db.name(), "M1")[0]
+              .as<bool>());
 }
 
 TEST_CASE("a lease held by a session that dies is free for the next instance") {
+    leased_schema db;
     auto observer = connect();
     auto standby = connect();
-    const auto schema = unique_schema_name();
+    const lease_id m1 = customer_lease(*standby, db.name(), "M1");
     {
         auto active = connect();
-        REQUIRE(try_acquire_customer_lease(*active, schema, "M1"));
-        CHECK_FALSE(try_acquire_customer_lease(*standby, schema, "M1"));
+        REQUIRE(try_acquire_lease(*active, m1));
+        CHECK_FALSE(try_acquire_lease(*standby, m1));
         pqxx::nontransaction tx{*observer};
         tx.exec_params1("SELECT pg_terminate_backend($1)", active->backendpid());
     }
     // The server ends the killed session's locks as the backend exits; give it a moment.
     bool acquired = false;
     for (int attempt = 0; attempt < 100 && !acquired; ++attempt) {
-        acquired = try_acquire_customer_lease(*standby, schema, "M1");
+        acquired = try_acquire_lease(*standby, m1);
         if (!acquired) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     CHECK(acquired);
 }
 
 TEST_CASE("releasing a lease this session does not hold is a logic error") {
-    auto connection = connect();
-    CHECK_THROWS_AS(release_customer_lease(*connection, unique_schema_name(), "M1"), std::logic_error);
+    leased_schema db;
+    const lease_id m1 = customer_lease(db.connection(), db.name(), "M1");
+    CHECK_THROWS_AS(release_lease(db.connection(), m1), std::logic_error);
 }

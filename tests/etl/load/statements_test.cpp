@@ -2,10 +2,12 @@
 // prepare, run and rolled back) against a freshly migrated schema: a typo in
 // any of them fails here even when no other test reaches it.
 
+#include "load/fencing_sql.hpp"
 #include "load/ledger_sql.hpp"
 #include "load/lease_sql.hpp"
 #include "load/migrations.hpp"
 #include "load/migrations_sql.hpp"
+#include "load/probe_sql.hpp"
 #include "load/statement.hpp"
 #include "load/window_loader_sql.hpp"
 #include "support/database.hpp"
@@ -38,8 +40,10 @@ std::vector<unit> units() {
     };
     return {{"etl/load/statement.hpp", list(sql::shared_statements)},
             {"etl/load/ledger_sql.hpp", list(sql::ledger::statements)},
+            {"etl/load/fencing_sql.hpp", list(sql::fencing::statements)},
             {"etl/load/lease_sql.hpp", list(sql::lease::statements)},
             {"etl/load/migrations_sql.hpp", list(sql::migrations::statements)},
+            {"etl/load/probe_sql.hpp", list(sql::probe::statements)},
             {"etl/load/window_loader_sql.hpp", list(sql::window_loader::statements)}};
 }
 

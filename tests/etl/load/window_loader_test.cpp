@@ -606,3 +606,52 @@ TEST_CASE("a connection killed while the window commits leaves the database exac
     CHECK(threw);
     CHECK(snapshot(*observer, db.name()) == before);
 }
+
+// What the database holds after loads made while the server's clock ran an
+// hour ahead, once the clock has been stepped back: every stamp an hour in
+// the future.
+void stamps_from_a_clock_an_hour_ahead(loaded_schema& db) {
+    pqxx::work tx{db.connection()};
+    tx.exec0("UPDATE " + db.quoted() + ".sync_windows SET fetched_at = fetched_at + interval '1 hour', "
+             "changed_at = changed_at + interval '1 hour', compared_at = compared_at + interval '1 hour', "
+             "attempted_at = attempted_at + interval '1 hour'");
+    tx.exec0("UPDATE " + db.quoted() + ".comeback_history SET valid_from = valid_from + interval '1 hour', "
+             "valid_to = valid_to + interval '1 hour'");
+    tx.commit();
+}
+
+TEST_CASE("after the server's clock steps back, a change still closes the open version: one open version per comeback") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    auto samples = three_comebacks();
+    load(db.connection(), db.name(), key, samples);
+    stamps_from_a_clock_an_hour_ahead(db);
+
+    samples[0].state = "Completed";
+    CHECK(load(db.connection(), db.name(), key, samples).updated == 1);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to IS NULL") == 3);
+    CHECK(one_text(db.connection(), "SELECT string_agg(change || ':' || state || ':' || (valid_to IS NULL), ',' ORDER BY valid_from) FROM " +
+                                        db.quoted() + ".comeback_history WHERE comeback_id = 'K1'") ==
+          "insert:New:false,update:Completed:true");
+    // No version ends before it begins.
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to <= valid_from") == 0);
+}
+
+TEST_CASE("after the server's clock steps back, a window another load changed is compared, not confirmed") {
+    loaded_schema db;
+    const auto key1 = window_of("M1", week1);
+    const auto key2 = window_of("M1", week2);
+    const std::vector<sample> in_week1{{.id = "K1"}, {.id = "K2"}};
+    load(db.connection(), db.name(), key1, in_week1);
+    load(db.connection(), db.name(), key2, {{.id = "K9", .occurs_at = utc(week2, std::chrono::hours{8})}});
+    stamps_from_a_clock_an_hour_ahead(db);
+
+    // Week 2's response now holds K1, rescheduled; week 1 then answers as before.
+    load(db.connection(), db.name(), key2,
+         {{.id = "K9", .occurs_at = utc(week2, std::chrono::hours{8})},
+          {.id = "K1", .occurs_at = utc(week2, std::chrono::hours{9})}});
+    const auto counts = load(db.connection(), db.name(), key1, in_week1);
+    CHECK_FALSE(counts.confirmed);
+    CHECK(counts.updated == 1);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to IS NULL") == 3);
+}

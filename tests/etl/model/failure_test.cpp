@@ -51,6 +51,16 @@ TEST_CASE("each kind carries its retry rule: passing trouble is retried, what ne
     }
     CHECK(parks_customer(failure_kind::credentials_rejected));
     CHECK(parks_customer(failure_kind::access_denied));
+    CHECK(is_retryable(failure_kind::database_timeout));
+    // A dropped response is not a failure: nothing to retry, nothing to count.
+    for (auto kind : {failure_kind::stale_fetch, failure_kind::lease_lost}) {
+        INFO(to_string(kind));
+        CHECK(is_dropped(kind));
+        CHECK_FALSE(is_retryable(kind));
+    }
+    // Only a database that cannot be reached makes work wait for it.
+    CHECK(is_database_outage(failure_kind::database_lost));
+    CHECK_FALSE(is_database_outage(failure_kind::database_refused));
     // A programming error is never a retryable transient.
     CHECK(rule_of(failure_kind::internal_error) == retry_rule::end_cycle);
     CHECK_FALSE(is_retryable(failure_kind::internal_error));

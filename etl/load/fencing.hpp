@@ -1,0 +1,36 @@
+#pragma once
+// Fencing: a window's load commits only if no fetch of the same window that
+// began later has committed first. Every fetch takes a ticket before it sends
+// its request: the next number of its customer's counter in the database,
+// committed durably, so tickets order fetches by when they began, whatever
+// the clocks of the hosts or the server say and across a server's crash. The
+// load compares its ticket with the one the window's last committed load had,
+// under the customer's load lock; a lower one is stale and the load is
+// dropped (stale_fetch_error), otherwise it records its own.
+
+#include "load/ledger.hpp"
+#include "load/pqxx_fwd.hpp"
+
+#include <cstdint>
+#include <string_view>
+
+namespace comeback {
+
+using fetch_ticket = std::int64_t;
+
+// Takes the customer's next ticket in its own transaction, committed durably
+// (registering the customer in sync_customers first when needed). Throws
+// std::invalid_argument (a bad schema name) and pqxx exceptions.
+fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
+                               std::string_view customer_id);
+
+// Inside a window loader's transaction, under the customer's lock: throws
+// stale_fetch_error (load/database_failure.hpp) when the window's last
+// committed load had a higher ticket than `ticket`.
+void check_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket);
+
+// Inside a window loader's transaction, after its ledger row is written: the
+// window's last committed load is now this one.
+void record_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket);
+
+}  // namespace comeback

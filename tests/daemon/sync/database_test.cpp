@@ -1,0 +1,137 @@
+// The daemon's database sessions against the real PostgreSQL, some through a
+// TCP proxy that swallows traffic like a network partition: every session
+// carries the database.* limits, a database that stops answering fails the
+// call within its limit (never a hang), and the pool recovers on its own.
+
+#include "sync/database.hpp"
+
+#include "load/database_failure.hpp"
+#include "support/tcp_proxy.hpp"
+#include "sync/db_workers.hpp"
+#include "sync_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+using namespace comeback;
+using namespace comeback::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string show(pqxx::connection& connection, const std::string& setting) {
+    pqxx::nontransaction tx{connection};
+    return tx.exec1("SHOW " + setting)[0].as<std::string>();
+}
+
+// The PostgreSQL of the PG* environment through a proxy on loopback TCP.
+struct proxied_database {
+    tcp_proxy proxy{"127.0.0.1", static_cast<std::uint16_t>(std::atoi(std::getenv("PGPORT")))};
+    database_config config;
+
+    proxied_database() {
+        require_database_environment();
+        config.conninfo = "host=127.0.0.1 port=" + std::to_string(proxy.port());
+        config.timeouts.connect_timeout = 2s;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("every session carries the database.* limits, and a setting the conninfo makes wins") {
+    database_config config;
+    config.timeouts.statement_timeout = 1234ms;
+    config.timeouts.lock_timeout = 2s;
+    config.timeouts.idle_in_transaction_timeout = 3min;
+    {
+        database_connection connection(config);
+        CHECK(show(connection.get(), "statement_timeout") == "1234ms");
+        CHECK(show(connection.get(), "lock_timeout") == "2s");
+        CHECK(show(connection.get(), "idle_in_transaction_session_timeout") == "3min");
+        CHECK(conninfo_overrides(config).empty());
+    }
+    config.conninfo = "connect_timeout=7 options='-c lock_timeout=5s'";
+    database_connection connection(config);
+    CHECK(show(connection.get(), "lock_timeout") == "5s");
+    CHECK(show(connection.get(), "statement_timeout") == "1234ms");
+    CHECK(session_conninfo(config).find("connect_timeout='7'") != std::string::npos);
+    CHECK(conninfo_overrides(config) ==
+          std::vector<std::string>{"connect_timeout=7", "options=-c lock_timeout=5s"});
+}
+
+TEST_CASE("a database that stops answering mid-call fails the call within its limit with a clear error") {
+    proxied_database db;
+    database_connection connection(db.config);
+    with_deadline(connection, 10s, [](pqxx::connection& c) { pqxx::nontransaction{c}.exec1("SELECT 1"); });
+    db.proxy.blackhole();
+    try {
+        with_deadline(connection, 1s, [](pqxx::connection& c) { pqxx::nontransaction{c}.exec1("SELECT 1"); });
+        FAIL("a call to a database that does not answer returned");
+    } catch (const no_answer_error& error) {
+        CHECK_THAT(error.what(), Catch::Contains("did not answer within 1s"));
+        const auto classified = classify_database_error(error, "");
+        REQUIRE(classified);
+        CHECK(classified->kind == failure_kind::database_lost);
+    }
+    db.proxy.heal();
+}
+
+TEST_CASE("a database port that accepts connections and never answers fails to open within connect_timeout") {
+    proxied_database db;
+    db.proxy.blackhole();
+    try {
+        database_connection connection(db.config);
+        FAIL("a connection opened to a database that does not answer");
+    } catch (const database_unreachable& error) {
+        CHECK_THAT(error.what(), Catch::StartsWith("PostgreSQL is unreachable: "));
+        CHECK_THAT(error.what(), Catch::Contains("database.connect_timeout 2s"));
+    }
+    db.proxy.heal();
+}
+
+TEST_CASE("the pool cuts a call the database does not answer, and works again once the path heals") {
+    proxied_database db;
+    boost::asio::io_context io;
+    db_workers workers(io.get_executor(), db.config, 1, 1);
+    auto call = [&](std::chrono::milliseconds limit) {
+        return run(io, [&]() -> boost::asio::awaitable<void> {
+            db_workers::session session = co_await workers.checkout();
+            co_await session.run([](pqxx::connection& c) { pqxx::nontransaction{c}.exec1("SELECT 1"); }, limit);
+        }());
+    };
+    call(10s);
+    db.proxy.blackhole();
+    try {
+        call(1s);
+        FAIL("a call to a database that does not answer returned");
+    } catch (const database_error& error) {
+        CHECK(error.failure().kind == failure_kind::database_lost);
+        CHECK_THAT(error.what(), Catch::Contains("did not answer within 1s"));
+    }
+    CHECK_FALSE(workers.stalled());  // the cut call ended: the workers make progress
+    db.proxy.heal();
+    CHECK_NOTHROW(call(10s));
+    workers.stop();
+}
+
+TEST_CASE("a pooled connection the server closed is replaced before it costs a call") {
+    migrated_schema db;
+    boost::asio::io_context io;
+    database_config config{"application_name=" + db.application_name(), db.name()};
+    db_workers workers(io.get_executor(), config, 1, 1);
+    auto backend = [&] {
+        int pid = 0;
+        run(io, [&]() -> boost::asio::awaitable<void> {
+            db_workers::session session = co_await workers.checkout();
+            co_await session.run([&](pqxx::connection& c) { pid = pqxx::nontransaction{c}.exec1("SELECT pg_backend_pid()")[0].as<int>(); });
+        }());
+        return pid;
+    };
+    const int first = backend();
+    kill_sessions(db.application_name());  // as a restart of the server would
+    int second = 0;
+    CHECK_NOTHROW(second = backend());
+    CHECK(second != first);
+    workers.stop();
+}

@@ -1,0 +1,79 @@
+// Fencing on the real PostgreSQL: a load whose fetch began before another
+// fetch of the same window that has committed since is dropped, unwritten.
+
+#include "load/fencing.hpp"
+
+#include "load/database_failure.hpp"
+#include "load/migrations.hpp"
+#include "load/window_loader.hpp"
+#include "load_test_data.hpp"
+#include "support/database.hpp"
+
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+using namespace comeback;
+using namespace comeback::test;
+
+namespace {
+
+struct fenced_schema : scratch_schema {
+    fenced_schema() { migrate(connection(), name()); }
+};
+
+}  // namespace
+
+TEST_CASE("fetch tickets of a customer rise with every fetch, and each customer counts its own") {
+    fenced_schema db;
+    const fetch_ticket first = take_fetch_ticket(db.connection(), db.name(), "M1");
+    const fetch_ticket second = take_fetch_ticket(*connect(), db.name(), "M1");
+    CHECK(second > first);
+    CHECK(take_fetch_ticket(db.connection(), db.name(), "M2") == 1);
+    CHECK(take_fetch_ticket(db.connection(), db.name(), "M1") > second);
+}
+
+TEST_CASE("an older fetch's load that commits after a newer one of the same window is dropped, unwritten") {
+    fenced_schema db;
+    const auto key = window_of("M1", week1);
+    const fetch_ticket older = take_fetch_ticket(db.connection(), db.name(), "M1");
+    const fetch_ticket newer = take_fetch_ticket(db.connection(), db.name(), "M1");
+
+    // The newer fetch's response (K1 completed) commits first.
+    load(db.connection(), db.name(), key, {{.id = "K1", .state = "Completed"}}, {.fetch_ticket = newer});
+    const auto before = snapshot(db.connection(), db.name());
+
+    // The older response (K1 still new, and K2) arrives late.
+    CHECK_THROWS_AS(load(db.connection(), db.name(), key, {{.id = "K1"}, {.id = "K2"}}, {.fetch_ticket = older}),
+                    stale_fetch_error);
+    CHECK(snapshot(db.connection(), db.name()) == before);
+    CHECK(one_text(db.connection(), "SELECT state FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'K1'") ==
+          "Completed");
+
+    // It is a failure of its own kind, which is not retried.
+    try {
+        load(db.connection(), db.name(), key, {{.id = "K1"}}, {.fetch_ticket = older});
+        FAIL("the stale load committed");
+    } catch (const stale_fetch_error& error) {
+        const auto classified = classify_database_error(error, "db");
+        REQUIRE(classified);
+        CHECK(classified->kind == failure_kind::stale_fetch);
+        CHECK_FALSE(is_retryable(classified->kind));
+        CHECK(std::string(error.what()).find("M1") != std::string::npos);
+    }
+}
+
+TEST_CASE("a newer fetch's load commits over an older one, and other windows are not fenced by it") {
+    fenced_schema db;
+    const auto key = window_of("M1", week1);
+    const fetch_ticket older = take_fetch_ticket(db.connection(), db.name(), "M1");
+    const fetch_ticket newer = take_fetch_ticket(db.connection(), db.name(), "M1");
+    load(db.connection(), db.name(), key, {{.id = "K1"}}, {.fetch_ticket = older});
+    const auto counts = load(db.connection(), db.name(), key, {{.id = "K1", .state = "Completed"}},
+                             {.fetch_ticket = newer});
+    CHECK(counts.updated == 1);
+    CHECK(one_text(db.connection(), "SELECT fetch_ticket FROM " + db.quoted() + ".sync_windows") ==
+          std::to_string(newer));
+    // Week 2's load with the older ticket is another window: it commits.
+    CHECK_NOTHROW(load(db.connection(), db.name(), window_of("M1", week2),
+                       {{.id = "K9", .occurs_at = utc(week2, std::chrono::hours{8})}}, {.fetch_ticket = older}));
+}
