@@ -4,6 +4,7 @@
 #include "load/ledger.hpp"
 #include "model/timestamp.hpp"
 #include "observability/logging.hpp"
+#include "observability/metrics.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/lease_keeper.hpp"
 #include "sync/shutdown.hpp"
@@ -30,16 +31,21 @@ namespace {
 window_status status_of(const std::string& text) {
     if (text == "complete") return window_status::complete;
     if (text == "failed") return window_status::failed;
+    if (text == "held") return window_status::held;
     return window_status::pending;
+}
+
+std::optional<sys_seconds> to_seconds(const std::optional<instant>& at) {
+    if (!at) return std::nullopt;
+    return std::chrono::floor<std::chrono::seconds>(*at);
 }
 
 std::vector<window_state> to_states(const std::vector<ledger_entry>& entries) {
     std::vector<window_state> states;
     states.reserve(entries.size());
     for (const ledger_entry& entry : entries) {
-        std::optional<sys_seconds> fetched;
-        if (entry.fetched_at) fetched = std::chrono::floor<std::chrono::seconds>(*entry.fetched_at);
-        states.push_back({entry.first_day, entry.end_day, status_of(entry.status), fetched});
+        states.push_back({entry.first_day, entry.end_day, status_of(entry.status),
+                          to_seconds(entry.fetched_at), to_seconds(entry.attempted_at)});
     }
     return states;
 }
@@ -83,6 +89,11 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
         });
     }
     const std::vector<window_state> states = to_states(entries);
+    if (state.metrics) {
+        state.metrics->set_windows_held(
+            id, std::count_if(states.begin(), states.end(),
+                              [](const window_state& s) { return s.status == window_status::held; }));
+    }
     const schedule_decision decision = decide(plan, states, today, started, cfg->sync);
     result.next_fresh_due = decision.next_fresh_due;
 
@@ -106,6 +117,12 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
             throw;
         }
         runtime.busy = false;
+        if (outcome.held()) {
+            ++state.totals.windows_held;
+            state.totals.held.add({id, w.from_text(), w.to_text(), "held",
+                                   held_reason(outcome.counts.held_deletions, outcome.counts.held_live_rows)});
+            co_return true;
+        }
         if (outcome.committed) {
             ++state.totals.windows_ok;
             state.totals.rows_seen += outcome.counts.rows_seen;

@@ -32,12 +32,13 @@ struct window_context {
     metrics_registry* metrics;       // null: no metrics (backfill)
     std::mt19937_64& rng;
     std::size_t queue_batches = 4;   // parsed batches waiting for the loader, at most
-    load_options load{};             // how windows are loaded (backfill --recheck)
+    load_options load{};             // how windows are loaded (backfill --recheck, --accept-deletes);
+                                     // the guard and privacy settings come from the config
 };
 
 struct window_outcome {
     bool committed = false;
-    load_counts counts;                        // when committed
+    load_counts counts;                        // when committed; counts.held: only the ledger row was
     unsigned attempts = 0;
     std::optional<failure> last_failure;       // when not committed: the last attempt's
     std::chrono::milliseconds duration{0};
@@ -49,6 +50,8 @@ struct window_outcome {
     std::string error() const { return last_failure ? last_failure->message : std::string(); }
     // 401/403: the customer is parked on the auth back-off.
     bool parks_customer() const { return last_failure && comeback::parks_customer(last_failure->kind); }
+    // The deletion guard held the load: nothing of the window changed.
+    bool held() const { return committed && counts.held; }
 };
 
 // Syncs one window. Fetch, parse and database failures are the outcome, each

@@ -33,6 +33,7 @@ enum class failure_kind {
     database_lost,
     database_conflict,
     database_refused,
+    all_rejected,
     internal_error,  // stays last: the list's size is read from it
 };
 
@@ -67,7 +68,7 @@ struct failure_kind_info {
 // The label of an attempt that committed its window: requests_total{outcome="rows"}.
 inline constexpr std::string_view committed_label = "rows";
 
-inline constexpr std::array<failure_kind_info, 12> failure_kinds{{
+inline constexpr std::array<failure_kind_info, 13> failure_kinds{{
     {failure_kind::broken_response, "broken_response", retry_rule::retry,
      "HTTP 200 with a body that is not a usable JSON array: another content type, invalid or "
      "truncated JSON, an object, more than `vitec.max_response_bytes`",
@@ -120,6 +121,13 @@ inline constexpr std::array<failure_kind_info, 12> failure_kinds{{
      "Fix what the message names: grant the role its privileges (\"Database roles and least "
      "privilege\" above), run `comeback-sync migrate`, point `database.conninfo` at the "
      "primary, free disk"},
+    {failure_kind::all_rejected, "all_rejected", retry_rule::next_cycle,
+     "HTTP 200 with a JSON array whose every element was rejected (a renamed key, PascalCase "
+     "keys, another format): nothing in it says which stored comebacks still exist, so nothing "
+     "is loaded or deleted",
+     "Read the first rejection's reason in the error: `id is missing` with `Id` in the response "
+     "means Vitec changed the report's format, which needs a new comeback-sync; the window is "
+     "fetched again at the next cycle"},
     {failure_kind::internal_error, "internal_error", retry_rule::end_cycle,
      "An exception no stage classifies: a programming error, or memory exhaustion",
      "Report it with the `window.failed` and `customer.cycle_failed` lines (customer, window, "
