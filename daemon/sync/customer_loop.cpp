@@ -14,6 +14,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <set>
 
 namespace comeback {
 
@@ -89,11 +90,16 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
         });
     }
     const std::vector<window_state> states = to_states(entries);
-    if (state.metrics) {
-        state.metrics->set_windows_held(
-            id, std::count_if(states.begin(), states.end(),
-                              [](const window_state& s) { return s.status == window_status::held; }));
+    // windows_held{customer}: what the ledger holds now, kept current as this
+    // cycle's loads hold windows or release them.
+    std::set<std::pair<date::local_days, date::local_days>> held_windows;
+    for (const window_state& s : states) {
+        if (s.status == window_status::held) held_windows.emplace(s.first_day, s.end_day);
     }
+    auto publish_held = [&] {
+        if (state.metrics) state.metrics->set_windows_held(id, held_windows.size());
+    };
+    publish_held();
     const schedule_decision decision = decide(plan, states, today, started, cfg->sync);
     result.next_fresh_due = decision.next_fresh_due;
 
@@ -121,9 +127,13 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
             ++state.totals.windows_held;
             state.totals.held.add({id, w.from_text(), w.to_text(), "held",
                                    held_reason(outcome.counts.held_deletions, outcome.counts.held_live_rows)});
+            held_windows.emplace(w.first_day, w.end_day);
+            publish_held();
             co_return true;
         }
         if (outcome.committed) {
+            // A failed attempt leaves a held window held; a commit releases it.
+            if (held_windows.erase({w.first_day, w.end_day}) > 0) publish_held();
             ++state.totals.windows_ok;
             state.totals.rows_seen += outcome.counts.rows_seen;
             state.totals.rows_changed += outcome.counts.changed();
