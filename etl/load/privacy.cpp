@@ -78,8 +78,9 @@ contact_erasure forget_contact(pqxx::connection& connection, std::string_view sc
     check_schema_name(schema);
     const std::string customer{customer_id}, contact{contact_id};
     pqxx::work tx{connection, "forget contact"};
-    tx.exec_params1(sql::window_loader::lock_customer, std::string(schema), customer);
-    use_schema(tx, schema);
+    // The loads' own first statement: the schema, and the customer's lock,
+    // so no load writes the name back in between.
+    tx.exec_params1(sql::window_loader::begin_load, std::string(schema), customer);
     contact_erasure erasure;
     std::string last_name;
     auto stored = tx.exec_params(sql::privacy::read_contact_name, customer, contact);
