@@ -58,6 +58,9 @@ parse_outcome parse_command_line(int argc, char** argv) {
     backfill->add_flag("--recheck", line.recheck,
                        "implies --force; compare every row with the database even when a window's "
                        "response equals its last load (repairs rows changed by hand)");
+    backfill->add_flag("--accept-deletes", line.accept_deletes,
+                       "apply the soft deletes of windows the deletion guard would hold (a shrink "
+                       "checked to be real)");
 
     auto* status = app.add_subcommand("status", "show the sync state per customer");
     add_config_option(*status, line);
@@ -65,6 +68,16 @@ parse_outcome parse_command_line(int argc, char** argv) {
 
     auto* check = app.add_subcommand("check-config", "validate and print the configuration");
     add_config_option(*check, line);
+
+    auto* forget = app.add_subcommand(
+        "forget-contact", "erase a contact's name wherever it is stored, and keep it erased");
+    add_config_option(*forget, line);
+    forget->add_option("--customer", line.customer, "the customer id")->required();
+    forget->add_option("--contact", line.contact, "the contact id (contact.id)")->required();
+
+    auto* privacy = app.add_subcommand(
+        "apply-privacy", "apply the privacy settings to every stored contact name and rejected row now");
+    add_config_option(*privacy, line);
 
     try {
         app.parse(argc, argv);
@@ -89,6 +102,8 @@ parse_outcome parse_command_line(int argc, char** argv) {
     if (backfill->parsed()) line.what = command::backfill;
     if (status->parsed()) line.what = command::status;
     if (check->parsed()) line.what = command::check_config;
+    if (forget->parsed()) line.what = command::forget_contact;
+    if (privacy->parsed()) line.what = command::apply_privacy;
     return {line, exit_ok};
 }
 

@@ -10,7 +10,7 @@
 
 namespace comeback {
 
-enum class command { migrate, run, backfill, status, check_config };
+enum class command { migrate, run, backfill, status, check_config, forget_contact, apply_privacy };
 
 struct command_line {
     command what = command::check_config;
@@ -21,7 +21,10 @@ struct command_line {
     std::vector<std::string> customers;     // backfill --customer, repeatable; empty: all
     bool force = false;                     // backfill --force (or --recheck)
     bool recheck = false;                   // backfill --recheck
+    bool accept_deletes = false;            // backfill --accept-deletes
     bool json = false;                      // status --json
+    std::string customer;                   // forget-contact --customer
+    std::string contact;                    // forget-contact --contact
 };
 
 // Parses argv. Returns the command line, or the exit code to leave with when

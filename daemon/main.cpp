@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
         case command::status: return status_command(line, cfg);
         case command::run: return run_command(line, cfg);
         case command::backfill: return backfill_command(line, cfg);
+        case command::forget_contact: return forget_contact_command(line, cfg);
+        case command::apply_privacy: return apply_privacy_command(line, cfg);
         }
     } catch (const std::exception& error) {
         // Infrastructure loss or a bug: the work could not be done.

@@ -46,6 +46,7 @@ struct customer_result {
     std::size_t skipped = 0;  // complete in the ledger
     std::size_t done = 0;
     std::size_t failed = 0;
+    std::size_t held = 0;     // the deletion guard held the load
     std::size_t not_run = 0;  // stopped by a signal, a parked customer or an internal error
     std::uint64_t rows = 0;
     std::uint64_t changed = 0;
@@ -147,6 +148,7 @@ private:
         window_context context{client_, db_, shutdown_, nullptr, rng_};
         context.load.recheck = line_.recheck;
         context.database = &database_;
+        context.load.accept_deletes = line_.accept_deletes;
         for (std::size_t i = 0; i < windows.size(); ++i) {
             const window& w = windows[i];
             if (shutdown_.triggered()) {
@@ -165,7 +167,11 @@ private:
                                                std::string("internal error: ") + error.what(), std::nullopt};
                 stop_customer = true;
             }
-            if (outcome.committed) {
+            if (outcome.held()) {
+                ++result.held;
+                held_.add({customer.id, w.from_text(), w.to_text(), "held",
+                           held_reason(outcome.counts.held_deletions, outcome.counts.held_live_rows)});
+            } else if (outcome.committed) {
                 ++result.done;
                 result.rows += outcome.counts.rows_seen;
                 result.changed += outcome.counts.changed();
@@ -220,17 +226,22 @@ private:
         bool any_not_run = false;
         for (const auto& r : results_) {
             rows.push_back({r.id, std::to_string(r.planned), std::to_string(r.skipped), std::to_string(r.done),
-                            std::to_string(r.failed), std::to_string(r.not_run), std::to_string(r.rows),
-                            std::to_string(r.changed), r.last_error});
-            any_failed = any_failed || r.failed > 0;
+                            std::to_string(r.failed), std::to_string(r.held), std::to_string(r.not_run),
+                            std::to_string(r.rows), std::to_string(r.changed), r.last_error});
+            any_failed = any_failed || r.failed > 0 || r.held > 0;
             any_not_run = any_not_run || r.not_run > 0;
         }
-        std::cout << render_table({"customer", "windows", "skipped", "done", "failed", "not run", "rows",
-                                   "changed", "last error"},
+        std::cout << render_table({"customer", "windows", "skipped", "done", "failed", "held", "not run",
+                                   "rows", "changed", "last error"},
                                   rows);
         if (!failures_.empty()) {
             std::cout << '\n';
             failures_.print(std::cout);
+        }
+        if (!held_.empty()) {
+            std::cout << '\n';
+            held_.print(std::cout, "held windows (nothing of them was written; once the shrink is checked, "
+                                   "accept it by rerunning with --accept-deletes)");
         }
         if (interrupted_) std::cout << "interrupted: rerun the same command to resume\n";
         return any_failed || any_not_run ? exit_windows_failed : exit_ok;
@@ -273,6 +284,7 @@ private:
     std::vector<const customer_config*> selected_;
     std::vector<customer_result> results_;
     failed_windows failures_;
+    failed_windows held_;
     std::optional<progress_tracker> progress_;
 };
 

@@ -13,5 +13,7 @@ int migrate_command(const command_line& line, const config& cfg);
 int status_command(const command_line& line, const config& cfg);
 int run_command(const command_line& line, const config& cfg);
 int backfill_command(const command_line& line, const config& cfg);
+int forget_contact_command(const command_line& line, const config& cfg);
+int apply_privacy_command(const command_line& line, const config& cfg);
 
 }  // namespace comeback

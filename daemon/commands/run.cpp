@@ -40,15 +40,19 @@ std::vector<std::string> customer_ids(const config& cfg) {
     return ids;
 }
 
-// Windows committed and failed, rows, and each failure (customer, window, kind, error).
+// Windows committed, failed and held, rows, and each failed or held window
+// (customer, window, kind, error or reason).
 void print_totals(const run_totals& totals, std::ostream& out) {
     out << "windows committed: " << totals.windows_ok << ", failed: " << totals.windows_failed
-        << ", rows seen: " << totals.rows_seen << ", rows changed: " << totals.rows_changed << '\n';
+        << ", held: " << totals.windows_held << ", rows seen: " << totals.rows_seen
+        << ", rows changed: " << totals.rows_changed << '\n';
     if (totals.cycles_failed > 0) {
         out << "cycles ended by an error: " << totals.cycles_failed
             << " (customer.cycle_failed in the log says why)\n";
     }
     totals.failures.print(out);
+    totals.held.print(out, "held windows (nothing of them was written; accept a checked shrink "
+                           "with backfill --accept-deletes)");
 }
 
 std::size_t connection_count(const config& cfg) {
@@ -120,7 +124,8 @@ public:
         if (stop_.abandoned()) stop_.leave_abandoned(exit_ok);
         if (start_failure_) std::rethrow_exception(start_failure_);
         print_totals(state_.totals, std::cerr);
-        const bool failed = state_.totals.windows_failed > 0 || state_.totals.cycles_failed > 0;
+        const bool failed = state_.totals.windows_failed > 0 || state_.totals.cycles_failed > 0 ||
+                            state_.totals.windows_held > 0;
         if (line_.once && failed) return exit_windows_failed;
         return exit_ok;
     }

@@ -26,6 +26,8 @@ std::string day_text(const std::optional<date::local_days>& day) {
     return day ? date::format("%F", *day) : "";
 }
 
+std::string day_text(date::local_days day) { return date::format("%F", day); }
+
 std::string age_text(const std::optional<instant>& at, instant now) {
     if (!at) return "never";
     return human_duration(std::chrono::floor<std::chrono::seconds>(now - *at)) + " ago";
@@ -53,6 +55,7 @@ int report_unreachable(const command_line& line, const config& cfg, const std::s
 
 int status_command(const command_line& line, const config& cfg) {
     std::vector<customer_status> rows;
+    std::vector<held_window> held;
     std::string database;
     try {
         database_connection connection(cfg.database);
@@ -60,6 +63,7 @@ int status_command(const command_line& line, const config& cfg) {
         with_deadline(connection, call_limit(cfg.database), [&](pqxx::connection& c) {
             if (auto trouble = probe_database(c)) throw database_unreachable(*trouble);
             rows = read_sync_status(c, cfg.database.schema);
+            held = read_held_windows(c, cfg.database.schema);
         });
     } catch (const std::exception& error) {
         auto classified = classify_database_error(error, database);
@@ -97,6 +101,20 @@ int status_command(const command_line& line, const config& cfg) {
                                          ? boost::json::value(day_text(s.stalest_window_first_day))
                                          : boost::json::value(nullptr);
             item["last_error"] = optional_text(s.last_error);
+            item["windows_held"] = s.windows_held;
+            boost::json::array held_windows;
+            for (const auto& w : held) {
+                if (w.customer_id != s.customer_id) continue;
+                boost::json::object window;
+                window["first_day"] = day_text(w.first_day);
+                window["last_day"] = day_text(w.end_day - date::days{1});
+                window["would_delete"] = w.deletions;
+                window["live"] = w.live_rows;
+                window["held_since"] = w.held_since ? boost::json::value(format_utc(*w.held_since))
+                                                    : boost::json::value(nullptr);
+                held_windows.push_back(std::move(window));
+            }
+            item["held_windows"] = std::move(held_windows);
             customers.push_back(std::move(item));
         }
         boost::json::object document;
@@ -112,12 +130,25 @@ int status_command(const command_line& line, const config& cfg) {
         table.push_back({s.customer_id, s.last_success ? format_utc(*s.last_success) : "never",
                          age_text(s.last_success, now), std::to_string(s.windows_complete),
                          std::to_string(s.windows_failed), std::to_string(s.windows_pending),
-                         day_text(s.stalest_window_first_day), s.last_error.value_or("")});
+                         std::to_string(s.windows_held), day_text(s.stalest_window_first_day),
+                         s.last_error.value_or("")});
     }
     std::cout << "database: reachable (" << database << ")\n";
     std::cout << render_table({"customer", "last success", "freshness", "complete", "failed", "pending",
-                               "stalest window", "last error"},
+                               "held", "stalest window", "last error"},
                               table);
+    if (!held.empty()) {
+        std::vector<std::vector<std::string>> held_table;
+        for (const auto& w : held) {
+            held_table.push_back({w.customer_id, day_text(w.first_day), day_text(w.end_day - date::days{1}),
+                                  std::to_string(w.deletions) + " of " + std::to_string(w.live_rows),
+                                  age_text(w.held_since, now)});
+        }
+        std::cout << "\nheld windows (nothing of them was written; accept a checked shrink with "
+                     "backfill --from FIRST --to LAST --customer ID --accept-deletes):\n"
+                  << render_table({"customer", "first day", "last day", "would delete", "held since"},
+                                  held_table);
+    }
     return exit_ok;
 }
 

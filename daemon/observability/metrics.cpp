@@ -109,7 +109,18 @@ void metrics_registry::window_failed(std::string_view customer,
     }
 }
 
+void metrics_registry::window_held(std::string_view customer,
+                                   std::chrono::duration<double> duration,
+                                   clock::time_point finished) {
+    std::lock_guard lock(mutex_);
+    for (auto* s : {&series(customer, finished), &totals_}) {
+        ++s->windows_held;
+        observe(s->durations, duration.count());
+    }
+}
+
 bool metrics_registry::in_trouble(const customer_series& s, clock::time_point now) const {
+    if (s.held_now > 0) return true;  // deletions wait for an operator's check
     const auto limit = 3 * poll_interval_;  // the health rule's, per customer
     if (!s.succeeded) return s.failed || now - s.configured > limit;
     return s.failed && (s.last_failure >= s.last_success || now - s.last_failure <= limit);
@@ -133,6 +144,11 @@ void metrics_registry::listener_responded(unsigned status) {
 void metrics_registry::listener_accept_failed() {
     std::lock_guard lock(mutex_);
     ++listener_.accept_errors;
+}
+
+void metrics_registry::set_windows_held(std::string_view customer, std::size_t held) {
+    std::lock_guard lock(mutex_);
+    series(customer, clock::now()).held_now = held;
 }
 
 void metrics_registry::observe(histogram& h, double seconds) {
@@ -235,6 +251,16 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
     for (const auto* s : shown) {
         line("windows_total", s->label, R"(result="ok")", s->windows_ok);
         line("windows_total", s->label, R"(result="failed")", s->windows_failed);
+        line("windows_total", s->label, R"(result="held")", s->windows_held);
+    }
+
+    // The totals' value is every customer's held windows.
+    std::size_t held_total = 0;
+    for (const auto& [id, s] : customers_) held_total += s.held_now;
+    header(out, "windows_held", "gauge",
+           "Windows whose load the deletion guard holds now (status held in the ledger).");
+    for (const auto* s : shown) {
+        line("windows_held", s->label, "", s == &totals_ ? held_total : s->held_now);
     }
 
     header(out, "windows_confirmed_total", "counter",

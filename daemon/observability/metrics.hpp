@@ -11,7 +11,9 @@
 //                                             database_lost, ...)
 //   rows_total{customer,change}               counter; change is inserted, updated,
 //                                             deleted, undeleted or rejected
-//   windows_total{customer,result}            counter; result is ok or failed
+//   windows_total{customer,result}            counter; result is ok, failed or held
+//   windows_held{customer}                    gauge, windows whose deletions wait now
+//                                             (the total: of every customer)
 //   window_duration_seconds{customer}         histogram of whole windows (fetch + load)
 //   last_success_timestamp_seconds{customer}  gauge, Unix time; absent before the first
 //   freshness_seconds{customer}               gauge, seconds since the last success;
@@ -35,8 +37,9 @@
 // every customer. With `trouble` (the default), freshness_seconds still does,
 // and every other series is a total over all customers without the customer
 // label, plus the same series with the label for each customer in trouble: its
-// last window failed, a window of it failed within 3 poll intervals, or it has
-// had no success in the 3 poll intervals since it was configured. The
+// last window failed, a window of it failed within 3 poll intervals, it has
+// had no success in the 3 poll intervals since it was configured, or the
+// deletion guard holds windows of it. The
 // totals count every customer, so they never go down when a customer enters or
 // leaves trouble; last_success_timestamp_seconds' total is the latest success
 // of any customer. A scrape then grows with the customers by one freshness line
@@ -110,6 +113,12 @@ public:
     // A window that ended without a commit (all attempts failed, auth, database).
     void window_failed(std::string_view customer, std::chrono::duration<double> duration,
                        clock::time_point finished = clock::now());
+    // A window the deletion guard held: nothing of it changed, so it is no success.
+    void window_held(std::string_view customer, std::chrono::duration<double> duration,
+                     clock::time_point finished = clock::now());
+    // How many of the customer's windows are held now (from its ledger). A
+    // customer with held windows is in trouble.
+    void set_windows_held(std::string_view customer, std::size_t held);
 
     // The database probe's word: up, or down with the reason, and when it
     // last answered (none yet: absent).
@@ -144,6 +153,8 @@ private:
         std::uint64_t windows_ok = 0;
         std::uint64_t windows_confirmed = 0;  // of windows_ok
         std::uint64_t windows_failed = 0;
+        std::uint64_t windows_held = 0;
+        std::size_t held_now = 0;  // windows held in the ledger now; the totals' is not kept
         histogram durations;
         bool succeeded = false;
         clock::time_point last_success{};

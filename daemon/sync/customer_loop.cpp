@@ -5,6 +5,7 @@
 #include "model/timestamp.hpp"
 #include "observability/logging.hpp"
 #include "sync/database_monitor.hpp"
+#include "observability/metrics.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/lease_keeper.hpp"
 #include "sync/shutdown.hpp"
@@ -14,6 +15,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <set>
 
 namespace comeback {
 
@@ -31,16 +33,21 @@ namespace {
 window_status status_of(const std::string& text) {
     if (text == "complete") return window_status::complete;
     if (text == "failed") return window_status::failed;
+    if (text == "held") return window_status::held;
     return window_status::pending;
+}
+
+std::optional<sys_seconds> to_seconds(const std::optional<instant>& at) {
+    if (!at) return std::nullopt;
+    return std::chrono::floor<std::chrono::seconds>(*at);
 }
 
 std::vector<window_state> to_states(const std::vector<ledger_entry>& entries) {
     std::vector<window_state> states;
     states.reserve(entries.size());
     for (const ledger_entry& entry : entries) {
-        std::optional<sys_seconds> fetched;
-        if (entry.fetched_at) fetched = std::chrono::floor<std::chrono::seconds>(*entry.fetched_at);
-        states.push_back({entry.first_day, entry.end_day, status_of(entry.status), fetched});
+        states.push_back({entry.first_day, entry.end_day, status_of(entry.status),
+                          to_seconds(entry.fetched_at), to_seconds(entry.attempted_at)});
     }
     return states;
 }
@@ -84,6 +91,16 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
         });
     }
     const std::vector<window_state> states = to_states(entries);
+    // windows_held{customer}: what the ledger holds now, kept current as this
+    // cycle's loads hold windows or release them.
+    std::set<std::pair<date::local_days, date::local_days>> held_windows;
+    for (const window_state& s : states) {
+        if (s.status == window_status::held) held_windows.emplace(s.first_day, s.end_day);
+    }
+    auto publish_held = [&] {
+        if (state.metrics) state.metrics->set_windows_held(id, held_windows.size());
+    };
+    publish_held();
     const schedule_decision decision = decide(plan, states, today, started, cfg->sync);
     result.next_fresh_due = decision.next_fresh_due;
 
@@ -112,7 +129,17 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
             throw;
         }
         runtime.busy = false;
+        if (outcome.held()) {
+            ++state.totals.windows_held;
+            state.totals.held.add({id, w.from_text(), w.to_text(), "held",
+                                   held_reason(outcome.counts.held_deletions, outcome.counts.held_live_rows)});
+            held_windows.emplace(w.first_day, w.end_day);
+            publish_held();
+            co_return true;
+        }
         if (outcome.committed) {
+            // A failed attempt leaves a held window held; a commit releases it.
+            if (held_windows.erase({w.first_day, w.end_day}) > 0) publish_held();
             ++state.totals.windows_ok;
             state.totals.rows_seen += outcome.counts.rows_seen;
             state.totals.rows_changed += outcome.counts.changed();

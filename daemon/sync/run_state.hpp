@@ -35,10 +35,12 @@ struct customer_runtime {
 struct run_totals {
     std::uint64_t windows_ok = 0;
     std::uint64_t windows_failed = 0;
+    std::uint64_t windows_held = 0;   // held by the deletion guard
     std::uint64_t cycles_failed = 0;  // cycles ended by an exception (the database, a bug)
     std::uint64_t rows_seen = 0;
     std::uint64_t rows_changed = 0;
     failed_windows failures;
+    failed_windows held;              // kind "held", the reason as the error
 };
 
 struct run_state {

@@ -38,11 +38,11 @@ void failed_windows::add(failed_window failure) {
     recent_.push_back(std::move(failure));
 }
 
-void failed_windows::print(std::ostream& out) const {
+void failed_windows::print(std::ostream& out, std::string_view title) const {
     if (empty()) return;
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : recent_) rows.push_back({f.customer_id, f.from, f.to, f.kind, f.error});
-    out << "failed windows";
+    out << title;
     if (total_ > recent_.size()) out << " (the last " << recent_.size() << " of " << total_ << ")";
     out << ":\n" << render_table({"customer", "from", "to", "kind", "error"}, rows);
 }

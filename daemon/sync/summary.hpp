@@ -5,11 +5,12 @@
 #include <cstddef>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace comeback {
 
-// A window that ended without a commit.
+// A window that ended without a commit, or held by the deletion guard.
 struct failed_window {
     std::string customer_id;
     std::string from;
@@ -28,9 +29,10 @@ public:
     std::size_t total() const { return total_; }
     const std::vector<failed_window>& recent() const { return recent_; }
 
-    // "failed windows:" and a table of customer, from, to, kind and error
-    // (saying how many of how many when some were dropped); nothing when empty.
-    void print(std::ostream& out) const;
+    // `title` ("failed windows") and a table of customer, from, to, kind and
+    // error (saying how many of how many when some were dropped); nothing when
+    // empty.
+    void print(std::ostream& out, std::string_view title = "failed windows") const;
 
 private:
     std::vector<failed_window> recent_;

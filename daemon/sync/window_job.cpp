@@ -71,6 +71,29 @@ window_key key_of(const config& cfg, const customer_config& customer, const wind
     return {customer.id, cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
 }
 
+// The command's load options with the configured guard and privacy rules.
+load_options options_of(const config& cfg, load_options options) {
+    options.deletion_guard = cfg.sync.deletion_guard;
+    options.contact_names = cfg.privacy.contact_names;
+    options.rejected_raw_retention = cfg.privacy.rejected_raw_retention;
+    return options;
+}
+
+contact_name_rule contact_rule_of(const config& cfg) {
+    return {cfg.privacy.contact_names, cfg.privacy.pseudonym_key.reveal()};
+}
+
+// A response whose every element was rejected says nothing about which stored
+// comebacks still exist (renamed keys, another format): it fails the window
+// instead of loading.
+std::optional<failure> all_rejected(const parse_summary& summary, const std::string& first_reason) {
+    if (summary.rows > 0 || summary.rejected == 0) return std::nullopt;
+    return failure{failure_kind::all_rejected, 0,
+                   "every one of the " + std::to_string(summary.rejected) +
+                       " elements was rejected; the first: " + first_reason,
+                   std::nullopt};
+}
+
 std::string message_of(const std::exception_ptr& error) {
     try {
         std::rethrow_exception(error);
@@ -170,10 +193,17 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     std::optional<load_counts> counts;
     std::exception_ptr load_error;
     std::vector<row_batch> ready;
-    response_parser parser(options, [&](row_batch&& batch) { ready.push_back(std::move(batch)); });
+    std::string first_rejection;
+    response_parser parser(options, [&](row_batch&& batch) {
+        if (first_rejection.empty() && !batch.rejections.empty()) {
+            first_rejection = batch.rejections.front().reason;
+        }
+        ready.push_back(std::move(batch));
+    });
+    const contact_name_rule contact_rule = contact_rule_of(cfg);
     asio::co_spawn(executor,
-                   load_side(session, queue, done, cfg.database.schema, key, load, context.still_held,
-                             counts, load_error),
+                   load_side(session, queue, done, cfg.database.schema, key,
+                             options_of(cfg, load), context.still_held, counts, load_error),
                    asio::detached);
     auto hand_on = [&](load_message message) -> asio::awaitable<void> {
         auto [error] = co_await queue.async_send(boost::system::error_code{}, std::move(message),
@@ -184,7 +214,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     auto hand_on_ready = [&]() -> asio::awaitable<void> {
         for (row_batch& batch : ready) {
             load_message message;
-            message.batch = normalize(customer.id, batch.rows);
+            message.batch = normalize(customer.id, batch.rows, contact_rule);
             message.rejections = std::move(batch.rejections);
             co_await hand_on(std::move(message));
         }
@@ -203,11 +233,14 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         http_status = fetched.http_status;
         if (fetched.ok()) {
             try {
-                parser.finish();
-                co_await hand_on_ready();
-                load_message last;
-                last.finish = fetch_info{fetched.http_status, fetched.duration, fetched.bytes};
-                co_await hand_on(std::move(last));
+                const parse_summary summary = parser.finish();
+                result.failed = all_rejected(summary, first_rejection);
+                if (!result.failed) {
+                    co_await hand_on_ready();
+                    load_message last;
+                    last.finish = fetch_info{fetched.http_status, fetched.duration, fetched.bytes};
+                    co_await hand_on(std::move(last));
+                }
             } catch (const response_error& error) {
                 result.failed = classify_broken_body(error.what());
             }
@@ -274,6 +307,25 @@ void log_failure(const customer_config& customer, const window& w, unsigned atte
                {"error", failed.message}});
 }
 
+// What an operator needs to act on a held window: who, which window, the
+// numbers, and the command that accepts the deletions.
+void log_held(const config& cfg, const customer_config& customer, const window& w,
+              const load_counts& c) {
+    const auto& guard = cfg.sync.deletion_guard;
+    log_event(spdlog::level::warn, "window.held",
+              {{"customer", customer.id},
+               {"from", w.from_text()},
+               {"to", w.to_text()},
+               {"would_delete", c.held_deletions},
+               {"live", c.held_live_rows},
+               {"accept_after", guard.accept_after.count() > 0 ? format_duration(guard.accept_after)
+                                                                : std::string("never")},
+               {"accept", "comeback-sync backfill -c " + cfg.source.string() + " --from " +
+                              date::format("%F", w.first_day) + " --to " +
+                              date::format("%F", w.end_day - date::days{1}) + " --customer " +
+                              customer.id + " --accept-deletes"}});
+}
+
 }  // namespace
 
 failure_kind kind_of(const std::exception& error) {
@@ -300,6 +352,18 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
         count_attempt(std::nullopt);
         outcome.counts = *result.counts;
         const load_counts& c = outcome.counts;
+        if (c.held) {
+            log_held(cfg, customer, w, c);
+            co_return std::nullopt;
+        }
+        if (c.deletes_accepted != deletes_accepted::no) {
+            log_event(spdlog::level::info, "window.deletes_accepted",
+                      {{"customer", customer.id},
+                       {"from", w.from_text()},
+                       {"to", w.to_text()},
+                       {"deleted", c.deleted},
+                       {"by", c.deletes_accepted == deletes_accepted::span ? "span" : "command"}});
+        }
         log_event(spdlog::level::info, "window.loaded",
                   {{"customer", customer.id},
                    {"from", w.from_text()},
@@ -311,7 +375,8 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
                    {"updated", c.updated},
                    {"deleted", c.deleted},
                    {"undeleted", c.undeleted},
-                   {"rejected", c.rejected}});
+                   {"rejected", c.rejected},
+                   {"unreadable_ids", c.unreadable_ids}});
         co_return std::nullopt;
     };
     bool database_lost = false;  // the last failure: wait for the database before the next attempt
@@ -365,7 +430,9 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
 
     outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started);
     if (context.metrics && !outcome.dropped()) {
-        if (outcome.committed) {
+        if (outcome.held()) {
+            context.metrics->window_held(customer.id, outcome.duration);
+        } else if (outcome.committed) {
             const load_counts& c = outcome.counts;
             context.metrics->window_succeeded(customer.id,
                                               {c.inserted, c.updated, c.deleted, c.undeleted, c.rejected, c.confirmed},

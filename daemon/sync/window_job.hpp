@@ -34,7 +34,8 @@ struct window_context {
     metrics_registry* metrics;       // null: no metrics (backfill)
     std::mt19937_64& rng;
     std::size_t queue_batches = 4;   // parsed batches waiting for the loader, at most
-    load_options load{};             // how windows are loaded (backfill --recheck)
+    load_options load{};             // how windows are loaded (backfill --recheck, --accept-deletes);
+                                     // the guard and privacy settings come from the config
     // Null: a window whose database was lost retries after the plain back-off.
     // Else the next attempt waits until the probe finds the database
     // answering again, at most database.outage_grace.
@@ -48,7 +49,7 @@ struct window_context {
 
 struct window_outcome {
     bool committed = false;
-    load_counts counts;                        // when committed
+    load_counts counts;                        // when committed; counts.held: only the ledger row was
     unsigned attempts = 0;
     std::optional<failure> last_failure;       // when not committed: the last attempt's
     std::chrono::milliseconds duration{0};
@@ -65,6 +66,8 @@ struct window_outcome {
     bool dropped() const { return last_failure && is_dropped(last_failure->kind); }
     // The database could not be reached: the customer waits for it.
     bool database_down() const { return last_failure && is_database_outage(last_failure->kind); }
+    // The deletion guard held the load: nothing of the window changed.
+    bool held() const { return committed && counts.held; }
 };
 
 // Syncs one window. Each attempt first takes a fetch ticket (load/fencing.hpp)

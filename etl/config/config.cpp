@@ -77,7 +77,7 @@ std::uint64_t scale(std::uint64_t number, std::uint64_t factor, const char* what
 // other key, and known_key_paths() lists exactly these, so the documentation
 // test checks the very list the loader uses.
 
-constexpr std::string_view top_keys[] = {"database", "vitec", "sync", "customers", "metrics", "log"};
+constexpr std::string_view top_keys[] = {"database", "vitec", "sync", "customers", "metrics", "log", "privacy"};
 constexpr std::string_view database_keys[] = {
     "conninfo", "schema", "auto_migrate", "connect_timeout", "statement_timeout", "lock_timeout",
     "idle_in_transaction_timeout", "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
@@ -89,13 +89,16 @@ constexpr std::string_view vitec_keys[] = {
 constexpr std::string_view retry_keys[] = {"max_attempts", "base_delay", "max_delay", "max_retry_after",
                                            "auth_backoff"};
 constexpr std::string_view sync_keys[] = {"date_criteria", "window", "lookback", "horizon", "poll_interval",
-                                          "history_start", "freshness", "shutdown_grace"};
+                                          "history_start", "freshness", "shutdown_grace", "deletion_guard"};
 constexpr std::string_view freshness_keys[] = {"within", "every"};
+constexpr std::string_view deletion_guard_keys[] = {"enabled", "min_deleted", "max_fraction", "accept_after"};
 constexpr std::string_view customer_keys[] = {"id", "name", "password", "password_file", "password_env",
                                               "password_credential"};
 constexpr std::string_view metrics_keys[] = {"listen", "per_customer_series", "max_connections",
                                              "request_timeout"};
 constexpr std::string_view log_keys[] = {"level", "format"};
+constexpr std::string_view privacy_keys[] = {"contact_names", "pseudonym_key_file", "pseudonym_key_env",
+                                             "pseudonym_key_credential", "rejected_raw_retention"};
 
 struct section_layout {
     std::string_view path;  // "" for the top level; "[]" stands for every item of a list
@@ -109,9 +112,11 @@ constexpr section_layout file_layout[] = {
     {"vitec.retry", retry_keys},
     {"sync", sync_keys},
     {"sync.freshness[]", freshness_keys},
+    {"sync.deletion_guard", deletion_guard_keys},
     {"customers[]", customer_keys},
     {"metrics", metrics_keys},
     {"log", log_keys},
+    {"privacy", privacy_keys},
 };
 
 std::span<const std::string_view> keys_of(std::string_view layout_path) {
@@ -338,9 +343,18 @@ private:
 };
 
 // ---------------------------------------------------------------------------
-// Passwords
+// Passwords and other secrets
 
-constexpr std::string_view password_keys[] = {"password", "password_file", "password_env", "password_credential"};
+// The keys a secret may come from: NAME (inline, passwords only), NAME_file,
+// NAME_env, NAME_credential.
+struct secret_keys {
+    std::string_view inline_text;  // empty: no inline form
+    std::string_view file, env, credential;
+    std::string_view what;         // "password", "pseudonym key": for messages
+};
+constexpr secret_keys password_keys{"password", "password_file", "password_env", "password_credential", "password"};
+constexpr secret_keys pseudonym_key_keys{"", "pseudonym_key_file", "pseudonym_key_env", "pseudonym_key_credential",
+                                         "pseudonym key"};
 
 std::string strip_line_breaks(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
@@ -366,26 +380,29 @@ struct resolved_password {
     password_origin origin;
 };
 
-// The password configured directly in `s` (vitec or one customer), if any.
-std::optional<resolved_password> read_password(const document& doc, const section& s) {
+// The secret configured directly in `s` under `keys` (vitec's or one
+// customer's password, the pseudonym key), if any.
+std::optional<resolved_password> read_secret(const document& doc, const section& s, const secret_keys& keys) {
     std::vector<field> given;
-    for (std::string_view key : password_keys)
+    std::string names;
+    for (std::string_view key : {keys.inline_text, keys.file, keys.env, keys.credential}) {
+        if (key.empty()) continue;
+        names += (names.empty() ? "" : ", ") + std::string(key);
         if (auto f = s.get(key)) given.push_back(*f);
-    if (given.empty()) return std::nullopt;
-    if (given.size() > 1) {
-        given[1].fail("give only one of password, password_file, password_env, password_credential (" +
-                      given[0].path + " is set too)");
     }
+    if (given.empty()) return std::nullopt;
+    if (given.size() > 1) given[1].fail("give only one of " + names + " (" + given[0].path + " is set too)");
     const field& f = given[0];
     std::string key = f.path.substr(f.path.rfind('.') + 1);
+    const std::string what{keys.what};
 
-    if (key == "password_file") {
+    if (key == keys.file) {
         std::filesystem::path path = f.non_empty_text();
         if (path.is_relative()) path = (doc.directory / path).lexically_normal();
-        return resolved_password{secret(read_secret_file(f, path, "password file")),
+        return resolved_password{secret(read_secret_file(f, path, what + " file")),
                                  {password_source::file, path.string()}};
     }
-    if (key == "password_env") {
+    if (key == keys.env) {
         std::string name = f.non_empty_text();
         const char* value = std::getenv(name.c_str());
         if (value == nullptr) f.fail("environment variable " + name + " is not set");
@@ -393,7 +410,7 @@ std::optional<resolved_password> read_password(const document& doc, const sectio
         if (text.empty()) f.fail("environment variable " + name + " is empty");
         return resolved_password{secret(std::move(text)), {password_source::env, name}};
     }
-    if (key == "password_credential") {
+    if (key == keys.credential) {
         std::string name = f.non_empty_text();
         if (name.find('/') != std::string::npos || name == "." || name == "..")
             f.fail(in_quotes(name) + " is not a credential name (a plain file name, as in LoadCredential=NAME:PATH)");
@@ -520,7 +537,7 @@ void read_vitec(const document& doc, const section& root, vitec_config& out) {
         return name;
     });
     out.username = s.require("username").non_empty_text();
-    if (auto password = read_password(doc, s)) {
+    if (auto password = read_secret(doc, s, password_keys)) {
         out.default_password = std::move(password->value);
         out.default_password_origin = std::move(password->origin);
     }
@@ -563,6 +580,20 @@ void read_freshness(const field& where, sync_config& out) {
               [](const freshness_tier& a, const freshness_tier& b) { return a.within < b.within; });
 }
 
+void read_deletion_guard(const section& sync, deletion_guard_config& out) {
+    auto where = sync.get("deletion_guard");
+    if (!where) return;
+    section s(*where, "sync.deletion_guard");
+    s.read("enabled", out.enabled, [](const field& f) { return f.boolean(); });
+    s.read("min_deleted", out.min_deleted, [](const field& f) { return f.count(0); });
+    s.read("max_fraction", out.max_fraction, [](const field& f) {
+        const double fraction = f.positive_number();
+        if (fraction > 1) f.fail(in_quotes(f.node.Scalar()) + " is more than 1 (a fraction: 0.5 is half)");
+        return fraction;
+    });
+    s.read("accept_after", out.accept_after, [](const field& f) { return f.seconds(true); });
+}
+
 void read_sync(const document& doc, const section& root, sync_config& out) {
     // Every sync key has a default, so the whole section may be left out.
     field where = root.get("sync").value_or(field{&doc, YAML::Node(), YAML::Mark::null_mark(), "sync"});
@@ -576,6 +607,7 @@ void read_sync(const document& doc, const section& root, sync_config& out) {
     s.read("poll_interval", out.poll_interval, [](const field& f) { return f.seconds(false); });
     s.read("history_start", out.history_start, [](const field& f) { return check_date(f); });
     s.read("shutdown_grace", out.shutdown_grace, [](const field& f) { return f.seconds(true); });
+    read_deletion_guard(s, out.deletion_guard);
     if (auto freshness = s.get("freshness")) {
         read_freshness(*freshness, out);
     } else {
@@ -607,7 +639,7 @@ void read_customers(const document& doc, const section& root, const vitec_config
                     std::to_string(it->second.second.line + 1) + ")");
         }
         s.read("name", c.name, [](const field& f) { return f.text(); });
-        if (auto password = read_password(doc, s)) {
+        if (auto password = read_secret(doc, s, password_keys)) {
             c.password = std::move(password->value);
             c.password_origin = std::move(password->origin);
         } else if (!vitec.default_password.empty()) {
@@ -642,6 +674,23 @@ void read_log(const section& root, log_config& out) {
     section s(*where, "log");
     s.read("level", out.level, [](const field& f) { return f.parsed("a string", parse_log_level); });
     s.read("format", out.format, [](const field& f) { return f.parsed("a string", parse_log_format); });
+}
+
+void read_privacy(const document& doc, const section& root, privacy_config& out) {
+    auto where = root.get("privacy");
+    if (!where) return;
+    section s(*where, "privacy");
+    s.read("contact_names", out.contact_names,
+           [](const field& f) { return f.parsed("a string", parse_contact_names); });
+    if (auto key = read_secret(doc, s, pseudonym_key_keys)) {
+        out.pseudonym_key = std::move(key->value);
+        out.pseudonym_key_origin = std::move(key->origin);
+    }
+    if (out.contact_names == contact_names::pseudonymize && out.pseudonym_key.empty()) {
+        s.require("contact_names").fail(
+            "pseudonymize needs a key: set pseudonym_key_file, pseudonym_key_env or pseudonym_key_credential");
+    }
+    s.read("rejected_raw_retention", out.rejected_raw_retention, [](const field& f) { return f.seconds(true); });
 }
 
 // ---------------------------------------------------------------------------
@@ -841,6 +890,7 @@ config load_config_text(std::string_view yaml, const config_origin& origin) {
     read_customers(doc, s, cfg.vitec, cfg.customers);
     read_metrics(s, cfg.metrics);
     read_log(s, cfg.log);
+    read_privacy(doc, s, cfg.privacy);
     return cfg;
 }
 
@@ -897,6 +947,13 @@ std::string describe(const config& cfg) {
     for (const freshness_tier& t : s.freshness)
         out << "    - {within: " << t.within.count() << "d, every: " << format_duration(t.every) << "}\n";
     out << "  shutdown_grace: " << format_duration(s.shutdown_grace) << "\n";
+    out << "  deletion_guard:\n";
+    out << "    enabled: " << yes_no(s.deletion_guard.enabled) << "\n";
+    out << "    min_deleted: " << s.deletion_guard.min_deleted << "\n";
+    out << "    max_fraction: " << shortest_number(s.deletion_guard.max_fraction) << "\n";
+    out << "    accept_after: " << format_duration(s.deletion_guard.accept_after);
+    if (s.deletion_guard.accept_after.count() == 0) out << "  # never by themselves: backfill --accept-deletes";
+    out << "\n";
 
     out << "customers:\n";
     for (const customer_config& c : cfg.customers) {
@@ -914,6 +971,12 @@ std::string describe(const config& cfg) {
     out << "log:\n";
     out << "  level: " << to_string(cfg.log.level) << "\n";
     out << "  format: " << to_string(cfg.log.format) << "\n";
+    const auto& p = cfg.privacy;
+    out << "privacy:\n";
+    out << "  contact_names: " << to_string(p.contact_names) << "\n";
+    out << "  pseudonym_key: "
+        << (p.pseudonym_key.empty() ? std::string("<none>") : describe_origin(p.pseudonym_key_origin)) << "\n";
+    out << "  rejected_raw_retention: " << format_duration(p.rejected_raw_retention) << "\n";
     return out.str();
 }
 

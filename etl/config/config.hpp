@@ -8,6 +8,8 @@
 #include "config/secret.hpp"
 #include "config/values.hpp"
 #include "model/date_criteria.hpp"
+#include "model/deletion_guard.hpp"
+#include "model/privacy.hpp"
 
 #include <date/date.h>
 
@@ -93,6 +95,7 @@ struct sync_config {
     date::year_month_day history_start{date::year{2020} / 1 / 1};
     std::vector<freshness_tier> freshness;  // defaults filled in by the loader when absent
     std::chrono::seconds shutdown_grace{30};
+    deletion_guard_config deletion_guard;
 };
 
 struct customer_config {
@@ -113,6 +116,16 @@ struct metrics_config {
     std::chrono::milliseconds request_timeout{10000};
 };
 
+// What is kept of personal data (docs/privacy.md).
+struct privacy_config {
+    comeback::contact_names contact_names = comeback::contact_names::keep;
+    secret pseudonym_key;  // required for pseudonymize; from the same sources as passwords
+    password_origin pseudonym_key_origin;
+    // Rejected elements' raw text (which may hold names) is emptied this long
+    // after the element was last seen; 0 keeps none.
+    std::chrono::seconds rejected_raw_retention{90 * 24 * 3600};
+};
+
 struct log_config {
     log_level level = log_level::info;
     log_format format = log_format::text;
@@ -126,6 +139,7 @@ struct config {
     std::vector<customer_config> customers;
     metrics_config metrics;
     log_config log;
+    privacy_config privacy;
 };
 
 // Reads and checks a configuration file, resolving every password (files,

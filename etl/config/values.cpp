@@ -79,6 +79,12 @@ constexpr std::pair<per_customer_series, std::string_view> per_customer_series_n
     {per_customer_series::all, "all"},
 };
 
+constexpr std::pair<contact_names, std::string_view> contact_names_names[] = {
+    {contact_names::keep, "keep"},
+    {contact_names::pseudonymize, "pseudonymize"},
+    {contact_names::omit, "omit"},
+};
+
 template <typename Enum, std::size_t N>
 Enum parse_name(const std::pair<Enum, std::string_view> (&names)[N], std::string_view text) {
     for (const auto& [value, name] : names)
@@ -200,6 +206,8 @@ log_level parse_log_level(std::string_view text) { return parse_name(log_level_n
 log_format parse_log_format(std::string_view text) { return parse_name(log_format_names, text); }
 std::string_view to_string(log_level level) { return name_of(log_level_names, level); }
 std::string_view to_string(log_format format) { return name_of(log_format_names, format); }
+contact_names parse_contact_names(std::string_view text) { return parse_name(contact_names_names, text); }
+std::string_view to_string(contact_names mode) { return name_of(contact_names_names, mode); }
 
 per_customer_series parse_per_customer_series(std::string_view text) {
     return parse_name(per_customer_series_names, text);

@@ -8,6 +8,8 @@
 // ("\"9464\" is not host:port ..."); load_config puts file:line:column and the
 // key in front.
 
+#include "model/privacy.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -100,5 +102,11 @@ enum class per_customer_series { trouble, all };
 // Throws std::invalid_argument listing the accepted names.
 per_customer_series parse_per_customer_series(std::string_view text);
 std::string_view to_string(per_customer_series detail);
+
+// ---------------------------------------------------------------------------
+// privacy.contact_names: keep, pseudonymize or omit.
+
+contact_names parse_contact_names(std::string_view text);
+std::string_view to_string(contact_names mode);
 
 }  // namespace comeback

@@ -47,6 +47,8 @@ ledger_entry ledger_entry_of(const pqxx::row& row) {
     entry.last_error = optional_field<std::string>(row[5]);
     entry.attempted_at = optional_instant(row[6]);
     entry.last_http_status = optional_field<int>(row[7]);
+    entry.held_deletions = optional_field<int>(row[8]);
+    entry.held_live_rows = optional_field<int>(row[9]);
     return entry;
 }
 
@@ -55,7 +57,7 @@ void use_schema(pqxx::transaction_base& tx, std::string_view schema) {
     tx.exec_params1(sql::use_schema, std::string(schema));
 }
 
-// One attempt's columns (sql::ledger::record_attempt $7..$20); an empty
+// One attempt's columns (sql::ledger::record_attempt $7..$24); an empty
 // optional is NULL. A failed attempt leaves all empty but the HTTP status
 // and error.
 struct attempt {
@@ -65,6 +67,8 @@ struct attempt {
     std::optional<std::string> error;
     std::optional<long long> response_bytes, fetch_ms, load_ms;
     std::optional<std::string> fetched_at, content_digest, changed_at, compared_at;
+    std::optional<std::string> held_digest, held_at;
+    std::optional<long long> held_deletions, held_live_rows;
 };
 
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
@@ -73,10 +77,16 @@ void record_attempt(pqxx::transaction_base& tx, const window_key& key, const att
                     sql_time::micros(key.from), sql_time::micros(key.to), std::string(a.status),
                     a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
                     a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
-                    a.content_digest, a.changed_at, a.compared_at);
+                    a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
+                    a.held_deletions, a.held_live_rows);
 }
 
 }  // namespace
+
+std::string held_reason(std::size_t deletions, std::size_t live_rows) {
+    return "held: the load would soft-delete " + std::to_string(deletions) + " of the window's " +
+           std::to_string(live_rows) + " live comebacks";
+}
 
 std::string describe_window(const window_key& key) {
     return "customer " + key.customer_id + " " + key.date_criteria.name() + " window " +
@@ -137,7 +147,7 @@ std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection
     std::vector<customer_ledger_entry> entries;
     entries.reserve(result.size());
     for (const auto& row : result) {
-        entries.push_back({row[8].as<std::string>(), ledger_entry_of(row)});
+        entries.push_back({row[10].as<std::string>(), ledger_entry_of(row)});
     }
     return entries;
 }
@@ -161,9 +171,30 @@ std::vector<customer_status> read_sync_status(pqxx::connection& connection,
         status.stalest_window_fetched_at = optional_instant(row[6]);
         status.last_error = optional_field<std::string>(row[7]);
         status.last_error_at = optional_instant(row[8]);
+        status.windows_held = row[9].as<int>();
         statuses.push_back(std::move(status));
     }
     return statuses;
+}
+
+std::vector<held_window> read_held_windows(pqxx::connection& connection, std::string_view schema) {
+    check_schema_name(schema);
+    pqxx::read_transaction tx{connection, "read held windows"};
+    use_schema(tx, schema);
+    std::vector<held_window> held;
+    for (const auto& row : tx.exec(sql::ledger::read_held_windows)) {
+        held_window w;
+        w.customer_id = row[0].as<std::string>();
+        w.date_criteria = row[1].as<std::string>();
+        w.first_day = sql_time::from_day_number(row[2].as<int>());
+        w.end_day = sql_time::from_day_number(row[3].as<int>());
+        w.deletions = optional_field<int>(row[4]).value_or(0);
+        w.live_rows = optional_field<int>(row[5]).value_or(0);
+        w.held_since = optional_instant(row[6]);
+        w.attempted_at = optional_instant(row[7]);
+        held.push_back(std::move(w));
+    }
+    return held;
 }
 
 void record_window_failure(pqxx::connection& connection, std::string_view schema,
@@ -191,6 +222,7 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
     const auto row = result[0];
     last.fetched_at = optional_instant(row[0]);
     last.confirms = row[3].as<bool>();
+    if (!row[4].is_null()) last.held_same_for = std::chrono::seconds{row[4].as<long long>()};
     if (last.confirms) {
         last.rows_seen = row[1].as<std::size_t>();
         last.rows_duplicate = row[2].as<std::size_t>();
@@ -226,6 +258,19 @@ void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
     if (load.changed_data) complete.changed_at = at;
     if (load.compared) complete.compared_at = at;
     record_attempt(tx, key, complete);
+}
+
+void record_held_load(pqxx::transaction_base& tx, const window_key& key, std::string_view stamp,
+                      const held_load& load) {
+    attempt held;
+    held.status = "held";
+    held.http_status = load.http_status;
+    held.error = held_reason(load.deletions, load.live_rows);
+    held.held_digest = load.content_digest;
+    held.held_at = std::string(stamp);
+    held.held_deletions = static_cast<long long>(load.deletions);
+    held.held_live_rows = static_cast<long long>(load.live_rows);
+    record_attempt(tx, key, held);
 }
 
 }  // namespace comeback

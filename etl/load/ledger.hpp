@@ -45,13 +45,31 @@ void check_window_key(const window_key& key);
 struct ledger_entry {
     date::local_days first_day;
     date::local_days end_day;  // exclusive
-    std::string status;        // "pending", "complete" or "failed"
+    std::string status;        // "pending", "complete", "failed" or "held"
     int attempts = 0;
     std::optional<instant> fetched_at;  // the last complete load
     std::optional<std::string> last_error;
     std::optional<instant> attempted_at;  // the last attempt of any outcome
     std::optional<int> last_http_status;
+    std::optional<int> held_deletions;  // held: what the load would soft-delete
+    std::optional<int> held_live_rows;  // of this many live stored comebacks
 };
+
+// A window whose deletions wait (status 'held'), for `status` and summaries.
+struct held_window {
+    std::string customer_id;
+    std::string date_criteria;
+    date::local_days first_day;
+    date::local_days end_day;  // exclusive
+    int deletions = 0;         // what its load would soft-delete
+    int live_rows = 0;         // of this many live stored comebacks
+    std::optional<instant> held_since;  // when a fetch first returned the held content
+    std::optional<instant> attempted_at;
+};
+
+// "the load would soft-delete 30 of the window's 50 live comebacks": the
+// reason a held window gives, in the ledger, logs and status.
+std::string held_reason(std::size_t deletions, std::size_t live_rows);
 
 struct customer_status {
     std::string customer_id;
@@ -64,6 +82,7 @@ struct customer_status {
     std::optional<instant> stalest_window_fetched_at;
     std::optional<std::string> last_error;
     std::optional<instant> last_error_at;  // when the attempt that left last_error was made
+    int windows_held = 0;
 };
 
 // One window of any customer.
@@ -96,6 +115,9 @@ std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection
 std::vector<customer_status> read_sync_status(pqxx::connection& connection,
                                               std::string_view schema);
 
+// Every held window of every customer, oldest hold first.
+std::vector<held_window> read_held_windows(pqxx::connection& connection, std::string_view schema);
+
 // Records a failed attempt: attempts + 1, status 'failed', the HTTP status
 // (0: none, stored as NULL) and the error (cleaned to storable text and cut
 // to 2000 bytes). What the window's last complete load recorded stays.
@@ -110,6 +132,9 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
 // What the ledger says of the window's last complete load.
 struct last_load {
     std::optional<instant> fetched_at;  // none: never loaded
+    // The window is held on this very content: for how long fetches have
+    // returned it. None when it is not held, or held on other content.
+    std::optional<std::chrono::seconds> held_same_for;
     // It saw the same content digest, nothing changed the window's data since,
     // and the window was compared row by row less than a day before `stamp`:
     // the stored rows are what comparing them again would leave.
@@ -142,8 +167,24 @@ struct complete_load {
     bool changed_data = false;  // moves changed_at
     bool compared = false;      // compared row by row (not confirmed): moves compared_at
 };
-// Status 'complete', attempts + 1, last_error cleared, fetched_at = stamp.
+// Status 'complete', attempts + 1, last_error cleared, fetched_at = stamp,
+// the window no longer held.
 void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
                           std::string_view stamp, const complete_load& load);
+
+// What a held load writes to its window's ledger row: nothing else of the
+// load is written.
+struct held_load {
+    int http_status = 200;
+    std::string content_digest;  // of the held content
+    std::size_t deletions = 0;
+    std::size_t live_rows = 0;
+};
+// Status 'held', attempts + 1, last_error = held_reason(); held_since kept
+// while the held content stays the same, else `stamp`. What the last complete
+// load recorded (fetched_at, counts, content digest) stays, so the window is
+// never confirmed against the held content.
+void record_held_load(pqxx::transaction_base& tx, const window_key& key, std::string_view stamp,
+                      const held_load& load);
 
 }  // namespace comeback

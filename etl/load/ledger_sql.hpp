@@ -32,7 +32,9 @@ SELECT first_day - date '1970-01-01' AS first_day,
        (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
        last_error,
        (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
-       last_http_status
+       last_http_status,
+       held_deletions,
+       held_live_rows
 FROM sync_windows
 WHERE customer_id = $1 AND date_criteria = $2
 ORDER BY first_day, end_day
@@ -48,7 +50,8 @@ SELECT customer_id,
        (extract(epoch FROM stalest_window_fetched_at) * 1000000)::bigint
            AS stalest_window_fetched_at,
        last_error,
-       (extract(epoch FROM last_error_at) * 1000000)::bigint AS last_error_at
+       (extract(epoch FROM last_error_at) * 1000000)::bigint AS last_error_at,
+       windows_held
 FROM sync_status
 ORDER BY customer_id
 )sql"};
@@ -64,6 +67,8 @@ SELECT first_day - date '1970-01-01' AS first_day,
        last_error,
        (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
        last_http_status,
+       held_deletions,
+       held_live_rows,
        customer_id
 FROM sync_windows
 WHERE date_criteria = $1
@@ -74,7 +79,9 @@ ORDER BY customer_id, first_day, end_day
 // lock. `confirms`: that load saw exactly this content ($5, the content
 // digest), no load has changed the data the window covers since
 // (changed_at), and the window was compared row by row less than a day
-// before $6 (the loader's stamp). No row when the window was never planned.
+// before $6 (the loader's stamp). `held_same_for_s`: when the window is held
+// on this very content, for how many seconds fetches have returned it (NULL
+// otherwise). No row when the window was never planned.
 // $1 customer, $2 date criteria, $3 first day, $4 end day.
 inline constexpr statement read_last_load{"read_last_load", R"sql(
 SELECT (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
@@ -84,7 +91,10 @@ SELECT (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
                 AND compared_at > $6::timestamptz - interval '1 day'
                 AND (changed_at IS NULL OR changed_at <= fetched_at)
                 AND rows_seen IS NOT NULL AND rows_duplicate IS NOT NULL,
-                false) AS confirms
+                false) AS confirms,
+       CASE WHEN status = 'held' AND held_digest = $5
+            THEN floor(extract(epoch FROM $6::timestamptz - held_since))::bigint
+       END AS held_same_for_s
 FROM sync_windows
 WHERE customer_id = $1 AND date_criteria = $2
   AND first_day = date '1970-01-01' + $3::integer
@@ -110,21 +120,28 @@ WHERE customer_id = $1
            AND window_to >= timestamptz 'epoch' + $8::bigint * interval '1 microsecond'))
 )sql"};
 
-// One attempt at a window, complete or failed: attempts + 1, status ($7),
-// the HTTP status ($12) and error ($13, NULL when complete), attempted_at.
-// A complete load also records its counts ($8..$11), response size and
-// durations ($14..$16), fetched_at ($17), content digest ($18), and sets
-// changed_at when it changed data ($19) and compared_at when it compared rows
-// ($20). A failed attempt passes NULL for all of those, and the window keeps
-// what its last complete load recorded, bounds included; it happened now
-// (attempted_at). $1 customer, $2 date criteria, $3 first day, $4 end day,
-// $5 window_from, $6 window_to.
+// One attempt at a window, complete, held or failed: attempts + 1, status
+// ($7), the HTTP status ($12) and error ($13, NULL when complete; the reason
+// when held), attempted_at. A complete load also records its counts
+// ($8..$11), response size and durations ($14..$16), fetched_at ($17),
+// content digest ($18), and sets changed_at when it changed data ($19) and
+// compared_at when it compared rows ($20). A failed or held attempt passes
+// NULL for all of those, and the window keeps what its last complete load
+// recorded, bounds included; it happened now (attempted_at).
+// A held load passes its content digest ($21), its stamp ($22) and the
+// deletions it held of the window's live comebacks ($23, $24): held_since
+// stays while the held content stays the same. A complete load clears the
+// held columns; a failed attempt of a held window keeps them and the status
+// 'held' (its deletions still wait), with the failure as last_error.
+// $1 customer, $2 date criteria, $3 first day, $4 end day, $5 window_from,
+// $6 window_to.
 inline constexpr statement record_attempt{"record_attempt", R"sql(
 INSERT INTO sync_windows AS w (
     customer_id, date_criteria, first_day, end_day, window_from, window_to,
     status, attempts, rows_seen, rows_duplicate, rows_changed, rows_rejected,
     last_http_status, last_error, response_bytes, fetch_ms, load_ms,
-    fetched_at, attempted_at, content_digest, changed_at, compared_at)
+    fetched_at, attempted_at, content_digest, changed_at, compared_at,
+    held_digest, held_since, held_deletions, held_live_rows)
 VALUES (
     $1, $2,
     date '1970-01-01' + $3::integer,
@@ -133,10 +150,12 @@ VALUES (
     timestamptz 'epoch' + $6::bigint * interval '1 microsecond',
     $7, 1, $8, $9, $10, $11,
     $12, $13, $14, $15, $16,
-    $17::timestamptz, coalesce($17::timestamptz, clock_timestamp()), $18,
-    $19::timestamptz, $20::timestamptz)
+    $17::timestamptz, coalesce($17::timestamptz, $22::timestamptz, clock_timestamp()), $18,
+    $19::timestamptz, $20::timestamptz,
+    $21, $22::timestamptz, $23, $24)
 ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
-    status = excluded.status,
+    status = CASE WHEN excluded.status = 'failed' AND w.status = 'held' THEN 'held'
+                  ELSE excluded.status END,
     attempts = w.attempts + 1,
     last_http_status = excluded.last_http_status,
     last_error = excluded.last_error,
@@ -155,11 +174,37 @@ ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     fetched_at = coalesce(excluded.fetched_at, w.fetched_at),
     content_digest = coalesce(excluded.content_digest, w.content_digest),
     changed_at = coalesce(excluded.changed_at, w.changed_at),
-    compared_at = coalesce(excluded.compared_at, w.compared_at)
+    compared_at = coalesce(excluded.compared_at, w.compared_at),
+    held_digest = CASE excluded.status WHEN 'failed' THEN w.held_digest
+                                       ELSE excluded.held_digest END,
+    held_since = CASE WHEN excluded.status = 'failed' THEN w.held_since
+                      WHEN excluded.status = 'held' AND w.held_digest = excluded.held_digest
+                          THEN w.held_since
+                      ELSE excluded.held_since END,
+    held_deletions = CASE excluded.status WHEN 'failed' THEN w.held_deletions
+                                          ELSE excluded.held_deletions END,
+    held_live_rows = CASE excluded.status WHEN 'failed' THEN w.held_live_rows
+                                          ELSE excluded.held_live_rows END
+)sql"};
+
+// Every held window of every customer, oldest hold first: what `status`
+// lists and backfill --accept-deletes is for.
+inline constexpr statement read_held_windows{"read_held_windows", R"sql(
+SELECT customer_id,
+       date_criteria,
+       first_day - date '1970-01-01' AS first_day,
+       end_day - date '1970-01-01' AS end_day,
+       held_deletions,
+       held_live_rows,
+       (extract(epoch FROM held_since) * 1000000)::bigint AS held_since,
+       (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at
+FROM sync_windows
+WHERE status = 'held'
+ORDER BY held_since, customer_id, first_day
 )sql"};
 
 inline constexpr std::array statements{plan_windows,     read_windows,   read_sync_status,
                                        read_all_windows, read_last_load, mark_changed_windows,
-                                       record_attempt};
+                                       record_attempt,   read_held_windows};
 
 }  // namespace comeback::sql::ledger

@@ -4,6 +4,7 @@
 #include "load/copy_text.hpp"
 #include "load/fencing.hpp"
 #include "load/identifier.hpp"
+#include "load/privacy.hpp"
 #include "load/sql_time.hpp"
 #include "load/statement.hpp"
 #include "load/window_loader_sql.hpp"
@@ -23,16 +24,16 @@ namespace comeback {
 
 namespace {
 
-// The entity tables, in the order they are merged (before comebacks, whose
-// *_id columns refer to them), with the kind load_entities stages them under.
-// Contacts, one or more per window row, travel with their comebacks in
-// load_comebacks; the few users, groups and offices in load_entities.
+// The entity tables staged in load_entities, in the order they are merged
+// (before comebacks, whose *_id columns refer to them), with the kind they
+// are staged under. Contacts, one or more per window row, travel with their
+// comebacks in load_comebacks and merge first (merge_contacts); the few
+// users, groups and offices in load_entities.
 struct entity_table {
     const char* kind;
     const sql::statement& merge;
 };
-const std::array<entity_table, 4> entity_tables{{
-    {"contact", sql::window_loader::merge_contacts},
+const std::array<entity_table, 3> entity_tables{{
     {"user", sql::window_loader::merge_users},
     {"user_group", sql::window_loader::merge_user_groups},
     {"office", sql::window_loader::merge_offices},
@@ -72,15 +73,18 @@ void send_copy(pqxx::work& tx, const char* table, const std::vector<std::string>
     writer.complete();
 }
 
-// Id -> name of one batch's entities of one kind.
-using name_index = std::unordered_map<std::string_view, std::string_view>;
+// Id -> name of one batch's entities of one kind (the name may be unknown).
+using name_index = std::unordered_map<std::string_view, const std::optional<std::string>*>;
 
 name_index index_names(const std::vector<entity>& entities) {
     name_index names;
     names.reserve(entities.size());
-    for (const auto& e : entities) names[e.id] = e.name;
+    for (const auto& e : entities) names[e.id] = &e.name;
     return names;
 }
+
+// No name: the comeback names no entity of the kind.
+const std::optional<std::string> no_name;
 
 // A load's content below this many formatted bytes is held in memory until
 // commit, so a load that turns out to confirm its window's last one never
@@ -90,7 +94,7 @@ constexpr std::size_t hold_bytes = 4 * 1024 * 1024;
 
 // Bumped whenever the loader's formatting or merge rules change what a load
 // writes for the same response, so no window confirms across such a change.
-constexpr std::string_view digest_version = "comeback-sync load content 1\n";
+constexpr std::string_view digest_version = "comeback-sync load content 2\n";
 
 }  // namespace
 
@@ -122,8 +126,8 @@ struct window_loader::impl {
     content_digest digest;
     std::string digest_tail;  // scratch: the names one comeback row refers to
     // Scratch: per comeback of a batch, the names of its contact, booked-by
-    // user, assigned user, group and office (empty when it has none).
-    std::vector<std::array<std::string_view, 5>> resolved_names;
+    // user, assigned user, group and office (no_name when it has none).
+    std::vector<std::array<const std::optional<std::string>*, 5>> resolved_names;
 
     // What changed stored data in this load, for the ledger's changed_at.
     std::size_t renamed = 0;  // stored entities that took a new name
@@ -142,8 +146,9 @@ struct window_loader::impl {
         const name_index groups = index_names(batch.user_groups);
         const name_index offices = index_names(batch.offices);
         auto name_of = [&](const comeback_record& c, const std::optional<std::string>& id,
-                           const name_index& known, const char* what) -> std::string_view {
-            if (!id) return {};
+                           const name_index& known,
+                           const char* what) -> const std::optional<std::string>* {
+            if (!id) return &no_name;
             auto found = known.find(*id);
             if (found == known.end()) {
                 throw std::logic_error("window_loader::add: comeback " + c.id + " of customer " +
@@ -181,13 +186,13 @@ struct window_loader::impl {
             comebacks.text(c.origin);
             comebacks.micros(c.occurs_at);
             comebacks.micros(c.booked_at);
-            if (c.contact_id) comebacks.text(contact_name);
-            else comebacks.null();
+            comebacks.text(*contact_name);
             comebacks.end_row();
             digest.add(comebacks.view().substr(row_start));
             digest_tail.clear();
-            for (auto name : {booked_by_name, assigned_user_name, group_name, office_name}) {
-                copy_text::append_escaped(digest_tail, name);
+            for (const auto* name : {booked_by_name, assigned_user_name, group_name, office_name}) {
+                if (*name) copy_text::append_escaped(digest_tail, **name);
+                else digest_tail += "\\N";
                 digest_tail += '\t';
             }
             digest_tail += '\n';
@@ -200,7 +205,7 @@ struct window_loader::impl {
         for (std::size_t i = 0; i < sets.size(); ++i) {
             for (const auto& e : *sets[i]) {
                 entities.number(entity_seq++);
-                entities.plain(entity_tables[i + 1].kind);
+                entities.plain(entity_tables[i].kind);
                 entities.text(e.id);
                 entities.text(e.name);
                 entities.end_row();
@@ -210,6 +215,7 @@ struct window_loader::impl {
 
     void format(std::span<const rejection> batch) {
         for (const auto& r : batch) {
+            if (!r.id) ++counts.unreadable_ids;
             const std::size_t row_start = rejections.size();
             rejections.number(static_cast<long long>(r.index));
             rejections.text(r.id);
@@ -251,9 +257,44 @@ struct window_loader::impl {
     // Entities first: comebacks refer to them. Counts the stored entities that
     // took a new name (see sql::window_loader::merge_contacts).
     void merge_entities(const std::string& stamp) {
+        const bool keep_contact_names = options.contact_names != contact_names::omit;
+        renamed += tx.exec_params1(sql::window_loader::merge_contacts, key.customer_id, stamp,
+                                   keep_contact_names)[0]
+                       .as<std::size_t>();
         for (const auto& t : entity_tables) {
             renamed += tx.exec_params1(t.merge, key.customer_id, stamp)[0].as<std::size_t>();
         }
+    }
+
+    // Whether this load soft-deletes at all. Only a window filtered on
+    // occurs_at says which comebacks of that time range exist; for any other
+    // criteria the loader cannot tell which stored rows the response should
+    // have held. A rejected element without a readable id may be any stored
+    // comeback of the window: deleting what the response seems to lack could
+    // delete it.
+    bool deletes() const { return key.date_criteria.filters_occurs_at() && counts.unreadable_ids == 0; }
+
+    // The deletion guard, before anything is written: true when the load
+    // must be held (counts.held and its numbers set). Deletions it would
+    // hold are applied when the operator accepts them, or when the same
+    // content has come back over accept_after (counts.deletes_accepted).
+    bool hold_deletions(const last_load& last) {
+        const auto row = tx.exec_params1(sql::window_loader::count_deletions, key.customer_id,
+                                         sql_time::micros(key.from), sql_time::micros(key.to));
+        const auto deletions = row[0].as<std::size_t>();
+        const auto live = row[1].as<std::size_t>();
+        if (!options.deletion_guard.holds(deletions, live)) return false;
+        const auto span = options.deletion_guard.accept_after;
+        if (options.accept_deletes) {
+            counts.deletes_accepted = deletes_accepted::command;
+        } else if (span.count() > 0 && last.held_same_for && *last.held_same_for >= span) {
+            counts.deletes_accepted = deletes_accepted::span;
+        } else {
+            counts.held = true;
+            counts.held_deletions = deletions;
+            counts.held_live_rows = live;
+        }
+        return counts.held;
     }
 
     // When no live comeback is stored in the window's occurs_at range (a
@@ -306,11 +347,10 @@ struct window_loader::impl {
         changed_without_occurs_at = changed_without_occurs_at || row[6].as<bool>();
     }
 
-    // Only a window filtered on occurs_at says which comebacks of that time
-    // range exist. For any other criteria the loader cannot tell which stored
-    // rows the response should have held, so it deletes nothing.
+    // Soft-deletes what the response no longer holds, when the load deletes
+    // at all (deletes()).
     void soft_delete(const std::string& stamp, const std::optional<instant>& previous_fetch) {
-        if (!key.date_criteria.filters_occurs_at()) return;
+        if (!deletes()) return;
         const auto result = tx.exec_params(
             sql::window_loader::soft_delete, key.customer_id, stamp, sql_time::micros(key.from),
             sql_time::micros(key.to),
@@ -341,10 +381,22 @@ struct window_loader::impl {
     }
 
     void store_rejections(const std::string& stamp) {
-        if (counts.rejected == 0) return;
-        tx.exec_params0(sql::window_loader::store_rejections, key.customer_id,
-                        key.date_criteria.name(), sql_time::day_number(key.first_day),
-                        sql_time::day_number(key.end_day), stamp);
+        if (counts.rejected > 0) {
+            tx.exec_params0(sql::window_loader::store_rejections, key.customer_id,
+                            key.date_criteria.name(), sql_time::day_number(key.first_day),
+                            sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
+        }
+        tx.exec_params0(sql::window_loader::purge_rejected_raw, key.customer_id, stamp,
+                        static_cast<long long>(options.rejected_raw_retention.count()));
+    }
+
+    void record_held(const std::string& stamp, const fetch_info& info, const std::string& content) {
+        held_load load;
+        load.http_status = info.http_status;
+        load.content_digest = content;
+        load.deletions = counts.held_deletions;
+        load.live_rows = counts.held_live_rows;
+        record_held_load(tx, key, stamp, load);
     }
 
     void record_load(const std::string& stamp, const fetch_info& info, const std::string& content) {
@@ -420,11 +472,19 @@ load_counts window_loader::commit(const fetch_info& info) {
         impl_->stage_rejections();
     } else {
         impl_->stage_all();
-        impl_->merge_entities(stamp);
         // A recheck takes the general path, which repairs history too. It
         // needs no probe for live rows in range: without any, the merge's
         // EXCEPT and the soft delete find nothing, as they would have.
         const bool live_in_range = impl_->options.recheck || impl_->live_rows_in_range();
+        if (live_in_range && impl_->deletes() && impl_->hold_deletions(last)) {
+            // Nothing of the window is written: its stored rows stay as the
+            // last complete load left them, and the ledger says why.
+            counts.rows_seen = impl_->staged;
+            impl_->record_held(stamp, info, content);
+            tx.commit();
+            return counts;
+        }
+        impl_->merge_entities(stamp);
         if (live_in_range || !impl_->insert_all_new(stamp)) impl_->merge_comebacks(stamp);
         if (live_in_range) impl_->soft_delete(stamp, last.fetched_at);
         impl_->write_history(stamp);

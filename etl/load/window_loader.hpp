@@ -7,6 +7,8 @@
 #include "load/ledger.hpp"
 #include "load/pqxx_fwd.hpp"
 #include "model/comeback.hpp"
+#include "model/deletion_guard.hpp"
+#include "model/privacy.hpp"
 #include "normalize/normalize.hpp"
 
 #include <date/date.h>
@@ -27,6 +29,13 @@ struct fetch_info {
     std::uint64_t bytes = 0;
 };
 
+// Why a load applied deletions the guard would have held.
+enum class deletes_accepted {
+    no,       // nothing was held (or nothing was deleted)
+    span,     // the same content came back over sync.deletion_guard.accept_after
+    command,  // load_options::accept_deletes (backfill --accept-deletes)
+};
+
 struct load_counts {
     std::size_t rows_seen = 0;   // distinct comebacks in the response
     std::size_t duplicates = 0;  // extra occurrences of an id within the response (last won)
@@ -39,6 +48,16 @@ struct load_counts {
     // changed the window's data since, so it was confirmed without comparing
     // rows (rows_seen and duplicates are the last load's).
     bool confirmed = false;
+    // The load would have soft-deleted held_deletions of the window's
+    // held_live_rows live comebacks, which the deletion guard does not allow:
+    // nothing of it was written but the ledger row (status 'held').
+    bool held = false;
+    std::size_t held_deletions = 0;
+    std::size_t held_live_rows = 0;
+    comeback::deletes_accepted deletes_accepted = comeback::deletes_accepted::no;
+    // Rejected elements without a readable id: they may be any stored
+    // comeback, so the load deleted nothing.
+    std::size_t unreadable_ids = 0;
     std::size_t changed() const { return inserted + updated + deleted + undeleted; }
 };
 
@@ -47,6 +66,15 @@ struct load_options {
     // window's last complete load (backfill --recheck): repairs rows changed
     // by hand in the database.
     bool recheck = false;
+    // Apply deletions the guard would hold (backfill --accept-deletes).
+    bool accept_deletes = false;
+    deletion_guard_config deletion_guard{};
+    // omit: every contact name this load writes is NULL, whatever was staged
+    // (normalize() applies keep and pseudonymize to the names themselves).
+    comeback::contact_names contact_names = comeback::contact_names::keep;
+    // Rejected rows' raw text of the customer last seen this long ago is
+    // emptied at every load (privacy.rejected_raw_retention).
+    std::chrono::seconds rejected_raw_retention{90 * 24 * 3600};
     // The ticket the fetch took before it began (load/fencing.hpp): the load
     // is refused with stale_fetch_error when the window's last committed load
     // had a later one, and records it when it commits. None: not fenced.
@@ -54,11 +82,13 @@ struct load_options {
 };
 
 // One window's transaction. The constructor begins it, takes the customer's
-// transaction advisory lock and checks the fetch ticket (load_options); add() formats batches into staging (held in memory
-// up to a few MiB, streamed beyond); commit() either confirms the window's last
-// load, when the content digest matches and nothing changed the window since,
+// transaction advisory lock and checks the fetch ticket (load_options); add()
+// formats batches into staging (held in memory up to a few MiB, streamed
+// beyond); commit() either confirms the window's last load, when the content
+// digest matches and nothing changed the window since,
 // or merges, soft-deletes and writes history; then writes rejects and the
-// ledger row, and commits.
+// ledger row, and commits. A load the deletion guard holds writes only its
+// ledger row (load_counts::held).
 // Destroyed without commit(): rolled back, nothing of the window remains.
 // Throws pqxx exceptions (infrastructure), stale_fetch_error (a newer fetch of
 // the window committed first) and std::logic_error (misuse).

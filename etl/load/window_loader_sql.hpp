@@ -56,7 +56,7 @@ CREATE TEMP TABLE load_entities (
     seq       bigint NOT NULL,
     kind      text NOT NULL,
     entity_id text COLLATE "C" NOT NULL,
-    name      text NOT NULL
+    name      text
 ) ON COMMIT DELETE ROWS;
 
 CREATE TEMP TABLE load_rejections (
@@ -105,31 +105,49 @@ SELECT greatest(clock_timestamp(),
 )sql"};
 
 // Entities first: comebacks reference them. One statement per entity table,
-// each the same steps. The staged rows, one per id (the highest ord wins),
-// look their stored row up by primary key; rows that would not change are
-// filtered out before writing. New ones are plain inserts (under the
-// customer's lock nobody else adds them); stored ones due for a new name or a
-// last_seen_at a day old go through ON CONFLICT DO UPDATE, whose conflict
-// check is the row lookup. Returns how many stored entities were renamed.
-// Contacts travel with their comebacks; users, groups and offices in
-// load_entities.
+// each the same steps. The staged rows, one per id (the highest ord that
+// carries a name wins; a null or missing name never replaces a known one, so
+// one without any name keeps the stored name), look their stored row up by
+// primary key; rows that would not change are filtered out before writing.
+// New ones are plain inserts (under the customer's lock nobody else adds
+// them); stored ones due for a new name or a last_seen_at a day old go
+// through ON CONFLICT DO UPDATE, whose conflict check is the row lookup.
+// Returns how many stored entities were renamed. Contacts travel with their
+// comebacks; users, groups and offices in load_entities.
+//
+// Contacts are private persons: an erased contact (contact_erasures, see
+// forget-contact) gets no name, whatever the response says, and $3 false
+// (privacy.contact_names: omit) writes no contact name at all.
 inline constexpr statement merge_contacts{"merge_contacts", R"sql(
-WITH staged AS (
+WITH latest AS (
     SELECT DISTINCT ON (contact_id COLLATE "C") contact_id, contact_name AS name
     FROM pg_temp.load_comebacks
     WHERE contact_id IS NOT NULL
-    ORDER BY contact_id COLLATE "C", idx DESC
+    ORDER BY contact_id COLLATE "C", contact_name IS NULL, idx DESC
+),
+staged AS (
+    SELECT s.contact_id, s.name, x.contact_id IS NOT NULL AS erased
+    FROM latest s
+    LEFT JOIN LATERAL (
+        SELECT x.contact_id FROM contact_erasures x
+        WHERE x.customer_id = $1 AND x.contact_id = s.contact_id
+        LIMIT 1
+    ) x ON true
 ),
 due AS MATERIALIZED (
-    SELECT s.contact_id, s.name, e.contact_id IS NOT NULL AS stored,
-           e.contact_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    SELECT s.contact_id, n.name, e.contact_id IS NOT NULL AS stored,
+           e.contact_id IS NOT NULL AND e.name IS DISTINCT FROM n.name AS renamed
     FROM staged s
     LEFT JOIN LATERAL (
         SELECT e.contact_id, e.name, e.last_seen_at FROM contacts e
         WHERE e.customer_id = $1 AND e.contact_id = s.contact_id
         LIMIT 1
     ) e ON true
-    WHERE e.contact_id IS NULL OR e.name IS DISTINCT FROM s.name
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.erased OR NOT $3::boolean THEN NULL
+                    ELSE coalesce(s.name, e.name) END AS name
+    ) n
+    WHERE e.contact_id IS NULL OR e.name IS DISTINCT FROM n.name
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
 added AS (
@@ -150,18 +168,19 @@ WITH staged AS (
     SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS user_id, name
     FROM pg_temp.load_entities
     WHERE kind = 'user'
-    ORDER BY entity_id COLLATE "C", seq DESC
+    ORDER BY entity_id COLLATE "C", name IS NULL, seq DESC
 ),
 due AS MATERIALIZED (
-    SELECT s.user_id, s.name, e.user_id IS NOT NULL AS stored,
-           e.user_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    SELECT s.user_id, coalesce(s.name, e.name) AS name, e.user_id IS NOT NULL AS stored,
+           e.user_id IS NOT NULL AND s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name
+               AS renamed
     FROM staged s
     LEFT JOIN LATERAL (
         SELECT e.user_id, e.name, e.last_seen_at FROM users e
         WHERE e.customer_id = $1 AND e.user_id = s.user_id
         LIMIT 1
     ) e ON true
-    WHERE e.user_id IS NULL OR e.name IS DISTINCT FROM s.name
+    WHERE e.user_id IS NULL OR (s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name)
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
 added AS (
@@ -182,18 +201,19 @@ WITH staged AS (
     SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS group_id, name
     FROM pg_temp.load_entities
     WHERE kind = 'user_group'
-    ORDER BY entity_id COLLATE "C", seq DESC
+    ORDER BY entity_id COLLATE "C", name IS NULL, seq DESC
 ),
 due AS MATERIALIZED (
-    SELECT s.group_id, s.name, e.group_id IS NOT NULL AS stored,
-           e.group_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    SELECT s.group_id, coalesce(s.name, e.name) AS name, e.group_id IS NOT NULL AS stored,
+           e.group_id IS NOT NULL AND s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name
+               AS renamed
     FROM staged s
     LEFT JOIN LATERAL (
         SELECT e.group_id, e.name, e.last_seen_at FROM user_groups e
         WHERE e.customer_id = $1 AND e.group_id = s.group_id
         LIMIT 1
     ) e ON true
-    WHERE e.group_id IS NULL OR e.name IS DISTINCT FROM s.name
+    WHERE e.group_id IS NULL OR (s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name)
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
 added AS (
@@ -214,18 +234,19 @@ WITH staged AS (
     SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS office_id, name
     FROM pg_temp.load_entities
     WHERE kind = 'office'
-    ORDER BY entity_id COLLATE "C", seq DESC
+    ORDER BY entity_id COLLATE "C", name IS NULL, seq DESC
 ),
 due AS MATERIALIZED (
-    SELECT s.office_id, s.name, e.office_id IS NOT NULL AS stored,
-           e.office_id IS NOT NULL AND e.name IS DISTINCT FROM s.name AS renamed
+    SELECT s.office_id, coalesce(s.name, e.name) AS name, e.office_id IS NOT NULL AS stored,
+           e.office_id IS NOT NULL AND s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name
+               AS renamed
     FROM staged s
     LEFT JOIN LATERAL (
         SELECT e.office_id, e.name, e.last_seen_at FROM offices e
         WHERE e.customer_id = $1 AND e.office_id = s.office_id
         LIMIT 1
     ) e ON true
-    WHERE e.office_id IS NULL OR e.name IS DISTINCT FROM s.name
+    WHERE e.office_id IS NULL OR (s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name)
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
 added AS (
@@ -250,6 +271,27 @@ SELECT EXISTS (
       AND occurs_at >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
       AND occurs_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
 )
+)sql"};
+
+// What a soft delete of the window would do, before anything is written:
+// how many of the customer's ($1) live comebacks of the window's occurs_at
+// range ($2..$3) the response no longer holds (soft_delete's `missing`), and
+// how many live comebacks the range holds. The deletion guard decides on them.
+inline constexpr statement count_deletions{"count_deletions", R"sql(
+WITH live AS MATERIALIZED (
+    SELECT comeback_id FROM comebacks
+    WHERE customer_id = $1 AND deleted_at IS NULL
+      AND occurs_at >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+      AND occurs_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+),
+missing AS (
+    SELECT comeback_id FROM live
+    EXCEPT
+    SELECT comeback_id FROM pg_temp.load_comebacks
+    EXCEPT
+    SELECT comeback_id FROM pg_temp.load_rejections WHERE comeback_id IS NOT NULL
+)
+SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM live)
 )sql"};
 
 // insert_all_new runs inside a savepoint, so the window's transaction goes on
@@ -517,30 +559,50 @@ WHERE d.change <> 'insert'
 )sql"};
 
 // The window's rejected elements, once per raw text: seen again, the stored
-// row's last_seen_at ($5), reason and id follow and times_seen counts it.
-// $1 customer, $2 date criteria, $3 first day, $4 end day (days since
-// 1970-01-01).
+// row's last_seen_at ($5), reason, id and raw text follow and times_seen
+// counts it. An element whose raw text holds the id of an erased contact
+// (contact_erasures) may hold that contact's name, in its raw text and in
+// its reason: neither is kept, the reason becomes $6. $1 customer, $2 date
+// criteria, $3 first day, $4 end day (days since 1970-01-01).
 inline constexpr statement store_rejections{"store_rejections", R"sql(
 INSERT INTO rejected_rows AS r (customer_id, date_criteria, first_day, end_day, raw_md5,
                                 comeback_id, reason, raw, first_seen_at, last_seen_at,
                                 times_seen)
-SELECT DISTINCT ON (md5(raw))
-       $1, $2, date '1970-01-01' + $3::integer, date '1970-01-01' + $4::integer, md5(raw),
-       comeback_id, reason, raw, $5::timestamptz, $5::timestamptz, 1
-FROM pg_temp.load_rejections
-ORDER BY md5(raw), idx DESC
+SELECT DISTINCT ON (md5(l.raw))
+       $1, $2, date '1970-01-01' + $3::integer, date '1970-01-01' + $4::integer, md5(l.raw),
+       l.comeback_id,
+       CASE WHEN x.erased THEN $6 ELSE l.reason END,
+       CASE WHEN x.erased THEN NULL ELSE l.raw END,
+       $5::timestamptz, $5::timestamptz, 1
+FROM pg_temp.load_rejections l
+CROSS JOIN LATERAL (
+    SELECT EXISTS (SELECT FROM contact_erasures e
+                   WHERE e.customer_id = $1 AND strpos(l.raw, e.contact_id) > 0) AS erased
+) x
+ORDER BY md5(l.raw), l.idx DESC
 ON CONFLICT (customer_id, date_criteria, first_day, end_day, raw_md5) DO UPDATE
 SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
-    comeback_id = excluded.comeback_id, times_seen = r.times_seen + 1
+    comeback_id = excluded.comeback_id, raw = excluded.raw, times_seen = r.times_seen + 1
+)sql"};
+
+// Empties the raw text of the customer's ($1) rejected rows last seen at
+// least $3 seconds before $2 (privacy.rejected_raw_retention): it may hold
+// names. The row itself, with its reason, stays.
+inline constexpr statement purge_rejected_raw{"purge_rejected_raw", R"sql(
+UPDATE rejected_rows
+SET raw = NULL
+WHERE customer_id = $1 AND raw IS NOT NULL
+  AND last_seen_at <= $2::timestamptz - $3::bigint * interval '1 second'
 )sql"};
 
 inline constexpr std::array statements{
     begin_load,             create_staging,
     read_stamp,             merge_contacts,         merge_users,
     merge_user_groups,      merge_offices,          live_rows_in_range,
-    before_insert_all_new,  insert_all_new,         undo_insert_all_new,
-    after_insert_all_new,   sort_set_operations,    merge_comebacks,
-    hash_set_operations,    soft_delete,            close_history_versions,
-    open_history_versions,  store_rejections};
+    count_deletions,        before_insert_all_new,  insert_all_new,
+    undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
+    merge_comebacks,        hash_set_operations,    soft_delete,
+    close_history_versions, open_history_versions,  store_rejections,
+    purge_rejected_raw};
 
 }  // namespace comeback::sql::window_loader

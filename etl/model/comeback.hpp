@@ -13,10 +13,12 @@ namespace comeback {
 // An instant in UTC with the precision PostgreSQL's timestamptz keeps.
 using instant = std::chrono::sys_time<std::chrono::microseconds>;
 
-// A contact, user or user group as the report nests it: {id, name}.
+// A contact, user or user group as the report nests it: {id, name}. A name
+// that is null or missing is empty here: nothing was said about it, which is
+// not the same as a name that is "" (see the loader's merge rule).
 struct named_ref {
     std::string id;
-    std::string name;
+    std::optional<std::string> name;
 
     friend bool operator==(const named_ref&, const named_ref&) = default;
 };
@@ -24,7 +26,7 @@ struct named_ref {
 // An office is keyed by its own customer id ({customerId, name}).
 struct office_ref {
     std::string customer_id;
-    std::string name;
+    std::optional<std::string> name;  // empty: null or missing, as for named_ref
 
     friend bool operator==(const office_ref&, const office_ref&) = default;
 };
@@ -32,7 +34,9 @@ struct office_ref {
 // One element of the response array. Every nested object may be absent:
 // a comeback assigned to a user group has no user, and so on. `state` and
 // `origin` are Vitec enum names kept as text, since their full value lists
-// are not published: an unknown value is data, never an error.
+// are not published: an unknown value is data, never an error. A service
+// configured to write enums as numbers sends 3 instead of "Completed": such a
+// value is kept as its decimal text ("3").
 struct comeback_row {
     std::size_t index = 0;  // position in the response array; "last wins" orders by it
     std::string id;

@@ -36,6 +36,7 @@ enum class failure_kind {
     database_refused,
     stale_fetch,
     lease_lost,
+    all_rejected,
     internal_error,  // stays last: the list's size is read from it
 };
 
@@ -73,7 +74,7 @@ struct failure_kind_info {
 // The label of an attempt that committed its window: requests_total{outcome="rows"}.
 inline constexpr std::string_view committed_label = "rows";
 
-inline constexpr std::array<failure_kind_info, 15> failure_kinds{{
+inline constexpr std::array<failure_kind_info, 16> failure_kinds{{
     {failure_kind::broken_response, "broken_response", retry_rule::retry,
      "HTTP 200 with a body that is not a usable JSON array: another content type, invalid or "
      "truncated JSON, an object, more than `vitec.max_response_bytes`",
@@ -150,6 +151,13 @@ inline constexpr std::array<failure_kind_info, 15> failure_kinds{{
      "(`window.dropped`); the instance holding the lease now works it",
      "Nothing if rare. If frequent, see `lease.lost` lines: the lease connection keeps "
      "failing, so check the network path to PostgreSQL"},
+    {failure_kind::all_rejected, "all_rejected", retry_rule::next_cycle,
+     "HTTP 200 with a JSON array whose every element was rejected (a renamed key, PascalCase "
+     "keys, another format): nothing in it says which stored comebacks still exist, so nothing "
+     "is loaded or deleted",
+     "Read the first rejection's reason in the error: `id is missing` with `Id` in the response "
+     "means Vitec changed the report's format, which needs a new comeback-sync; the window is "
+     "fetched again at the next cycle"},
     {failure_kind::internal_error, "internal_error", retry_rule::end_cycle,
      "An exception no stage classifies: a programming error, or memory exhaustion",
      "Report it with the `window.failed` and `customer.cycle_failed` lines (customer, window, "

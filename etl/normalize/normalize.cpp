@@ -1,5 +1,9 @@
 #include "normalize/normalize.hpp"
 
+#include "normalize/pseudonym.hpp"
+
+#include <stdexcept>
+
 #include <string_view>
 #include <unordered_map>
 
@@ -15,11 +19,11 @@ public:
         out_.reserve(expected);
     }
 
-    void add(const std::string& id, const std::string& name) {
+    void add(const std::string& id, const std::optional<std::string>& name) {
         const auto [it, inserted] = index_.try_emplace(std::string_view{id}, out_.size());
         if (inserted) {
             out_.push_back(entity{id, name});
-        } else {
+        } else if (name) {
             out_[it->second].name = name;
         }
     }
@@ -34,9 +38,26 @@ std::optional<std::string> id_of(const std::optional<named_ref>& ref) {
     return ref->id;
 }
 
+// The contact's name as privacy.contact_names stores it.
+std::optional<std::string> contact_name(const contact_name_rule& rule, const std::string& customer_id,
+                                        const std::optional<std::string>& name) {
+    switch (rule.mode) {
+    case contact_names::keep: return name;
+    case contact_names::omit: return std::nullopt;
+    case contact_names::pseudonymize:
+        if (!name) return std::nullopt;
+        return pseudonymize_name(rule.pseudonym_key, customer_id, *name);
+    }
+    return name;
+}
+
 }  // namespace
 
-normalized_batch normalize(std::string customer_id, std::span<const comeback_row> rows) {
+normalized_batch normalize(std::string customer_id, std::span<const comeback_row> rows,
+                           const contact_name_rule& contact_rule) {
+    if (contact_rule.mode == contact_names::pseudonymize && contact_rule.pseudonym_key.empty()) {
+        throw std::invalid_argument("normalize: contact names are to be pseudonymized without a key");
+    }
     normalized_batch batch;
     batch.customer_id = std::move(customer_id);
     entity_set contacts(batch.contacts, rows.size());
@@ -46,7 +67,9 @@ normalized_batch normalize(std::string customer_id, std::span<const comeback_row
     batch.comebacks.reserve(rows.size());
 
     for (const comeback_row& row : rows) {
-        if (row.contact) contacts.add(row.contact->id, row.contact->name);
+        if (row.contact) {
+            contacts.add(row.contact->id, contact_name(contact_rule, batch.customer_id, row.contact->name));
+        }
         // Booked-by and assigned users are the same people: one set.
         if (row.booked_by) users.add(row.booked_by->id, row.booked_by->name);
         if (row.assigned_user) users.add(row.assigned_user->id, row.assigned_user->name);

@@ -4,8 +4,10 @@
 // (keyed by the office's customerId) and flat comeback records.
 
 #include "model/comeback.hpp"
+#include "model/privacy.hpp"
 
 #include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -13,7 +15,7 @@ namespace comeback {
 
 struct entity {
     std::string id;
-    std::string name;
+    std::optional<std::string> name;  // empty: the response named no name (null or missing)
 
     friend bool operator==(const entity&, const entity&) = default;
 };
@@ -36,7 +38,8 @@ struct comeback_record {
 };
 
 // Everything in one batch, for one customer. Within each entity set an id
-// appears once (the last name seen wins); comebacks keep array order.
+// appears once with the last name seen (a null or missing name never replaces
+// one seen before it); comebacks keep array order.
 struct normalized_batch {
     std::string customer_id;  // the customer the data was fetched under
     std::vector<entity> contacts;
@@ -46,6 +49,15 @@ struct normalized_batch {
     std::vector<comeback_record> comebacks;
 };
 
-normalized_batch normalize(std::string customer_id, std::span<const comeback_row> rows);
+// How contact names leave normalize (privacy.contact_names). `pseudonym_key`
+// is the secret's text, needed for pseudonymize only; it is never stored.
+struct contact_name_rule {
+    contact_names mode = contact_names::keep;
+    std::string_view pseudonym_key;
+};
+
+// Throws std::invalid_argument when the rule pseudonymizes without a key.
+normalized_batch normalize(std::string customer_id, std::span<const comeback_row> rows,
+                           const contact_name_rule& contact_rule = {});
 
 }  // namespace comeback

@@ -286,10 +286,12 @@ public:
         if (skip_depth_ == 0 && slot_ != slot::ignored) number_.append(part.data(), part.size());
         return true;
     }
-    bool on_int64(std::int64_t, json::string_view last, json::error_code& ec) {
+    bool on_int64(std::int64_t value, json::string_view last, json::error_code& ec) {
+        if (store_enum_number(std::to_string(value))) return true;
         return on_number(last, ec);
     }
-    bool on_uint64(std::uint64_t, json::string_view last, json::error_code& ec) {
+    bool on_uint64(std::uint64_t value, json::string_view last, json::error_code& ec) {
+        if (store_enum_number(std::to_string(value))) return true;
         return on_number(last, ec);
     }
     bool on_double(double, json::string_view last, json::error_code& ec) {
@@ -321,11 +323,13 @@ public:
         case slot::origin: row_.origin.reset(); break;
         case slot::occurs_at: row_.occurs_at.reset(); break;
         case slot::booked_date: row_.booked_at.reset(); break;
-        // A null id makes the nested object absent when it closes; a null name is empty.
+        // A null id makes the nested object absent when it closes. A null name
+        // says nothing about the name, as if it were missing: it never erases
+        // a name the database knows.
         case slot::ref_id: current_ref_->id.clear(); break;
-        case slot::ref_name: current_ref_->name.clear(); break;
+        case slot::ref_name: current_ref_->name.reset(); break;
         case slot::office_customer_id: row_.assigned_office->customer_id.clear(); break;
-        case slot::office_name: row_.assigned_office->name.clear(); break;
+        case slot::office_name: row_.assigned_office->name.reset(); break;
         case slot::ignored: break;
         }
         return true;
@@ -341,6 +345,17 @@ private:
         return false;
     }
 
+    // `state` or `origin` as an integer: .NET services can be configured to
+    // write enums as numbers. Kept as its decimal text, like an unknown name.
+    // Returns false for any other slot, where a number is wrong.
+    bool store_enum_number(std::string decimal) {
+        if (skip_depth_ != 0 || (slot_ != slot::state && slot_ != slot::origin)) return false;
+        const slot target = std::exchange(slot_, slot::ignored);
+        (target == slot::state ? row_.state : row_.origin) = std::move(decimal);
+        number_.clear();
+        return true;
+    }
+
     bool on_number(json::string_view last, json::error_code& ec) {
         number_.append(last.data(), last.size());
         const bool result = on_scalar("a number", number_, ec);
@@ -348,7 +363,7 @@ private:
         return result;
     }
 
-    // A number, true or false: never right for any field this reader keeps.
+    // A number, true or false: never right for any other field this reader keeps.
     bool on_scalar(std::string_view kind, std::string_view spelled, json::error_code& ec) {
         if (depth_ == 0) return stop(ec, "the top level is " + std::string(kind) + ", not an array");
         if (skip_depth_ != 0) return true;
@@ -465,11 +480,11 @@ private:
         case slot::occurs_at: store_time(target, value, row_.occurs_at); return;
         case slot::booked_date: store_time(target, value, row_.booked_at); return;
         case slot::ref_id: store_key(target, value, current_ref_->id); return;
-        case slot::ref_name: store_text(target, value, current_ref_->name); return;
+        case slot::ref_name: store_text(target, value, current_ref_->name.emplace()); return;
         case slot::office_customer_id:
             store_key(target, value, row_.assigned_office->customer_id);
             return;
-        case slot::office_name: store_text(target, value, row_.assigned_office->name); return;
+        case slot::office_name: store_text(target, value, row_.assigned_office->name.emplace()); return;
         case slot::contact:
         case slot::booked_by:
         case slot::assigned_to:

@@ -51,14 +51,23 @@ schedule_decision decide(const customer_plan& plan, std::span<const window_state
         return found == known.end() ? nullptr : found->second;
     };
 
+    // When a held window is due again; none when it is not held (or never attempted).
+    auto held_due_at = [&](const window& w, const window_state* state) -> std::optional<sys_seconds> {
+        if (!state || state->status != window_status::held || !state->attempted_at) return std::nullopt;
+        return *state->attempted_at + refresh_interval(w, today, sync);
+    };
+
     schedule_decision decision;
     for (const window& w : plan.fresh) {
         const window_state* state = state_of(w);
-        if (state && state->status == window_status::complete && state->fetched_at) {
-            const sys_seconds due_at = *state->fetched_at + refresh_interval(w, today, sync);
-            if (due_at > now) {
-                if (!decision.next_fresh_due || due_at < *decision.next_fresh_due) {
-                    decision.next_fresh_due = due_at;
+        std::optional<sys_seconds> due_at = held_due_at(w, state);
+        if (!due_at && state && state->status == window_status::complete && state->fetched_at) {
+            due_at = *state->fetched_at + refresh_interval(w, today, sync);
+        }
+        if (due_at) {
+            if (*due_at > now) {
+                if (!decision.next_fresh_due || *due_at < *decision.next_fresh_due) {
+                    decision.next_fresh_due = *due_at;
                 }
                 continue;
             }
@@ -77,6 +86,10 @@ schedule_decision decide(const customer_plan& plan, std::span<const window_state
 
     for (const window& w : plan.history) {
         const window_state* state = state_of(w);
+        if (const auto due_at = held_due_at(w, state)) {
+            if (*due_at <= now) decision.history.push_back(w);
+            continue;
+        }
         if (!state || state->status != window_status::complete) decision.history.push_back(w);
     }
     return decision;

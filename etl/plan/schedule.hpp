@@ -22,7 +22,8 @@ namespace comeback {
 
 using sys_seconds = std::chrono::sys_time<std::chrono::seconds>;
 
-enum class window_status { pending, complete, failed };
+// held: the deletion guard held the window's last load (its deletions wait).
+enum class window_status { pending, complete, failed, held };
 
 // What the ledger knows about one window of one customer.
 struct window_state {
@@ -30,6 +31,7 @@ struct window_state {
     date::local_days end_day;
     window_status status = window_status::pending;
     std::optional<sys_seconds> fetched_at;  // last successful fetch, if any
+    std::optional<sys_seconds> attempted_at;  // last attempt of any outcome
 };
 
 // The windows one customer is responsible for today.
@@ -62,7 +64,10 @@ struct schedule_decision {
 // A fresh window is due when the ledger has no successful fetch of it younger
 // than its refresh interval (pending and failed windows are always due; the
 // per-customer back-off below keeps failures from being hammered). A history
-// window is due until the ledger shows it complete.
+// window is due until the ledger shows it complete. A held window, fresh or
+// history, is due one refresh interval after its last attempt: fetched again
+// on its tier's schedule, so the deletion guard sees whether its content
+// stays, without hammering.
 schedule_decision decide(const customer_plan& plan, std::span<const window_state> ledger,
                          date::local_days today, sys_seconds now, const sync_config& sync);
 

@@ -23,7 +23,8 @@ parse_outcome parse(std::vector<std::string> args) {
 TEST_CASE("every subcommand takes its configuration file with -c") {
     for (auto [name, what] : {std::pair{"migrate", command::migrate}, std::pair{"run", command::run},
                               std::pair{"status", command::status},
-                              std::pair{"check-config", command::check_config}}) {
+                              std::pair{"check-config", command::check_config},
+                              std::pair{"apply-privacy", command::apply_privacy}}) {
         const auto outcome = parse({name, "-c", existing_file});
         REQUIRE(outcome.line);
         CHECK(outcome.line->what == what);
@@ -48,6 +49,20 @@ TEST_CASE("run --once, status --json and backfill options are read") {
               .line->recheck);
 }
 
+TEST_CASE("backfill --accept-deletes and forget-contact's customer and contact are read") {
+    const auto accept = parse({"backfill", "-c", existing_file, "--from", "2024-05-06", "--to", "2024-05-12",
+                               "--customer", "M1", "--accept-deletes"});
+    REQUIRE(accept.line);
+    CHECK(accept.line->accept_deletes);
+    CHECK_FALSE(parse({"backfill", "-c", existing_file, "--from", "2024-05-06", "--to", "2024-05-12"})
+                    .line->accept_deletes);
+    const auto forget = parse({"forget-contact", "-c", existing_file, "--customer", "M1", "--contact", "C-4711"});
+    REQUIRE(forget.line);
+    CHECK(forget.line->what == command::forget_contact);
+    CHECK(forget.line->customer == "M1");
+    CHECK(forget.line->contact == "C-4711");
+}
+
 TEST_CASE("help and version exit 0 without a command") {
     for (const char* flag : {"--help", "--version"}) {
         const auto outcome = parse({flag});
@@ -67,6 +82,9 @@ TEST_CASE("usage errors exit 2") {
         {"backfill", "-c", existing_file, "--from", "2024-02-30", "--to", "2024-03-01"},
         {"backfill", "-c", existing_file, "--from", "01/02/2024", "--to", "2024-03-01"},
         {"backfill", "-c", existing_file, "--from", "2024-03-02", "--to", "2024-03-01"},
+        {"forget-contact", "-c", existing_file, "--customer", "M1"},
+        {"forget-contact", "-c", existing_file, "--contact", "C1"},
+        {"apply-privacy", "-c", existing_file, "--contact", "C1"},
     };
     for (const auto& args : wrong) {
         INFO("args: " << args.size());

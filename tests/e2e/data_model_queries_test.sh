@@ -2,8 +2,9 @@
 # Every ```sql block of docs/data-model.md runs, read-only, and returns rows on
 # a data set the real binary backfilled from the fake Vitec server: two
 # customers from eight weeks back to eight weeks ahead of today, re-fetched
-# after a generation of changes (history, deletes), and a customer whose
-# response holds unreadable elements (rejected rows). The docs name the
+# after a generation of changes (history, deletes), a customer whose
+# response holds unreadable elements (rejected rows), and one whose window
+# came back empty (a held window). The docs name the
 # default schema `vitec`; the test runs them in its own schema.
 source "$(dirname "$0")/lib.sh"
 e2e_init docs
@@ -32,6 +33,15 @@ start_fake fixture --fixture "$work/fixture"
 write_config "$work/rejects.yaml" "M99999"
 run_cs backfill2 backfill -c "$work/rejects.yaml" --from "$(date +%F)" --to "$(date +%F)" ||
     fail "fixture backfill exited $?"
+
+note "a customer whose window then came back empty (a held window)"
+echo "[$(fixture_rows "$(date +%F)" 0 25)]" >"$work/fixture/M55555.json"
+write_config "$work/held.yaml" "M55555"
+run_cs backfill3 backfill -c "$work/held.yaml" --from "$(date +%F)" --to "$(date +%F)" ||
+    fail "fixture backfill exited $?"
+echo "[]" >"$work/fixture/M55555.json"
+set +e; run_cs backfill4 backfill -c "$work/held.yaml" --from "$(date +%F)" --to "$(date +%F)" --force; code=$?; set -e
+((code == 1)) || fail "the emptied window was not held (backfill exited $code)"
 stop_fake
 
 note "the queries of docs/data-model.md"

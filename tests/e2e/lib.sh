@@ -269,3 +269,16 @@ open_version_faults() {
                 WHERE h.customer_id = c.customer_id AND h.comeback_id = c.comeback_id
                   AND h.valid_to IS NULL) <> 1"
 }
+
+# fixture_rows DAY FIRST COUNT: COUNT comeback elements K<n>, n from FIRST, each
+# with its own contact C<n> ("Contact <n>"), due at 10:00 on DAY, comma-separated
+# (wrap them in [ ] for a response). For --fixture responses.
+fixture_rows() {
+    local day=$1 first=$2 count=$3 n sep=""
+    for ((n = first; n < first + count; n++)); do
+        printf '%s{"id":"K%03d","contact":{"id":"C%03d","name":"Contact %03d"},' "$sep" "$n" "$n" "$n"
+        printf '"bookedBy":{"id":"U1","name":"Bo Berg"},"state":"New","origin":"User",'
+        printf '"occursAt":"%sT10:00:00","bookedDate":"2024-01-02T09:00:00"}' "$day"
+        sep=","
+    done
+}

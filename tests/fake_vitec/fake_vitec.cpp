@@ -58,6 +58,7 @@ struct fault_spec {
     bool invalid_json = false;              // 200, application/json, not JSON
     bool html = false;                      // 200, text/html
     bool object = false;                    // 200, application/json, an object
+    bool empty = false;                     // 200, application/json, [] (a silent cap, an expired view)
     bool echo_auth = false;                 // the error body quotes the Authorization header
 };
 
@@ -87,6 +88,7 @@ fault_spec parse_fault(std::string_view text) {
         else if (key == "invalid-json") spec.invalid_json = true;
         else if (key == "html") spec.html = true;
         else if (key == "object") spec.object = true;
+        else if (key == "empty") spec.empty = true;
         else if (key == "echo-auth") spec.echo_auth = true;
         else throw std::invalid_argument("unknown fault item '" + item + "'");
     }
@@ -523,6 +525,11 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state, pacer& l
                       json_message("an object where an array belongs"), keep_alive);
         co_return keep_alive;
     }
+    if (active.empty) {
+        status_seen = 200;
+        co_await send(stream, http::status::ok, "application/json; charset=utf-8", "[]", keep_alive);
+        co_return keep_alive;
+    }
     if (active.invalid_json) {
         status_seen = 200;
         co_await send(stream, http::status::ok, "application/json; charset=utf-8",
@@ -768,7 +775,7 @@ int main(int argc, char** argv) {
         "POST /_control/generation?value=K, POST /_control/network?latency=MS&bandwidth=RATE, GET /_control/dump.\n"
         "Per request: header X-Fake-Vitec-Fault: S or query parameter fault=S.\n"
         "Fault specs S are comma-separated: status=N, retry-after=V, message=TEXT, latency=MS, stall=MS,\n"
-        "truncate=BYTES, reset, invalid-json, html, object, echo-auth.\n"
+        "truncate=BYTES, reset, invalid-json, html, object, empty, echo-auth.\n"
         "Network conditions (--latency, --bandwidth) apply to every report request on top of any fault;\n"
         "both wait on timers, so one server keeps thousands of slow requests in flight."};
     std::uint16_t port = 0;

@@ -96,6 +96,31 @@ TEST_CASE("rows, windows and requests are counted per customer") {
     CHECK(has_line(text, R"(comeback_sync_rows_total{customer="M2",change="inserted"} 0)"));
 }
 
+TEST_CASE("held windows are counted apart, shown as a gauge, put their customer in trouble, and are no success") {
+    metrics_registry registry(300s, t0);
+    registry.window_held("M1", 1s);
+    registry.window_held("M1", 1s);
+    registry.set_windows_held("M1", 1);
+
+    const auto text = registry.render_prometheus(t0);
+    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="M1",result="held"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="M1",result="ok"} 0)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_held{customer="M1"} 1)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_held 1)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{result="held"} 2)"));
+    CHECK(has_line(text, R"(comeback_sync_customers_in_trouble 1)"));
+    CHECK(text.find("comeback_sync_last_success_timestamp_seconds{customer=\"M1\"}") == std::string::npos);
+
+    // Released: out of trouble, its own series go; the totals stay.
+    registry.set_windows_held("M1", 0);
+    const auto released = registry.render_prometheus(t0);
+    CHECK(has_line(released, R"(comeback_sync_windows_held 0)"));
+    CHECK(has_line(released, R"(comeback_sync_customers_in_trouble 0)"));
+    CHECK(released.find("comeback_sync_windows_held{customer=\"M1\"}") == std::string::npos);
+    registry.set_per_customer_series(per_customer_series::all);
+    CHECK(has_line(registry.render_prometheus(t0), R"(comeback_sync_windows_held{customer="M1"} 0)"));
+}
+
 TEST_CASE("window durations fill cumulative histogram buckets") {
     metrics_registry registry(300s, t0);
     registry.set_per_customer_series(per_customer_series::all);

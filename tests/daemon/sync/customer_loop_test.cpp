@@ -144,3 +144,40 @@ TEST_CASE("a programming error reaches the customer loop, is logged with its kin
     CHECK(log.find("customer.cycle_failed customer=M1 kind=internal_error") != std::string::npos);
     CHECK(log.find("Nowhere/Nothing") != std::string::npos);
 }
+
+TEST_CASE("windows that come back empty are held, listed and shown by the windows_held gauge until a load releases them") {
+    tick_fixture f;
+    f.tick();
+    const std::size_t stored = f.comebacks();
+    // Every window due again now, whatever the clock says.
+    auto all_due = [&] {
+        f.exec("UPDATE " + f.db.quoted() +
+               ".sync_windows SET fetched_at = fetched_at - interval '1 day', attempted_at = attempted_at - interval '1 day'");
+    };
+    auto gauge = [&] { return metric_value(f.metrics, "comeback_sync_windows_held{customer=\"M1\"}"); };
+    CHECK(gauge() == 0);
+
+    all_due();
+    f.server.control("/_control/fault?count=100&spec=empty");
+    const cycle_result emptied = f.tick();
+    const auto held = f.state.totals.windows_held;
+    REQUIRE(held >= 1);  // the fresh windows around today
+    CHECK_FALSE(emptied.failed);
+    CHECK(f.state.totals.windows_failed == 0);
+    CHECK(gauge() == static_cast<double>(held));
+    CHECK(f.windows("held") == static_cast<double>(held));
+    CHECK(f.comebacks() == stored);
+    REQUIRE(f.state.totals.held.recent().size() == held);
+    CHECK_THAT(f.state.totals.held.recent()[0].error, Catch::StartsWith("held: the load would soft-delete"));
+    std::size_t held_in_ledger = 0;
+    for (const ledger_entry& entry : f.ledger()) held_in_ledger += entry.status == "held";
+    CHECK(held_in_ledger == held);
+
+    // The full responses again: the held windows confirm their last load and are released.
+    f.server.control("/_control/reset");
+    all_due();
+    f.tick();
+    CHECK(gauge() == 0);
+    for (const ledger_entry& entry : f.ledger()) CHECK(entry.status == "complete");
+    CHECK(f.comebacks() == stored);
+}

@@ -231,3 +231,58 @@ TEST_CASE("no retry starts once shutdown is triggered: the last failure stands")
     CHECK(outcome.kind() == failure_kind::transient);
     CHECK(f.ledger_of(w).attempts == 1);
 }
+
+namespace {
+
+// `count` comeback elements K<n> due on 2024-03-05, for a --fixture response.
+std::string fixture_rows(int count, const char* id_key = "id") {
+    std::string out;
+    for (int n = 0; n < count; ++n) {
+        if (n > 0) out += ',';
+        out += "{\"" + std::string(id_key) + "\":\"K" + std::to_string(n) +
+               "\",\"contact\":{\"id\":\"C" + std::to_string(n) +
+               "\",\"name\":\"Contact\"},\"occursAt\":\"2024-03-05T10:00:00\"}";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a load the deletion guard holds is its own outcome: held in the ledger and the metrics, no failure") {
+    temp_dir responses;
+    responses.write("M1.json", "[" + fixture_rows(40) + "]");
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    REQUIRE(f.sync(w).committed);
+
+    responses.write("M1.json", "[]");
+    const window_outcome held = f.sync(w);
+    CHECK(held.held());
+    CHECK(held.attempts == 1);
+    CHECK_FALSE(held.last_failure);
+    CHECK(held.counts.held_deletions == 40);
+    CHECK(f.comebacks() == 40);
+    CHECK(f.ledger_of(w).status == "held");
+    CHECK(f.windows("held") == 1);
+    CHECK(f.windows("failed") == 0);
+    CHECK(f.windows("ok") == 1);
+}
+
+TEST_CASE("a response whose every element is rejected fails as all_rejected, is not retried, and deletes nothing") {
+    temp_dir responses;
+    responses.write("M1.json", "[" + fixture_rows(3) + "]");
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    REQUIRE(f.sync(w).committed);
+
+    responses.write("M1.json", "[" + fixture_rows(3, "Id") + "]");
+    const window_outcome outcome = f.sync(w);
+    CHECK_FALSE(outcome.committed);
+    CHECK(outcome.attempts == 1);
+    REQUIRE(outcome.kind() == failure_kind::all_rejected);
+    CHECK_THAT(outcome.error(), Catch::Contains("every one of the 3 elements was rejected; the first: id is missing"));
+    CHECK(f.ledger_of(w).status == "failed");
+    CHECK(f.requests("all_rejected") == 1);
+    pqxx::read_transaction tx{f.db.connection()};
+    CHECK(tx.exec1("SELECT count(*) FROM " + f.db.quoted() + ".comebacks WHERE deleted_at IS NULL")[0].as<int>() == 3);
+}

@@ -95,6 +95,13 @@ TEST_CASE("a minimal configuration takes every default") {
     CHECK(cfg.metrics.per_customer == per_customer_series::trouble);
     CHECK(cfg.log.level == log_level::info);
     CHECK(cfg.log.format == log_format::text);
+    CHECK(cfg.sync.deletion_guard.enabled);
+    CHECK(cfg.sync.deletion_guard.min_deleted == 20);
+    CHECK(cfg.sync.deletion_guard.max_fraction == 0.5);
+    CHECK(cfg.sync.deletion_guard.accept_after == 24h);
+    CHECK(cfg.privacy.contact_names == contact_names::keep);
+    CHECK(cfg.privacy.pseudonym_key.empty());
+    CHECK(cfg.privacy.rejected_raw_retention == date::days{90});
 }
 
 TEST_CASE("a full configuration sets every key") {
@@ -164,6 +171,19 @@ TEST_CASE("a full configuration sets every key") {
     CHECK(cfg.metrics.per_customer == per_customer_series::all);
     CHECK(cfg.log.level == log_level::debug);
     CHECK(cfg.log.format == log_format::json);
+    CHECK_FALSE(cfg.sync.deletion_guard.enabled);
+    CHECK(cfg.sync.deletion_guard.min_deleted == 5);
+    CHECK(cfg.sync.deletion_guard.max_fraction == 0.8);
+    CHECK(cfg.sync.deletion_guard.accept_after == 0s);
+    CHECK(cfg.privacy.contact_names == contact_names::pseudonymize);
+    CHECK(cfg.privacy.pseudonym_key.reveal() == "k3y-for-pseudonyms-Z9");
+    CHECK(cfg.privacy.pseudonym_key_origin ==
+          password_origin{password_source::file, test::fixture_path("config/secrets/pseudonym-key").lexically_normal().string()});
+    CHECK(cfg.privacy.rejected_raw_retention == date::days{30});
+    // The key is shown as where it came from, never as itself.
+    const std::string text = describe(cfg);
+    CHECK(text.find("k3y-for-pseudonyms-Z9") == std::string::npos);
+    CHECK(text.find("pseudonym_key: <from file ") != std::string::npos);
 }
 
 TEST_CASE("each configuration error names the file, line, column and key") {
@@ -208,6 +228,9 @@ TEST_CASE("each configuration error names the file, line, column and key") {
         {"unset_password_env", "5:17: vitec.password_env",
          "environment variable COMEBACK_CONFIG_TEST_UNSET_VARIABLE is not set"},
         {"section_is_scalar", "8:6: log", "expected a mapping of keys, found a single value"},
+        {"pseudonymize_without_key", "9:18: privacy.contact_names", "pseudonymize needs a key"},
+        {"bad_contact_names", "9:18: privacy.contact_names", "\"hide\" is not one of keep, pseudonymize, omit"},
+        {"bad_max_fraction", "10:19: sync.deletion_guard.max_fraction", "\"1.5\" is more than 1"},
     };
     for (const expectation& c : cases) {
         auto file = test::fixture_path(std::string("config/errors/") + c.file + ".yaml");
@@ -745,6 +768,7 @@ TEST_CASE("check-config prints every value in a spelling the loader reads back")
             if (line.find(": <") != std::string::npos) continue;
             reloadable += line + "\n";
             if (line == "vitec:") reloadable += "  password_env: COMEBACK_CONFIG_TEST_PASSWORD\n";
+            if (line == "privacy:") reloadable += "  pseudonym_key_env: COMEBACK_CONFIG_TEST_PASSWORD\n";
         }
         const config second = load_config(dir.write("printed.yaml", reloadable));
         // The same effective configuration: the same description, apart from
@@ -755,7 +779,8 @@ TEST_CASE("check-config prints every value in a spelling the loader reads back")
             std::string out;
             std::istringstream in(text);
             for (std::string line; std::getline(in, line);)
-                if (line.find("password: <") == std::string::npos) out += line + "\n";
+                if (line.find("password: <") == std::string::npos && line.find("pseudonym_key: <") == std::string::npos)
+                    out += line + "\n";
             return out;
         };
         CHECK(without_origins(second) == without_origins(first));

@@ -42,25 +42,29 @@ inline const date::local_days week2 = week1 + date::days{7};
 struct sample {
     std::string id;
     std::string contact_id = "C1";
-    std::string contact_name = "Anna Andersson";
+    std::optional<std::string> contact_name = "Anna Andersson";  // empty: null in the response
     std::string user_id = "U1";
-    std::string user_name = "Bo Berg";
+    std::optional<std::string> user_name = "Bo Berg";
     std::optional<std::string> group_id{};
     std::optional<std::string> office_id{};
     std::string state = "New";
     instant occurs_at = utc(week1, std::chrono::hours{10});
 };
 
-// The batch normalize() would produce: entities once per id (last name wins).
+// The batch normalize() would produce: entities once per id (the last name
+// wins; a null name never replaces one).
 inline normalized_batch batch_of(const std::string& customer, const std::vector<sample>& samples,
                                  std::size_t first_index = 0) {
     normalized_batch batch;
     batch.customer_id = customer;
-    std::map<std::string, std::string> contacts, users, groups, offices;
+    std::map<std::string, std::optional<std::string>> contacts, users, groups, offices;
+    auto name = [](auto& names, const std::string& id, const std::optional<std::string>& value) {
+        if (value || !names.count(id)) names[id] = value;
+    };
     std::size_t index = first_index;
     for (const auto& s : samples) {
-        contacts[s.contact_id] = s.contact_name;
-        users[s.user_id] = s.user_name;
+        name(contacts, s.contact_id, s.contact_name);
+        name(users, s.user_id, s.user_name);
         if (s.group_id) groups[*s.group_id] = "Group " + *s.group_id;
         if (s.office_id) offices[*s.office_id] = "Office " + *s.office_id;
         comeback_record record;
@@ -77,7 +81,7 @@ inline normalized_batch batch_of(const std::string& customer, const std::vector<
         record.booked_at = utc(week1 - date::days{30}, std::chrono::hours{9});
         batch.comebacks.push_back(std::move(record));
     }
-    auto fill = [](std::vector<entity>& out, const std::map<std::string, std::string>& from) {
+    auto fill = [](std::vector<entity>& out, const std::map<std::string, std::optional<std::string>>& from) {
         for (const auto& [id, name] : from) out.push_back({id, name});
     };
     fill(batch.contacts, contacts);

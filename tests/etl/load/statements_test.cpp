@@ -8,6 +8,7 @@
 #include "load/migrations.hpp"
 #include "load/migrations_sql.hpp"
 #include "load/probe_sql.hpp"
+#include "load/privacy_sql.hpp"
 #include "load/statement.hpp"
 #include "load/window_loader_sql.hpp"
 #include "support/database.hpp"
@@ -44,6 +45,7 @@ std::vector<unit> units() {
             {"etl/load/lease_sql.hpp", list(sql::lease::statements)},
             {"etl/load/migrations_sql.hpp", list(sql::migrations::statements)},
             {"etl/load/probe_sql.hpp", list(sql::probe::statements)},
+            {"etl/load/privacy_sql.hpp", list(sql::privacy::statements)},
             {"etl/load/window_loader_sql.hpp", list(sql::window_loader::statements)}};
 }
 

@@ -45,7 +45,8 @@ TEST_CASE("each kind carries its retry rule: passing trouble is retried, what ne
         CHECK_FALSE(parks_customer(kind));
     }
     for (auto kind : {failure_kind::request_rejected, failure_kind::endpoint_missing,
-                      failure_kind::tls_rejected, failure_kind::database_refused}) {
+                      failure_kind::tls_rejected, failure_kind::database_refused,
+                      failure_kind::all_rejected}) {
         INFO(to_string(kind));
         CHECK(rule_of(kind) == retry_rule::next_cycle);
     }

@@ -1,4 +1,5 @@
 #include "normalize/normalize.hpp"
+#include "normalize/pseudonym.hpp"
 
 #include "model/timestamp.hpp"
 #include "parse/response_parser.hpp"
@@ -113,4 +114,70 @@ TEST_CASE("absent nested objects leave no entity and no key", "[normalize]") {
     CHECK_FALSE(batch.comebacks[0].assigned_user_id);
     CHECK_FALSE(batch.comebacks[0].assigned_office_id);
     CHECK(normalize("M1", {}).comebacks.empty());
+}
+
+TEST_CASE("a null name never replaces a name seen before it, and a name never seen stays unknown", "[normalize]") {
+    std::vector<comeback_row> rows;
+    rows.push_back(row(0, "A"));
+    rows.back().contact = named_ref{"C1", "Anna"};
+    rows.back().booked_by = named_ref{"U1", std::nullopt};
+    rows.push_back(row(1, "B"));
+    rows.back().contact = named_ref{"C1", std::nullopt};
+    rows.back().booked_by = named_ref{"U1", "Bo"};
+    rows.push_back(row(2, "C"));
+    rows.back().contact = named_ref{"C2", std::nullopt};
+
+    const auto batch = normalize("M1", rows);
+    CHECK(batch.contacts == std::vector<entity>{{"C1", "Anna"}, {"C2", std::nullopt}});
+    CHECK(batch.users == std::vector<entity>{{"U1", "Bo"}});
+}
+
+TEST_CASE("contact names are kept, pseudonymized with the key, or omitted; staff names always kept", "[normalize][privacy]") {
+    std::vector<comeback_row> rows;
+    rows.push_back(row(0, "A"));
+    rows.back().contact = named_ref{"C1", "Anna Andersson"};
+    rows.back().booked_by = named_ref{"U1", "Bo Berg"};
+    rows.push_back(row(1, "B"));
+    rows.back().contact = named_ref{"C2", "Anna Andersson"};  // the same person entered twice
+    rows.push_back(row(2, "C"));
+    rows.back().contact = named_ref{"C3", std::nullopt};
+
+    const auto kept = normalize("M1", rows, {comeback::contact_names::keep, {}});
+    CHECK(kept.contacts[0].name == "Anna Andersson");
+
+    const comeback::contact_name_rule pseudonyms{comeback::contact_names::pseudonymize, "key-1"};
+    const auto hashed = normalize("M1", rows, pseudonyms);
+    REQUIRE(hashed.contacts.size() == 3);
+    REQUIRE(hashed.contacts[0].name);
+    CHECK(comeback::is_pseudonym(*hashed.contacts[0].name));
+    CHECK(hashed.contacts[0].name == hashed.contacts[1].name);  // equal names stay equal
+    CHECK(hashed.contacts[0].name->find("Anna") == std::string::npos);
+    CHECK_FALSE(hashed.contacts[2].name);  // no name, no pseudonym
+    CHECK(hashed.users == std::vector<entity>{{"U1", "Bo Berg"}});
+    // Another key, or another customer, gives another pseudonym: nobody without
+    // the key can confirm a guess, and customers are not linked.
+    CHECK(normalize("M1", rows, {comeback::contact_names::pseudonymize, "key-2"}).contacts[0].name !=
+          hashed.contacts[0].name);
+    CHECK(normalize("M2", rows, pseudonyms).contacts[0].name != hashed.contacts[0].name);
+    CHECK(normalize("M1", rows, pseudonyms).contacts[0].name == hashed.contacts[0].name);
+
+    const auto omitted = normalize("M1", rows, {comeback::contact_names::omit, {}});
+    for (const auto& contact : omitted.contacts) CHECK_FALSE(contact.name);
+    CHECK(omitted.comebacks[0].contact_id == "C1");  // contacts are still counted by id
+
+    CHECK_THROWS_AS(normalize("M1", rows, {comeback::contact_names::pseudonymize, {}}), std::invalid_argument);
+}
+
+TEST_CASE("a pseudonym has one recognisable shape", "[privacy]") {
+    const auto pseudonym = comeback::pseudonymize_name("k", "M1", "Anna");
+    // Pinned: a stored pseudonym must stay what the next load computes, in
+    // any build. HMAC-SHA-256 over "M1", NUL, "Anna" with the key "k", as
+    // `printf 'M1\0Anna' | openssl dgst -sha256 -hmac k` gives it.
+    CHECK(pseudonym == "pseudonym:d10ba61d4e3b617254098ac267367d4d");
+    CHECK(pseudonym.size() == 42);
+    CHECK(pseudonym.rfind("pseudonym:", 0) == 0);
+    CHECK(comeback::is_pseudonym(pseudonym));
+    CHECK_FALSE(comeback::is_pseudonym("Anna"));
+    CHECK_FALSE(comeback::is_pseudonym("pseudonym:0123"));
+    CHECK_FALSE(comeback::is_pseudonym("pseudonym:0123456789ABCDEF0123456789abcdef"));
 }

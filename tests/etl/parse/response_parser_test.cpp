@@ -153,7 +153,7 @@ TEST_CASE("local times at the 2026 DST edges in Stockholm are read by the docume
 TEST_CASE("nulls at every level are absent values, never rejections", "[parse]") {
     const row_batch batch = parse_fixture("nulls.json");
     CHECK(batch.rejections.empty());
-    REQUIRE(batch.rows.size() == 5);
+    REQUIRE(batch.rows.size() == 6);
     for (const std::string id : {"all-null", "all-missing", "assigned-parts-null", "nested-ids-null"}) {
         const comeback_row& row = row_with_id(batch, id);
         INFO(id);
@@ -167,17 +167,35 @@ TEST_CASE("nulls at every level are absent values, never rejections", "[parse]")
         CHECK_FALSE(row.occurs_at);
         CHECK_FALSE(row.booked_at);
     }
+    // A null or missing name says nothing about the name: it is absent, not
+    // "", so it can never replace a name the database knows.
     const comeback_row& names_null = row_with_id(batch, "names-null");
-    CHECK(names_null.contact == named_ref{"C1", ""});
-    CHECK(names_null.booked_by == named_ref{"U1", ""});
-    CHECK(names_null.assigned_office == office_ref{"M100", ""});
+    CHECK(names_null.contact == named_ref{"C1", std::nullopt});
+    CHECK(names_null.booked_by == named_ref{"U1", std::nullopt});
+    CHECK(names_null.assigned_office == office_ref{"M100", std::nullopt});
     CHECK_FALSE(names_null.assigned_user);
+    // An empty name is what the response said, and is kept as such.
+    const comeback_row& names_empty = row_with_id(batch, "names-empty");
+    CHECK(names_empty.contact == named_ref{"C2", ""});
+    CHECK(names_empty.booked_by == named_ref{"U2", "Bo"});
+}
+
+TEST_CASE("an enum written as a number is kept as its decimal text", "[parse]") {
+    // .NET services can be configured to write enums as numbers.
+    const row_batch batch = parse_fixture("unknown_values.json");
+    CHECK(batch.rejections.empty());
+    const comeback_row& numbers = row_with_id(batch, "numeric-enums");
+    CHECK(numbers.state == "3");
+    CHECK(numbers.origin == "0");
+    const comeback_row& extremes = row_with_id(batch, "numeric-enums-extremes");
+    CHECK(extremes.state == "-1");
+    CHECK(extremes.origin == "18446744073709551615");
 }
 
 TEST_CASE("unknown enum values are data and unknown keys are ignored at any depth", "[parse]") {
     const row_batch batch = parse_fixture("unknown_values.json");
     CHECK(batch.rejections.empty());
-    REQUIRE(batch.rows.size() == 2);
+    REQUIRE(batch.rows.size() == 4);
     const comeback_row& enums = row_with_id(batch, "enums");
     CHECK(enums.state == "SomethingNew");
     CHECK(enums.origin == "");
@@ -233,7 +251,7 @@ TEST_CASE("a malformed element is rejected with its index, id, reason and text w
     CHECK(nested.raw ==
           "{\"state\": \"New\", \"contact\": {\"id\": 5, \"name\": \"x\"}, \"id\": \"late-id\"}");
 
-    CHECK(rejection_at(batch, 9).reason == "state: expected a string, got 3");
+    CHECK(rejection_at(batch, 9).reason == "state: expected a string, got 3.5");
     CHECK(rejection_at(batch, 9).id == "bad-state");
     CHECK(rejection_at(batch, 10).reason ==
           "contact: expected an object or null, got a string (\"C1\")");
@@ -350,12 +368,12 @@ TEST_CASE("a large body is handed on in batches while it is being fed", "[parse]
 
 TEST_CASE("a rejection keeps at most max_raw_bytes of the element, cut between characters",
           "[parse]") {
-    const std::string body = R"([{"id":"x","state":7,"pad":"ääääääääää"}])";
+    const std::string body = R"([{"id":"x","state":7.5,"pad":"ääääääääää"}])";
     for (const std::size_t chunk : {1, 7, 4096}) {
-        const parsed out = parse_in_chunks(body, chunk, 2000, 32);
+        const parsed out = parse_in_chunks(body, chunk, 2000, 34);
         REQUIRE(out.all.rejections.size() == 1);
-        // 32 bytes would end inside the third 'ä' (bytes 31 and 32 of the element).
-        CHECK(out.all.rejections[0].raw == R"({"id":"x","state":7,"pad":"ää)");
+        // 34 bytes would end inside the third 'ä' (bytes 34 and 35 of the element).
+        CHECK(out.all.rejections[0].raw == R"({"id":"x","state":7.5,"pad":"ää)");
     }
 }
 
@@ -420,7 +438,7 @@ TEST_CASE("a key repeated within one object: the last one wins", "[parse]") {
     CHECK(batch.rows[0].state == "Done");
     CHECK_FALSE(batch.rows[0].contact);
     CHECK_FALSE(batch.rows[0].assigned_user);
-    CHECK(batch.rows[0].assigned_office == office_ref{"M1", ""});
+    CHECK(batch.rows[0].assigned_office == office_ref{"M1", std::nullopt});
 }
 
 TEST_CASE("an id that is null or an object is rejected, naming it", "[parse]") {
@@ -437,12 +455,12 @@ TEST_CASE("an id that is null or an object is rejected, naming it", "[parse]") {
 
 TEST_CASE("escaped quotes and brackets inside strings do not confuse element boundaries", "[parse]") {
     const std::string body =
-        R"([{"id":"a\"}],{","state":7,"x":"\\"},{"id":"b","contact":{"id":"C]}","name":"\u00e5\"\\"}}])";
+        R"([{"id":"a\"}],{","state":7.5,"x":"\\"},{"id":"b","contact":{"id":"C]}","name":"\u00e5\"\\"}}])";
     for (const std::size_t chunk : {1, 2, 3, 7, 4096}) {
         const parsed out = parse_in_chunks(body, chunk);
         REQUIRE(out.all.rejections.size() == 1);
         CHECK(out.all.rejections[0].id == "a\"}],{");
-        CHECK(out.all.rejections[0].raw == R"({"id":"a\"}],{","state":7,"x":"\\"})");
+        CHECK(out.all.rejections[0].raw == R"({"id":"a\"}],{","state":7.5,"x":"\\"})");
         REQUIRE(out.all.rows.size() == 1);
         CHECK(out.all.rows[0].contact == named_ref{"C]}", "\xC3\xA5\"\\"});
     }

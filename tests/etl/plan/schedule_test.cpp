@@ -136,6 +136,41 @@ TEST_CASE("history windows the ledger shows complete are never fetched again") {
     CHECK(decision.history.front() == plan.history[1]);
 }
 
+TEST_CASE("a held window is fetched again one refresh interval after its last attempt, fresh or history") {
+    const auto sync = weekly_config();
+    const auto plan = plan_customer(today, sync, stockholm());
+    REQUIRE_FALSE(plan.history.empty());
+    auto held = [](const window& w, sys_seconds attempted_at) {
+        // Its last complete fetch is old: that is not what makes it due.
+        return window_state{w.first_day, w.end_day, window_status::held, now - date::days{30}, attempted_at};
+    };
+    const window& fresh = plan.fresh.front();
+    const window& history = plan.history.front();
+    const auto fresh_interval = refresh_interval(fresh, today, sync);
+    const auto history_interval = refresh_interval(history, today, sync);
+    std::vector<window_state> ledger{held(fresh, now - 10s), held(history, now - 10s)};
+    for (const window& w : plan.fresh) {
+        if (!(w == fresh)) ledger.push_back(complete(w, now));
+    }
+    for (const window& w : plan.history) {
+        if (!(w == history)) ledger.push_back(complete(w, now));
+    }
+
+    const auto soon = decide(plan, ledger, today, now, sync);
+    CHECK(soon.fresh.empty());
+    CHECK(soon.history.empty());
+    REQUIRE(soon.next_fresh_due);
+    CHECK(*soon.next_fresh_due <= now - 10s + fresh_interval);
+
+    // By then other fresh windows of shorter tiers may be due again too.
+    const auto later = decide(plan, ledger, today, now - 10s + fresh_interval, sync);
+    CHECK(std::count(later.fresh.begin(), later.fresh.end(), fresh) == 1);
+    CHECK(later.history.empty() == (history_interval > fresh_interval));
+
+    const auto much_later = decide(plan, ledger, today, now - 10s + history_interval, sync);
+    CHECK(much_later.history == std::vector<window>{history});
+}
+
 TEST_CASE("ledger rows of another window length are ignored") {
     const auto sync = weekly_config();
     const auto plan = plan_customer(today, sync, stockholm());
