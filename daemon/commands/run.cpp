@@ -10,6 +10,7 @@
 #include "observability/metrics_server.hpp"
 #include "observability/service_notify.hpp"
 #include "observability/status_page_cache.hpp"
+#include "sync/command_io.hpp"
 #include "sync/database.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/lease_keeper.hpp"
@@ -92,6 +93,14 @@ public:
                       {{"listen", to_string(*cfg.metrics.listen)}, {"port", server_->port()}});
         }
     }
+
+    ~runner() {
+        // As in backfill: pending work refers to the members below (command_io.hpp).
+        db_.stop();
+        io_.drop_pending_work();
+    }
+    runner(const runner&) = delete;
+    runner& operator=(const runner&) = delete;
 
     int run() {
         asio::co_spawn(io_, start(), asio::detached);
@@ -239,7 +248,7 @@ private:
     }
 
     const command_line& line_;
-    asio::io_context io_{1};
+    command_io_context io_;
     db_workers db_;
     lease_keeper leases_;
     shutdown_signal shutdown_;
