@@ -222,6 +222,9 @@ private:
             return;
         }
         state_.cfg = fresh;
+        if (auto warning = insecure_http_warning(*fresh))
+            log_event(spdlog::level::warn, "config.insecure_http",
+                      {{"base_url", fresh->vitec.base_url.text}, {"warning", *warning}});
         const auto ids = customer_ids(*fresh);
         metrics_.set_customers(ids);
         metrics_.set_poll_interval(fresh->sync.poll_interval);

@@ -52,6 +52,7 @@ int status_command(const command_line& line, const config& cfg) {
         }
     }
 
+    const std::optional<std::string> warning = insecure_http_warning(cfg);
     if (line.json) {
         boost::json::array customers;
         for (const auto& s : all) {
@@ -74,6 +75,10 @@ int status_command(const command_line& line, const config& cfg) {
         boost::json::object document;
         document["schema"] = cfg.database.schema;
         document["customers"] = std::move(customers);
+        // Settings that weaken security while they are on, as sentences.
+        boost::json::array warnings;
+        if (warning) warnings.emplace_back(*warning);
+        document["warnings"] = std::move(warnings);
         std::cout << boost::json::serialize(document) << '\n';
         return exit_ok;
     }
@@ -85,6 +90,7 @@ int status_command(const command_line& line, const config& cfg) {
                          std::to_string(s.windows_failed), std::to_string(s.windows_pending),
                          day_text(s.stalest_window_first_day), s.last_error.value_or("")});
     }
+    if (warning) std::cout << "WARNING: " << *warning << "\n\n";
     std::cout << render_table({"customer", "last success", "freshness", "complete", "failed", "pending",
                                "stalest window", "last error"},
                               table);

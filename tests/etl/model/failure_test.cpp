@@ -45,7 +45,9 @@ TEST_CASE("each kind carries its retry rule: passing trouble is retried, what ne
         CHECK_FALSE(parks_customer(kind));
     }
     for (auto kind : {failure_kind::request_rejected, failure_kind::endpoint_missing,
-                      failure_kind::tls_rejected, failure_kind::database_refused}) {
+                      failure_kind::tls_rejected, failure_kind::database_refused,
+                      failure_kind::response_too_large, failure_kind::field_too_large,
+                      failure_kind::protocol_violation}) {
         INFO(to_string(kind));
         CHECK(rule_of(kind) == retry_rule::next_cycle);
     }
