@@ -1,5 +1,6 @@
 #include "fetch/outcome.hpp"
 
+#include "config/secret.hpp"
 #include "fetch/credentials.hpp"
 
 #include <boost/asio/error.hpp>
@@ -111,8 +112,17 @@ std::string format_kib(std::size_t bytes) { return std::to_string(bytes / 1024) 
 
 std::string sanitize_message(std::string_view text, std::size_t max_bytes) {
     std::string out;
-    out.reserve(std::min(text.size(), max_bytes) + 3);
+    const std::string_view marker = secret::redacted;
+    out.reserve(std::min(text.size(), max_bytes) + marker.size() + 3);
     for (std::size_t i = 0; i < text.size();) {
+        // A marker that starts within the limit is kept whole: "<red..." would
+        // hide that a secret was there.
+        if (text.compare(i, marker.size(), marker) == 0) {
+            if (out.size() >= max_bytes) return out + "...";
+            out.append(marker);
+            i += marker.size();
+            continue;
+        }
         auto length = utf8_sequence_length(text, i);
         if (length == 0) {
             if (out.size() + 1 > max_bytes) return out + "...";

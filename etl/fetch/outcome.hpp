@@ -83,7 +83,8 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 
 // Makes server-provided text safe to show: control characters become spaces,
 // invalid UTF-8 becomes '?', and the text is cut at `max_bytes` (on a UTF-8
-// boundary) with "..." appended.
+// boundary) with "..." appended. A secret::redacted marker that starts within
+// `max_bytes` is kept whole, so the result may be that much longer.
 std::string sanitize_message(std::string_view text, std::size_t max_bytes = 300);
 
 // The `message` (any letter case) of a JSON object body, sanitized; otherwise

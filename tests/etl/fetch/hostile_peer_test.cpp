@@ -222,6 +222,11 @@ TEST_CASE("an Authorization header echoed after padding leaves no piece of the s
             check_bounded_and_secret_free(seen, config);
             CHECK(seen.result.kind() == failure_kind::request_rejected);
             CHECK(seen.result.http_status == 400);
+            // A marker the cut falls into is shown whole: the reader sees a secret was there.
+            const std::size_t token_at =
+                padding + (mode == hostile_mode::echo_authorization ? std::string_view(" received Basic ").size()
+                                                                    : std::string_view("Authorization: Basic ").size());
+            if (token_at < 300) CHECK_THAT(seen.result.failure->message, Catch::Contains("<redacted>"));
         }
     }
     // Across the 16 KiB of an error body the client reads.

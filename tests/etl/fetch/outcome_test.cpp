@@ -85,6 +85,9 @@ TEST_CASE("sanitizing keeps UTF-8 whole and drops control characters") {
     CHECK(sanitize_message("Åsa\tÖström\x01") == "Åsa Öström ");
     CHECK(sanitize_message("bad \xff byte") == "bad ? byte");
     CHECK(sanitize_message("åååå", 5) == "åå...");  // never half a character
+    // Never half a redaction marker: one that starts within the limit stays whole.
+    CHECK(sanitize_message("abc<redacted>def", 5) == "abc<redacted>...");
+    CHECK(sanitize_message("abc<redacted>", 3) == "abc...");
     CHECK(error_body_message("") == "");
 }
 
