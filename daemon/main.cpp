@@ -7,6 +7,8 @@
 #include "exit_codes.hpp"
 #include "observability/logging.hpp"
 
+#include <sys/prctl.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -14,6 +16,11 @@
 
 int main(int argc, char** argv) {
     using namespace comeback;
+    // Before any password is read: no core dump (and no ptrace by other
+    // processes of this user) may carry one away. LimitCORE=0 in the unit says
+    // the same to systemd.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
     const parse_outcome parsed = parse_command_line(argc, argv);
     if (!parsed.line) return parsed.exit_code;
     const command_line& line = *parsed.line;
@@ -33,6 +40,10 @@ int main(int argc, char** argv) {
         std::cerr << "comeback-sync: " << line.config_file.string() << ": " << error.what() << '\n';
         return exit_usage;
     }
+
+    if (auto warning = insecure_http_warning(cfg))
+        log_event(spdlog::level::warn, "config.insecure_http",
+                  {{"base_url", cfg.vitec.base_url.text}, {"warning", *warning}});
 
     try {
         switch (line.what) {

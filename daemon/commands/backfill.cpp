@@ -9,6 +9,7 @@
 #include "load/migrations.hpp"
 #include "model/timestamp.hpp"
 #include "observability/logging.hpp"
+#include "sync/command_io.hpp"
 #include "sync/database.hpp"
 #include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
@@ -68,6 +69,20 @@ public:
                  .hangup = {}}),  // SIGHUP is left to end a backfill
           terminal_(::isatty(STDERR_FILENO) == 1) {}
 
+    ~backfill() {
+        // Work still pending refers to the members below (command_io.hpp): the
+        // pool's threads stop first, so nothing is posted any more, then the
+        // frames go while those members exist.
+        db_.stop();
+        io_.drop_pending_work();
+    }
+    backfill(const backfill&) = delete;
+    backfill& operator=(const backfill&) = delete;
+
+    // What escapes io_.run() is only what a handler outside every coroutine
+    // throws (std::bad_alloc from Asio's or Beast's own handlers; coroutines
+    // hand their exceptions to their completion handlers): it leaves here,
+    // ~backfill unwinds safely, and main() reports command.failed (exit 1).
     int run() {
         // Per-window info lines would tear the live bar apart; warnings and
         // errors still show, and so does everything at debug level.
@@ -271,7 +286,7 @@ public:
 private:
     const command_line& line_;
     const config& cfg_;
-    asio::io_context io_{1};
+    command_io_context io_;
     db_workers db_;
     vitec_client client_;
     shutdown_signal shutdown_;

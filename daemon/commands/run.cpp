@@ -12,6 +12,7 @@
 #include "observability/status_page_cache.hpp"
 #include "load/database_failure.hpp"
 #include "load/migrations.hpp"
+#include "sync/command_io.hpp"
 #include "sync/database.hpp"
 #include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
@@ -108,6 +109,14 @@ public:
                        {"max_connections", cfg.metrics.max_connections}});
         }
     }
+
+    ~runner() {
+        // As in backfill: pending work refers to the members below (command_io.hpp).
+        db_.stop();
+        io_.drop_pending_work();
+    }
+    runner(const runner&) = delete;
+    runner& operator=(const runner&) = delete;
 
     int run() {
         asio::co_spawn(io_, start(), [this](std::exception_ptr error) {
@@ -297,6 +306,9 @@ private:
             return;
         }
         state_.cfg = fresh;
+        if (auto warning = insecure_http_warning(*fresh))
+            log_event(spdlog::level::warn, "config.insecure_http",
+                      {{"base_url", fresh->vitec.base_url.text}, {"warning", *warning}});
         const auto ids = customer_ids(*fresh);
         metrics_.set_customers(ids);
         metrics_.set_poll_interval(fresh->sync.poll_interval);
@@ -323,7 +335,7 @@ private:
     }
 
     const command_line& line_;
-    asio::io_context io_{1};
+    command_io_context io_;
     db_workers db_;
     lease_keeper leases_;
     shutdown_signal shutdown_;

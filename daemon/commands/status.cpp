@@ -39,13 +39,18 @@ boost::json::value optional_text(const std::optional<std::string>& text) {
 
 // The database could not be asked: said on stdout in the chosen format, exit 1.
 int report_unreachable(const command_line& line, const config& cfg, const std::string& reason) {
+    const std::optional<std::string> warning = insecure_http_warning(cfg);
     if (line.json) {
         boost::json::object document;
         document["schema"] = cfg.database.schema;
         document["database"] = {{"reachable", false}, {"error", reason}};
         document["customers"] = boost::json::array();
+        boost::json::array warnings;
+        if (warning) warnings.emplace_back(*warning);
+        document["warnings"] = std::move(warnings);
         std::cout << boost::json::serialize(document) << '\n';
     } else {
+        if (warning) std::cout << "WARNING: " << *warning << "\n\n";
         std::cout << "database: unreachable: " << reason << '\n';
     }
     return exit_windows_failed;
@@ -84,6 +89,7 @@ int status_command(const command_line& line, const config& cfg) {
         }
     }
 
+    const std::optional<std::string> warning = insecure_http_warning(cfg);
     if (line.json) {
         boost::json::array customers;
         for (const auto& s : all) {
@@ -121,6 +127,10 @@ int status_command(const command_line& line, const config& cfg) {
         document["schema"] = cfg.database.schema;
         document["database"] = {{"reachable", true}, {"error", nullptr}};
         document["customers"] = std::move(customers);
+        // Settings that weaken security while they are on, as sentences.
+        boost::json::array warnings;
+        if (warning) warnings.emplace_back(*warning);
+        document["warnings"] = std::move(warnings);
         std::cout << boost::json::serialize(document) << '\n';
         return exit_ok;
     }
@@ -133,6 +143,7 @@ int status_command(const command_line& line, const config& cfg) {
                          std::to_string(s.windows_held), day_text(s.stalest_window_first_day),
                          s.last_error.value_or("")});
     }
+    if (warning) std::cout << "WARNING: " << *warning << "\n\n";
     std::cout << "database: reachable (" << database << ")\n";
     std::cout << render_table({"customer", "last success", "freshness", "complete", "failed", "pending",
                                "held", "stalest window", "last error"},

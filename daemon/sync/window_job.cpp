@@ -168,6 +168,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // runs, this frame must wait for it (done) whatever happens.
     parser_options options;
     options.api_zone = &find_zone(cfg.vitec.timezone);
+    options.max_field_bytes = static_cast<std::size_t>(cfg.vitec.max_field_bytes);
     const window_request request{customer.id, &customer.password, w.from_text(), w.to_text(),
                                  cfg.sync.date_criteria.name()};
     auto executor = co_await asio::this_coro::executor;
@@ -242,7 +243,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                     co_await hand_on(std::move(last));
                 }
             } catch (const response_error& error) {
-                result.failed = classify_broken_body(error.what());
+                result.failed = classify_broken_body(error.what(), error.kind());
             }
         } else {
             result.failed = std::move(fetched.failure);

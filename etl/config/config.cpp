@@ -4,7 +4,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -85,7 +88,7 @@ constexpr std::string_view database_keys[] = {
 constexpr std::string_view vitec_keys[] = {
     "base_url", "timezone", "username", "password", "password_file", "password_env", "password_credential",
     "ca_file", "allow_insecure_http", "request_timeout", "max_concurrent_requests", "max_requests_per_second",
-    "max_response_bytes", "retry"};
+    "max_response_bytes", "max_field_bytes", "retry"};
 constexpr std::string_view retry_keys[] = {"max_attempts", "base_delay", "max_delay", "max_retry_after",
                                            "auth_backoff"};
 constexpr std::string_view sync_keys[] = {"date_criteria", "window", "lookback", "horizon", "poll_interval",
@@ -356,22 +359,59 @@ constexpr secret_keys password_keys{"password", "password_file", "password_env",
 constexpr secret_keys pseudonym_key_keys{"", "pseudonym_key_file", "pseudonym_key_env", "pseudonym_key_credential",
                                          "pseudonym key"};
 
-std::string strip_line_breaks(std::string text) {
+void strip_line_breaks(std::string& text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    return text;
 }
 
-// Reads a whole file. Errors name the file, never its content.
-std::string read_secret_file(const field& f, const std::filesystem::path& path, const std::string& what) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) f.fail(what + " " + path.string() + " is a directory");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) f.fail("cannot read " + what + " " + path.string() + ": " + std::strerror(errno));
-    std::ostringstream content;
-    content << in.rdbuf();
-    if (in.bad()) f.fail("cannot read " + what + " " + path.string());
-    std::string value = strip_line_breaks(content.str());
-    if (value.empty()) f.fail(what + " " + path.string() + " is empty");
+// A password file or credential longer than this holds something else.
+constexpr std::size_t max_secret_file_bytes = 64 * 1024;
+
+// Reads a whole password file or credential into a secret. Refuses one that
+// group or others may read, as ssh refuses such a private key: the password
+// would be only as private as the file. Errors name the file and its mode,
+// never its content; every buffer that held the content is wiped.
+secret read_secret_file(const field& f, const std::filesystem::path& path, const std::string& what) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) f.fail("cannot read " + what + " " + path.string() + ": " + std::strerror(errno));
+    struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } closed{fd};
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) f.fail("cannot read " + what + " " + path.string() + ": " + std::strerror(errno));
+    if (S_ISDIR(info.st_mode)) f.fail(what + " " + path.string() + " is a directory");
+    if (info.st_mode & (S_IRGRP | S_IROTH)) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+        f.fail(what + " " + path.string() + " is readable by group or others (mode " + mode +
+               "): run chmod 600 on it; a password must be readable by its owner only");
+    }
+    std::string content;
+    content.reserve(max_secret_file_bytes + 1);  // never reallocated: no unwiped copy is left behind
+    char block[4096];
+    for (;;) {
+        const ssize_t got = ::read(fd, block, sizeof block);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            OPENSSL_cleanse(block, sizeof block);
+            wipe(content);
+            f.fail("cannot read " + what + " " + path.string() + ": " + std::strerror(errno));
+        }
+        if (got == 0) break;
+        const std::size_t room = max_secret_file_bytes + 1 - content.size();
+        content.append(block, std::min(static_cast<std::size_t>(got), room));
+        if (content.size() > max_secret_file_bytes) break;
+    }
+    OPENSSL_cleanse(block, sizeof block);
+    if (content.size() > max_secret_file_bytes) {
+        wipe(content);
+        f.fail(what + " " + path.string() + " is larger than " + format_size(max_secret_file_bytes) +
+               ": that is not a password");
+    }
+    strip_line_breaks(content);
+    if (content.empty()) f.fail(what + " " + path.string() + " is empty");
+    secret value(content);
+    wipe(content);
     return value;
 }
 
@@ -399,16 +439,19 @@ std::optional<resolved_password> read_secret(const document& doc, const section&
     if (key == keys.file) {
         std::filesystem::path path = f.non_empty_text();
         if (path.is_relative()) path = (doc.directory / path).lexically_normal();
-        return resolved_password{secret(read_secret_file(f, path, what + " file")),
+        return resolved_password{read_secret_file(f, path, what + " file"),
                                  {password_source::file, path.string()}};
     }
     if (key == keys.env) {
         std::string name = f.non_empty_text();
         const char* value = std::getenv(name.c_str());
         if (value == nullptr) f.fail("environment variable " + name + " is not set");
-        std::string text = strip_line_breaks(value);
+        std::string text = value;
+        strip_line_breaks(text);
         if (text.empty()) f.fail("environment variable " + name + " is empty");
-        return resolved_password{secret(std::move(text)), {password_source::env, name}};
+        secret password(text);
+        wipe(text);
+        return resolved_password{std::move(password), {password_source::env, name}};
     }
     if (key == keys.credential) {
         std::string name = f.non_empty_text();
@@ -420,7 +463,7 @@ std::optional<resolved_password> read_secret(const document& doc, const section&
                    " needs CREDENTIALS_DIRECTORY, which is not set (systemd sets it for LoadCredential=)");
         }
         std::filesystem::path path = std::filesystem::path(directory) / name;
-        return resolved_password{secret(read_secret_file(f, path, "credential")), {password_source::credential, name}};
+        return resolved_password{read_secret_file(f, path, "credential"), {password_source::credential, name}};
     }
     // An inline password is only as private as the file it is written in.
     if (doc.mode & (S_IRGRP | S_IROTH)) {
@@ -557,6 +600,7 @@ void read_vitec(const document& doc, const section& root, vitec_config& out) {
     s.read("max_requests_per_second", out.max_requests_per_second,
            [](const field& f) { return f.positive_number(); });
     s.read("max_response_bytes", out.max_response_bytes, [](const field& f) { return f.size(); });
+    s.read("max_field_bytes", out.max_field_bytes, [](const field& f) { return f.size(); });
     read_retry(s, out.retry);
 }
 
@@ -894,6 +938,14 @@ config load_config_text(std::string_view yaml, const config_origin& origin) {
     return cfg;
 }
 
+std::optional<std::string> insecure_http_warning(const config& cfg) {
+    if (!cfg.vitec.allow_insecure_http) return std::nullopt;
+    std::string text = "vitec.allow_insecure_http is true: passwords may be sent in clear over plain http";
+    text += cfg.vitec.base_url.tls ? " (vitec.base_url is https now, so they are not yet)"
+                                   : " (vitec.base_url " + cfg.vitec.base_url.text + " is plain http: they are)";
+    return text + "; for test servers only, set it to false in production";
+}
+
 std::string describe(const config& cfg) {
     std::ostringstream out;
     const auto& d = cfg.database;
@@ -929,6 +981,7 @@ std::string describe(const config& cfg) {
     out << "  max_concurrent_requests: " << v.max_concurrent_requests << "\n";
     out << "  max_requests_per_second: " << shortest_number(v.max_requests_per_second) << "\n";
     out << "  max_response_bytes: " << format_size(v.max_response_bytes) << "\n";
+    out << "  max_field_bytes: " << format_size(v.max_field_bytes) << "\n";
     out << "  retry:\n";
     out << "    max_attempts: " << v.retry.max_attempts << "\n";
     out << "    base_delay: " << format_duration(v.retry.base_delay) << "\n";

@@ -76,6 +76,7 @@ struct vitec_config {
     unsigned max_concurrent_requests = 4;
     double max_requests_per_second = 10;
     std::uint64_t max_response_bytes = std::uint64_t{1} << 30;
+    std::uint64_t max_field_bytes = std::uint64_t{1} << 20;  // one JSON string, key or number
     retry_config retry;
 };
 
@@ -178,6 +179,11 @@ std::string format_size(std::uint64_t bytes);
 // A libpq connection string (URI or key=value) with every password in it
 // replaced by "***": postgresql://u:***@h/db, password=***. Safe to log.
 std::string mask_conninfo(std::string_view conninfo);
+
+// What an operator must hear about while vitec.allow_insecure_http is true
+// (logged at every start, shown by `status`); nullopt while it is false.
+// Names whether the configured base URL uses plain http right now.
+std::optional<std::string> insecure_http_warning(const config& cfg);
 
 // The effective configuration as indented text, every value included, for
 // `comeback-sync check-config`. Passwords appear only as their origin

@@ -1,22 +1,25 @@
 #include "fetch/vitec_client.hpp"
 
+#include "fetch/credentials.hpp"
 #include "fetch/request_limiter.hpp"
 #include "parse/response_parser.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 #include <vector>
@@ -41,8 +44,6 @@ constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
 // An idle keep-alive connection older than this is closed rather than reused:
 // servers drop idle connections after a while, and a fresh one is cheap.
 constexpr auto idle_limit = std::chrono::seconds(30);
-// How much of a non-200 body is read for its message.
-constexpr std::size_t error_body_limit = 16 * 1024;
 constexpr std::size_t read_chunk = 64 * 1024;
 
 bool is_unreserved(unsigned char c) {
@@ -65,27 +66,23 @@ std::string percent_encode(std::string_view text, bool keep_colon) {
     return out;
 }
 
-std::string base64(std::string_view text) {
-    std::string out(4 * ((text.size() + 2) / 3), '\0');
-    auto written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                   reinterpret_cast<const unsigned char*>(text.data()),
-                                   static_cast<int>(text.size()));
-    out.resize(static_cast<std::size_t>(written));
-    return out;
-}
-
-// Replaces every occurrence of each secret form in `text` by <redacted>. A server
-// may echo what it was sent (a proxy's error page, a debug message), and the
-// message ends up in logs: so the password, the user:password pair and its
-// Base64 form are scrubbed from every message the client hands out.
-void redact(std::string& text, const std::vector<std::string>& secrets) {
-    for (const auto& needle : secrets) {
-        if (needle.size() < 3) continue;  // too short to scrub without mangling the text
-        for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at)) {
-            text.replace(at, needle.size(), secret::redacted);
-            at += std::string_view(secret::redacted).size();
-        }
-    }
+// The request as it goes on the wire, in one buffer: Beast's serializer hands
+// the SSL stream several buffers, which it copies into a buffer of its own to
+// encrypt them in one record, and that copy of the Authorization header would
+// stay in memory unwiped. One buffer goes through as it is, and is wiped when
+// the fetch ends.
+std::string request_text(std::string_view target, std::string_view host,
+                         const basic_credentials& credentials) {
+    constexpr std::string_view agent = "comeback-sync/" COMEBACK_VERSION;
+    std::string text;
+    text.reserve(target.size() + host.size() + agent.size() + credentials.authorization().size() + 128);
+    text.append("GET ").append(target).append(" HTTP/1.1\r\n");
+    text.append("Host: ").append(host).append("\r\n");
+    text.append("User-Agent: ").append(agent).append("\r\n");
+    text.append("Accept: application/json\r\n");
+    text.append("Authorization: ").append(credentials.authorization()).append("\r\n");
+    text.append("\r\n");
+    return text;
 }
 
 }  // namespace
@@ -94,7 +91,10 @@ void redact(std::string& text, const std::vector<std::string>& secrets) {
 struct connection {
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
-    beast::flat_buffer buffer;
+    // Fixed ceiling: a response head, a chunk header with its extensions or a
+    // trailer section that does not fit is a protocol_violation, not growth
+    // until memory runs out.
+    beast::flat_buffer buffer{read_buffer_limit};
     clock_type::time_point last_used = clock_type::now();
 
     beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
@@ -113,14 +113,13 @@ struct exchange_outcome {
 
 struct vitec_client::impl {
     impl(net::any_io_executor executor, const vitec_config& config)
-        : executor(executor), config(config), resolver(executor),
+        : executor(executor), config(config),
           limiter(executor, config.max_concurrent_requests, config.max_requests_per_second) {}
 
     net::any_io_executor executor;
     vitec_config config;
     const vitec_url& base = config.base_url;  // parsed and checked by etl/config
     std::optional<ssl::context> tls_context;
-    tcp::resolver resolver;
     request_limiter limiter;
     std::vector<std::unique_ptr<connection>> idle;
     std::uint64_t opened = 0;
@@ -150,15 +149,47 @@ struct vitec_client::impl {
             idle.erase(idle.begin());
     }
 
+    // Resolves the base URL's host before `deadline`. Asio's resolver runs
+    // getaddrinfo on a thread of its own, which nothing can interrupt: at the
+    // deadline the lookup is abandoned to finish in the background (its
+    // result dropped) instead of being waited for.
+    net::awaitable<std::optional<tcp::resolver::results_type>> resolve(clock_type::time_point deadline,
+                                                                       std::optional<failure>& failure) {
+        struct lookup {
+            explicit lookup(const net::any_io_executor& executor) : resolver(executor), wake(executor) {}
+            tcp::resolver resolver;
+            net::steady_timer wake;
+            error_code error;
+            tcp::resolver::results_type results;
+            bool finished = false;
+        };
+        auto state = std::make_shared<lookup>(executor);
+        state->wake.expires_at(deadline);
+        state->resolver.async_resolve(base.host, std::to_string(base.port),
+                                      [state](error_code error, tcp::resolver::results_type results) {
+                                          state->error = error;
+                                          state->results = std::move(results);
+                                          state->finished = true;
+                                          state->wake.cancel();
+                                      });
+        co_await state->wake.async_wait(tuple_awaitable);
+        if (!state->finished) {
+            state->resolver.cancel();
+            failure = classify_transport_error(beast::error::timeout, "resolve", base.authority);
+            co_return std::nullopt;
+        }
+        if (state->error) {
+            failure = classify_transport_error(state->error, "resolve", base.authority);
+            co_return std::nullopt;
+        }
+        co_return std::move(state->results);
+    }
+
     net::awaitable<std::unique_ptr<connection>> open(clock_type::time_point deadline,
                                                      std::optional<failure>& failure) {
         auto where = base.authority;
-        auto [resolve_error, endpoints] =
-            co_await resolver.async_resolve(base.host, std::to_string(base.port), tuple_awaitable);
-        if (resolve_error) {
-            failure = classify_transport_error(resolve_error, "resolve", where);
-            co_return nullptr;
-        }
+        auto endpoints = co_await resolve(deadline, failure);
+        if (!endpoints) co_return nullptr;
         auto conn = std::make_unique<connection>();
         // Beast reads at most the buffer's free capacity (512 bytes at least):
         // an empty flat_buffer meant one recvmsg per 512 bytes of body.
@@ -169,7 +200,7 @@ struct vitec_client::impl {
             conn->plain.emplace(executor);
         auto& lowest = conn->lowest();
         lowest.expires_at(deadline);
-        auto [connect_error, endpoint] = co_await lowest.async_connect(endpoints, tuple_awaitable);
+        auto [connect_error, endpoint] = co_await lowest.async_connect(*endpoints, tuple_awaitable);
         if (connect_error) {
             failure = classify_transport_error(connect_error, "connect to", where);
             co_return nullptr;
@@ -224,18 +255,21 @@ struct vitec_client::impl {
         conn->lowest().close();
     }
 
-    // Writes the request and reads the response into the sink, all before `deadline`.
-    // Time spent inside the sink (back-pressure from the loader) moves the
-    // deadline: the timeout bounds how long the server takes, not the consumer.
+    // Writes the request and reads the response into the sink. The server gets
+    // until `deadline` for all of it; time spent inside the sink (back-pressure
+    // from the loader) moves the deadline, as it is not the server's, but never
+    // past `ceiling` (docs/configuration.md, "Limits on what a server sends").
     template <class Stream>
-    net::awaitable<exchange_outcome> exchange(Stream& stream, connection& conn,
-                                              const http::request<http::empty_body>& request,
+    net::awaitable<exchange_outcome> exchange(Stream& stream, connection& conn, std::string_view request,
                                               clock_type::time_point deadline,
+                                              const clock_type::time_point ceiling,
+                                              const basic_credentials& credentials,
                                               const body_sink& sink) {
         exchange_outcome out;
         auto& lowest = conn.lowest();
         lowest.expires_at(deadline);
-        auto [write_error, written] = co_await http::async_write(stream, request, tuple_awaitable);
+        auto [write_error, written] =
+            co_await net::async_write(stream, net::buffer(request), tuple_awaitable);
         if (write_error) {
             out.nothing_received = true;
             out.result.failure = classify_transport_error(write_error, "write request to", base.authority);
@@ -243,7 +277,9 @@ struct vitec_client::impl {
         }
 
         http::response_parser<http::buffer_body> parser;
-        parser.body_limit(config.max_response_bytes);
+        parser.header_limit(static_cast<std::uint32_t>(response_head_limit));
+        // The body limit depends on the status (below); none while the head is read.
+        parser.body_limit(boost::none);
         lowest.expires_at(deadline);
         auto [head_error, head_bytes] =
             co_await http::async_read_header(stream, conn.buffer, parser, tuple_awaitable);
@@ -262,10 +298,20 @@ struct vitec_client::impl {
         response_facts facts;
         facts.status = out.result.http_status;
         facts.content_type = head[http::field::content_type];
+        facts.credentials = &credentials;
         if (auto it = head.find(http::field::retry_after); it != head.end())
             facts.retry_after = it->value();
         auto failure = classify_response(facts, config.retry.max_retry_after,
                                          std::chrono::system_clock::now());
+        if (!failure) {
+            // Rows: at most max_response_bytes, whether the server announces
+            // more (refused before a byte of it is read) or sends more.
+            if (auto announced = parser.content_length(); announced && *announced > config.max_response_bytes) {
+                out.result.failure = classify_response_too_large(base.authority, config.max_response_bytes, *announced);
+                co_return out;
+            }
+            parser.body_limit(config.max_response_bytes);
+        }
         // Copies: the header fields are views into the parser, which reads on below.
         std::string content_type(facts.content_type);
         std::optional<std::string> retry_after;
@@ -273,6 +319,7 @@ struct vitec_client::impl {
 
         std::array<char, read_chunk> chunk;
         std::string error_body;
+        bool error_body_cut = false;
         bool array_checked = false;
         bool is_first_chunk = true;
         while (!parser.is_done()) {
@@ -282,9 +329,8 @@ struct vitec_client::impl {
             auto [read_error, n] = co_await http::async_read(stream, conn.buffer, parser, tuple_awaitable);
             if (read_error == http::error::need_buffer) read_error = {};
             if (read_error == http::error::body_limit) {
-                out.result.failure = classify_broken_body(
-                    "the body exceeds vitec.max_response_bytes (" +
-                    std::to_string(config.max_response_bytes) + " bytes)");
+                out.result.failure = classify_response_too_large(base.authority, config.max_response_bytes,
+                                                                 std::nullopt);
                 co_return out;
             }
             if (read_error) {
@@ -296,8 +342,12 @@ struct vitec_client::impl {
             if (failure) {
                 // Only the start of an error body is kept, for its message; a
                 // longer one is not worth reading, so the connection is dropped.
-                error_body.append(got.substr(0, error_body_limit - error_body.size()));
-                if (error_body.size() >= error_body_limit) break;
+                const std::size_t room = error_body_limit - error_body.size();
+                error_body.append(got.substr(0, room));
+                if (got.size() > room || (error_body.size() == error_body_limit && !parser.is_done())) {
+                    error_body_cut = true;
+                    break;
+                }
                 continue;
             }
             if (is_first_chunk && got.starts_with("\xEF\xBB\xBF")) got.remove_prefix(3);  // UTF-8 BOM
@@ -309,7 +359,7 @@ struct vitec_client::impl {
                     if (got[first] != '[') {
                         out.result.failure = classify_broken_body(
                             "the body is not a JSON array (it starts with '" +
-                            sanitize_message(got.substr(first, 20), 20) + "')");
+                            credentials.shown(got.substr(first), 20, true) + "')");
                         co_return out;
                     }
                 }
@@ -318,18 +368,30 @@ struct vitec_client::impl {
             try {
                 co_await sink(got);
             } catch (const response_error& error) {
-                out.result.failure = classify_broken_body(error.what());
+                // The parser may quote the body; redacted whole, before the message is cut.
+                std::string reason = error.what();
+                credentials.redact(reason);
+                out.result.failure = classify_broken_body(reason, error.kind());
                 co_return out;
             }
-            deadline += clock_type::now() - sink_started;
+            deadline = std::min(deadline + (clock_type::now() - sink_started), ceiling);
+            if (clock_type::now() >= ceiling && !parser.is_done()) {
+                out.result.failure = classify_transport_error(beast::error::timeout, "read body from",
+                                                              base.authority);
+                out.result.failure->message +=
+                    " (loading the rows held the body back past twice vitec.request_timeout)";
+                co_return out;
+            }
             out.result.bytes += got.size();
         }
         if (failure) {
             facts.content_type = content_type;
             if (retry_after) facts.retry_after = *retry_after;
             facts.error_body = error_body;
+            facts.error_body_cut = error_body_cut;
             out.result.failure = classify_response(facts, config.retry.max_retry_after,
                                                    std::chrono::system_clock::now());
+            wipe(error_body);  // may echo what was sent
         } else if (!array_checked) {
             out.result.failure = classify_broken_body("the body is empty, expected a JSON array");
             co_return out;
@@ -350,18 +412,17 @@ struct vitec_client::impl {
                                      std::nullopt};
             co_return result;
         }
-        const std::string password = request.password ? request.password->reveal() : std::string();
-        const std::string credentials = config.username + ":" + password;
-        const std::string token = base64(credentials);
-
-        http::request<http::empty_body> http_request{http::verb::get, target_for(request), 11};
-        http_request.set(http::field::host, base.authority);
-        http_request.set(http::field::user_agent, "comeback-sync/" COMEBACK_VERSION);
-        http_request.set(http::field::accept, "application/json");
-        http_request.set(http::field::authorization, "Basic " + token);
-        http_request.keep_alive(true);
+        static const secret no_password;
+        const basic_credentials credentials(config.username,
+                                            request.password ? *request.password : no_password);
+        std::string request_bytes = request_text(target_for(request), base.authority, credentials);
+        struct wiped {
+            std::string& text;
+            ~wiped() { wipe(text); }
+        } wipe_request{request_bytes};
 
         const auto deadline = started + config.request_timeout;
+        const auto ceiling = deadline + config.request_timeout;
         for (int pass = 0; pass < 2; ++pass) {
             std::optional<failure> failure;
             auto conn = take_idle();
@@ -372,7 +433,7 @@ struct vitec_client::impl {
                 break;
             }
             auto out = co_await conn->visit([&](auto& stream) {
-                return exchange(stream, *conn, http_request, deadline, sink);
+                return exchange(stream, *conn, request_bytes, deadline, ceiling, credentials, sink);
             });
             // A reused connection the server had already closed fails before any
             // response byte: that says nothing about this request, so it is
@@ -390,7 +451,8 @@ struct vitec_client::impl {
         }
         result.duration =
             std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
-        if (result.failure) redact(result.failure->message, {password, credentials, token});
+        // Every message was made from redacted text; once more, whole, in case.
+        if (result.failure) credentials.redact(result.failure->message);
         spdlog::debug("vitec_fetch_done customer={} status={} kind={} bytes={} duration_ms={}",
                       sanitize_message(request.customer_id, 100), result.http_status,
                       outcome_label(result.kind()), result.bytes, result.duration.count());

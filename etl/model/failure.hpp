@@ -30,6 +30,9 @@ enum class failure_kind {
     throttled,
     transient,
     tls_rejected,
+    response_too_large,
+    field_too_large,
+    protocol_violation,
     database_lost,
     database_timeout,
     database_conflict,
@@ -74,13 +77,12 @@ struct failure_kind_info {
 // The label of an attempt that committed its window: requests_total{outcome="rows"}.
 inline constexpr std::string_view committed_label = "rows";
 
-inline constexpr std::array<failure_kind_info, 16> failure_kinds{{
+inline constexpr std::array<failure_kind_info, 19> failure_kinds{{
     {failure_kind::broken_response, "broken_response", retry_rule::retry,
      "HTTP 200 with a body that is not a usable JSON array: another content type, invalid or "
-     "truncated JSON, an object, more than `vitec.max_response_bytes`",
+     "truncated JSON, an object",
      "Nothing if rare. If it persists, the error says what was wrong: an HTML page means "
-     "`vitec.base_url` reaches something else (a proxy?); a window too large needs a shorter "
-     "`sync.window` or a higher `vitec.max_response_bytes`"},
+     "`vitec.base_url` reaches something else (a proxy?)"},
     {failure_kind::request_rejected, "request_rejected", retry_rule::next_cycle,
      "HTTP 400, or a status the report never answers (1xx, 2xx but 200, 3xx, other 4xx)",
      "Read Vitec's message in the error: usually `sync.date_criteria` or a date Vitec does not "
@@ -110,6 +112,22 @@ inline constexpr std::array<failure_kind_info, 16> failure_kinds{{
      "Set `vitec.ca_file` to the CA that signed it, or put the host name the certificate "
      "names in `vitec.base_url`; a certificate fixed on the server is picked up at the next "
      "cycle, without a restart"},
+    {failure_kind::response_too_large, "response_too_large", retry_rule::next_cycle,
+     "The body is longer than `vitec.max_response_bytes`, announced (`Content-Length`) or as it "
+     "arrives; reading stops there",
+     "A window this large needs a shorter `sync.window`, or a higher `vitec.max_response_bytes` "
+     "if the memory and the time are there; a server sending endless data is refused the same way"},
+    {failure_kind::field_too_large, "field_too_large", retry_rule::next_cycle,
+     "One JSON string, key or number in the body is longer than `vitec.max_field_bytes`; the "
+     "error names the field and the element",
+     "If Vitec really sends values that long, raise `vitec.max_field_bytes`; otherwise the "
+     "server (or something between) sends garbage: ask Vitec"},
+    {failure_kind::protocol_violation, "protocol_violation", retry_rule::next_cycle,
+     "The server broke HTTP: a response head over 32 KiB, a chunk header or trailer over 64 KiB, "
+     "malformed framing. These ceilings are fixed",
+     "Not Vitec as it is known: check that `vitec.base_url` reaches Vitec Connect and not a "
+     "proxy or another service; over HTTPS the bytes come as the server sent them, so trying "
+     "again at once would meet the same answer"},
     {failure_kind::database_lost, "database_lost", retry_rule::retry,
      "The PostgreSQL connection could not be opened within `database.connect_timeout`, was "
      "lost (a restart, the network, a terminated backend, too many connections), or the "

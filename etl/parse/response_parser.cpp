@@ -6,9 +6,11 @@
 
 #include <boost/json/basic_parser_impl.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 namespace comeback {
 namespace {
@@ -135,6 +137,7 @@ public:
                    const detail::element_scanner& scanner)
         : options_(options), sink_(std::move(sink)), scanner_(scanner) {
         if (options_.batch_rows == 0) options_.batch_rows = 1;
+        if (options_.max_field_bytes == 0) options_.max_field_bytes = 1;
         // No reserve for a whole batch here: most windows hold a few rows, and a
         // full batch's worth per window in flight (880 KB at 2,000 rows) is what a
         // daemon with many customers would keep resident. flush() reserves once
@@ -143,6 +146,8 @@ public:
 
     // Why the handler stopped the parse, when it did.
     const std::string& failure() const { return failure_; }
+    // True when it stopped because a token was over max_field_bytes.
+    bool token_too_long() const { return token_too_long_; }
     parse_summary& summary() { return summary_; }
 
     void flush() {
@@ -233,12 +238,19 @@ public:
         return true;
     }
 
-    bool on_key_part(json::string_view part, std::size_t, json::error_code&) {
+    bool on_key_part(json::string_view part, std::size_t size, json::error_code& ec) {
+        if (size > options_.max_field_bytes) return too_long("a key", ec);
         if (skip_depth_ == 0) key_.append(part.data(), part.size());
         return true;
     }
 
-    bool on_key(json::string_view last, std::size_t, json::error_code&) {
+    bool on_key(json::string_view last, std::size_t size, json::error_code& ec) {
+        if (size > options_.max_field_bytes) return too_long("a key", ec);
+        // Kept only whole and short, to name a value in a message: a cut key
+        // could end in half of something the server echoed.
+        last_key_.clear();
+        if (size <= max_named_key && (size == last.size() || skip_depth_ == 0))
+            last_key_.append(size == last.size() ? std::string() : key_).append(last.data(), last.size());
         if (skip_depth_ != 0) return true;
         std::string_view key{last.data(), last.size()};
         if (!key_.empty()) {
@@ -256,14 +268,16 @@ public:
         return true;
     }
 
-    bool on_string_part(json::string_view part, std::size_t, json::error_code&) {
+    bool on_string_part(json::string_view part, std::size_t size, json::error_code& ec) {
+        if (size > options_.max_field_bytes) return too_long(value_name(), ec);
         if (skip_depth_ == 0 && (slot_ != slot::ignored || depth_ <= 1)) {
             text_.append(part.data(), part.size());
         }
         return true;
     }
 
-    bool on_string(json::string_view last, std::size_t, json::error_code& ec) {
+    bool on_string(json::string_view last, std::size_t size, json::error_code& ec) {
+        if (size > options_.max_field_bytes) return too_long(value_name(), ec);
         if (depth_ == 0) return stop(ec, "the top level is a string, not an array");
         if (skip_depth_ != 0) return true;
         if (depth_ == 1) {
@@ -282,7 +296,9 @@ public:
         return true;
     }
 
-    bool on_number_part(json::string_view part, json::error_code&) {
+    bool on_number_part(json::string_view part, json::error_code& ec) {
+        number_size_ += part.size();
+        if (number_size_ > options_.max_field_bytes) return too_long(value_name(), ec);
         if (skip_depth_ == 0 && slot_ != slot::ignored) number_.append(part.data(), part.size());
         return true;
     }
@@ -356,7 +372,29 @@ private:
         return true;
     }
 
+    // A token over max_field_bytes: the parse stops before more of it is kept.
+    bool too_long(const std::string& what, json::error_code& ec) {
+        token_too_long_ = true;
+        std::string where = depth_ >= 2 ? " in element " + std::to_string(row_.index) : "";
+        return stop(ec, what + where + " is longer than " + std::to_string(options_.max_field_bytes) +
+                            " bytes, the limit for one value");
+    }
+
+    // The value being read, for a message: its field when it is one this
+    // reader keeps, else the key it came under (cut; the message is sanitized
+    // where it is shown).
+    std::string value_name() const {
+        if (depth_ <= 1) return "an array element";
+        if (slot_ != slot::ignored && skip_depth_ == 0) return field_name(slot_);
+        if (last_key_.empty()) return "a value";
+        return "the value of key \"" + last_key_ + "\"";
+    }
+
+    static constexpr std::size_t max_named_key = 64;
+
     bool on_number(json::string_view last, json::error_code& ec) {
+        const std::size_t size = std::exchange(number_size_, 0) + last.size();
+        if (size > options_.max_field_bytes) return too_long(value_name(), ec);
         number_.append(last.data(), last.size());
         const bool result = on_scalar("a number", number_, ec);
         number_.clear();
@@ -557,6 +595,9 @@ private:
     std::string key_;     // a key arriving in parts
     std::string text_;    // a string value arriving in parts
     std::string number_;  // a number arriving in parts
+    std::size_t number_size_ = 0;  // of the number arriving in parts, kept or not
+    std::string last_key_;         // the last key when short, to name a value
+    bool token_too_long_ = false;
 };
 
 json::parse_options reader_options() {
@@ -581,9 +622,10 @@ struct response_parser::impl {
         : scanner(options.max_raw_bytes + 4),
           parser(reader_options(), options, std::move(sink), scanner) {}
 
-    [[noreturn]] void fail(std::string message) {
+    [[noreturn]] void fail(std::string message, failure_kind kind = failure_kind::broken_response) {
         failure = message;
-        throw response_error(std::move(message));
+        failure_kind_ = kind;
+        throw response_error(message, kind);
     }
 
     // Hands `data` to the JSON parser; `offset` is where it starts in the body.
@@ -593,6 +635,8 @@ struct response_parser::impl {
         const std::size_t at = fed + used;
         if (ec) {
             const std::string& why = parser.handler().failure();
+            if (parser.handler().token_too_long())
+                fail(why + " (at byte " + std::to_string(at) + ")", failure_kind::field_too_large);
             // The handler only stops on the top-level value, which starts at the first content.
             if (!why.empty()) fail(why + " (at byte " + std::to_string(first_content) + ")");
             if (ec == json::error::incomplete) {
@@ -633,6 +677,7 @@ struct response_parser::impl {
     bool seen_content = false;
     bool finished = false;
     std::optional<std::string> failure;
+    failure_kind failure_kind_ = failure_kind::broken_response;
 };
 
 response_parser::response_parser(parser_options options, batch_sink sink) {
@@ -646,7 +691,7 @@ response_parser::response_parser(parser_options options, batch_sink sink) {
 response_parser::~response_parser() = default;
 
 void response_parser::feed(std::string_view chunk) {
-    if (impl_->failure) throw response_error(*impl_->failure);
+    if (impl_->failure) throw response_error(*impl_->failure, impl_->failure_kind_);
     if (impl_->finished) throw std::logic_error("response_parser: feed() after finish()");
     impl_->parser.handler().summary().bytes += chunk.size();
     impl_->note_first_content(chunk);
@@ -660,7 +705,7 @@ void response_parser::feed(std::string_view chunk) {
 }
 
 parse_summary response_parser::finish() {
-    if (impl_->failure) throw response_error(*impl_->failure);
+    if (impl_->failure) throw response_error(*impl_->failure, impl_->failure_kind_);
     auto& reader = impl_->parser.handler();
     if (!impl_->finished) {
         impl_->write({}, false);

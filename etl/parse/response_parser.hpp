@@ -4,6 +4,7 @@
 // response of any size is never held whole.
 
 #include "model/comeback.hpp"
+#include "model/failure.hpp"
 
 #include <cstddef>
 #include <functional>
@@ -17,11 +18,20 @@ class time_zone;
 
 namespace comeback {
 
-// The body as a whole is unusable: not a JSON array, truncated, not JSON at all.
-// Nothing of such a response may be committed.
+// The body as a whole is unusable: not a JSON array, truncated, not JSON at all
+// (kind broken_response), or one value in it longer than
+// parser_options::max_field_bytes (kind field_too_large). Nothing of such a
+// response may be committed.
 class response_error : public std::runtime_error {
 public:
-    using std::runtime_error::runtime_error;
+    explicit response_error(const std::string& message,
+                            failure_kind kind = failure_kind::broken_response)
+        : std::runtime_error(message), kind_(kind) {}
+
+    failure_kind kind() const { return kind_; }
+
+private:
+    failure_kind kind_;
 };
 
 struct parser_options {
@@ -29,6 +39,10 @@ struct parser_options {
     std::size_t batch_rows = 2000;              // a batch is handed on at this many elements
                                                 // (rows plus rejections); 0 reads as 1
     std::size_t max_raw_bytes = 64 * 1024;      // a rejection keeps at most this much raw text
+    // One string, key or number token longer than this fails the body
+    // (field_too_large), whether the field is kept or not: no token is ever
+    // buffered beyond it. vitec.max_field_bytes; 0 reads as 1.
+    std::size_t max_field_bytes = 1024 * 1024;
 };
 
 struct parse_summary {
@@ -51,7 +65,7 @@ public:
     response_parser& operator=(const response_parser&) = delete;
 
     // Feeds the next bytes of the body. Throws response_error when the body can
-    // no longer be a JSON array of elements.
+    // no longer be a JSON array of elements, or a token is over max_field_bytes.
     void feed(std::string_view chunk);
 
     // Marks the end of the body, flushes the last batch and returns the counts.

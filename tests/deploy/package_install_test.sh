@@ -70,6 +70,7 @@ echo "ok: $(comeback-sync --version)"
 # leaving the conffile as shipped.
 install -d -m 700 "$work/credentials"
 printf 'default-secret-%s\n' "$RANDOM" >"$work/credentials/vitec-password"
+chmod 600 "$work/credentials/vitec-password"  # as systemd's are: others' are refused
 m12345_secret="m12345-secret-$RANDOM"
 if ! env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin CREDENTIALS_DIRECTORY="$work/credentials" \
         VITEC_PASSWORD_M12345="$m12345_secret" \

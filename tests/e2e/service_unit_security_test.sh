@@ -17,7 +17,7 @@ awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' ||
     { echo "$report" | grep '✗' >&2; echo "FAIL: exposure $score is above 2.0" >&2; exit 1; }
 
 for setting in 'Type=notify' 'WatchdogSec=' 'Restart=on-failure' 'DynamicUser=yes' \
-               'LoadCredential=vitec-password:' \
+               'LoadCredential=vitec-password:' 'LimitCORE=0' \
                'ExecStart=/usr/bin/comeback-sync run -c /etc/comeback-sync/config.yaml' \
                'ExecReload=/bin/kill -HUP $MAINPID'; do
     grep -qF -- "$setting" "$unit" || { echo "FAIL: $unit lacks $setting" >&2; exit 1; }

@@ -34,6 +34,17 @@ std::string error_of(const std::filesystem::path& file) {
     return {};
 }
 
+// tests/fixtures/config/full.yaml and its secrets copied into `dir`, every
+// file private to its owner: git keeps no modes but 644 and 755, and a
+// password file others may read is refused.
+std::filesystem::path private_full_fixture(const temp_dir& dir) {
+    std::filesystem::create_directory(dir.path() / "secrets");
+    for (const auto& entry : std::filesystem::directory_iterator(test::fixture_path("config/secrets")))
+        dir.write("secrets/" + entry.path().filename().string(),
+                  test::read_fixture("config/secrets/" + entry.path().filename().string()));
+    return dir.write("full.yaml", test::read_fixture("config/full.yaml"));
+}
+
 const std::string minimal_head =
     "database:\n"
     "  conninfo: \"\"\n"
@@ -66,6 +77,7 @@ TEST_CASE("a minimal configuration takes every default") {
     CHECK(cfg.vitec.max_concurrent_requests == 4);
     CHECK(cfg.vitec.max_requests_per_second == 10);
     CHECK(cfg.vitec.max_response_bytes == (std::uint64_t{1} << 30));
+    CHECK(cfg.vitec.max_field_bytes == (std::uint64_t{1} << 20));
     CHECK(cfg.vitec.retry.max_attempts == 5);
     CHECK(cfg.vitec.retry.base_delay == 1s);
     CHECK(cfg.vitec.retry.max_delay == 1min);
@@ -105,12 +117,14 @@ TEST_CASE("a minimal configuration takes every default") {
 }
 
 TEST_CASE("a full configuration sets every key") {
-    auto secrets = test::fixture_path("config/secrets");
+    temp_dir dir;
+    const auto full = private_full_fixture(dir);
+    auto secrets = dir.path() / "secrets";
     env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
     env_guard credentials("CREDENTIALS_DIRECTORY", secrets.c_str());
-    config cfg = load_config(test::fixture_path("config/full.yaml"));
+    config cfg = load_config(full);
 
-    CHECK(cfg.source == test::fixture_path("config/full.yaml"));
+    CHECK(cfg.source == full);
     CHECK(cfg.database.conninfo == "host=db.example port=5433 dbname=bi user=sync");
     CHECK(cfg.database.schema == "comeback");
     CHECK_FALSE(cfg.database.auto_migrate);
@@ -134,6 +148,7 @@ TEST_CASE("a full configuration sets every key") {
     CHECK(cfg.vitec.max_concurrent_requests == 8);
     CHECK(cfg.vitec.max_requests_per_second == 2.5);
     CHECK(cfg.vitec.max_response_bytes == 512u * 1024 * 1024);
+    CHECK(cfg.vitec.max_field_bytes == 64u * 1024);
     CHECK(cfg.vitec.retry.max_attempts == 3);
     CHECK(cfg.vitec.retry.base_delay == 250ms);
     CHECK(cfg.vitec.retry.max_delay == 20s);
@@ -397,6 +412,32 @@ TEST_CASE("passwords come from a file, a variable, a credential or a private fil
             CHECK(message.find("inline-secret") == std::string::npos);
         }
     }
+    SECTION("a password file or credential others can read is refused, naming it and its mode") {
+        for (mode_t mode : {0644, 0640, 0604, 0440}) {
+            INFO(std::oct << mode);
+            dir.write("pw", "file-secret\n", mode);
+            std::string message = error_of(config_with("  password_file: pw\n"));
+            CHECK(message.find("vitec.password_file: password file " + (dir.path() / "pw").string() +
+                               " is readable by group or others (mode 0") != std::string::npos);
+            CHECK(message.find("chmod 600") != std::string::npos);
+            CHECK(message.find("file-secret") == std::string::npos);
+            dir.write("vitec", "credential-secret\n", mode);
+            env_guard credentials("CREDENTIALS_DIRECTORY", dir.path().c_str());
+            message = error_of(config_with("  password_credential: vitec\n"));
+            CHECK(message.find("credential " + (dir.path() / "vitec").string() + " is readable by group or others") !=
+                  std::string::npos);
+        }
+        // Owner-only modes are fine, read-only included (systemd's credentials are 0400).
+        for (mode_t mode : {0600, 0400}) {
+            dir.write("pw", "file-secret\n", mode);
+            CHECK(load_config(config_with("  password_file: pw\n")).vitec.default_password.reveal() == "file-secret");
+        }
+    }
+    SECTION("a password file larger than 64 KiB is refused") {
+        dir.write("pw", std::string(64 * 1024 + 1, 'p'), 0600);
+        CHECK(error_of(config_with("  password_file: pw\n")).find("is larger than 64KiB: that is not a password") !=
+              std::string::npos);
+    }
     SECTION("a customer's own password overrides the default") {
         env_guard variable("COMEBACK_CONFIG_TEST_ENV", "default-secret");
         env_guard own("COMEBACK_CONFIG_TEST_OWN", "own-secret");
@@ -651,6 +692,20 @@ TEST_CASE("vitec.base_url is split once into what the client connects to") {
             CHECK(base_url(remote, "  allow_insecure_http: true\n").cfg);
         }
     }
+    SECTION("allow_insecure_http is warned about while it is on, saying whether it is used") {
+        trial off = base_url("http://127.0.0.1:8080");
+        REQUIRE(off.cfg);
+        CHECK_FALSE(insecure_http_warning(*off.cfg));
+        trial used = base_url("http://10.0.0.1:8080", "  allow_insecure_http: true\n");
+        REQUIRE(used.cfg);
+        REQUIRE(insecure_http_warning(*used.cfg));
+        CHECK_THAT(*insecure_http_warning(*used.cfg),
+                   Catch::StartsWith("vitec.allow_insecure_http is true: passwords may be sent in clear") &&
+                       Catch::Contains("http://10.0.0.1:8080 is plain http: they are"));
+        trial unused = base_url("https://10.0.0.1", "  allow_insecure_http: true\n");
+        REQUIRE(unused.cfg);
+        CHECK_THAT(*insecure_http_warning(*unused.cfg), Catch::Contains("is https now, so they are not yet"));
+    }
     SECTION("malformed URLs name the file, line and key") {
         const std::pair<const char*, const char*> refused[] = {
             {"ftp://connect.maklare.vitec.net", "must start with https://"},
@@ -743,9 +798,9 @@ TEST_CASE("sync.date_criteria reads into the model's date criteria") {
 TEST_CASE("check-config prints every value in a spelling the loader reads back") {
     temp_dir dir;
     env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
-    env_guard credentials("CREDENTIALS_DIRECTORY", test::fixture_path("config/secrets").c_str());
+    env_guard credentials("CREDENTIALS_DIRECTORY", (dir.path() / "secrets").c_str());
     const std::filesystem::path sources[] = {
-        test::fixture_path("config/full.yaml"),
+        private_full_fixture(dir),
         test::fixture_path("config/minimal.yaml"),
         dir.write("edge.yaml", minimal_head +
                                    "  base_url: \"https://[::1]:8443/a%20b/\"\n"

@@ -5,6 +5,7 @@
 
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
 #include <catch2/catch.hpp>
 #include <date/date.h>
 
@@ -88,6 +89,9 @@ TEST_CASE("sanitizing keeps UTF-8 whole and drops control characters") {
     CHECK(sanitize_message("Åsa\tÖström\x01") == "Åsa Öström ");
     CHECK(sanitize_message("bad \xff byte") == "bad ? byte");
     CHECK(sanitize_message("åååå", 5) == "åå...");  // never half a character
+    // Never half a redaction marker: one that starts within the limit stays whole.
+    CHECK(sanitize_message("abc<redacted>def", 5) == "abc<redacted>...");
+    CHECK(sanitize_message("abc<redacted>", 3) == "abc...");
     CHECK(error_body_message("") == "");
 }
 
@@ -105,8 +109,49 @@ TEST_CASE("sanitizing turns every malformed UTF-8 sequence into '?', as the text
 TEST_CASE("transport errors are transient and say where they happened") {
     auto timeout = classify_transport_error(boost::beast::error::timeout, "read body from", "host:443");
     CHECK(timeout.kind == failure_kind::transient);
-    CHECK(timeout.message == "read body from host:443: timed out");
+    CHECK(timeout.message == "read body from host:443: timed out (vitec.request_timeout is the limit)");
+    namespace http = boost::beast::http;
+    CHECK(classify_transport_error(http::error::partial_message, "read body from", "h").kind ==
+          failure_kind::transient);
+    CHECK(classify_transport_error(http::error::end_of_stream, "read response from", "h").kind ==
+          failure_kind::transient);
     auto reset = classify_transport_error(boost::asio::error::connection_reset, "read response from", "h");
     CHECK(reset.message.find("reset") != std::string::npos);
     CHECK(classify_broken_body("truncated").kind == failure_kind::broken_response);
+}
+
+TEST_CASE("a peer breaking HTTP or a fixed ceiling is a protocol violation, not retried") {
+    namespace http = boost::beast::http;
+    auto head = classify_transport_error(http::error::header_limit, "read response from", "vitec:443");
+    CHECK(head.kind == failure_kind::protocol_violation);
+    CHECK(head.message == "read response from vitec:443: the response head (status line and headers) is over "
+                          "32 KiB, a fixed ceiling no real response reaches");
+    auto chunk = classify_transport_error(http::error::buffer_overflow, "read body from", "vitec:443");
+    CHECK(chunk.kind == failure_kind::protocol_violation);
+    CHECK(chunk.message.find("chunk header (with its extensions) or the trailer section is over 64 KiB") !=
+          std::string::npos);
+    for (auto error : {http::error::bad_chunk, http::error::bad_chunk_extension, http::error::bad_version,
+                       http::error::bad_content_length, http::error::bad_field}) {
+        auto failed = classify_transport_error(error, "read body from", "vitec:443");
+        INFO(failed.message);
+        CHECK(failed.kind == failure_kind::protocol_violation);
+        CHECK(failed.message.find("broke HTTP framing") != std::string::npos);
+    }
+    CHECK(rule_of(failure_kind::protocol_violation) == retry_rule::next_cycle);
+}
+
+TEST_CASE("a body too large and a value too large name the setting that raises the limit") {
+    auto announced = classify_response_too_large("vitec:443", 1024, 2147483648ull);
+    CHECK(announced.kind == failure_kind::response_too_large);
+    CHECK(announced.message.find("vitec:443 announces a body of 2147483648 bytes, over "
+                                 "vitec.max_response_bytes (1024 bytes)") != std::string::npos);
+    auto counted = classify_response_too_large("vitec:443", 1024, std::nullopt);
+    CHECK(counted.message.find("sent a body longer than that, over vitec.max_response_bytes") != std::string::npos);
+    auto field = classify_broken_body("contact.name in element 3 is too long", failure_kind::field_too_large);
+    CHECK(field.kind == failure_kind::field_too_large);
+    CHECK(field.message ==
+          "value too large: contact.name in element 3 is too long; vitec.max_field_bytes raises the limit");
+    CHECK(classify_broken_body("x").kind == failure_kind::broken_response);
+    CHECK_FALSE(is_retryable(failure_kind::response_too_large));
+    CHECK_FALSE(is_retryable(failure_kind::field_too_large));
 }

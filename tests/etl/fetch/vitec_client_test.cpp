@@ -212,12 +212,12 @@ TEST_CASE("nothing listening is transient") {
     CHECK(result.failure->message.find("connect to 127.0.0.1") != std::string::npos);
 }
 
-TEST_CASE("a body over max_response_bytes is a broken response") {
+TEST_CASE("a body over max_response_bytes is too large, naming the setting") {
     fake_vitec_server server({"--default-password", "pw", "--rows-per-customer", "500"});
     auto config = local_config(server);
     config.max_response_bytes = 10'000;
     auto result = fetch_once(config, year_2024());
-    CHECK(result.kind() == failure_kind::broken_response);
+    CHECK(result.kind() == failure_kind::response_too_large);
     CHECK(result.failure->message.find("max_response_bytes") != std::string::npos);
     CHECK(result.bytes <= 10'000);
 }

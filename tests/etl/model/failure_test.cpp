@@ -46,7 +46,8 @@ TEST_CASE("each kind carries its retry rule: passing trouble is retried, what ne
     }
     for (auto kind : {failure_kind::request_rejected, failure_kind::endpoint_missing,
                       failure_kind::tls_rejected, failure_kind::database_refused,
-                      failure_kind::all_rejected}) {
+                      failure_kind::response_too_large, failure_kind::field_too_large,
+                      failure_kind::protocol_violation, failure_kind::all_rejected}) {
         INFO(to_string(kind));
         CHECK(rule_of(kind) == retry_rule::next_cycle);
     }

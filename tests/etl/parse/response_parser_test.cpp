@@ -547,3 +547,65 @@ TEST_CASE("randomly corrupted bodies come to the same outcome in any chunking", 
     CHECK(errors > 50);
     CHECK(survivors > 50);
 }
+
+namespace {
+
+// The response_error a body fails with when tokens may hold at most `limit` bytes.
+response_error too_long(const std::string& body, std::size_t limit, std::size_t chunk_size) {
+    parser_options options;
+    options.api_zone = &stockholm();
+    options.max_field_bytes = limit;
+    response_parser parser(options, [](row_batch&&) {});
+    try {
+        for (std::size_t at = 0; at < body.size(); at += chunk_size) parser.feed(std::string_view(body).substr(at, chunk_size));
+        parser.finish();
+    } catch (const response_error& error) {
+        // It keeps failing the same way.
+        CHECK_THROWS_AS(parser.feed("]"), response_error);
+        return error;
+    }
+    FAIL("no response_error for a body with a token over " << limit << " bytes");
+    return response_error("");
+}
+
+}  // namespace
+
+TEST_CASE("a string, key or number over max_field_bytes fails the body as field_too_large, naming it",
+          "[parse][errors]") {
+    const std::string first = R"([{"id":"A1"},)";
+    const auto element = [&](const std::string& inner) { return first + "{\"id\":\"A2\"," + inner + "}]"; };
+    for (std::size_t chunk_size : {1, 7, 4096}) {
+        INFO("chunks of " << chunk_size);
+        auto name = too_long(element(R"("contact":{"id":"C1","name":")" + std::string(101, 'n') + "\"}"), 100,
+                             chunk_size);
+        CHECK(name.kind() == comeback::failure_kind::field_too_large);
+        CHECK_THAT(name.what(), Catch::StartsWith("contact.name in element 1 is longer than 100 bytes, the "
+                                                  "limit for one value (at byte"));
+        // A field the reader does not keep is held to the same limit.
+        auto ignored = too_long(element(R"("note":")" + std::string(101, 'n') + "\""), 100, chunk_size);
+        CHECK(ignored.kind() == comeback::failure_kind::field_too_large);
+        CHECK_THAT(ignored.what(), Catch::StartsWith("the value of key \"note\" in element 1 is longer"));
+        auto key = too_long(element("\"" + std::string(101, 'k') + "\":1"), 100, chunk_size);
+        CHECK_THAT(key.what(), Catch::StartsWith("a key in element 1 is longer than 100 bytes"));
+        auto number = too_long(element("\"n\":" + std::string(101, '7')), 100, chunk_size);
+        CHECK(number.kind() == comeback::failure_kind::field_too_large);
+        CHECK_THAT(number.what(), Catch::StartsWith("the value of key \"n\" in element 1"));
+        auto bare = too_long("[\"" + std::string(101, 'b') + "\"]", 100, chunk_size);
+        CHECK_THAT(bare.what(), Catch::StartsWith("an array element is longer than 100 bytes"));
+    }
+    // At the limit is fine.
+    parser_options options;
+    options.api_zone = &stockholm();
+    options.max_field_bytes = 100;
+    row_batch all;
+    response_parser parser(options, [&](row_batch&& batch) { all = std::move(batch); });
+    parser.feed(element(R"("contact":{"id":"C1","name":")" + std::string(100, 'n') + "\"}"));
+    parser.finish();
+    REQUIRE(all.rows.size() == 2);
+    CHECK(all.rows[1].contact->name == std::string(100, 'n'));
+    // Other failures keep their kind.
+    CHECK_THROWS_MATCHES(comeback::parse_response("{}", stockholm()), response_error,
+                         Catch::Predicate<response_error>([](const response_error& e) {
+                             return e.kind() == comeback::failure_kind::broken_response;
+                         }));
+}
