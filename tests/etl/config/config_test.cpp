@@ -193,7 +193,7 @@ TEST_CASE("a full configuration sets every key") {
     CHECK(cfg.privacy.contact_names == contact_names::pseudonymize);
     CHECK(cfg.privacy.pseudonym_key.reveal() == "k3y-for-pseudonyms-Z9");
     CHECK(cfg.privacy.pseudonym_key_origin ==
-          password_origin{password_source::file, test::fixture_path("config/secrets/pseudonym-key").lexically_normal().string()});
+          password_origin{password_source::file, (secrets / "pseudonym-key").string()});
     CHECK(cfg.privacy.rejected_raw_retention == date::days{30});
     // The key is shown as where it came from, never as itself.
     const std::string text = describe(cfg);
