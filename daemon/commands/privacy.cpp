@@ -6,7 +6,6 @@
 
 #include "config/config.hpp"
 #include "exit_codes.hpp"
-#include "load/migrations.hpp"
 #include "load/privacy.hpp"
 #include "observability/logging.hpp"
 #include "sync/database.hpp"
@@ -20,15 +19,7 @@ namespace comeback {
 
 namespace {
 
-// Brings the schema up to date unless database.auto_migrate is false. Each
-// call on the connection, this one and on_database's, is cut should the
-// database stop answering (database.*).
-void migrate_if_configured(database_connection& connection, const config& cfg) {
-    if (!cfg.database.auto_migrate) return;
-    with_deadline(connection, call_limit(cfg.database),
-                  [&](pqxx::connection& c) { migrate(c, cfg.database.schema); });
-}
-
+// One call on the connection, cut should the database stop answering (database.*).
 template <typename Result, typename Work>
 Result on_database(database_connection& connection, const config& cfg, Work work) {
     Result result{};
@@ -49,7 +40,7 @@ int forget_contact_command(const command_line& line, const config& cfg) {
         return exit_usage;
     }
     database_connection connection(cfg.database);
-    migrate_if_configured(connection, cfg);
+    migrate_if_enabled(connection, cfg.database);
     const auto erasure = on_database<contact_erasure>(connection, cfg, [&](pqxx::connection& c) {
         return forget_contact(c, cfg.database.schema, line.customer, line.contact);
     });
@@ -71,7 +62,7 @@ int forget_contact_command(const command_line& line, const config& cfg) {
 
 int apply_privacy_command(const command_line&, const config& cfg) {
     database_connection connection(cfg.database);
-    migrate_if_configured(connection, cfg);
+    migrate_if_enabled(connection, cfg.database);
     const auto& privacy = cfg.privacy;
     const auto rewritten = on_database<std::size_t>(connection, cfg, [&](pqxx::connection& c) {
         return rewrite_contact_names(c, cfg.database.schema,

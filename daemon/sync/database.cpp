@@ -210,12 +210,18 @@ void with_deadline(database_connection& connection, milliseconds limit,
     stop_watching();
 }
 
-void migrate_at_start(const database_config& config) {
-    if (!config.auto_migrate) return;
-    database_connection connection(config);
+int migrate_if_enabled(database_connection& connection, const database_config& config) {
+    if (!config.auto_migrate) return 0;
     int applied = 0;
     with_deadline(connection, call_limit(config),
                   [&](pqxx::connection& c) { applied = migrate(c, config.schema); });
+    return applied;
+}
+
+void migrate_at_start(const database_config& config) {
+    if (!config.auto_migrate) return;
+    database_connection connection(config);
+    const int applied = migrate_if_enabled(connection, config);
     log_event(spdlog::level::info, "migrate.done", {{"schema", config.schema}, {"applied", applied}});
 }
 

@@ -88,6 +88,11 @@ private:
 void with_deadline(database_connection& connection, std::chrono::milliseconds limit,
                    const std::function<void(pqxx::connection&)>& work);
 
+// Applies the embedded migrations to database.schema on `connection`, within
+// call_limit, unless database.auto_migrate is false; returns how many it
+// applied. Throws as migrate_at_start does.
+int migrate_if_enabled(database_connection& connection, const database_config& config);
+
 // What run and backfill do before any work: apply the embedded migrations to
 // database.schema, unless database.auto_migrate is false, and log
 // migrate.done. Throws database_unreachable, migration_error
