@@ -130,7 +130,7 @@ fleet_first_cycle() {
 fleet_steady_state() {
     local start end daemon_t0 fake_t0 requests_t0 written_t0 history_t0 s samples rss connections
     local poll_s=$1
-    written_t0=$(($(data_tuples n_tup_upd "$fleet_db") + $(data_tuples n_tup_ins "$fleet_db")))
+    written_t0=$(write_mark "$fleet_db")
     history_t0=$(history_rows "$fleet_db")
     # A window's tier interval (the default tiers: within 14 days every
     # poll_interval, within 90 days hourly, beyond daily) beside its last fetch.
@@ -164,7 +164,7 @@ fleet_steady_state() {
     st_rss_kib=$(rss_kib "$fleet_pid")
     ((st_requests > 0)) || fail "no window was fetched again in $st_s s of steady state"
     st_cpu_ms=$(calc "$st_cpu_s * 1000 / $st_requests" 2)
-    st_written=$(($(data_tuples n_tup_upd "$fleet_db") + $(data_tuples n_tup_ins "$fleet_db") - written_t0))
+    st_written=$(rows_written_since "$written_t0" "$fleet_db")
     st_history=$(($(history_rows "$fleet_db") - history_t0))
 
     # Freshness: for each window, the gaps between the fetches the snapshots
@@ -229,9 +229,9 @@ fleet_bench() {
     number "steady-state CPU per re-fetch" "$st_cpu_ms"
     number "steady-state freshness" "$st_fresh_max"
     ((st_written == 0 && st_history == 0)) ||
-        fail "the steady state over unchanged data wrote $st_written tuples and $st_history history rows"
+        fail "the steady state over unchanged data wrote $st_written row versions and $st_history history rows"
     row 8 "| 8 | fleet, steady state over $st_s s (\`poll_interval: $fleet_poll\`): RSS | $(mib "$st_rss_kib") MiB (peak $(mib "$st_peak_rss_kib")) | \`comeback-sync --version\` $(mib "$version_kib") MiB | $(calc "$st_rss_kib / $version_kib")x | < 64 MiB | $(verdict "$st_peak_rss_kib < 65536") |"
-    row 8 "| 8 | fleet, steady state: comeback-sync's own CPU per re-fetch of an unchanged window | $st_cpu_ms CPU-ms ($st_cpu_s s over $st_requests re-fetches; written $st_written tuples, $st_history history rows) | fake server $st_fake_cpu % of a core | $(calc "$st_cpu_s / $st_s * 100" 0) % of a core | <= 0.5 CPU-ms | $(verdict "$st_cpu_ms <= 0.5") |"
+    row 8 "| 8 | fleet, steady state: comeback-sync's own CPU per re-fetch of an unchanged window | $st_cpu_ms CPU-ms ($st_cpu_s s over $st_requests re-fetches; written $st_written row versions, $st_history history rows) | fake server $st_fake_cpu % of a core | $(calc "$st_cpu_s / $st_s * 100" 0) % of a core | <= 0.5 CPU-ms | $(verdict "$st_cpu_ms <= 0.5") |"
     row 8 "| 8 | fleet, steady state: longest time a window went unfetched, over its tier's interval, worst window of each customer | max ${st_fresh_max}x (99th percentile ${st_fresh_p99}x, median ${st_fresh_median}x; $st_fresh_over customers over 1.2x) | tier intervals: $fleet_poll within 14 days, 1h within 90 | | <= 1.2x | $(verdict "$st_fresh_max <= 1.2") |"
     row 8 "| 8 | fleet, steady state: database connections, most at once | $st_connections | the bound $fleet_connection_bound | | <= the bound | $(verdict "$st_connections <= $fleet_connection_bound") |"
 

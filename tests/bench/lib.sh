@@ -171,13 +171,24 @@ YAML
     } >"$file"
 }
 
-# Sum of a pg_stat_user_tables counter over the tables whose rows are data:
-# data_tuples COUNTER [DATABASE].
-data_tuples() {
-    sleep 1  # a backend's statistics reach the shared view just after it exits
-    sql ${2:+-d "$2"} -c "SELECT coalesce(sum($1), 0) FROM pg_stat_user_tables
-            WHERE schemaname = 'vitec'
-              AND relname IN ('comebacks', 'contacts', 'users', 'user_groups', 'offices')"
+# Row versions written to the tables whose rows are data since a mark, read
+# from each row's xmin. The statistics views would be the obvious source, but a
+# backend that stays connected (the daemon's pool) publishes its counters only
+# some time after it goes idle, so a count taken from them can land on either
+# side of a mark. A write always makes a new row version with the writer's
+# xmin; locking a row or an upsert that changes nothing does not.
+# write_mark [DATABASE] prints the oldest transaction still running, so a
+# transaction in flight at the mark counts as after it; the bench's clusters
+# are fresh, far from the 2^32 wrap of xmin.
+write_mark() { sql ${1:+-d "$1"} -c "SELECT pg_snapshot_xmin(pg_current_snapshot())"; }
+
+# rows_written_since MARK [DATABASE]
+rows_written_since() {
+    sql ${2:+-d "$2"} -c "SELECT count(*) FROM (
+            SELECT xmin FROM vitec.comebacks UNION ALL SELECT xmin FROM vitec.contacts
+            UNION ALL SELECT xmin FROM vitec.users UNION ALL SELECT xmin FROM vitec.user_groups
+            UNION ALL SELECT xmin FROM vitec.offices) AS version
+        WHERE version.xmin::text::bigint >= $1 % 4294967296"
 }
 
 history_rows() { sql ${1:+-d "$1"} -c "SELECT count(*) FROM vitec.comeback_history"; }
