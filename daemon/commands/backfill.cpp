@@ -163,6 +163,7 @@ private:
         window_context context{client_, db_, shutdown_, nullptr, rng_};
         context.load.recheck = line_.recheck;
         context.database = &database_;
+        context.hold = &hold_;
         context.load.accept_deletes = line_.accept_deletes;
         for (std::size_t i = 0; i < windows.size(); ++i) {
             const window& w = windows[i];
@@ -288,6 +289,7 @@ private:
     const config& cfg_;
     command_io_context io_;
     db_workers db_;
+    response_hold hold_;  // responses held unparsed, over every customer
     vitec_client client_;
     shutdown_signal shutdown_;
     database_monitor database_;

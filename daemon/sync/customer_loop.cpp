@@ -107,6 +107,7 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     const std::shared_ptr<vitec_client> client = state.client;
     window_context context{*client, *state.db, *state.shutdown, state.metrics, state.rng};
     context.database = state.database;
+    context.hold = &state.hold;
     auto may_start = [&] { return !state.shutdown->triggered() && state.leases->held(id); };
     // Returns false when the customer must stop for this cycle.
     auto run_window = [&](const window& w) -> asio::awaitable<bool> {

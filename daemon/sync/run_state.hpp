@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "plan/schedule.hpp"
+#include "sync/response_hold.hpp"
 #include "sync/summary.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -51,6 +52,7 @@ struct run_state {
     lease_keeper* leases = nullptr;
     shutdown_signal* shutdown = nullptr;
     metrics_registry* metrics = nullptr;
+    response_hold hold;  // responses held unparsed, over every customer
     std::mt19937_64 rng{std::random_device{}()};
     bool once = false;  // run --once: one full cycle per customer, then stop
     std::map<std::string, customer_runtime> customers;

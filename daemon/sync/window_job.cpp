@@ -2,6 +2,7 @@
 
 #include "fetch/retry.hpp"
 #include "fetch/vitec_client.hpp"
+#include "load/content_digest.hpp"
 #include "load/database_failure.hpp"
 #include "load/fencing.hpp"
 #include "model/timestamp.hpp"
@@ -24,6 +25,7 @@
 #include <pqxx/pqxx>
 
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <vector>
 
@@ -39,9 +41,77 @@ struct load_message {
     normalized_batch batch;
     std::vector<rejection> rejections;
     std::optional<fetch_info> finish;  // set on the last message only
+    // With finish, before any batch: the response ended unparsed; may it
+    // confirm the window? The loader answers on the verdict channel, then
+    // either has committed or waits for the parsed response.
+    bool unparsed = false;
 };
 using load_queue = asio::experimental::channel<void(boost::system::error_code, load_message)>;
 using done_channel = asio::experimental::channel<void(boost::system::error_code)>;
+using verdict_channel = asio::experimental::channel<void(boost::system::error_code, bool)>;
+
+// A response held unparsed, its bytes counted against the command's
+// response_hold until it is released (parsed or done with).
+class held_response {
+public:
+    explicit held_response(response_hold* hold) : hold_(hold), holding_(hold != nullptr) {}
+    ~held_response() { release(); }
+    held_response(const held_response&) = delete;
+    held_response& operator=(const held_response&) = delete;
+
+    bool holding() const { return holding_; }
+    bool empty() const { return bytes_.empty(); }
+
+    // What is held, no longer counted or held.
+    std::string take() {
+        if (hold_) hold_->held -= bytes_.size();
+        std::string bytes;
+        bytes.swap(bytes_);
+        holding_ = false;
+        return bytes;
+    }
+
+    // Keeps `chunk` when both limits allow it; else stops holding (the caller
+    // parses what is held and everything after).
+    bool keep(std::string_view chunk) {
+        if (!holding_) return false;
+        if (bytes_.size() + chunk.size() > hold_->per_response ||
+            hold_->held + chunk.size() > hold_->total) {
+            holding_ = false;
+            return false;
+        }
+        bytes_.append(chunk);
+        hold_->held += chunk.size();
+        return true;
+    }
+
+    void release() {
+        if (hold_) hold_->held -= bytes_.size();
+        std::string().swap(bytes_);
+        holding_ = false;
+    }
+
+private:
+    response_hold* hold_;
+    bool holding_;
+    std::string bytes_;
+};
+
+// SHA-256 of the running executable, read once; "" when it cannot be read
+// (the fingerprint then rests on the settings alone).
+const std::string& executable_digest() {
+    static const std::string digest = [] {
+        std::ifstream file("/proc/self/exe", std::ios::binary);
+        if (!file) return std::string();
+        content_digest d;
+        std::vector<char> buffer(64 * 1024);
+        while (file.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || file.gcount() > 0) {
+            d.add(std::string_view(buffer.data(), static_cast<std::size_t>(file.gcount())));
+        }
+        return file.bad() ? std::string() : d.finish();
+    }();
+    return digest;
+}
 
 bool is_closed(const boost::system::error_code& error) {
     return error == asio::experimental::error::channel_closed;
@@ -110,7 +180,8 @@ std::string message_of(const std::exception_ptr& error) {
 // back; the failure goes to `load_error` and the queue is closed for the
 // fetch side.
 asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
-                                done_channel& done, const std::string& schema,
+                                verdict_channel& verdict, done_channel& done,
+                                const std::string& schema,
                                 const window_key& key, load_options options,
                                 const std::function<bool()>& still_held,
                                 std::optional<load_counts>& counts,
@@ -133,6 +204,16 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
             auto [error, message] = co_await queue.async_receive(asio::as_tuple(asio::use_awaitable));
             if (is_closed(error)) break;  // the fetch failed: nothing is committed
             if (error) throw boost::system::system_error(error, "load queue");
+            if (message.finish && message.unparsed) {
+                if (still_held && !still_held()) throw lease_stopped{};
+                co_await session.run([&](pqxx::connection& connection) {
+                    step(connection, [&] { counts = loader->confirm_response(*message.finish); });
+                });
+                co_await verdict.async_send(boost::system::error_code{}, counts.has_value(),
+                                            asio::use_awaitable);
+                if (counts) break;
+                continue;  // the parsed response follows
+            }
             if (message.finish) {
                 if (still_held && !still_held()) throw lease_stopped{};
                 co_await session.run([&](pqxx::connection& connection) {
@@ -146,7 +227,8 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
         }
     } catch (...) {
         load_error = std::current_exception();
-        queue.close();  // the fetch side stops at its next send
+        queue.close();    // the fetch side stops at its next send
+        verdict.close();  // or while it waits for a verdict
     }
     if (loader) {
         // Rolling back is a round trip: keep it off the I/O thread too.
@@ -190,6 +272,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         co_return result;
     }
     load_queue queue(executor, context.queue_batches);
+    verdict_channel verdict(executor, 1);
     done_channel done(executor, 1);
     std::optional<load_counts> counts;
     std::exception_ptr load_error;
@@ -203,7 +286,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     });
     const contact_name_rule contact_rule = contact_rule_of(cfg);
     asio::co_spawn(executor,
-                   load_side(session, queue, done, cfg.database.schema, key,
+                   load_side(session, queue, verdict, done, cfg.database.schema, key,
                              options_of(cfg, load), context.still_held, counts, load_error),
                    asio::detached);
     auto hand_on = [&](load_message message) -> asio::awaitable<void> {
@@ -221,10 +304,29 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         }
         ready.clear();
     };
+    // A response is held unparsed while it fits (held_response), so one
+    // that confirms its window from its digest is never parsed; what no
+    // longer fits is parsed from there on as it arrives.
+    held_response held(context.hold);
+    content_digest response_digest;
+    response_digest.add(response_fingerprint(cfg));
+    auto parse = [&](std::string_view bytes) -> asio::awaitable<void> {
+        constexpr std::size_t piece = 64 * 1024;  // batches stay as small as the chunks make them
+        for (std::size_t at = 0; at < bytes.size(); at += piece) {
+            parser.feed(bytes.substr(at, piece));  // response_error marks the response broken
+            co_await hand_on_ready();
+        }
+    };
+    auto parse_held = [&]() -> asio::awaitable<void> {
+        const std::string bytes = held.take();
+        co_await parse(bytes);
+    };
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
         if (context.still_held && !context.still_held()) throw lease_stopped{};
-        parser.feed(chunk);  // response_error marks the response broken
-        co_await hand_on_ready();
+        response_digest.add(chunk);
+        if (held.keep(chunk)) co_return;
+        if (!held.empty()) co_await parse_held();
+        co_await parse(chunk);
     };
 
     int http_status = 0;             // of the response, when one was read
@@ -234,12 +336,29 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         http_status = fetched.http_status;
         if (fetched.ok()) {
             try {
-                const parse_summary summary = parser.finish();
-                result.failed = all_rejected(summary, first_rejection);
-                if (!result.failed) {
+                fetch_info info{fetched.http_status, fetched.duration, fetched.bytes,
+                                response_digest.finish()};
+                bool confirmed = false;
+                if (held.holding()) {
+                    // The whole response is here, unparsed: the loader may
+                    // confirm the window from its digest alone.
+                    load_message ask;
+                    ask.finish = info;
+                    ask.unparsed = true;
+                    co_await hand_on(std::move(ask));
+                    auto [error, yes] = co_await verdict.async_receive(asio::as_tuple(asio::use_awaitable));
+                    if (error) throw loader_stopped{};
+                    confirmed = yes;
+                    if (!confirmed) co_await parse_held();
+                }
+                if (!confirmed) {
+                    const parse_summary summary = parser.finish();
+                    result.failed = all_rejected(summary, first_rejection);
+                }
+                if (!confirmed && !result.failed) {
                     co_await hand_on_ready();
                     load_message last;
-                    last.finish = fetch_info{fetched.http_status, fetched.duration, fetched.bytes};
+                    last.finish = std::move(info);
                     co_await hand_on(std::move(last));
                 }
             } catch (const response_error& error) {
@@ -329,6 +448,26 @@ void log_held(const config& cfg, const customer_config& customer, const window& 
 
 }  // namespace
 
+std::string response_fingerprint(const config& cfg) {
+    content_digest d;
+    const auto line = [&](std::string_view name, std::string_view value) {
+        d.add(name);
+        d.add("=");
+        d.add(std::to_string(value.size()));  // lengths first: no two settings read alike
+        d.add(":");
+        d.add(value);
+        d.add("\n");
+    };
+    line("format", "comeback-sync response digest 1");
+    line("executable", executable_digest());
+    line("timezone", cfg.vitec.timezone);
+    line("max_field_bytes", std::to_string(cfg.vitec.max_field_bytes));
+    line("date_criteria", cfg.sync.date_criteria.name());
+    line("contact_names", std::to_string(static_cast<int>(cfg.privacy.contact_names)));
+    line("pseudonym_key", cfg.privacy.pseudonym_key.reveal());
+    return d.finish();
+}
+
 failure_kind kind_of(const std::exception& error) {
     if (const auto* database = dynamic_cast<const database_error*>(&error)) return database->failure().kind;
     return failure_kind::internal_error;
@@ -372,6 +511,7 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
                    {"attempts", n},
                    {"rows", c.rows_seen},
                    {"confirmed", c.confirmed},
+                   {"unparsed", c.unparsed},
                    {"inserted", c.inserted},
                    {"updated", c.updated},
                    {"deleted", c.deleted},

@@ -9,6 +9,7 @@
 #include "load/window_loader.hpp"
 #include "model/failure.hpp"
 #include "plan/windows.hpp"
+#include "sync/response_hold.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -45,6 +46,8 @@ struct window_context {
     // window stops at its next body chunk or before its commit, rolled back,
     // as lease_lost.
     std::function<bool()> still_held{};
+    // Null: every response is parsed as it arrives.
+    response_hold* hold = nullptr;
 };
 
 struct window_outcome {
@@ -72,6 +75,11 @@ struct window_outcome {
 
 // Syncs one window. Each attempt first takes a fetch ticket (load/fencing.hpp)
 // so its load is dropped should a later fetch of the window commit first.
+// A response that fits in the context's response_hold is kept unparsed until
+// it ends; when its digest (response_fingerprint, then the body) equals the
+// one the window's last complete load recorded, and the window may be
+// confirmed, the loader confirms it without it being parsed at all
+// (window_loader::confirm_response). Any other response is parsed and loaded.
 // Fetch, parse and database failures are the outcome, each classified into its
 // kind; a dropped response (stale_fetch, lease_lost) is logged as
 // window.dropped and neither recorded in the ledger nor counted as failed. An exception no stage classifies (a programming
@@ -81,6 +89,13 @@ struct window_outcome {
 boost::asio::awaitable<window_outcome> sync_window(window_context& context, const config& cfg,
                                                    const customer_config& customer,
                                                    const window& w);
+
+// What decides how a response body becomes rows, other than the body: the
+// running executable (its SHA-256: another build may parse or load the same
+// body differently), the API time zone, the field limit, the date criteria
+// and the privacy rule for contact names with its key. A response digest is
+// SHA-256 over this, then the body. Returned as hex; never holds the key.
+std::string response_fingerprint(const config& cfg);
 
 // The kind of an exception that ended a customer's cycle: a database failure's
 // kind (load/database_failure.hpp), else internal_error.

@@ -69,6 +69,7 @@ struct attempt {
     std::optional<std::string> fetched_at, content_digest, changed_at, compared_at;
     std::optional<std::string> held_digest, held_at;
     std::optional<long long> held_deletions, held_live_rows;
+    std::optional<std::string> response_digest;
 };
 
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
@@ -78,7 +79,7 @@ void record_attempt(pqxx::transaction_base& tx, const window_key& key, const att
                     a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
                     a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
                     a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
-                    a.held_deletions, a.held_live_rows);
+                    a.held_deletions, a.held_live_rows, a.response_digest);
 }
 
 }  // namespace
@@ -212,11 +213,13 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
 }
 
 last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
-                         std::string_view content_digest, std::string_view stamp) {
+                         const std::optional<std::string>& content_digest,
+                         const std::optional<std::string>& response_digest,
+                         std::string_view stamp) {
     auto result = tx.exec_params(sql::ledger::read_last_load, key.customer_id,
                                  key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                 sql_time::day_number(key.end_day), std::string(content_digest),
-                                 std::string(stamp));
+                                 sql_time::day_number(key.end_day), content_digest,
+                                 std::string(stamp), response_digest);
     last_load last;
     if (result.empty()) return last;
     const auto row = result[0];
@@ -226,6 +229,7 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
     if (last.confirms) {
         last.rows_seen = row[1].as<std::size_t>();
         last.rows_duplicate = row[2].as<std::size_t>();
+        last.rows_rejected = row[5].is_null() ? 0 : row[5].as<std::size_t>();
     }
     return last;
 }
@@ -254,7 +258,8 @@ void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
     complete.fetch_ms = static_cast<long long>(load.fetch_duration.count());
     complete.load_ms = static_cast<long long>(load.load_duration.count());
     complete.fetched_at = at;
-    complete.content_digest = load.content_digest;
+    if (!load.content_digest.empty()) complete.content_digest = load.content_digest;
+    if (!load.response_digest.empty()) complete.response_digest = load.response_digest;
     if (load.changed_data) complete.changed_at = at;
     if (load.compared) complete.compared_at = at;
     record_attempt(tx, key, complete);

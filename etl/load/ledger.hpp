@@ -135,15 +135,20 @@ struct last_load {
     // The window is held on this very content: for how long fetches have
     // returned it. None when it is not held, or held on other content.
     std::optional<std::chrono::seconds> held_same_for;
-    // It saw the same content digest, nothing changed the window's data since,
-    // and the window was compared row by row less than a day before `stamp`:
-    // the stored rows are what comparing them again would leave.
+    // It saw the same content digest or the same response digest, nothing
+    // changed the window's data since, and the window was compared row by row
+    // less than a day before `stamp`: the stored rows are what comparing them
+    // again would leave.
     bool confirms = false;
     std::size_t rows_seen = 0;  // of that load, when it confirms
     std::size_t rows_duplicate = 0;
+    std::size_t rows_rejected = 0;
 };
+// Either digest may be unknown (std::nullopt): it then confirms nothing.
 last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
-                         std::string_view content_digest, std::string_view stamp);
+                         const std::optional<std::string>& content_digest,
+                         const std::optional<std::string>& response_digest,
+                         std::string_view stamp);
 
 // Sets changed_at on the customer's other windows whose data this load
 // changed, so none of them confirms its next load without comparing rows:
@@ -163,7 +168,8 @@ struct complete_load {
     std::size_t rows_duplicate = 0;
     std::size_t rows_changed = 0;
     std::size_t rows_rejected = 0;
-    std::string content_digest;
+    std::string content_digest;   // empty: the ledger keeps the one it has
+    std::string response_digest;  // empty: unknown (stored as NULL)
     bool changed_data = false;  // moves changed_at
     bool compared = false;      // compared row by row (not confirmed): moves compared_at
 };

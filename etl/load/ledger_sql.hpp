@@ -77,24 +77,26 @@ ORDER BY customer_id, first_day, end_day
 
 // The window's last complete load, read by a loader under the customer's
 // lock. `confirms`: that load saw exactly this content ($5, the content
-// digest), no load has changed the data the window covers since
-// (changed_at), and the window was compared row by row less than a day
-// before $6 (the loader's stamp). `held_same_for_s`: when the window is held
-// on this very content, for how many seconds fetches have returned it (NULL
-// otherwise). No row when the window was never planned.
+// digest, or $7, the response digest; either may be NULL), no load has
+// changed the data the window covers since (changed_at), and the window was
+// compared row by row less than a day before $6 (the loader's stamp).
+// `held_same_for_s`: when the window is held on this very content, for how
+// many seconds fetches have returned it (NULL otherwise). No row when the
+// window was never planned.
 // $1 customer, $2 date criteria, $3 first day, $4 end day.
 inline constexpr statement read_last_load{"read_last_load", R"sql(
 SELECT (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
        rows_seen,
        rows_duplicate,
-       coalesce(content_digest = $5
+       coalesce((content_digest = $5 OR response_digest = $7)
                 AND compared_at > $6::timestamptz - interval '1 day'
                 AND (changed_at IS NULL OR changed_at <= fetched_at)
                 AND rows_seen IS NOT NULL AND rows_duplicate IS NOT NULL,
                 false) AS confirms,
        CASE WHEN status = 'held' AND held_digest = $5
             THEN floor(extract(epoch FROM $6::timestamptz - held_since))::bigint
-       END AS held_same_for_s
+       END AS held_same_for_s,
+       rows_rejected
 FROM sync_windows
 WHERE customer_id = $1 AND date_criteria = $2
   AND first_day = date '1970-01-01' + $3::integer
@@ -124,8 +126,9 @@ WHERE customer_id = $1
 // ($7), the HTTP status ($12) and error ($13, NULL when complete; the reason
 // when held), attempted_at. A complete load also records its counts
 // ($8..$11), response size and durations ($14..$16), fetched_at ($17),
-// content digest ($18), and sets changed_at when it changed data ($19) and
-// compared_at when it compared rows ($20). A failed or held attempt passes
+// content digest ($18, NULL: keep it) and response digest ($25), and sets
+// changed_at when it changed data ($19) and compared_at when it compared rows
+// ($20). A failed or held attempt passes
 // NULL for all of those, and the window keeps what its last complete load
 // recorded, bounds included; it happened now (attempted_at).
 // A held load passes its content digest ($21), its stamp ($22) and the
@@ -141,7 +144,7 @@ INSERT INTO sync_windows AS w (
     status, attempts, rows_seen, rows_duplicate, rows_changed, rows_rejected,
     last_http_status, last_error, response_bytes, fetch_ms, load_ms,
     fetched_at, attempted_at, content_digest, changed_at, compared_at,
-    held_digest, held_since, held_deletions, held_live_rows)
+    held_digest, held_since, held_deletions, held_live_rows, response_digest)
 VALUES (
     $1, $2,
     date '1970-01-01' + $3::integer,
@@ -152,7 +155,7 @@ VALUES (
     $12, $13, $14, $15, $16,
     $17::timestamptz, coalesce($17::timestamptz, $22::timestamptz, clock_timestamp()), $18,
     $19::timestamptz, $20::timestamptz,
-    $21, $22::timestamptz, $23, $24)
+    $21, $22::timestamptz, $23, $24, $25)
 ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     status = CASE WHEN excluded.status = 'failed' AND w.status = 'held' THEN 'held'
                   ELSE excluded.status END,
@@ -173,6 +176,8 @@ ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     load_ms = coalesce(excluded.load_ms, w.load_ms),
     fetched_at = coalesce(excluded.fetched_at, w.fetched_at),
     content_digest = coalesce(excluded.content_digest, w.content_digest),
+    response_digest = CASE excluded.status WHEN 'complete' THEN excluded.response_digest
+                                           ELSE w.response_digest END,
     changed_at = coalesce(excluded.changed_at, w.changed_at),
     compared_at = coalesce(excluded.compared_at, w.compared_at),
     held_digest = CASE excluded.status WHEN 'failed' THEN w.held_digest

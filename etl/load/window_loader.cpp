@@ -86,6 +86,11 @@ name_index index_names(const std::vector<entity>& entities) {
 // No name: the comeback names no entity of the kind.
 const std::optional<std::string> no_name;
 
+std::optional<std::string> optional_text(const std::string& text) {
+    if (text.empty()) return std::nullopt;
+    return text;
+}
+
 // A load's content below this many formatted bytes is held in memory until
 // commit, so a load that turns out to confirm its window's last one never
 // stages it; a larger one is streamed into staging as it arrives (bounded
@@ -386,6 +391,10 @@ struct window_loader::impl {
                             key.date_criteria.name(), sql_time::day_number(key.first_day),
                             sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
         }
+        purge_rejected_raw(stamp);
+    }
+
+    void purge_rejected_raw(const std::string& stamp) {
         tx.exec_params0(sql::window_loader::purge_rejected_raw, key.customer_id, stamp,
                         static_cast<long long>(options.rejected_raw_retention.count()));
     }
@@ -411,6 +420,7 @@ struct window_loader::impl {
         load.rows_changed = counts.changed();
         load.rows_rejected = counts.rejected;
         load.content_digest = content;
+        load.response_digest = info.response_digest;
         load.changed_data = counts.changed() > 0 || renamed > 0;
         load.compared = !counts.confirmed;
         record_complete_load(tx, key, stamp, load);
@@ -463,7 +473,8 @@ load_counts window_loader::commit(const fetch_info& info) {
     const auto stamp =
         tx.exec_params1(sql::window_loader::read_stamp, impl_->key.customer_id)[0].as<std::string>();
     const std::string content = impl_->digest.finish();
-    const last_load last = read_last_load(tx, impl_->key, content, stamp);
+    const last_load last =
+        read_last_load(tx, impl_->key, content, optional_text(info.response_digest), stamp);
     if (last.confirms && !impl_->options.recheck) {
         counts.rows_seen = last.rows_seen;
         counts.duplicates = last.rows_duplicate;
@@ -494,6 +505,40 @@ load_counts window_loader::commit(const fetch_info& info) {
     impl_->store_rejections(stamp);
     impl_->record_load(stamp, info, content);
     if (impl_->options.fetch_ticket) record_fetch_ticket(tx, impl_->key, *impl_->options.fetch_ticket);
+    tx.commit();
+    return counts;
+}
+
+std::optional<load_counts> window_loader::confirm_response(const fetch_info& info) {
+    if (impl_->finished) throw std::logic_error("window_loader::confirm_response after commit()");
+    if (impl_->staged > 0 || impl_->counts.rejected > 0) {
+        throw std::logic_error("window_loader::confirm_response after add()");
+    }
+    if (impl_->options.recheck || info.response_digest.empty()) return std::nullopt;
+    auto& tx = impl_->tx;
+    const auto stamp =
+        tx.exec_params1(sql::window_loader::read_stamp, impl_->key.customer_id)[0].as<std::string>();
+    const last_load last =
+        read_last_load(tx, impl_->key, std::nullopt, info.response_digest, stamp);
+    if (!last.confirms) return std::nullopt;
+    impl_->finished = true;
+    auto& counts = impl_->counts;
+    counts.rows_seen = last.rows_seen;
+    counts.duplicates = last.rows_duplicate;
+    counts.rejected = last.rows_rejected;
+    counts.confirmed = true;
+    counts.unparsed = true;
+    const auto& key = impl_->key;
+    if (last.rows_rejected > 0 && last.fetched_at) {
+        tx.exec_params0(sql::window_loader::see_rejections_again, key.customer_id,
+                        key.date_criteria.name(), sql_time::day_number(key.first_day),
+                        sql_time::day_number(key.end_day), sql_time::micros(*last.fetched_at),
+                        stamp);
+    }
+    impl_->purge_rejected_raw(stamp);
+    // The content digest stays the one the ledger has: it is that load's.
+    impl_->record_load(stamp, info, std::string());
+    if (impl_->options.fetch_ticket) record_fetch_ticket(tx, key, *impl_->options.fetch_ticket);
     tx.commit();
     return counts;
 }

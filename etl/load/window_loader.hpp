@@ -27,6 +27,10 @@ struct fetch_info {
     int http_status = 200;
     std::chrono::milliseconds duration{0};
     std::uint64_t bytes = 0;
+    // SHA-256 (hex) of the response body and of what decides how it is loaded
+    // (sync/response_digest.hpp); empty: unknown. Recorded in the ledger, so a
+    // later response with the same digest can confirm the window unparsed.
+    std::string response_digest;
 };
 
 // Why a load applied deletions the guard would have held.
@@ -48,6 +52,9 @@ struct load_counts {
     // changed the window's data since, so it was confirmed without comparing
     // rows (rows_seen and duplicates are the last load's).
     bool confirmed = false;
+    // Confirmed from the response digest alone: the response was not parsed
+    // (window_loader::confirm_response).
+    bool unparsed = false;
     // The load would have soft-deleted held_deletions of the window's
     // held_live_rows live comebacks, which the deletion guard does not allow:
     // nothing of it was written but the ledger row (status 'held').
@@ -82,13 +89,14 @@ struct load_options {
 };
 
 // One window's transaction. The constructor begins it, takes the customer's
-// transaction advisory lock and checks the fetch ticket (load_options); add()
-// formats batches into staging (held in memory up to a few MiB, streamed
-// beyond); commit() either confirms the window's last load, when the content
-// digest matches and nothing changed the window since,
-// or merges, soft-deletes and writes history; then writes rejects and the
-// ledger row, and commits. A load the deletion guard holds writes only its
-// ledger row (load_counts::held).
+// transaction advisory lock and checks the fetch ticket (load_options).
+// confirm_response() may confirm the window from the response's digest
+// alone. Else add() formats batches into staging (held in memory up to a few
+// MiB, streamed beyond), and commit() either confirms the window's last load,
+// when the content digest matches and nothing changed the window since, or
+// merges, soft-deletes and writes history; then writes rejects and the ledger
+// row, and commits. A load the deletion guard holds writes only its ledger row
+// (load_counts::held).
 // Destroyed without commit(): rolled back, nothing of the window remains.
 // Throws pqxx exceptions (infrastructure), stale_fetch_error (a newer fetch of
 // the window committed first) and std::logic_error (misuse).
@@ -102,6 +110,14 @@ public:
 
     void add(const normalized_batch& batch, std::span<const rejection> rejections);
     load_counts commit(const fetch_info& info);
+
+    // Before any add(): when the ledger says the window's last complete load
+    // read a response with info.response_digest and the window may be
+    // confirmed (the rule of commit()), records the confirmation, commits and
+    // returns the counts; the response need not be parsed. Else returns
+    // nothing and the transaction goes on: add() the parsed response, then
+    // commit(). Never confirms under load_options::recheck.
+    std::optional<load_counts> confirm_response(const fetch_info& info);
 
 private:
     struct impl;

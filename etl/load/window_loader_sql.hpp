@@ -595,6 +595,20 @@ WHERE customer_id = $1 AND raw IS NOT NULL
   AND last_seen_at <= $2::timestamptz - $3::bigint * interval '1 second'
 )sql"};
 
+// A window confirmed from its response digest was not parsed: its rejected
+// rows are the ones its last complete load stored (last seen at that load's
+// stamp, $5 in microseconds), seen once more at $6. Like store_rejections for
+// the same elements, but without staging them.
+// $1 customer, $2 date criteria, $3 first day, $4 end day.
+inline constexpr statement see_rejections_again{"see_rejections_again", R"sql(
+UPDATE rejected_rows
+SET last_seen_at = $6::timestamptz, times_seen = times_seen + 1
+WHERE customer_id = $1 AND date_criteria = $2
+  AND first_day = date '1970-01-01' + $3::integer
+  AND end_day = date '1970-01-01' + $4::integer
+  AND last_seen_at = timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
+)sql"};
+
 inline constexpr std::array statements{
     begin_load,             create_staging,
     read_stamp,             merge_contacts,         merge_users,
@@ -603,6 +617,6 @@ inline constexpr std::array statements{
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
     merge_comebacks,        hash_set_operations,    soft_delete,
     close_history_versions, open_history_versions,  store_rejections,
-    purge_rejected_raw};
+    purge_rejected_raw,     see_rejections_again};
 
 }  // namespace comeback::sql::window_loader

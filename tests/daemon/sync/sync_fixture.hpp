@@ -82,6 +82,7 @@ struct sync_fixture {
     shutdown_signal shutdown;
     metrics_registry metrics{std::chrono::seconds(300)};
     std::mt19937_64 rng{1};
+    response_hold hold;  // as run and backfill hold responses
 
     explicit sync_fixture(std::vector<std::string> server_arguments)
         : server(with_password(std::move(server_arguments))),
@@ -105,6 +106,7 @@ struct sync_fixture {
         vitec_client client(io.get_executor(), cfg.vitec);
         window_context context{client, workers, shutdown, &metrics, rng};
         context.queue_batches = queue_batches;
+        context.hold = &hold;
         return run(io, sync_window(context, cfg, customer(), w));
     }
 

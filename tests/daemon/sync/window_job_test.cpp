@@ -288,3 +288,116 @@ TEST_CASE("a response whose every element is rejected fails as all_rejected, is 
     pqxx::read_transaction tx{f.db.connection()};
     CHECK(tx.exec1("SELECT count(*) FROM " + f.db.quoted() + ".comebacks WHERE deleted_at IS NULL")[0].as<int>() == 3);
 }
+
+TEST_CASE("an unchanged response confirms its window unparsed, from its digest; anything else is parsed") {
+    temp_dir responses;
+    // Good rows and one rejected element, which the confirmation sees again.
+    responses.write("M1.json", "[" + fixture_rows(5) + "," + fixture_rows(1, "Id") + "]");
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    auto times_seen = [&] {
+        pqxx::read_transaction tx{f.db.connection()};
+        return tx.exec1("SELECT sum(times_seen) FROM " + f.db.quoted() + ".rejected_rows")[0].as<int>();
+    };
+    auto response_digest = [&] {
+        pqxx::read_transaction tx{f.db.connection()};
+        return tx.exec1("SELECT response_digest FROM " + f.db.quoted() + ".sync_windows")[0]
+            .as<std::string>();
+    };
+
+    const window_outcome first = f.sync(w);
+    REQUIRE(first.committed);
+    CHECK_FALSE(first.counts.confirmed);
+    CHECK(first.counts.inserted == 5);
+    const std::string digest = response_digest();
+    CHECK(digest.size() == 64);
+    CHECK(times_seen() == 1);
+
+    SECTION("the same bytes: confirmed without parsing, as a parsed confirmation would count it") {
+        const window_outcome again = f.sync(w);
+        REQUIRE(again.committed);
+        CHECK(again.counts.confirmed);
+        CHECK(again.counts.unparsed);
+        CHECK(again.counts.rows_seen == 5);
+        CHECK(again.counts.rejected == 1);
+        CHECK(again.counts.changed() == 0);
+        CHECK(times_seen() == 2);
+        CHECK(response_digest() == digest);
+        CHECK(f.ledger_of(w).attempts == 2);
+        CHECK(f.hold.held == 0);  // nothing stays counted once the window is done
+    }
+    SECTION("a response too large to hold is parsed as it arrives, and confirmed by its content") {
+        f.hold.per_response = 16;
+        const window_outcome again = f.sync(w);
+        REQUIRE(again.committed);
+        CHECK(again.counts.confirmed);
+        CHECK_FALSE(again.counts.unparsed);
+        CHECK(response_digest() == digest);
+        CHECK(times_seen() == 2);
+        CHECK(f.hold.held == 0);
+    }
+    SECTION("no room left over all responses in flight: parsed") {
+        f.hold.held = f.hold.total - 10;
+        const window_outcome again = f.sync(w);
+        REQUIRE(again.committed);
+        CHECK(again.counts.confirmed);
+        CHECK_FALSE(again.counts.unparsed);
+        CHECK(f.hold.held == f.hold.total - 10);
+    }
+    SECTION("a setting that decides how the body is read changes the digest: parsed") {
+        f.cfg.vitec.max_field_bytes *= 2;
+        const window_outcome again = f.sync(w);
+        REQUIRE(again.committed);
+        CHECK(again.counts.confirmed);
+        CHECK_FALSE(again.counts.unparsed);
+        CHECK(response_digest() != digest);
+        // The new digest is trusted from then on.
+        CHECK(f.sync(w).counts.unparsed);
+    }
+    SECTION("a window last compared over a day ago is parsed and compared") {
+        f.exec("UPDATE " + f.db.quoted() + ".sync_windows SET compared_at = compared_at - interval '2 days'");
+        const window_outcome again = f.sync(w);
+        REQUIRE(again.committed);
+        CHECK_FALSE(again.counts.confirmed);
+        CHECK_FALSE(again.counts.unparsed);
+    }
+    SECTION("a window another load changed since is parsed and compared") {
+        f.exec("UPDATE " + f.db.quoted() + ".sync_windows SET changed_at = fetched_at + interval '1 second'");
+        const window_outcome again = f.sync(w);
+        REQUIRE(again.committed);
+        CHECK_FALSE(again.counts.confirmed);
+        CHECK_FALSE(again.counts.unparsed);
+        CHECK(again.counts.changed() == 0);
+    }
+    SECTION("changed bytes are parsed and loaded") {
+        responses.write("M1.json", "[" + fixture_rows(6) + "]");
+        const window_outcome again = f.sync(w);
+        REQUIRE(again.committed);
+        CHECK_FALSE(again.counts.confirmed);
+        CHECK(again.counts.inserted == 1);
+        CHECK(response_digest() != digest);
+    }
+}
+
+TEST_CASE("the response fingerprint follows every setting that decides how a body is loaded, and hides the key") {
+    config cfg;
+    cfg.privacy.contact_names = contact_names::pseudonymize;
+    cfg.privacy.pseudonym_key = secret("first key");
+    const std::string base = response_fingerprint(cfg);
+    CHECK(base.size() == 64);
+    CHECK(base.find("first key") == std::string::npos);
+    CHECK(response_fingerprint(cfg) == base);
+
+    config other = cfg;
+    other.privacy.pseudonym_key = secret("second key");
+    CHECK(response_fingerprint(other) != base);
+    other = cfg;
+    other.privacy.contact_names = contact_names::omit;
+    CHECK(response_fingerprint(other) != base);
+    other = cfg;
+    other.vitec.timezone = "Europe/Helsinki";
+    CHECK(response_fingerprint(other) != base);
+    other = cfg;
+    other.vitec.max_field_bytes = 4096;
+    CHECK(response_fingerprint(other) != base);
+}

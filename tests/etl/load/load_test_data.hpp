@@ -101,7 +101,7 @@ inline load_counts load(pqxx::connection& connection, const std::string& schema,
                                       : std::span<const rejection>());
     }
     if (batches.empty()) loader.add(normalized_batch{key.customer_id, {}, {}, {}, {}, {}}, rejections);
-    return loader.commit(fetch_info{200, std::chrono::milliseconds{12}, 3456});
+    return loader.commit(fetch_info{200, std::chrono::milliseconds{12}, 3456, {}});
 }
 
 inline load_counts load(pqxx::connection& connection, const std::string& schema,

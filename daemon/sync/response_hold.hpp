@@ -1,0 +1,17 @@
+#pragma once
+
+#include <cstddef>
+
+namespace comeback {
+
+// Memory for responses held unparsed until they end (see sync_window): at most
+// per_response bytes of one response and `total` over all responses in flight;
+// one that would pass either is parsed from then on as it arrives. Shared by
+// every window of a command; used from the io_context thread.
+struct response_hold {
+    std::size_t per_response = 4 * 1024 * 1024;
+    std::size_t total = 32 * 1024 * 1024;
+    std::size_t held = 0;  // now, by every window
+};
+
+}  // namespace comeback
