@@ -56,17 +56,12 @@ void print_totals(const run_totals& totals, std::ostream& out) {
                            "with backfill --accept-deletes)");
 }
 
-std::size_t connection_count(const config& cfg) {
-    // Enough for every request the client allows in flight plus loads still
-    // committing and ledger reads; the limiter, not the pool, paces Vitec.
-    return cfg.vitec.max_concurrent_requests + 2;
-}
-
 class runner {
 public:
     runner(const command_line& line, const config& cfg)
         : line_(line),
-          db_(io_.get_executor(), cfg.database, 2, connection_count(cfg)),
+          // A thread per connection, and one for the lease keeper's own.
+          db_(io_.get_executor(), cfg.database, pool_connections(cfg) + 1, pool_connections(cfg)),
           leases_(db_, cfg.database.schema,
                   [this](const std::string& id) {
                       auto found = state_.customers.find(id);

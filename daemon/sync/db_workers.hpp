@@ -1,6 +1,7 @@
 #pragma once
-// Database work off the I/O thread: a small thread pool plus a bounded set of
-// PostgreSQL connections. A coroutine on the io_context checks out a session
+// Database work off the I/O thread: a thread pool plus a bounded set of
+// PostgreSQL connections, a thread for each (see pool_connections), so no
+// session's round trip waits for another's. A coroutine on the io_context checks out a session
 // (one connection, waiting when all are out), hands blocking libpq work to the
 // pool with run(), and resumes on its own executor when the work is done, so
 // fetching and loading overlap without the I/O thread ever blocking on SQL.
@@ -27,6 +28,12 @@
 namespace comeback {
 
 class database_connection;
+
+// The connections a command's pool may open: one for every request the
+// client allows in flight, plus loads still committing and ledger reads; the
+// request limiter, not the pool, paces Vitec. run and backfill give the pool
+// as many threads, plus one per dedicated session (the lease keeper's).
+std::size_t pool_connections(const config& cfg);
 
 class db_workers {
     struct shared_state;
