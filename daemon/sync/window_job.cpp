@@ -82,6 +82,7 @@ public:
         }
         bytes_.append(chunk);
         hold_->held += chunk.size();
+        hold_->peak = std::max(hold_->peak, hold_->held);
         return true;
     }
 
@@ -263,9 +264,16 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // The ticket before the request: it orders this fetch against every other
     // fetch of the window, wherever it runs (load/fencing.hpp).
     load_options load = context.load;
+    // A response is held unparsed only when its window's last load recorded a
+    // response digest it may equal, and was small enough to hold: a first
+    // load is parsed as it arrives, overlapping its download.
+    std::optional<std::uint64_t> last_response_bytes;
     try {
         co_await session.run([&](pqxx::connection& connection) {
-            load.fetch_ticket = take_fetch_ticket(connection, cfg.database.schema, customer.id);
+            load.fetch_ticket = take_fetch_ticket(
+                connection, cfg.database.schema, customer.id, [&](pqxx::transaction_base& tx) {
+                    if (context.hold) last_response_bytes = read_last_response_bytes(tx, key);
+                });
         });
     } catch (const database_error& error) {
         result.failed = error.failure();
@@ -307,7 +315,9 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // A response is held unparsed while it fits (held_response), so one
     // that confirms its window from its digest is never parsed; what no
     // longer fits is parsed from there on as it arrives.
-    held_response held(context.hold);
+    const bool worth_holding = context.hold && last_response_bytes &&
+                               *last_response_bytes <= context.hold->per_response;
+    held_response held(worth_holding ? context.hold : nullptr);
     content_digest response_digest;
     response_digest.add(response_fingerprint(cfg));
     auto parse = [&](std::string_view bytes) -> asio::awaitable<void> {

@@ -12,7 +12,8 @@
 namespace comeback {
 
 fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
-                               std::string_view customer_id) {
+                               std::string_view customer_id,
+                               const std::function<void(pqxx::transaction_base&)>& also) {
     check_schema_name(schema);
     const std::string customer(customer_id);
     pqxx::work tx{connection, "take fetch ticket"};
@@ -24,6 +25,7 @@ fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
         taken = tx.exec_params(sql::fencing::take_fetch_ticket, customer);
     }
     const fetch_ticket ticket = taken.at(0)[0].as<fetch_ticket>();
+    if (also) also(tx);
     tx.commit();
     return ticket;
 }

@@ -12,6 +12,7 @@
 #include "load/pqxx_fwd.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 
 namespace comeback {
@@ -19,10 +20,13 @@ namespace comeback {
 using fetch_ticket = std::int64_t;
 
 // Takes the customer's next ticket in its own transaction, committed durably
-// (registering the customer in sync_customers first when needed). Throws
+// (registering the customer in sync_customers first when needed). `also`, when
+// given, runs in the same transaction (search_path set), so what a fetch reads
+// of the ledger before it begins costs no transaction of its own. Throws
 // std::invalid_argument (a bad schema name) and pqxx exceptions.
 fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
-                               std::string_view customer_id);
+                               std::string_view customer_id,
+                               const std::function<void(pqxx::transaction_base&)>& also = {});
 
 // Inside a window loader's transaction, under the customer's lock: throws
 // stale_fetch_error (load/database_failure.hpp) when the window's last

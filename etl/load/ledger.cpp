@@ -234,6 +234,15 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
     return last;
 }
 
+std::optional<std::uint64_t> read_last_response_bytes(pqxx::transaction_base& tx,
+                                                      const window_key& key) {
+    const auto result = tx.exec_params(sql::ledger::read_last_response, key.customer_id,
+                                       key.date_criteria.name(), sql_time::day_number(key.first_day),
+                                       sql_time::day_number(key.end_day));
+    if (result.empty()) return std::nullopt;
+    return result[0][0].as<std::uint64_t>();
+}
+
 void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,
                           std::string_view stamp, bool all_windows, instant changed_from,
                           instant changed_to) {

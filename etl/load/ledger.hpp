@@ -150,6 +150,12 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
                          const std::optional<std::string>& response_digest,
                          std::string_view stamp);
 
+// The size of the response the window's last complete load read, when that
+// load recorded a response digest; none otherwise (never loaded, or loaded
+// before response digests). `tx` has the schema as its search_path.
+std::optional<std::uint64_t> read_last_response_bytes(pqxx::transaction_base& tx,
+                                                      const window_key& key);
+
 // Sets changed_at on the customer's other windows whose data this load
 // changed, so none of them confirms its next load without comparing rows:
 // every window when `all_windows` (a renamed entity may be named by any of

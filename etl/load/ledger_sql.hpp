@@ -103,6 +103,19 @@ WHERE customer_id = $1 AND date_criteria = $2
   AND end_day = date '1970-01-01' + $4::integer
 )sql"};
 
+// The size of the response the window's last complete load read, when that
+// load recorded its response digest: a response worth holding unparsed, to
+// confirm it from its digest. No row: none is known.
+// $1 customer, $2 date criteria, $3 first day, $4 end day.
+inline constexpr statement read_last_response{"read_last_response", R"sql(
+SELECT response_bytes
+FROM sync_windows
+WHERE customer_id = $1 AND date_criteria = $2
+  AND first_day = date '1970-01-01' + $3::integer
+  AND end_day = date '1970-01-01' + $4::integer
+  AND response_digest IS NOT NULL AND response_bytes IS NOT NULL
+)sql"};
+
 // Sets changed_at ($2) on the customer's ($1) other windows whose data a load
 // of window ($3, $4, $5) changed: all of them when $6 (an entity was renamed,
 // or a changed comeback has no occurs_at), else those overlapping the
@@ -209,7 +222,8 @@ ORDER BY held_since, customer_id, first_day
 )sql"};
 
 inline constexpr std::array statements{plan_windows,     read_windows,   read_sync_status,
-                                       read_all_windows, read_last_load, mark_changed_windows,
+                                       read_all_windows, read_last_load, read_last_response,
+                                       mark_changed_windows,
                                        record_attempt,   read_held_windows};
 
 }  // namespace comeback::sql::ledger

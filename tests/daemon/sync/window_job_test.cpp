@@ -309,6 +309,8 @@ TEST_CASE("an unchanged response confirms its window unparsed, from its digest; 
     REQUIRE(first.committed);
     CHECK_FALSE(first.counts.confirmed);
     CHECK(first.counts.inserted == 5);
+    // A first load has no digest to equal: parsed as it arrives, never held.
+    CHECK(f.hold.peak == 0);
     const std::string digest = response_digest();
     CHECK(digest.size() == 64);
     CHECK(times_seen() == 1);
@@ -324,6 +326,7 @@ TEST_CASE("an unchanged response confirms its window unparsed, from its digest; 
         CHECK(times_seen() == 2);
         CHECK(response_digest() == digest);
         CHECK(f.ledger_of(w).attempts == 2);
+        CHECK(f.hold.peak > 0);
         CHECK(f.hold.held == 0);  // nothing stays counted once the window is done
     }
     SECTION("a response too large to hold is parsed as it arrives, and confirmed by its content") {
