@@ -119,6 +119,10 @@ struct window_loader::impl {
     load_options options;
     std::chrono::steady_clock::time_point started;
     pqxx::work tx;
+    // The session's staging tables are created when a load first needs
+    // them: a connection that only confirms windows from their response
+    // digest never writes the catalog, and has no tables to drop when it ends.
+    bool staging_missing = true;
     long long entity_seq = 0;
     std::size_t staged = 0;  // comebacks added, duplicates included
     load_counts counts;      // filled in as commit() merges
@@ -231,6 +235,12 @@ struct window_loader::impl {
             digest.add(rejections.view().substr(row_start));
         }
         counts.rejected += batch.size();
+    }
+
+    void ensure_staging() {
+        if (!staging_missing) return;
+        tx.exec0(sql::window_loader::create_staging);
+        staging_missing = false;
     }
 
     void stage_rejections() {
@@ -435,7 +445,7 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     auto& tx = impl_->tx;
     const pqxx::row begun =
         tx.exec_params1(sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
-    if (begun["staging_missing"].as<bool>()) tx.exec0(sql::window_loader::create_staging);
+    impl_->staging_missing = begun["staging_missing"].as<bool>();
     // Under the lock no other load of the customer commits: checked once here.
     if (options.fetch_ticket) check_fetch_ticket(tx, impl_->key, *options.fetch_ticket);
 }
@@ -450,7 +460,10 @@ void window_loader::add(const normalized_batch& batch, std::span<const rejection
     }
     impl_->format(batch);
     impl_->format(rejections);
-    if (impl_->held() >= hold_bytes) impl_->stage_all();
+    if (impl_->held() >= hold_bytes) {
+        impl_->ensure_staging();
+        impl_->stage_all();
+    }
 }
 
 // Confirm or compare. A load is confirmed when the ledger says its window's
@@ -464,6 +477,7 @@ void window_loader::add(const normalized_batch& batch, std::span<const rejection
 load_counts window_loader::commit(const fetch_info& info) {
     if (impl_->finished) throw std::logic_error("window_loader::commit called twice");
     impl_->finished = true;
+    impl_->ensure_staging();
     auto& tx = impl_->tx;
     auto& counts = impl_->counts;
     // One instant for every row this window writes. Read under the customer
@@ -521,6 +535,8 @@ std::optional<load_counts> window_loader::confirm_response(const fetch_info& inf
     const last_load last =
         read_last_load(tx, impl_->key, std::nullopt, info.response_digest, stamp);
     if (!last.confirms) return std::nullopt;
+    // From here on the transaction changes no data: it may commit lazily.
+    tx.exec0(sql::window_loader::commit_lazily);
     impl_->finished = true;
     auto& counts = impl_->counts;
     counts.rows_seen = last.rows_seen;

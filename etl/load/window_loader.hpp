@@ -116,7 +116,10 @@ public:
     // confirmed (the rule of commit()), records the confirmation, commits and
     // returns the counts; the response need not be parsed. Else returns
     // nothing and the transaction goes on: add() the parsed response, then
-    // commit(). Never confirms under load_options::recheck.
+    // commit(). Never confirms under load_options::recheck. A confirmation
+    // commits asynchronously (synchronous_commit off): it changed no data,
+    // and were the commit lost in a crash of the server the window would only
+    // be fetched again.
     std::optional<load_counts> confirm_response(const fetch_info& info);
 
 private:

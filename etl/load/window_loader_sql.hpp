@@ -609,6 +609,15 @@ WHERE customer_id = $1 AND date_criteria = $2
   AND last_seen_at = timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
 )sql"};
 
+// A window confirmed from its response digest changed no data: all its
+// transaction writes is the ledger's note that the window was fetched (and its
+// rejected rows seen again). Should a crash of the server lose that commit,
+// the window is simply fetched again, so it need not wait for its WAL to
+// reach the disk. Every load that changes data commits as the server says.
+inline constexpr statement commit_lazily{"commit_lazily", R"sql(
+SET LOCAL synchronous_commit TO off
+)sql"};
+
 inline constexpr std::array statements{
     begin_load,             create_staging,
     read_stamp,             merge_contacts,         merge_users,
@@ -617,6 +626,6 @@ inline constexpr std::array statements{
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
     merge_comebacks,        hash_set_operations,    soft_delete,
     close_history_versions, open_history_versions,  store_rejections,
-    purge_rejected_raw,     see_rejections_again};
+    purge_rejected_raw,     see_rejections_again,   commit_lazily};
 
 }  // namespace comeback::sql::window_loader

@@ -5,7 +5,6 @@
 # confirming them by their digest, the database equals the new data, and every
 # comeback keeps exactly one open history version.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/../../scripts/lib/postgres.sh"
 libfaketime=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 [[ -f $libfaketime ]] || { echo "SKIP: no $libfaketime (Debian package faketime)"; exit 77; }
 e2e_init clockstep
@@ -14,15 +13,7 @@ span_to=$(date -d '+10 days' +%F)
 E2E_HISTORY_START=$span_from
 fake_args=(--customers M1,M2 --from "$span_from" --to "$span_to")
 
-own=$(mktemp -d /tmp/comeback-e2e-clockstep-pg.XXXXXX)
-e2e_cleanup_more() { pg_stop "$own"; }
-pg_start "$own" >/dev/null
-# restart_database [ENV...]: an immediate restart of the cluster, its server
-# processes started with ENV (the clock offset) in their environment.
-restart_database() {
-    pg__as_owner env "$@" "$PG_BIN/pg_ctl" -D "$own/data" -l "$own/server.log" -m immediate -w -t 60 \
-        restart >/dev/null || fail "pg_ctl restart failed: $(tail -n 20 "$own/server.log")"
-}
+start_own_cluster clockstep
 server_lag() { sql "SELECT round(extract(epoch FROM clock_timestamp() - now()) + $(date +%s) - extract(epoch FROM now()))::int"; }
 
 start_fake fake "${fake_args[@]}"

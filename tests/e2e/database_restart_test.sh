@@ -5,7 +5,6 @@
 # The test runs a cluster of its own: restarting the shared one would
 # disturb the tests beside it.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/../../scripts/lib/postgres.sh"
 e2e_init restart
 E2E_ROWS=4000
 span_from=$(date -d '-30 days' +%F)
@@ -13,13 +12,7 @@ span_to=$(date -d '+12 days' +%F)
 E2E_HISTORY_START=$span_from
 fake_args=(--customers M1,M2 --from "$span_from" --to "$span_to")
 
-own=$(mktemp -d /tmp/comeback-e2e-restart-pg.XXXXXX)
-e2e_cleanup_more() { pg_stop "$own"; }
-pg_start "$own" >/dev/null
-restart_database() {
-    pg__as_owner "$PG_BIN/pg_ctl" -D "$own/data" -l "$own/server.log" -m immediate -w -t 60 restart >/dev/null ||
-        fail "pg_ctl restart failed: $(tail -n 20 "$own/server.log")"
-}
+start_own_cluster restart
 schema_of() { schema=e2e_restart_${1}_$$; }
 config_for() {
     write_config "$work/$1.yaml" "M1 M2" "${2:-}"

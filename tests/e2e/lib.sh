@@ -282,3 +282,22 @@ fixture_rows() {
         sep=","
     done
 }
+
+# A PostgreSQL cluster of the test's own, for tests that restart it:
+# restarting the shared one would disturb the tests beside it.
+# start_own_cluster NAME [DURABILITY] starts it (PG* now name it; DURABILITY
+# as scripts/lib/postgres.sh's pg_start takes it) and stops it on exit.
+start_own_cluster() {
+    source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/postgres.sh"
+    own=$(mktemp -d "/tmp/comeback-e2e-$1-pg.XXXXXX")
+    e2e_cleanup_more() { pg_stop "$own"; }
+    pg_start "$own" "${2:-}" >/dev/null
+}
+
+# restart_database [ENV...]: an immediate restart of the test's own cluster
+# (pg_ctl restart -m immediate), its server processes started with ENV in
+# their environment.
+restart_database() {
+    pg__as_owner env "$@" "$PG_BIN/pg_ctl" -D "$own/data" -l "$own/server.log" -m immediate -w -t 60 \
+        restart >/dev/null || fail "pg_ctl restart failed: $(tail -n 20 "$own/server.log")"
+}

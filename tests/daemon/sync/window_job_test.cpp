@@ -8,6 +8,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <string>
+
 using namespace comeback;
 using namespace comeback::test;
 using namespace std::chrono_literals;
@@ -404,4 +407,48 @@ TEST_CASE("the response fingerprint follows every setting that decides how a bod
     other = cfg;
     other.vitec.max_field_bytes = 4096;
     CHECK(response_fingerprint(other) != base);
+}
+
+TEST_CASE("a window confirmed unparsed commits asynchronously; a load that changed data commits as the server says") {
+    // The test cluster commits asynchronously throughout; the workers'
+    // sessions (opened at first use, through libpq's PGOPTIONS) do not.
+    const char* options_before = std::getenv("PGOPTIONS");
+    const std::string kept = options_before ? options_before : "";
+    ::setenv("PGOPTIONS", (kept + " -c synchronous_commit=on").c_str(), 1);
+    struct restore_options {
+        std::string value;
+        bool had;
+        ~restore_options() { had ? ::setenv("PGOPTIONS", value.c_str(), 1) : ::unsetenv("PGOPTIONS"); }
+    } restore{kept, options_before != nullptr};
+    temp_dir responses;
+    responses.write("M1.json", "[" + fixture_rows(4) + "]");
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    // Every write of the window's ledger row notes the synchronous_commit its
+    // transaction ran under.
+    f.exec("CREATE TABLE " + f.db.quoted() + ".commit_modes (mode text)");
+    f.exec("CREATE FUNCTION " + f.db.quoted() + ".note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "INSERT INTO " + f.db.quoted() + ".commit_modes VALUES (current_setting('synchronous_commit')); "
+           "RETURN NULL; END $$");
+    f.exec("CREATE TRIGGER note_commit_mode AFTER INSERT OR UPDATE ON " + f.db.quoted() +
+           ".sync_windows FOR EACH ROW EXECUTE FUNCTION " + f.db.quoted() + ".note_commit_mode()");
+    auto modes = [&] {
+        std::string all;
+        {
+            pqxx::read_transaction tx{f.db.connection()};
+            for (const auto& row : tx.exec("SELECT mode FROM " + f.db.quoted() + ".commit_modes")) {
+                all += row[0].as<std::string>() + " ";
+            }
+        }
+        f.exec("TRUNCATE " + f.db.quoted() + ".commit_modes");
+        return all;
+    };
+    REQUIRE(f.sync(w).committed);  // the first load
+    CHECK_THAT(modes(), Catch::Contains("on") && !Catch::Contains("off"));
+    REQUIRE(f.sync(w).counts.unparsed);
+    // The ledger row and its fetch ticket: both written by the lazy commit.
+    CHECK(modes() == "off off ");
+    responses.write("M1.json", "[" + fixture_rows(5) + "]");
+    REQUIRE(f.sync(w).counts.inserted == 1);
+    CHECK_THAT(modes(), !Catch::Contains("off"));
 }
