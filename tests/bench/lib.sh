@@ -101,7 +101,8 @@ plan_windows() {
 }
 
 # The fetch floor: every window of every customer downloaded with PARALLEL
-# keep-alive connections by curl, as fast as the server sends.
+# keep-alive connections by curl, as fast as the server sends; the fastest of
+# three such downloads.
 #   fetch_floor NAME BASE_URL CUSTOMER_LIST WINDOWS_FILE PARALLEL
 # Sets floor_s, floor_bytes and floor_requests; fails unless every answer is 200.
 fetch_floor() {
@@ -120,11 +121,18 @@ fetch_floor() {
             done <"$windows"
         done <"$list"
     } >"$work/$name.curl"
-    start=$(now)
-    curl --parallel --parallel-immediate --parallel-max "$parallel" -K "$work/$name.curl" \
-        >"$work/$name.out" 2>"$work/$name.err" || { cat "$work/$name.err" >&2; fail "$name: curl failed"; }
-    stop=$(now)
-    floor_s=$(calc "$stop - $start" 3)
+    # On a busy machine one download's time moved by a factor of three from
+    # run to run; a floor is a best case.
+    local round took
+    floor_s=
+    for round in 1 2 3; do
+        start=$(now)
+        curl --parallel --parallel-immediate --parallel-max "$parallel" -K "$work/$name.curl" \
+            >"$work/$name.out" 2>"$work/$name.err" || { cat "$work/$name.err" >&2; fail "$name: curl failed"; }
+        stop=$(now)
+        took=$(calc "$stop - $start" 3)
+        if [[ -z $floor_s ]] || awk "BEGIN { exit !($took < $floor_s) }"; then floor_s=$took; fi
+    done
     floor_requests=$(wc -l <"$work/$name.out")
     floor_bytes=$(awk '{ sum += $2 } END { printf "%d", sum }' "$work/$name.out")
     local expected=$(($(wc -l <"$list") * $(wc -l <"$windows")))
