@@ -409,6 +409,37 @@ struct window_loader::impl {
                         static_cast<long long>(options.rejected_raw_retention.count()));
     }
 
+    // One instant for every row this window writes. Read under the customer
+    // lock and never earlier than the customer's last load's stamp, so
+    // history versions of a comeback stay in order and the ledger's times
+    // compare truly, whatever the server's clock does.
+    std::string read_stamp() {
+        return tx.exec_params1(sql::window_loader::read_stamp, key.customer_id)[0].as<std::string>();
+    }
+
+    // The window is confirmed: its counts are those of the last load.
+    void confirm(const last_load& last) {
+        counts.rows_seen = last.rows_seen;
+        counts.duplicates = last.rows_duplicate;
+        counts.confirmed = true;
+    }
+
+    // A response confirmed unparsed has the rejected rows of the last load.
+    void see_rejections_again(const last_load& last, const std::string& stamp) {
+        counts.rejected = last.rows_rejected;
+        if (last.rows_rejected == 0 || !last.fetched_at) return;
+        tx.exec_params0(sql::window_loader::see_rejections_again, key.customer_id,
+                        key.date_criteria.name(), sql_time::day_number(key.first_day),
+                        sql_time::day_number(key.end_day), sql_time::micros(*last.fetched_at), stamp);
+    }
+
+    // The ledger row of a complete load, the fetch ticket, and the commit.
+    void finish(const std::string& stamp, const fetch_info& info, const std::string& content) {
+        record_load(stamp, info, content);
+        if (options.fetch_ticket) record_fetch_ticket(tx, key, *options.fetch_ticket);
+        tx.commit();
+    }
+
     void record_held(const std::string& stamp, const fetch_info& info, const std::string& content) {
         held_load load;
         load.http_status = info.http_status;
@@ -480,19 +511,12 @@ load_counts window_loader::commit(const fetch_info& info) {
     impl_->ensure_staging();
     auto& tx = impl_->tx;
     auto& counts = impl_->counts;
-    // One instant for every row this window writes. Read under the customer
-    // lock and never earlier than the customer's last load's stamp, so
-    // history versions of a comeback stay in order and the ledger's times
-    // compare truly, whatever the server's clock does.
-    const auto stamp =
-        tx.exec_params1(sql::window_loader::read_stamp, impl_->key.customer_id)[0].as<std::string>();
+    const std::string stamp = impl_->read_stamp();
     const std::string content = impl_->digest.finish();
     const last_load last =
         read_last_load(tx, impl_->key, content, optional_text(info.response_digest), stamp);
     if (last.confirms && !impl_->options.recheck) {
-        counts.rows_seen = last.rows_seen;
-        counts.duplicates = last.rows_duplicate;
-        counts.confirmed = true;
+        impl_->confirm(last);
         // Staged rows, if the window was large enough to stream, go with the commit.
         impl_->stage_rejections();
     } else {
@@ -517,9 +541,7 @@ load_counts window_loader::commit(const fetch_info& info) {
         counts.duplicates = impl_->staged - counts.rows_seen;
     }
     impl_->store_rejections(stamp);
-    impl_->record_load(stamp, info, content);
-    if (impl_->options.fetch_ticket) record_fetch_ticket(tx, impl_->key, *impl_->options.fetch_ticket);
-    tx.commit();
+    impl_->finish(stamp, info, content);
     return counts;
 }
 
@@ -530,33 +552,20 @@ std::optional<load_counts> window_loader::confirm_response(const fetch_info& inf
     }
     if (impl_->options.recheck || info.response_digest.empty()) return std::nullopt;
     auto& tx = impl_->tx;
-    const auto stamp =
-        tx.exec_params1(sql::window_loader::read_stamp, impl_->key.customer_id)[0].as<std::string>();
+    const std::string stamp = impl_->read_stamp();
     const last_load last =
         read_last_load(tx, impl_->key, std::nullopt, info.response_digest, stamp);
     if (!last.confirms) return std::nullopt;
     // From here on the transaction changes no data: it may commit lazily.
     tx.exec0(sql::window_loader::commit_lazily);
     impl_->finished = true;
-    auto& counts = impl_->counts;
-    counts.rows_seen = last.rows_seen;
-    counts.duplicates = last.rows_duplicate;
-    counts.rejected = last.rows_rejected;
-    counts.confirmed = true;
-    counts.unparsed = true;
-    const auto& key = impl_->key;
-    if (last.rows_rejected > 0 && last.fetched_at) {
-        tx.exec_params0(sql::window_loader::see_rejections_again, key.customer_id,
-                        key.date_criteria.name(), sql_time::day_number(key.first_day),
-                        sql_time::day_number(key.end_day), sql_time::micros(*last.fetched_at),
-                        stamp);
-    }
+    impl_->confirm(last);
+    impl_->counts.unparsed = true;
+    impl_->see_rejections_again(last, stamp);
     impl_->purge_rejected_raw(stamp);
     // The content digest stays the one the ledger has: it is that load's.
-    impl_->record_load(stamp, info, std::string());
-    if (impl_->options.fetch_ticket) record_fetch_ticket(tx, key, *impl_->options.fetch_ticket);
-    tx.commit();
-    return counts;
+    impl_->finish(stamp, info, std::string());
+    return impl_->counts;
 }
 
 }  // namespace comeback
