@@ -7,18 +7,8 @@ e2e_init failover
 start_fake fake --customers M1,M2,M3,M4
 write_config "$work/config.yaml" "M1 M2 M3 M4"
 run_cs migrate migrate -c "$work/config.yaml" || fail "migrate failed"
-app="e2e-failover-$$"
-start_run a "$work/config.yaml" PGAPPNAME="$app-a"
-a=$run_pid
-start_run b "$work/config.yaml" PGAPPNAME="$app-b"
-b=$run_pid
+start_two_instances failover "$work/config.yaml"
 
-# Leases are session advisory locks; count the advisory locks each instance's
-# sessions hold (a loader's short transaction lock may add one).
-leases_of() {
-    sql "SELECT count(DISTINCT (l.classid, l.objid)) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
-         WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = '$app-$1'"
-}
 wait_for 60 "all four customers have complete windows" \
     "SELECT count(DISTINCT customer_id) = 4 FROM $schema.sync_windows WHERE status = 'complete'"
 split_ok=false
@@ -33,9 +23,7 @@ echo "ok: a holds $la customers, b holds $lb"
 kill -KILL "$a"
 wait "$a" 2>/dev/null || true
 killed_at=$(sql "SELECT now()")
-wait_for 30 "instance b holds all four customers" \
-    "SELECT count(DISTINCT (l.classid, l.objid)) >= 4 FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
-     WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = '$app-b'"
+wait_for 30 "instance b holds all four customers" "SELECT $(leases_sql b) >= 4"
 wait_for 30 "every customer fetched again after the kill" \
     "SELECT count(DISTINCT customer_id) = 4 FROM $schema.sync_windows WHERE fetched_at > '$killed_at'"
 kill -0 "$b" || fail "instance b died"

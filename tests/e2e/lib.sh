@@ -194,6 +194,26 @@ start_run() {
     e2e_pids+=("$run_pid")
 }
 
+# Two `run` instances, a and b, on one configuration:
+# start_two_instances NAME CONFIG sets a and b (their pids) and app, the
+# prefix of their sessions' application_name ("$app-a", "$app-b").
+start_two_instances() {
+    app="e2e-$1-$$"
+    start_run a "$2" PGAPPNAME="$app-a"
+    a=$run_pid
+    start_run b "$2" PGAPPNAME="$app-b"
+    b=$run_pid
+}
+
+# The leases instance X (a or b) holds: the advisory locks its sessions hold
+# (a loader's short transaction lock may add one). leases_sql X is the count
+# as an SQL expression; leases_of X reads it.
+leases_sql() {
+    echo "(SELECT count(DISTINCT (l.classid, l.objid)) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = '$app-$1')"
+}
+leases_of() { sql "SELECT $(leases_sql "$1")"; }
+
 # start_proxy NAME: db-proxy (tests/support/db_proxy_main.cpp) between the
 # daemon and the test PostgreSQL on loopback TCP; sets proxy_conninfo for
 # database.conninfo. proxy_do COMMAND sends it a command and waits for its

@@ -39,15 +39,7 @@ sql "CREATE TABLE $schema.ticket_changes (customer_id text, first_day date, old_
          FOR EACH ROW WHEN (OLD.fetch_ticket IS DISTINCT FROM NEW.fetch_ticket) EXECUTE FUNCTION $schema.log_ticket()" \
     >/dev/null
 
-app="e2e-restart2-$$"
-start_run a "$work/config.yaml" PGAPPNAME="$app-a"
-a=$run_pid
-start_run b "$work/config.yaml" PGAPPNAME="$app-b"
-b=$run_pid
-leases_of() {
-    sql "SELECT count(DISTINCT (l.classid, l.objid)) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
-         WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = '$app-$1'"
-}
+start_two_instances restart2 "$work/config.yaml"
 windows=$(sql "SELECT count(*) FROM generate_series('$span_from'::date, '$span_to'::date, '1 day')")
 windows=$((windows * 2))
 wait_for 60 "every window complete once" \
