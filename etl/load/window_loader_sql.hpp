@@ -31,8 +31,9 @@ SELECT set_config('search_path', quote_ident($1), true) AS search_path,
 )sql"};
 
 // Staging lives for the session and empties at every commit, so a connection
-// loading many windows creates it once; a rolled-back transaction that created
-// it takes it along. load_delta holds the window's updates, undeletes and
+// loading many windows creates it once, when a load first needs it (a window
+// confirmed from its response digest does not); a rolled-back transaction
+// that created it takes it along. load_delta holds the window's updates, undeletes and
 // deletes (not its inserts): their current history versions are closed at
 // commit. load_latest_comebacks is the staged comebacks, one per id (the last
 // index wins), instants as timestamptz: what both merge statements start from.
