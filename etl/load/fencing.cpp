@@ -2,6 +2,7 @@
 
 #include "load/database_failure.hpp"
 #include "load/fencing_sql.hpp"
+#include "load/prepared.hpp"
 #include "load/identifier.hpp"
 #include "load/sql_time.hpp"
 
@@ -17,12 +18,11 @@ fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
     check_schema_name(schema);
     const std::string customer(customer_id);
     pqxx::work tx{connection, "take fetch ticket"};
-    tx.exec_params1(sql::use_schema, std::string(schema));
-    tx.exec0(sql::fencing::commit_durably);
-    auto taken = tx.exec_params(sql::fencing::take_fetch_ticket, customer);
+    sql::exec1(tx, sql::fencing::begin_ticket, std::string(schema));
+    auto taken = sql::exec(tx, sql::fencing::take_fetch_ticket, customer);
     if (taken.empty()) {
-        tx.exec_params0(sql::fencing::register_customer, customer);
-        taken = tx.exec_params(sql::fencing::take_fetch_ticket, customer);
+        sql::exec0(tx, sql::fencing::register_customer, customer);
+        taken = sql::exec(tx, sql::fencing::take_fetch_ticket, customer);
     }
     const fetch_ticket ticket = taken.at(0)[0].as<fetch_ticket>();
     if (also) also(tx);
@@ -31,7 +31,7 @@ fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
 }
 
 void check_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket) {
-    const auto row = tx.exec_params(sql::fencing::read_window_ticket, key.customer_id,
+    const auto row = sql::exec(tx, sql::fencing::read_window_ticket, key.customer_id,
                                     key.date_criteria.name(), sql_time::day_number(key.first_day),
                                     sql_time::day_number(key.end_day));
     if (row.empty() || row[0][0].is_null()) return;
@@ -41,11 +41,6 @@ void check_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch
                                 std::to_string(committed) + ") committed first; this fetch's (ticket " +
                                 std::to_string(ticket) + ") response is dropped");
     }
-}
-
-void record_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket) {
-    tx.exec_params0(sql::fencing::record_window_ticket, key.customer_id, key.date_criteria.name(),
-                    sql_time::day_number(key.first_day), sql_time::day_number(key.end_day), ticket);
 }
 
 }  // namespace comeback

@@ -6,7 +6,8 @@
 // the clocks of the hosts or the server say and across a server's crash. The
 // load compares its ticket with the one the window's last committed load had,
 // under the customer's load lock; a lower one is stale and the load is
-// dropped (stale_fetch_error), otherwise it records its own.
+// dropped (stale_fetch_error), otherwise its ledger row records its own
+// (complete_load::ticket in ledger.hpp).
 
 #include "load/ledger.hpp"
 #include "load/pqxx_fwd.hpp"
@@ -16,8 +17,6 @@
 #include <string_view>
 
 namespace comeback {
-
-using fetch_ticket = std::int64_t;
 
 // Takes the customer's next ticket in its own transaction, committed durably
 // (registering the customer in sync_customers first when needed). `also`, when
@@ -32,9 +31,5 @@ fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
 // stale_fetch_error (load/database_failure.hpp) when the window's last
 // committed load had a higher ticket than `ticket`.
 void check_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket);
-
-// Inside a window loader's transaction, after its ledger row is written: the
-// window's last committed load is now this one.
-void record_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket);
 
 }  // namespace comeback

@@ -7,11 +7,15 @@
 
 namespace comeback::sql::fencing {
 
-// A ticket must outlive a crash of the server: were it lost, a restarted
-// server could hand the same number to a later fetch. So its transaction
-// commits synchronously, whatever the server's synchronous_commit says.
-inline constexpr statement commit_durably{"commit_durably", R"sql(
-SET LOCAL synchronous_commit TO on
+// $1 schema. How a ticket's transaction begins, in one round trip: this
+// transaction's search_path, as sql::use_schema sets it, and a synchronous
+// commit. A ticket must outlive a crash of the server: were it lost, a
+// restarted server could hand the same number to a later fetch. So its
+// transaction commits synchronously, whatever the server's synchronous_commit
+// says.
+inline constexpr statement begin_ticket{"begin_ticket", R"sql(
+SELECT set_config('search_path', quote_ident($1), true) AS search_path,
+       set_config('synchronous_commit', 'on', true) AS synchronous_commit
 )sql"};
 
 // The customer's ($1) next fetch ticket. No row: the customer has none yet
@@ -41,17 +45,7 @@ WHERE customer_id = $1 AND date_criteria = $2
   AND end_day = date '1970-01-01' + $4::integer
 )sql"};
 
-// The committing load's ticket ($5) on its window's ledger row, written after
-// the row itself.
-inline constexpr statement record_window_ticket{"record_window_ticket", R"sql(
-UPDATE sync_windows
-SET fetch_ticket = $5
-WHERE customer_id = $1 AND date_criteria = $2
-  AND first_day = date '1970-01-01' + $3::integer
-  AND end_day = date '1970-01-01' + $4::integer
-)sql"};
-
-inline constexpr std::array statements{commit_durably, take_fetch_ticket, register_customer,
-                                       read_window_ticket, record_window_ticket};
+inline constexpr std::array statements{begin_ticket, take_fetch_ticket, register_customer,
+                                       read_window_ticket};
 
 }  // namespace comeback::sql::fencing

@@ -2,6 +2,7 @@
 
 #include "load/identifier.hpp"
 #include "load/lease_sql.hpp"
+#include "load/prepared.hpp"
 
 #include <pqxx/pqxx>
 
@@ -21,7 +22,7 @@ std::int64_t read_key(pqxx::connection& connection, std::string_view schema,
     check_schema_name(schema);
     for (int attempt = 0; attempt < 2; ++attempt) {
         pqxx::work tx{connection, "lease key"};
-        tx.exec_params1(sql::use_schema, std::string(schema));
+        sql::exec1(tx, sql::use_schema, std::string(schema));
         const pqxx::result rows = statement(tx);
         tx.commit();
         if (!rows.empty()) return rows[0][0].as<std::int64_t>();
@@ -36,14 +37,14 @@ lease_id customer_lease(pqxx::connection& connection, std::string_view schema,
                         std::string_view customer_id) {
     const std::string customer(customer_id);
     const auto key = read_key(connection, schema, [&](pqxx::work& tx) {
-        return tx.exec_params(sql::lease::customer_key, customer);
+        return sql::exec(tx, sql::lease::customer_key, customer);
     });
     return {key, "customer " + customer};
 }
 
 lease_id instance_slot_lease(pqxx::connection& connection, std::string_view schema, unsigned slot) {
     const auto key = read_key(connection, schema, [&](pqxx::work& tx) {
-        return tx.exec_params(sql::lease::instance_slot_key, static_cast<long long>(slot));
+        return sql::exec(tx, sql::lease::instance_slot_key, static_cast<long long>(slot));
     });
     return {key, "instance slot " + std::to_string(slot)};
 }
@@ -52,12 +53,12 @@ bool try_acquire_lease(pqxx::connection& connection, const lease_id& lease) {
     // A session lock survives the statement's transaction, so a nontransaction
     // is the honest wrapper: nothing here should be rolled back.
     pqxx::nontransaction tx{connection, "lease"};
-    return tx.exec_params1(sql::lease::try_acquire, lease.key)[0].as<bool>();
+    return sql::exec1(tx, sql::lease::try_acquire, lease.key)[0].as<bool>();
 }
 
 void release_lease(pqxx::connection& connection, const lease_id& lease) {
     pqxx::nontransaction tx{connection, "lease"};
-    if (!tx.exec_params1(sql::lease::release, lease.key)[0].as<bool>()) {
+    if (!sql::exec1(tx, sql::lease::release, lease.key)[0].as<bool>()) {
         throw std::logic_error("release_lease: this session does not hold the lease of " + lease.name);
     }
 }

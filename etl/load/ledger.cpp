@@ -2,6 +2,7 @@
 
 #include "load/identifier.hpp"
 #include "load/ledger_sql.hpp"
+#include "load/prepared.hpp"
 #include "load/sql_time.hpp"
 #include "model/text.hpp"
 
@@ -54,10 +55,10 @@ ledger_entry ledger_entry_of(const pqxx::row& row) {
 
 void use_schema(pqxx::transaction_base& tx, std::string_view schema) {
     check_schema_name(schema);
-    tx.exec_params1(sql::use_schema, std::string(schema));
+    sql::exec1(tx, sql::use_schema, std::string(schema));
 }
 
-// One attempt's columns (sql::ledger::record_attempt $7..$24); an empty
+// One attempt's columns (sql::ledger::record_attempt $7..$26); an empty
 // optional is NULL. A failed attempt leaves all empty but the HTTP status
 // and error.
 struct attempt {
@@ -70,16 +71,17 @@ struct attempt {
     std::optional<std::string> held_digest, held_at;
     std::optional<long long> held_deletions, held_live_rows;
     std::optional<std::string> response_digest;
+    std::optional<fetch_ticket> ticket;
 };
 
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
-    tx.exec_params0(sql::ledger::record_attempt, key.customer_id, key.date_criteria.name(),
+    sql::exec0(tx, sql::ledger::record_attempt, key.customer_id, key.date_criteria.name(),
                     sql_time::day_number(key.first_day), sql_time::day_number(key.end_day),
                     sql_time::micros(key.from), sql_time::micros(key.to), std::string(a.status),
                     a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
                     a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
                     a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
-                    a.held_deletions, a.held_live_rows, a.response_digest);
+                    a.held_deletions, a.held_live_rows, a.response_digest, a.ticket);
 }
 
 }  // namespace
@@ -120,7 +122,7 @@ void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schem
     }
     pqxx::work tx{connection, "plan windows"};
     use_schema(tx, schema);
-    tx.exec_params0(sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
+    sql::exec0(tx, sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
                     int_array(first_days), int_array(end_days), int_array(froms), int_array(tos));
     tx.commit();
 }
@@ -131,7 +133,7 @@ std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_
     pqxx::read_transaction tx{connection, "read ledger"};
     use_schema(tx, schema);
     auto result =
-        tx.exec_params(sql::ledger::read_windows, std::string(customer_id), criteria.name());
+        sql::exec(tx, sql::ledger::read_windows, std::string(customer_id), criteria.name());
     std::vector<ledger_entry> entries;
     entries.reserve(result.size());
     for (const auto& row : result) entries.push_back(ledger_entry_of(row));
@@ -144,7 +146,7 @@ std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection
     check_schema_name(schema);
     pqxx::read_transaction tx{connection, "read all ledgers"};
     use_schema(tx, schema);
-    auto result = tx.exec_params(sql::ledger::read_all_windows, criteria.name());
+    auto result = sql::exec(tx, sql::ledger::read_all_windows, criteria.name());
     std::vector<customer_ledger_entry> entries;
     entries.reserve(result.size());
     for (const auto& row : result) {
@@ -158,7 +160,7 @@ std::vector<customer_status> read_sync_status(pqxx::connection& connection,
     check_schema_name(schema);
     pqxx::read_transaction tx{connection, "read sync status"};
     use_schema(tx, schema);
-    auto result = tx.exec(sql::ledger::read_sync_status);
+    auto result = sql::exec(tx, sql::ledger::read_sync_status);
     std::vector<customer_status> statuses;
     statuses.reserve(result.size());
     for (const auto& row : result) {
@@ -183,7 +185,7 @@ std::vector<held_window> read_held_windows(pqxx::connection& connection, std::st
     pqxx::read_transaction tx{connection, "read held windows"};
     use_schema(tx, schema);
     std::vector<held_window> held;
-    for (const auto& row : tx.exec(sql::ledger::read_held_windows)) {
+    for (const auto& row : sql::exec(tx, sql::ledger::read_held_windows)) {
         held_window w;
         w.customer_id = row[0].as<std::string>();
         w.date_criteria = row[1].as<std::string>();
@@ -216,7 +218,7 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
                          const std::optional<std::string>& content_digest,
                          const std::optional<std::string>& response_digest,
                          std::string_view stamp) {
-    auto result = tx.exec_params(sql::ledger::read_last_load, key.customer_id,
+    auto result = sql::exec(tx, sql::ledger::read_last_load, key.customer_id,
                                  key.date_criteria.name(), sql_time::day_number(key.first_day),
                                  sql_time::day_number(key.end_day), content_digest,
                                  std::string(stamp), response_digest);
@@ -236,7 +238,7 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
 
 std::optional<std::uint64_t> read_last_response_bytes(pqxx::transaction_base& tx,
                                                       const window_key& key) {
-    const auto result = tx.exec_params(sql::ledger::read_last_response, key.customer_id,
+    const auto result = sql::exec(tx, sql::ledger::read_last_response, key.customer_id,
                                        key.date_criteria.name(), sql_time::day_number(key.first_day),
                                        sql_time::day_number(key.end_day));
     if (result.empty()) return std::nullopt;
@@ -246,7 +248,7 @@ std::optional<std::uint64_t> read_last_response_bytes(pqxx::transaction_base& tx
 void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,
                           std::string_view stamp, bool all_windows, instant changed_from,
                           instant changed_to) {
-    tx.exec_params0(sql::ledger::mark_changed_windows, key.customer_id, std::string(stamp),
+    sql::exec0(tx, sql::ledger::mark_changed_windows, key.customer_id, std::string(stamp),
                     key.date_criteria.name(), sql_time::day_number(key.first_day),
                     sql_time::day_number(key.end_day), all_windows,
                     std::string(date_criteria::occurrence_name), sql_time::micros(changed_from),
@@ -271,6 +273,7 @@ void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
     if (!load.response_digest.empty()) complete.response_digest = load.response_digest;
     if (load.changed_data) complete.changed_at = at;
     if (load.compared) complete.compared_at = at;
+    complete.ticket = load.ticket;
     record_attempt(tx, key, complete);
 }
 

@@ -25,6 +25,9 @@
 
 namespace comeback {
 
+// A fetch's place in the order of its customer's fetches (load/fencing.hpp).
+using fetch_ticket = std::int64_t;
+
 // The ledger's key for a window: (customer, date criteria, first day, end day).
 struct window_key {
     std::string customer_id;
@@ -178,6 +181,7 @@ struct complete_load {
     std::string response_digest;  // empty: unknown (stored as NULL)
     bool changed_data = false;  // moves changed_at
     bool compared = false;      // compared row by row (not confirmed): moves compared_at
+    std::optional<fetch_ticket> ticket;  // the fetch's (load/fencing.hpp); empty: keep the row's
 };
 // Status 'complete', attempts + 1, last_error cleared, fetched_at = stamp,
 // the window no longer held.

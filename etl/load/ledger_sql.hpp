@@ -149,6 +149,8 @@ WHERE customer_id = $1
 // stays while the held content stays the same. A complete load clears the
 // held columns; a failed attempt of a held window keeps them and the status
 // 'held' (its deletions still wait), with the failure as last_error.
+// A complete load also records the fetch ticket it was fetched under ($26,
+// NULL: keep the one the row has; load/fencing.hpp).
 // $1 customer, $2 date criteria, $3 first day, $4 end day, $5 window_from,
 // $6 window_to.
 inline constexpr statement record_attempt{"record_attempt", R"sql(
@@ -157,7 +159,7 @@ INSERT INTO sync_windows AS w (
     status, attempts, rows_seen, rows_duplicate, rows_changed, rows_rejected,
     last_http_status, last_error, response_bytes, fetch_ms, load_ms,
     fetched_at, attempted_at, content_digest, changed_at, compared_at,
-    held_digest, held_since, held_deletions, held_live_rows, response_digest)
+    held_digest, held_since, held_deletions, held_live_rows, response_digest, fetch_ticket)
 VALUES (
     $1, $2,
     date '1970-01-01' + $3::integer,
@@ -168,7 +170,7 @@ VALUES (
     $12, $13, $14, $15, $16,
     $17::timestamptz, coalesce($17::timestamptz, $22::timestamptz, clock_timestamp()), $18,
     $19::timestamptz, $20::timestamptz,
-    $21, $22::timestamptz, $23, $24, $25)
+    $21, $22::timestamptz, $23, $24, $25, $26)
 ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     status = CASE WHEN excluded.status = 'failed' AND w.status = 'held' THEN 'held'
                   ELSE excluded.status END,
@@ -202,7 +204,8 @@ ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     held_deletions = CASE excluded.status WHEN 'failed' THEN w.held_deletions
                                           ELSE excluded.held_deletions END,
     held_live_rows = CASE excluded.status WHEN 'failed' THEN w.held_live_rows
-                                          ELSE excluded.held_live_rows END
+                                          ELSE excluded.held_live_rows END,
+    fetch_ticket = coalesce(excluded.fetch_ticket, w.fetch_ticket)
 )sql"};
 
 // Every held window of every customer, oldest hold first: what `status`

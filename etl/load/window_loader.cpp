@@ -8,6 +8,7 @@
 #include "load/sql_time.hpp"
 #include "load/statement.hpp"
 #include "load/window_loader_sql.hpp"
+#include "load/prepared.hpp"
 
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
@@ -273,11 +274,11 @@ struct window_loader::impl {
     // took a new name (see sql::window_loader::merge_contacts).
     void merge_entities(const std::string& stamp) {
         const bool keep_contact_names = options.contact_names != contact_names::omit;
-        renamed += tx.exec_params1(sql::window_loader::merge_contacts, key.customer_id, stamp,
+        renamed += sql::exec1(tx, sql::window_loader::merge_contacts, key.customer_id, stamp,
                                    keep_contact_names)[0]
                        .as<std::size_t>();
         for (const auto& t : entity_tables) {
-            renamed += tx.exec_params1(t.merge, key.customer_id, stamp)[0].as<std::size_t>();
+            renamed += sql::exec1(tx, t.merge, key.customer_id, stamp)[0].as<std::size_t>();
         }
     }
 
@@ -294,7 +295,7 @@ struct window_loader::impl {
     // hold are applied when the operator accepts them, or when the same
     // content has come back over accept_after (counts.deletes_accepted).
     bool hold_deletions(const last_load& last) {
-        const auto row = tx.exec_params1(sql::window_loader::count_deletions, key.customer_id,
+        const auto row = sql::exec1(tx, sql::window_loader::count_deletions, key.customer_id,
                                          sql_time::micros(key.from), sql_time::micros(key.to));
         const auto deletions = row[0].as<std::size_t>();
         const auto live = row[1].as<std::size_t>();
@@ -316,7 +317,7 @@ struct window_loader::impl {
     // first load), there is nothing to drop as unchanged and nothing to
     // soft-delete.
     bool live_rows_in_range() {
-        return tx.exec_params1(sql::window_loader::live_rows_in_range, key.customer_id,
+        return sql::exec1(tx, sql::window_loader::live_rows_in_range, key.customer_id,
                                sql_time::micros(key.from), sql_time::micros(key.to))[0]
             .as<bool>();
     }
@@ -331,7 +332,7 @@ struct window_loader::impl {
         std::optional<pqxx::row> row;
         tx.exec0(sql::window_loader::before_insert_all_new);
         try {
-            row = tx.exec_params1(sql::window_loader::insert_all_new, key.customer_id, stamp);
+            row = sql::exec1(tx, sql::window_loader::insert_all_new, key.customer_id, stamp);
         } catch (const pqxx::unique_violation&) {
             tx.exec0(sql::window_loader::undo_insert_all_new);
             return false;
@@ -350,7 +351,7 @@ struct window_loader::impl {
         tx.exec0(sql::window_loader::sort_set_operations);
         // A recheck also lists its inserts: one whose stored row was deleted
         // by hand may still have an open history version.
-        const pqxx::row row = tx.exec_params1(
+        const pqxx::row row = sql::exec1(tx, 
             sql::window_loader::merge_comebacks, key.customer_id, stamp,
             sql_time::micros(key.from), sql_time::micros(key.to), options.recheck);
         tx.exec0(sql::window_loader::hash_set_operations);
@@ -366,7 +367,7 @@ struct window_loader::impl {
     // at all (deletes()).
     void soft_delete(const std::string& stamp, const std::optional<instant>& previous_fetch) {
         if (!deletes()) return;
-        const auto result = tx.exec_params(
+        const auto result = sql::exec(tx, 
             sql::window_loader::soft_delete, key.customer_id, stamp, sql_time::micros(key.from),
             sql_time::micros(key.to),
             previous_fetch ? std::optional<long long>(sql_time::micros(*previous_fetch))
@@ -382,8 +383,8 @@ struct window_loader::impl {
     void write_history(const std::string& stamp) {
         const bool inserts_listed = options.recheck && counts.inserted > 0;
         if (counts.updated + counts.undeleted + counts.deleted == 0 && !inserts_listed) return;
-        tx.exec_params0(sql::window_loader::close_history_versions, key.customer_id, stamp);
-        tx.exec_params0(sql::window_loader::open_history_versions, key.customer_id, stamp);
+        sql::exec0(tx, sql::window_loader::close_history_versions, key.customer_id, stamp);
+        sql::exec0(tx, sql::window_loader::open_history_versions, key.customer_id, stamp);
     }
 
     // Other windows whose data this load changed are told so in the ledger.
@@ -397,7 +398,7 @@ struct window_loader::impl {
 
     void store_rejections(const std::string& stamp) {
         if (counts.rejected > 0) {
-            tx.exec_params0(sql::window_loader::store_rejections, key.customer_id,
+            sql::exec0(tx, sql::window_loader::store_rejections, key.customer_id,
                             key.date_criteria.name(), sql_time::day_number(key.first_day),
                             sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
         }
@@ -405,7 +406,7 @@ struct window_loader::impl {
     }
 
     void purge_rejected_raw(const std::string& stamp) {
-        tx.exec_params0(sql::window_loader::purge_rejected_raw, key.customer_id, stamp,
+        sql::exec0(tx, sql::window_loader::purge_rejected_raw, key.customer_id, stamp,
                         static_cast<long long>(options.rejected_raw_retention.count()));
     }
 
@@ -414,7 +415,7 @@ struct window_loader::impl {
     // history versions of a comeback stay in order and the ledger's times
     // compare truly, whatever the server's clock does.
     std::string read_stamp() {
-        return tx.exec_params1(sql::window_loader::read_stamp, key.customer_id)[0].as<std::string>();
+        return sql::exec1(tx, sql::window_loader::read_stamp, key.customer_id)[0].as<std::string>();
     }
 
     // The window is confirmed: its counts are those of the last load.
@@ -428,15 +429,14 @@ struct window_loader::impl {
     void see_rejections_again(const last_load& last, const std::string& stamp) {
         counts.rejected = last.rows_rejected;
         if (last.rows_rejected == 0 || !last.fetched_at) return;
-        tx.exec_params0(sql::window_loader::see_rejections_again, key.customer_id,
+        sql::exec0(tx, sql::window_loader::see_rejections_again, key.customer_id,
                         key.date_criteria.name(), sql_time::day_number(key.first_day),
                         sql_time::day_number(key.end_day), sql_time::micros(*last.fetched_at), stamp);
     }
 
-    // The ledger row of a complete load, the fetch ticket, and the commit.
+    // The ledger row of a complete load, with its fetch ticket, and the commit.
     void finish(const std::string& stamp, const fetch_info& info, const std::string& content) {
         record_load(stamp, info, content);
-        if (options.fetch_ticket) record_fetch_ticket(tx, key, *options.fetch_ticket);
         tx.commit();
     }
 
@@ -464,6 +464,7 @@ struct window_loader::impl {
         load.response_digest = info.response_digest;
         load.changed_data = counts.changed() > 0 || renamed > 0;
         load.compared = !counts.confirmed;
+        load.ticket = options.fetch_ticket;
         record_complete_load(tx, key, stamp, load);
     }
 };
@@ -475,7 +476,7 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     impl_ = std::make_unique<impl>(connection, std::move(schema), std::move(key), options);
     auto& tx = impl_->tx;
     const pqxx::row begun =
-        tx.exec_params1(sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
+        sql::exec1(tx, sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
     impl_->staging_missing = begun["staging_missing"].as<bool>();
     // Under the lock no other load of the customer commits: checked once here.
     if (options.fetch_ticket) check_fetch_ticket(tx, impl_->key, *options.fetch_ticket);

@@ -17,6 +17,7 @@
 #include <pqxx/pqxx>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <span>
@@ -130,6 +131,20 @@ TEST_CASE("the statement check fails on a misspelt column, table, type or statem
         INFO(s.name());
         CHECK_THROWS_AS(check_statements(tx, "test", std::span(&s, 1), preparable(s.text())),
                         pqxx::sql_error);
+    }
+}
+
+TEST_CASE("statement names are unique across the units: each names a prepared statement of its connection") {
+    // load/prepared.hpp registers a statement under its name; a second text
+    // under the same name would be refused on the first connection to run both.
+    std::map<std::string, std::string> owner;
+    for (const auto& u : units()) {
+        for (const auto& s : u.statements) {
+            INFO(s.name() << " in " << u.header);
+            const auto [at, added] = owner.emplace(std::string(s.name()), u.header);
+            INFO("also in " << at->second);
+            CHECK(added);
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 using namespace comeback;
@@ -72,6 +73,39 @@ TEST_CASE("loading the same window twice writes no tuple and no history row") {
     CHECK(tuple_identities(db.connection(), db.name(), "contacts") == contact_tuples);
     CHECK(count_rows(db.connection(), db.name(), "comeback_history") == 3);
     CHECK(one_text(db.connection(), "SELECT attempts || ' ' || rows_changed FROM " + db.quoted() + ".sync_windows") == "2 0");
+}
+
+TEST_CASE("a connection prepares a load's statements once and plans them again only when it must") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load(db.connection(), db.name(), key, three_comebacks());
+    // name -> when the server prepared it, on this connection.
+    auto prepared = [&] {
+        std::map<std::string, std::string> statements;
+        pqxx::nontransaction tx{db.connection()};
+        for (const auto& row : tx.exec("SELECT name, prepare_time::text FROM pg_prepared_statements")) {
+            statements[row[0].as<std::string>()] = row[1].as<std::string>();
+        }
+        return statements;
+    };
+    const auto first = prepared();
+    for (const char* name : {"begin_load", "read_stamp", "merge_contacts", "read_last_load", "record_attempt"}) {
+        INFO(name);
+        CHECK(first.count(name) == 1);
+    }
+    // A second load of a changed window, and a confirmed one: the same
+    // statements, prepared when the first load ran.
+    auto changed = three_comebacks();
+    changed[0].state = "Cancelled";
+    load(db.connection(), db.name(), key, changed);
+    load(db.connection(), db.name(), key, changed);
+    const auto later = prepared();
+    for (const auto& [name, at] : first) {
+        INFO(name);
+        CHECK(later.at(name) == at);
+    }
+    CHECK(one_text(db.connection(), "SELECT state FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'K1'") ==
+          "Cancelled");
 }
 
 TEST_CASE("a changed field writes exactly one history row and closes the previous version") {

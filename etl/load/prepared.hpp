@@ -1,0 +1,53 @@
+#pragma once
+// Running a named statement (statement.hpp) as a prepared statement of its
+// connection. The server parses and plans a statement once per connection
+// instead of at every call; a load of a small window runs a score of
+// statements, and planning them anew each time cost more server time than
+// running them. The connection registers the statement under its name on first
+// use (libpqxx sends the Parse then), so names are unique across the units
+// (tests/etl/load/statements_test.cpp). A prepared statement belongs to the
+// session, like the staging tables: one more reason the daemon needs
+// session-level connections (docs/operations.md, "Connection poolers").
+//
+// Statements PREPARE does not take (settings, DDL, several statements in one
+// text) are run with tx.exec as before.
+
+#include "load/statement.hpp"
+
+#include <pqxx/pqxx>
+
+#include <string>
+#include <utility>
+
+namespace comeback::sql {
+
+// The statement's rows.
+template <typename... Args>
+pqxx::result exec(pqxx::transaction_base& tx, const statement& s, Args&&... args) {
+    const std::string name(s.name());
+    tx.conn().prepare(name, std::string(s.text()));  // known with this text: nothing to do
+    return tx.exec_prepared(name, std::forward<Args>(args)...);
+}
+
+// Exactly one row, or pqxx::unexpected_rows.
+template <typename... Args>
+pqxx::row exec1(pqxx::transaction_base& tx, const statement& s, Args&&... args) {
+    const pqxx::result rows = exec(tx, s, std::forward<Args>(args)...);
+    if (rows.size() != 1) {
+        throw pqxx::unexpected_rows(std::string(s.name()) + " returned " + std::to_string(rows.size()) +
+                                    " rows where one was expected");
+    }
+    return rows.front();
+}
+
+// No rows, or pqxx::unexpected_rows.
+template <typename... Args>
+void exec0(pqxx::transaction_base& tx, const statement& s, Args&&... args) {
+    const pqxx::result rows = exec(tx, s, std::forward<Args>(args)...);
+    if (!rows.empty()) {
+        throw pqxx::unexpected_rows(std::string(s.name()) + " returned " + std::to_string(rows.size()) +
+                                    " rows where none was expected");
+    }
+}
+
+}  // namespace comeback::sql
