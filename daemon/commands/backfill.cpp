@@ -114,10 +114,8 @@ private:
             std::vector<ledger_entry> ledger;
             db_workers::session session = co_await db_.checkout();
             co_await session.run([&](pqxx::connection& connection) {
-                plan_windows_in_ledger(connection, cfg_.database.schema, customer->id,
-                                       cfg_.sync.date_criteria, windows);
-                ledger = read_ledger(connection, cfg_.database.schema, customer->id,
-                                     cfg_.sync.date_criteria);
+                ledger = plan_and_read_ledger(connection, cfg_.database.schema, customer->id,
+                                              cfg_.sync.date_criteria, windows);
             });
             std::vector<window> pending;
             for (const window& w : windows) {

@@ -82,12 +82,11 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     std::vector<ledger_entry> entries;
     {
         db_workers::session session = co_await state.db->checkout();
+        std::vector<window> planned = plan.fresh;
+        planned.insert(planned.end(), plan.history.begin(), plan.history.end());
         co_await session.run([&](pqxx::connection& connection) {
-            const auto& schema = cfg->database.schema;
-            const auto& criteria = cfg->sync.date_criteria;
-            plan_windows_in_ledger(connection, schema, id, criteria, plan.fresh);
-            plan_windows_in_ledger(connection, schema, id, criteria, plan.history);
-            entries = read_ledger(connection, schema, id, criteria);
+            entries = plan_and_read_ledger(connection, cfg->database.schema, id, cfg->sync.date_criteria,
+                                           planned);
         });
     }
     const std::vector<window_state> states = to_states(entries);

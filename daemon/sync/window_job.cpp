@@ -231,7 +231,10 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
         queue.close();    // the fetch side stops at its next send
         verdict.close();  // or while it waits for a verdict
     }
-    if (loader) {
+    if (loader && counts) {
+        // Committed: destroying it sends nothing, so no hand-off to a database thread.
+        loader.reset();
+    } else if (loader) {
         // Rolling back is a round trip: keep it off the I/O thread too.
         try {
             co_await session.run([&](pqxx::connection&) { loader.reset(); });

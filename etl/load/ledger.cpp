@@ -108,10 +108,10 @@ void check_window_key(const window_key& key) {
     }
 }
 
-void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schema,
-                            std::string_view customer_id, const date_criteria& criteria,
-                            std::span<const window> windows) {
-    check_schema_name(schema);
+namespace {
+
+void plan_windows_in(pqxx::transaction_base& tx, std::string_view customer_id,
+                     const date_criteria& criteria, std::span<const window> windows) {
     if (windows.empty()) return;
     std::vector<long long> first_days, end_days, froms, tos;
     for (const auto& w : windows) {
@@ -120,10 +120,29 @@ void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schem
         froms.push_back(sql_time::micros(w.from));
         tos.push_back(sql_time::micros(w.to));
     }
+    sql::exec0(tx, sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
+               int_array(first_days), int_array(end_days), int_array(froms), int_array(tos));
+}
+
+std::vector<ledger_entry> read_ledger_in(pqxx::transaction_base& tx, std::string_view customer_id,
+                                         const date_criteria& criteria) {
+    auto result = sql::exec(tx, sql::ledger::read_windows, std::string(customer_id), criteria.name());
+    std::vector<ledger_entry> entries;
+    entries.reserve(result.size());
+    for (const auto& row : result) entries.push_back(ledger_entry_of(row));
+    return entries;
+}
+
+}  // namespace
+
+void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schema,
+                            std::string_view customer_id, const date_criteria& criteria,
+                            std::span<const window> windows) {
+    check_schema_name(schema);
+    if (windows.empty()) return;
     pqxx::work tx{connection, "plan windows"};
     use_schema(tx, schema);
-    sql::exec0(tx, sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
-                    int_array(first_days), int_array(end_days), int_array(froms), int_array(tos));
+    plan_windows_in(tx, customer_id, criteria, windows);
     tx.commit();
 }
 
@@ -132,11 +151,18 @@ std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_
     check_schema_name(schema);
     pqxx::read_transaction tx{connection, "read ledger"};
     use_schema(tx, schema);
-    auto result =
-        sql::exec(tx, sql::ledger::read_windows, std::string(customer_id), criteria.name());
-    std::vector<ledger_entry> entries;
-    entries.reserve(result.size());
-    for (const auto& row : result) entries.push_back(ledger_entry_of(row));
+    return read_ledger_in(tx, customer_id, criteria);
+}
+
+std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std::string_view schema,
+                                               std::string_view customer_id, const date_criteria& criteria,
+                                               std::span<const window> windows) {
+    check_schema_name(schema);
+    pqxx::work tx{connection, "plan and read ledger"};
+    use_schema(tx, schema);
+    plan_windows_in(tx, customer_id, criteria, windows);
+    std::vector<ledger_entry> entries = read_ledger_in(tx, customer_id, criteria);
+    tx.commit();
     return entries;
 }
 

@@ -108,6 +108,12 @@ void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schem
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
                                       std::string_view customer_id, const date_criteria& criteria);
 
+// Both in one transaction: `windows` planned, then the customer's rows read,
+// as a customer's cycle and a backfill begin.
+std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std::string_view schema,
+                                               std::string_view customer_id, const date_criteria& criteria,
+                                               std::span<const window> windows);
+
 // Every customer's ledger rows for one date criteria, by customer_id, then
 // first_day. As many rows as the ledger holds: one read per status page refresh.
 std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection,

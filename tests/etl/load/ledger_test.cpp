@@ -54,6 +54,23 @@ TEST_CASE("planning windows adds pending ledger rows once and leaves existing ro
     CHECK(read_ledger(db.connection(), db.name(), "M1", date_criteria{"Booked"}).empty());
 }
 
+TEST_CASE("planning and reading in one call returns the rows just planned beside the ones already there") {
+    migrated db;
+    load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}});
+    const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
+    for (int round = 0; round < 2; ++round) {
+        INFO("round " << round);
+        const auto ledger = plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows);
+        REQUIRE(ledger.size() == 2);
+        CHECK(ledger[0].status == "complete");
+        CHECK(ledger[1].first_day == week2);
+        CHECK(ledger[1].status == "pending");
+    }
+    // Nothing to plan: a read.
+    CHECK(plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, {}).size() == 2);
+    CHECK(plan_and_read_ledger(db.connection(), db.name(), "M2", occurrence, {}).empty());
+}
+
 TEST_CASE("sync status counts each customer's windows and names the stalest window and the last error") {
     migrated db;
     const auto third = week2 + date::days{7};
