@@ -62,6 +62,7 @@ public:
         : line_(line),
           // A thread per connection, and one for the lease keeper's own.
           db_(io_.get_executor(), cfg.database, pool_connections(cfg) + 1, pool_connections(cfg)),
+          gate_(io_.get_executor(), cycle_capacity(cfg)),
           leases_(db_, cfg.database.schema,
                   [this](const std::string& id) {
                       auto found = state_.customers.find(id);
@@ -81,6 +82,7 @@ public:
         state_.cfg = std::make_shared<const config>(cfg);
         state_.client = std::make_shared<vitec_client>(io_.get_executor(), cfg.vitec);
         state_.db = &db_;
+        state_.gate = &gate_;
         state_.database = &database_;
         state_.leases = &leases_;
         state_.shutdown = &shutdown_;
@@ -332,6 +334,7 @@ private:
     const command_line& line_;
     command_io_context io_;
     db_workers db_;
+    cycle_gate gate_;
     lease_keeper leases_;
     shutdown_signal shutdown_;
     metrics_registry metrics_;

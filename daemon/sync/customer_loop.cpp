@@ -65,7 +65,7 @@ sys_seconds now_seconds() {
 
 }  // namespace
 
-asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& id) {
+asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& id, cycle_gate::pass* pass) {
     customer_runtime& runtime = state.customers[id];
     cycle_result result;
     const std::shared_ptr<const config> cfg = state.cfg;  // this cycle's configuration
@@ -107,6 +107,7 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     window_context context{*client, *state.db, *state.shutdown, state.metrics, state.rng};
     context.database = state.database;
     context.hold = &state.hold;
+    context.pass = pass;
     auto may_start = [&] { return !state.shutdown->triggered() && state.leases->held(id); };
     // Returns false when the customer must stop for this cycle.
     auto run_window = [&](const window& w) -> asio::awaitable<bool> {
@@ -221,7 +222,14 @@ asio::awaitable<void> customer_loop(run_state& state, std::string id) {
         cycle_result cycle;
         bool cycle_broke = false;
         try {
-            cycle = co_await run_one_tick(state, id);
+            // Waiting here holds only this loop's frame; the cycle's frames
+            // exist for the customers inside (sync/cycle_gate.hpp).
+            cycle_gate::pass pass;
+            if (state.gate) {
+                pass = co_await state.gate->enter();
+                if (state.shutdown->triggered()) break;
+            }
+            cycle = co_await run_one_tick(state, id, &pass);
         } catch (const std::exception& error) {
             // The database failed while planning or reading the ledger, or a
             // window met a programming error: the customer backs off below.

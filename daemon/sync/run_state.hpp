@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "plan/schedule.hpp"
+#include "sync/cycle_gate.hpp"
 #include "sync/response_hold.hpp"
 #include "sync/summary.hpp"
 
@@ -53,6 +54,7 @@ struct run_state {
     shutdown_signal* shutdown = nullptr;
     metrics_registry* metrics = nullptr;
     response_hold hold;  // responses held unparsed, over every customer
+    cycle_gate* gate = nullptr;  // null: no bound on customers inside a cycle
     std::mt19937_64 rng{std::random_device{}()};
     bool once = false;  // run --once: one full cycle per customer, then stop
     std::map<std::string, customer_runtime> customers;
@@ -75,9 +77,13 @@ struct cycle_result {
 // and in state.totals. Throws database_error when the database fails while
 // planning, and a window's programming error (after counting that window as
 // failed).
-boost::asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& customer_id);
+// `pass`, when given, is the customer's place inside state.gate: its windows
+// step out of it while they wait to retry.
+boost::asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& customer_id,
+                                                  cycle_gate::pass* pass = nullptr);
 
-// Runs cycles for one customer until shutdown, until it is removed from the
+// Runs cycles for one customer until shutdown, each after entering state.gate
+// (when set), until it is removed from the
 // configuration, or (with --once) after one full cycle. Never throws: a cycle
 // ended by an exception (the database while planning, a programming error in
 // a window) is logged as customer.cycle_failed with its kind, counted, and

@@ -554,13 +554,21 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
     };
     // Shutting down, or the database still away after outage_grace: no new
     // attempt; the last failure stands.
+    // The customer steps out of the cycle gate for the wait: another customer
+    // may work meanwhile.
     const retry_wait wait = [&](std::chrono::milliseconds delay) -> asio::awaitable<bool> {
+        if (context.pass) context.pass->step_out();
+        bool go_on = true;
         if (database_lost && context.database &&
             !co_await context.database->wait_until_answering(cfg.database.outage_grace)) {
-            co_return false;
+            go_on = false;
+        } else if (context.still_held && !context.still_held()) {
+            go_on = false;
+        } else {
+            go_on = co_await context.shutdown.sleep(delay);
         }
-        if (context.still_held && !context.still_held()) co_return false;
-        co_return co_await context.shutdown.sleep(delay);
+        if (context.pass) co_await context.pass->step_in();
+        co_return go_on;
     };
 
     std::exception_ptr bug;

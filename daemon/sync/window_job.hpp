@@ -6,6 +6,7 @@
 // ledger (record_window_failure), logged, and counted under its kind's label.
 
 #include "config/config.hpp"
+#include "sync/cycle_gate.hpp"
 #include "load/window_loader.hpp"
 #include "model/failure.hpp"
 #include "plan/windows.hpp"
@@ -48,6 +49,9 @@ struct window_context {
     std::function<bool()> still_held{};
     // Null: every response is parsed as it arrives.
     response_hold* hold = nullptr;
+    // The customer's place inside run's cycle gate; null: none (backfill).
+    // Given back while a retry waits, taken again before the next attempt.
+    cycle_gate::pass* pass = nullptr;
 };
 
 struct window_outcome {

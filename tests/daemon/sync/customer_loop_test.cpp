@@ -7,6 +7,8 @@
 #include "sync/lease_keeper.hpp"
 #include "sync_fixture.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <catch2/catch.hpp>
 #include <date/tz.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -180,4 +182,37 @@ TEST_CASE("windows that come back empty are held, listed and shown by the window
     CHECK(gauge() == 0);
     for (const ledger_entry& entry : f.ledger()) CHECK(entry.status == "complete");
     CHECK(f.comebacks() == stored);
+}
+
+TEST_CASE("a customer whose window waits to retry steps out of the cycle gate, and another gets in meanwhile") {
+    tick_fixture f;
+    f.cfg.vitec.retry.base_delay = 200ms;
+    f.sync_settings_changed();
+    cycle_gate gate(f.io.get_executor(), 1);
+    f.state.gate = &gate;
+    // The first request fails as a 502 (retried); every other one succeeds.
+    f.server.control("/_control/fault?count=1&spec=status=502");
+
+    bool tick_done = false;
+    bool other_got_in_during_tick = false;
+    cycle_result result;
+    boost::asio::co_spawn(f.io, [&]() -> boost::asio::awaitable<void> {
+        cycle_gate::pass pass = co_await gate.enter();
+        result = co_await run_one_tick(f.state, "M1", &pass);
+        CHECK(pass.inside());  // back in before its next attempt, and still in at the end
+        tick_done = true;
+    }, boost::asio::detached);
+    boost::asio::co_spawn(f.io, [&]() -> boost::asio::awaitable<void> {
+        cycle_gate::pass pass = co_await gate.enter();
+        other_got_in_during_tick = !tick_done;
+    }, boost::asio::detached);
+    f.io.restart();
+    f.io.run();
+
+    CHECK(tick_done);
+    CHECK(other_got_in_during_tick);
+    CHECK_FALSE(result.failed);
+    CHECK(f.requests("transient") == 1);
+    CHECK(gate.peak() == 1);
+    CHECK(gate.inside() == 0);
 }
