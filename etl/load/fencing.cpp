@@ -2,8 +2,8 @@
 
 #include "load/database_failure.hpp"
 #include "load/fencing_sql.hpp"
-#include "load/prepared.hpp"
 #include "load/identifier.hpp"
+#include "load/prepared.hpp"
 #include "load/sql_time.hpp"
 
 #include <pqxx/pqxx>
@@ -32,8 +32,8 @@ fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
 
 void check_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket) {
     const auto row = sql::exec(tx, sql::fencing::read_window_ticket, key.customer_id,
-                                    key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                    sql_time::day_number(key.end_day));
+                               key.date_criteria.name(), sql_time::day_number(key.first_day),
+                               sql_time::day_number(key.end_day));
     if (row.empty() || row[0][0].is_null()) return;
     const fetch_ticket committed = row[0][0].as<fetch_ticket>();
     if (committed > ticket) {

@@ -76,12 +76,12 @@ struct attempt {
 
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
     sql::exec0(tx, sql::ledger::record_attempt, key.customer_id, key.date_criteria.name(),
-                    sql_time::day_number(key.first_day), sql_time::day_number(key.end_day),
-                    sql_time::micros(key.from), sql_time::micros(key.to), std::string(a.status),
-                    a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
-                    a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
-                    a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
-                    a.held_deletions, a.held_live_rows, a.response_digest, a.ticket);
+               sql_time::day_number(key.first_day), sql_time::day_number(key.end_day),
+               sql_time::micros(key.from), sql_time::micros(key.to), std::string(a.status),
+               a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
+               a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
+               a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
+               a.held_deletions, a.held_live_rows, a.response_digest, a.ticket);
 }
 
 }  // namespace
@@ -245,9 +245,9 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
                          const std::optional<std::string>& response_digest,
                          std::string_view stamp) {
     auto result = sql::exec(tx, sql::ledger::read_last_load, key.customer_id,
-                                 key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                 sql_time::day_number(key.end_day), content_digest,
-                                 std::string(stamp), response_digest);
+                            key.date_criteria.name(), sql_time::day_number(key.first_day),
+                            sql_time::day_number(key.end_day), content_digest,
+                            std::string(stamp), response_digest);
     last_load last;
     if (result.empty()) return last;
     const auto row = result[0];
@@ -265,8 +265,8 @@ last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
 std::optional<std::uint64_t> read_last_response_bytes(pqxx::transaction_base& tx,
                                                       const window_key& key) {
     const auto result = sql::exec(tx, sql::ledger::read_last_response, key.customer_id,
-                                       key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                       sql_time::day_number(key.end_day));
+                                  key.date_criteria.name(), sql_time::day_number(key.first_day),
+                                  sql_time::day_number(key.end_day));
     if (result.empty()) return std::nullopt;
     return result[0][0].as<std::uint64_t>();
 }
@@ -275,10 +275,10 @@ void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,
                           std::string_view stamp, bool all_windows, instant changed_from,
                           instant changed_to) {
     sql::exec0(tx, sql::ledger::mark_changed_windows, key.customer_id, std::string(stamp),
-                    key.date_criteria.name(), sql_time::day_number(key.first_day),
-                    sql_time::day_number(key.end_day), all_windows,
-                    std::string(date_criteria::occurrence_name), sql_time::micros(changed_from),
-                    sql_time::micros(changed_to));
+               key.date_criteria.name(), sql_time::day_number(key.first_day),
+               sql_time::day_number(key.end_day), all_windows,
+               std::string(date_criteria::occurrence_name), sql_time::micros(changed_from),
+               sql_time::micros(changed_to));
 }
 
 void record_complete_load(pqxx::transaction_base& tx, const window_key& key,

@@ -4,11 +4,11 @@
 #include "load/copy_text.hpp"
 #include "load/fencing.hpp"
 #include "load/identifier.hpp"
+#include "load/prepared.hpp"
 #include "load/privacy.hpp"
 #include "load/sql_time.hpp"
 #include "load/statement.hpp"
 #include "load/window_loader_sql.hpp"
-#include "load/prepared.hpp"
 
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
@@ -275,7 +275,7 @@ struct window_loader::impl {
     void merge_entities(const std::string& stamp) {
         const bool keep_contact_names = options.contact_names != contact_names::omit;
         renamed += sql::exec1(tx, sql::window_loader::merge_contacts, key.customer_id, stamp,
-                                   keep_contact_names)[0]
+                              keep_contact_names)[0]
                        .as<std::size_t>();
         for (const auto& t : entity_tables) {
             renamed += sql::exec1(tx, t.merge, key.customer_id, stamp)[0].as<std::size_t>();
@@ -296,7 +296,7 @@ struct window_loader::impl {
     // content has come back over accept_after (counts.deletes_accepted).
     bool hold_deletions(const last_load& last) {
         const auto row = sql::exec1(tx, sql::window_loader::count_deletions, key.customer_id,
-                                         sql_time::micros(key.from), sql_time::micros(key.to));
+                                    sql_time::micros(key.from), sql_time::micros(key.to));
         const auto deletions = row[0].as<std::size_t>();
         const auto live = row[1].as<std::size_t>();
         if (!options.deletion_guard.holds(deletions, live)) return false;
@@ -318,7 +318,7 @@ struct window_loader::impl {
     // soft-delete.
     bool live_rows_in_range() {
         return sql::exec1(tx, sql::window_loader::live_rows_in_range, key.customer_id,
-                               sql_time::micros(key.from), sql_time::micros(key.to))[0]
+                          sql_time::micros(key.from), sql_time::micros(key.to))[0]
             .as<bool>();
     }
 
@@ -351,7 +351,7 @@ struct window_loader::impl {
         tx.exec0(sql::window_loader::sort_set_operations);
         // A recheck also lists its inserts: one whose stored row was deleted
         // by hand may still have an open history version.
-        const pqxx::row row = sql::exec1(tx, 
+        const pqxx::row row = sql::exec1(tx,
             sql::window_loader::merge_comebacks, key.customer_id, stamp,
             sql_time::micros(key.from), sql_time::micros(key.to), options.recheck);
         tx.exec0(sql::window_loader::hash_set_operations);
@@ -367,7 +367,7 @@ struct window_loader::impl {
     // at all (deletes()).
     void soft_delete(const std::string& stamp, const std::optional<instant>& previous_fetch) {
         if (!deletes()) return;
-        const auto result = sql::exec(tx, 
+        const auto result = sql::exec(tx,
             sql::window_loader::soft_delete, key.customer_id, stamp, sql_time::micros(key.from),
             sql_time::micros(key.to),
             previous_fetch ? std::optional<long long>(sql_time::micros(*previous_fetch))
@@ -399,15 +399,15 @@ struct window_loader::impl {
     void store_rejections(const std::string& stamp) {
         if (counts.rejected > 0) {
             sql::exec0(tx, sql::window_loader::store_rejections, key.customer_id,
-                            key.date_criteria.name(), sql_time::day_number(key.first_day),
-                            sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
+                       key.date_criteria.name(), sql_time::day_number(key.first_day),
+                       sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
         }
         purge_rejected_raw(stamp);
     }
 
     void purge_rejected_raw(const std::string& stamp) {
         sql::exec0(tx, sql::window_loader::purge_rejected_raw, key.customer_id, stamp,
-                        static_cast<long long>(options.rejected_raw_retention.count()));
+                   static_cast<long long>(options.rejected_raw_retention.count()));
     }
 
     // One instant for every row this window writes. Read under the customer
@@ -430,8 +430,8 @@ struct window_loader::impl {
         counts.rejected = last.rows_rejected;
         if (last.rows_rejected == 0 || !last.fetched_at) return;
         sql::exec0(tx, sql::window_loader::see_rejections_again, key.customer_id,
-                        key.date_criteria.name(), sql_time::day_number(key.first_day),
-                        sql_time::day_number(key.end_day), sql_time::micros(*last.fetched_at), stamp);
+                   key.date_criteria.name(), sql_time::day_number(key.first_day),
+                   sql_time::day_number(key.end_day), sql_time::micros(*last.fetched_at), stamp);
     }
 
     // The ledger row of a complete load, with its fetch ticket, and the commit.
