@@ -311,7 +311,15 @@ private:
         metrics_.set_poll_interval(fresh->sync.poll_interval);
         metrics_.set_per_customer_series(fresh->metrics.per_customer);
         leases_.set_customers(ids);
-        log_event(spdlog::level::info, "reload.done", {{"customers", ids.size()}});
+        // A reload is how an operator says a password or an access was fixed:
+        // customers parked after a 401 or 403 try again at their next wake-up.
+        std::size_t unparked = 0;
+        for (auto& [id, runtime] : state_.customers) {
+            if (!runtime.backoff.parked_until) continue;
+            runtime.backoff.parked_until.reset();
+            ++unparked;
+        }
+        log_event(spdlog::level::info, "reload.done", {{"customers", ids.size()}, {"unparked", unparked}});
         asio::co_spawn(io_, [this, ids]() -> asio::awaitable<void> {
             co_await leases_.round();  // new customers need no wait for a lease
             for (const auto& id : ids) spawn_customer(id);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `run` keeps working: /metrics and /healthz answer while it works (by default
 # with totals, every customer's freshness and the failing customer's own
-# series), SIGHUP adds a customer, and SIGTERM ends it with exit 0.
+# series), SIGHUP adds a customer and tries a parked one again, and SIGTERM
+# ends it with exit 0.
 source "$(dirname "$0")/lib.sh"
 e2e_init run
 
@@ -36,14 +37,21 @@ health=$(curl -sS -w ' %{http_code}' "http://127.0.0.1:$metrics_port/healthz")
 [[ "$health" == $'ok\n 200' ]] || fail "/healthz answered: $health"
 echo "ok: /metrics and /healthz answer"
 
-note "SIGHUP adds M2"
-write_config "$work/config.yaml" "M1 M2" "metrics:
+note "SIGHUP adds M2 and tries M3 again with its fixed password"
+parked='customer.parked customer=M3\|"event":"customer.parked".*"customer":"M3"'
+for ((i = 0; i < 100; i++)); do grep -q "$parked" "$work/run.log" && break; sleep 0.1; done
+grep -q "$parked" "$work/run.log" || fail "M3 was not parked after its 401: $(tail -n 20 "$work/run.log")"
+write_config "$work/config.yaml" "M1 M2 M3" "metrics:
   listen: 127.0.0.1:$metrics_port"
 kill -HUP "$daemon"
 wait_for 60 "M2 windows complete after SIGHUP" \
     "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M2' AND status = 'complete'"
+# Parked for vitec.retry.auth_backoff (an hour) without the reload.
+wait_for 30 "M3 windows complete after SIGHUP" \
+    "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M3' AND status = 'complete'"
+grep -q 'reload.done.*unparked.*1' "$work/run.log" || fail "reload.done does not say M3 was unparked"
 kill -0 "$daemon" || fail "run exited after SIGHUP"
-echo "ok: M2 synced after SIGHUP"
+echo "ok: M2 synced and M3 tried again after SIGHUP"
 
 note "a bad configuration is refused and the old one kept"
 echo "this: [is not valid" >"$work/config.yaml"
