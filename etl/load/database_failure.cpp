@@ -99,6 +99,14 @@ std::optional<failure> classify_database_error(const std::exception& error, std:
         // libpqxx 6.4 throws insufficient_privilege without its SQLSTATE.
         if (state.empty() && dynamic_cast<const pqxx::insufficient_privilege*>(&error)) state = "42501";
         if (is_lost_sqlstate(state)) return lost();
+        // A statement prepared on this connection (load/prepared.hpp) whose
+        // result a migration changed since: it fails the same way on this
+        // connection for ever, so the connection goes, as a lost one does.
+        if (state == "0A000" && what.find("cached plan must not change result type") != std::string::npos) {
+            return make(failure_kind::database_lost,
+                        where + ": a statement prepared on this connection no longer matches the schema "
+                                "(migrated while it was open); the connection is opened anew: " + what);
+        }
         if (auto timeout = timeout_of(state); !timeout.empty())
             return make(failure_kind::database_timeout, where + ": " + std::string(timeout) + ": " + what);
         if (state.starts_with("40"))

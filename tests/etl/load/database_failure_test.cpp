@@ -5,10 +5,14 @@
 
 #include "load/database_failure.hpp"
 
+#include "load/prepared.hpp"
+
 #include "support/database.hpp"
 
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
+
+#include <optional>
 
 using namespace comeback;
 using namespace comeback::test;
@@ -130,6 +134,42 @@ TEST_CASE("a missing table is refused and asks for the migrations") {
     CHECK(refused.kind == failure_kind::database_refused);
     CHECK(refused.message.find("SQLSTATE 42P01") != std::string::npos);
     CHECK(refused.message.find("comeback-sync migrate") != std::string::npos);
+}
+
+TEST_CASE("a prepared statement whose result a migration changed drops its connection, retried") {
+    scratch_schema db;
+    auto& connection = db.connection();
+    const std::string table = db.quoted() + ".migrated";
+    {
+        pqxx::work tx{connection};
+        tx.exec0("CREATE SCHEMA " + db.quoted());
+        tx.exec0("CREATE TABLE " + table + " (id integer)");
+        tx.commit();
+    }
+    const sql::statement read{"read_migrated", "SELECT id FROM migrated"};
+    auto run = [&] {
+        pqxx::work tx{connection};
+        sql::exec1(tx, sql::use_schema, db.name());
+        sql::exec(tx, read);
+        tx.commit();
+    };
+    run();
+    {
+        pqxx::work tx{connection};
+        tx.exec0("ALTER TABLE " + table + " ALTER COLUMN id TYPE text");
+        tx.commit();
+    }
+    const std::string database = describe_database(connection);
+    std::optional<failure> classified;
+    try {
+        run();
+    } catch (const std::exception& error) {
+        classified = classify_database_error(error, database);
+    }
+    REQUIRE(classified);
+    INFO(classified->message);
+    CHECK(classified->kind == failure_kind::database_lost);
+    CHECK(classified->message.find("no longer matches the schema") != std::string::npos);
 }
 
 TEST_CASE("a programming error is not a database failure") {
