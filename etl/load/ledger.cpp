@@ -135,17 +135,6 @@ std::vector<ledger_entry> read_ledger_in(pqxx::transaction_base& tx, std::string
 
 }  // namespace
 
-void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schema,
-                            std::string_view customer_id, const date_criteria& criteria,
-                            std::span<const window> windows) {
-    check_schema_name(schema);
-    if (windows.empty()) return;
-    pqxx::work tx{connection, "plan windows"};
-    use_schema(tx, schema);
-    plan_windows_in(tx, customer_id, criteria, windows);
-    tx.commit();
-}
-
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
                                       std::string_view customer_id, const date_criteria& criteria) {
     check_schema_name(schema);

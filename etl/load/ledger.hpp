@@ -98,18 +98,14 @@ struct customer_ledger_entry {
 // `schema` and throw std::invalid_argument (a bad schema name or window key)
 // and pqxx exceptions (the database failed; nothing was written).
 
-// Inserts a 'pending' ledger row for each window that has none; existing rows
-// are left alone. One statement.
-void plan_windows_in_ledger(pqxx::connection& connection, std::string_view schema,
-                            std::string_view customer_id, const date_criteria& criteria,
-                            std::span<const window> windows);
-
 // The customer's ledger rows for one date criteria, ordered by first_day.
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
                                       std::string_view customer_id, const date_criteria& criteria);
 
-// Both in one transaction: `windows` planned, then the customer's rows read,
-// as a customer's cycle and a backfill begin.
+// How a customer's cycle and a backfill begin, in one transaction: a
+// 'pending' ledger row inserted for each of `windows` that has none (existing
+// rows are left alone; one statement), then the customer's rows read as
+// read_ledger() reads them.
 std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std::string_view schema,
                                                std::string_view customer_id, const date_criteria& criteria,
                                                std::span<const window> windows);

@@ -26,9 +26,9 @@ struct migrated : scratch_schema {
 TEST_CASE("planning windows adds pending ledger rows once and leaves existing rows alone") {
     migrated db;
     const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
-    plan_windows_in_ledger(db.connection(), db.name(), "M1", occurrence, windows);
+    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows);
     load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}});
-    plan_windows_in_ledger(db.connection(), db.name(), "M1", occurrence, windows);
+    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows);
 
     auto ledger = read_ledger(db.connection(), db.name(), "M1", occurrence);
     REQUIRE(ledger.size() == 2);
@@ -74,10 +74,10 @@ TEST_CASE("planning and reading in one call returns the rows just planned beside
 TEST_CASE("sync status counts each customer's windows and names the stalest window and the last error") {
     migrated db;
     const auto third = week2 + date::days{7};
-    plan_windows_in_ledger(db.connection(), db.name(), "M1", occurrence,
-                           std::vector<window>{as_window(window_of("M1", week1)),
-                                               as_window(window_of("M1", week2)),
-                                               as_window(window_of("M1", third))});
+    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence,
+                         std::vector<window>{as_window(window_of("M1", week1)),
+                                             as_window(window_of("M1", week2)),
+                                             as_window(window_of("M1", third))});
     load(db.connection(), db.name(), window_of("M1", week2), {{.id = "K1", .occurs_at = utc(week2, std::chrono::hours{3})}});
     load(db.connection(), db.name(), window_of("M1", third), {{.id = "K2", .occurs_at = utc(third, std::chrono::hours{3})}});
     record_window_failure(db.connection(), db.name(), window_of("M1", week1), 500, "server error");
