@@ -115,7 +115,8 @@ private:
             db_workers::session session = co_await db_.checkout();
             co_await session.run([&](pqxx::connection& connection) {
                 ledger = plan_and_read_ledger(connection, cfg_.database.schema, customer->id,
-                                              cfg_.sync.date_criteria, windows);
+                                              cfg_.sync.date_criteria, windows,
+                                              cfg_.privacy.rejected_raw_retention);
             });
             std::vector<window> pending;
             for (const window& w : windows) {

@@ -86,7 +86,7 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
         planned.insert(planned.end(), plan.history.begin(), plan.history.end());
         co_await session.run([&](pqxx::connection& connection) {
             entries = plan_and_read_ledger(connection, cfg->database.schema, id, cfg->sync.date_criteria,
-                                           planned);
+                                           planned, cfg->privacy.rejected_raw_retention);
         });
     }
     const std::vector<window_state> states = to_states(entries);

@@ -273,10 +273,9 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     std::optional<std::uint64_t> last_response_bytes;
     try {
         co_await session.run([&](pqxx::connection& connection) {
-            load.fetch_ticket = take_fetch_ticket(
-                connection, cfg.database.schema, customer.id, [&](pqxx::transaction_base& tx) {
-                    if (context.hold) last_response_bytes = read_last_response_bytes(tx, key);
-                });
+            const taken_ticket taken = take_fetch_ticket(connection, cfg.database.schema, key);
+            load.fetch_ticket = taken.ticket;
+            if (context.hold) last_response_bytes = taken.last_response_bytes;
         });
     } catch (const database_error& error) {
         result.failed = error.failure();

@@ -12,33 +12,33 @@
 
 namespace comeback {
 
-fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
-                               std::string_view customer_id,
-                               const std::function<void(pqxx::transaction_base&)>& also) {
+taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
+                               const window_key& key) {
     check_schema_name(schema);
-    const std::string customer(customer_id);
     pqxx::work tx{connection, "take fetch ticket"};
     sql::exec1(tx, sql::fencing::begin_ticket, std::string(schema));
-    auto taken = sql::exec(tx, sql::fencing::take_fetch_ticket, customer);
+    auto take = [&] {
+        return sql::exec(tx, sql::fencing::take_fetch_ticket, key.customer_id, key.date_criteria.name(),
+                         sql_time::day_number(key.first_day), sql_time::day_number(key.end_day));
+    };
+    auto taken = take();
     if (taken.empty()) {
-        sql::exec0(tx, sql::fencing::register_customer, customer);
-        taken = sql::exec(tx, sql::fencing::take_fetch_ticket, customer);
+        sql::exec0(tx, sql::fencing::register_customer, key.customer_id);
+        taken = take();
     }
-    const fetch_ticket ticket = taken.at(0)[0].as<fetch_ticket>();
-    if (also) also(tx);
+    const pqxx::row row = taken.at(0);
+    taken_ticket result;
+    result.ticket = row[0].as<fetch_ticket>();
+    if (!row[1].is_null()) result.last_response_bytes = row[1].as<std::uint64_t>();
     tx.commit();
-    return ticket;
+    return result;
 }
 
-void check_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket) {
-    const auto row = sql::exec(tx, sql::fencing::read_window_ticket, key.customer_id,
-                               key.date_criteria.name(), sql_time::day_number(key.first_day),
-                               sql_time::day_number(key.end_day));
-    if (row.empty() || row[0][0].is_null()) return;
-    const fetch_ticket committed = row[0][0].as<fetch_ticket>();
-    if (committed > ticket) {
+void check_fetch_ticket(const window_key& key, fetch_ticket ticket,
+                        std::optional<fetch_ticket> committed) {
+    if (committed && *committed > ticket) {
         throw stale_fetch_error(describe_window(key) + ": a fetch that began later (ticket " +
-                                std::to_string(committed) + ") committed first; this fetch's (ticket " +
+                                std::to_string(*committed) + ") committed first; this fetch's (ticket " +
                                 std::to_string(ticket) + ") response is dropped");
     }
 }

@@ -13,23 +13,31 @@
 #include "load/pqxx_fwd.hpp"
 
 #include <cstdint>
-#include <functional>
+#include <optional>
 #include <string_view>
 
 namespace comeback {
 
-// Takes the customer's next ticket in its own transaction, committed durably
-// (registering the customer in sync_customers first when needed). `also`, when
-// given, runs in the same transaction (search_path set), so what a fetch reads
-// of the ledger before it begins costs no transaction of its own. Throws
-// std::invalid_argument (a bad schema name) and pqxx exceptions.
-fetch_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
-                               std::string_view customer_id,
-                               const std::function<void(pqxx::transaction_base&)>& also = {});
+// A fetch's ticket, and the size of the response its window's last complete
+// load read when that load recorded a response digest (none otherwise: never
+// loaded, or loaded before response digests).
+struct taken_ticket {
+    fetch_ticket ticket = 0;
+    std::optional<std::uint64_t> last_response_bytes;
+};
 
-// Inside a window loader's transaction, under the customer's lock: throws
-// stale_fetch_error (load/database_failure.hpp) when the window's last
-// committed load had a higher ticket than `ticket`.
-void check_fetch_ticket(pqxx::transaction_base& tx, const window_key& key, fetch_ticket ticket);
+// Takes the next ticket of the window's customer in its own transaction,
+// committed durably (registering the customer in sync_customers first when
+// needed), and reads what the fetch needs of the window's ledger row in the
+// same statement. Throws std::invalid_argument (a bad schema name) and pqxx
+// exceptions.
+taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
+                               const window_key& key);
+
+// Under the customer's lock, with the ticket of the window's last committed
+// load (last_load::ticket): throws stale_fetch_error
+// (load/database_failure.hpp) when that is higher than `ticket`.
+void check_fetch_ticket(const window_key& key, fetch_ticket ticket,
+                        std::optional<fetch_ticket> committed);
 
 }  // namespace comeback

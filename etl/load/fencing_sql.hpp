@@ -1,7 +1,8 @@
 #pragma once
 // The fencing statements (see fencing.hpp): fetch tickets, taken from the
-// customer's counter in sync_customers before a fetch begins, and the ticket a
-// window's last committed load had, in sync_windows.fetch_ticket.
+// customer's counter in sync_customers before a fetch begins. The ticket a
+// window's last committed load had (sync_windows.fetch_ticket) is read with
+// the rest of that load (sql::ledger::read_load_start).
 
 #include "load/statement.hpp"
 
@@ -18,13 +19,24 @@ SELECT set_config('search_path', quote_ident($1), true) AS search_path,
        set_config('synchronous_commit', 'on', true) AS synchronous_commit
 )sql"};
 
-// The customer's ($1) next fetch ticket. No row: the customer has none yet
-// (register_customer, then again).
+// The customer's ($1) next fetch ticket, and what the fetch needs to know of
+// its window (date criteria $2, first day $3, end day $4, days since
+// 1970-01-01) in the same round trip: the size of the response the window's
+// last complete load read, when that load recorded its response digest (a
+// response worth holding unparsed, to confirm the window from its digest),
+// else NULL. No row: the customer has no counter yet (register_customer, then
+// again).
 inline constexpr statement take_fetch_ticket{"take_fetch_ticket", R"sql(
 UPDATE sync_customers
 SET fetches_started = fetches_started + 1
 WHERE customer_id = $1
-RETURNING fetches_started
+RETURNING fetches_started,
+          (SELECT response_bytes
+           FROM sync_windows
+           WHERE customer_id = $1 AND date_criteria = $2
+             AND first_day = date '1970-01-01' + $3::integer
+             AND end_day = date '1970-01-01' + $4::integer
+             AND response_digest IS NOT NULL) AS last_response_bytes
 )sql"};
 
 // The customer's ($1) row, with its lease number, when it has none. Run only
@@ -35,17 +47,6 @@ INSERT INTO sync_customers (customer_id) VALUES ($1)
 ON CONFLICT (customer_id) DO NOTHING
 )sql"};
 
-// The ticket of the window's last committed load, read under the customer's
-// load lock. $1 customer, $2 date criteria, $3 first day, $4 end day.
-inline constexpr statement read_window_ticket{"read_window_ticket", R"sql(
-SELECT fetch_ticket
-FROM sync_windows
-WHERE customer_id = $1 AND date_criteria = $2
-  AND first_day = date '1970-01-01' + $3::integer
-  AND end_day = date '1970-01-01' + $4::integer
-)sql"};
-
-inline constexpr std::array statements{begin_ticket, take_fetch_ticket, register_customer,
-                                       read_window_ticket};
+inline constexpr std::array statements{begin_ticket, take_fetch_ticket, register_customer};
 
 }  // namespace comeback::sql::fencing

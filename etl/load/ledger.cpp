@@ -2,6 +2,7 @@
 
 #include "load/identifier.hpp"
 #include "load/ledger_sql.hpp"
+#include "load/privacy_sql.hpp"
 #include "load/prepared.hpp"
 #include "load/sql_time.hpp"
 #include "model/text.hpp"
@@ -145,11 +146,14 @@ std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_
 
 std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std::string_view schema,
                                                std::string_view customer_id, const date_criteria& criteria,
-                                               std::span<const window> windows) {
+                                               std::span<const window> windows,
+                                               std::chrono::seconds rejected_raw_retention) {
     check_schema_name(schema);
     pqxx::work tx{connection, "plan and read ledger"};
     use_schema(tx, schema);
     plan_windows_in(tx, customer_id, criteria, windows);
+    sql::exec0(tx, sql::privacy::purge_rejected_raw, std::string(customer_id), std::optional<std::string>(),
+               static_cast<long long>(rejected_raw_retention.count()));
     std::vector<ledger_entry> entries = read_ledger_in(tx, customer_id, criteria);
     tx.commit();
     return entries;
@@ -229,35 +233,29 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
     tx.commit();
 }
 
-last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
-                         const std::optional<std::string>& content_digest,
-                         const std::optional<std::string>& response_digest,
-                         std::string_view stamp) {
-    auto result = sql::exec(tx, sql::ledger::read_last_load, key.customer_id,
-                            key.date_criteria.name(), sql_time::day_number(key.first_day),
-                            sql_time::day_number(key.end_day), content_digest,
-                            std::string(stamp), response_digest);
-    last_load last;
-    if (result.empty()) return last;
-    const auto row = result[0];
-    last.fetched_at = optional_instant(row[0]);
-    last.confirms = row[3].as<bool>();
-    if (!row[4].is_null()) last.held_same_for = std::chrono::seconds{row[4].as<long long>()};
-    if (last.confirms) {
-        last.rows_seen = row[1].as<std::size_t>();
-        last.rows_duplicate = row[2].as<std::size_t>();
-        last.rows_rejected = row[5].is_null() ? 0 : row[5].as<std::size_t>();
+load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
+                           const std::optional<std::string>& content_digest,
+                           const std::optional<std::string>& response_digest,
+                           bool commit_lazily_if_confirms) {
+    const pqxx::row row = sql::exec1(tx, sql::ledger::read_load_start, key.customer_id,
+                                     key.date_criteria.name(), sql_time::day_number(key.first_day),
+                                     sql_time::day_number(key.end_day), content_digest,
+                                     response_digest, commit_lazily_if_confirms);
+    load_start start;
+    start.stamp = row["stamp"].as<std::string>();
+    last_load& last = start.last;
+    last.fetched_at = optional_instant(row["fetched_at"]);
+    last.confirms = row["confirms"].as<bool>();
+    if (!row["held_same_for_s"].is_null()) {
+        last.held_same_for = std::chrono::seconds{row["held_same_for_s"].as<long long>()};
     }
-    return last;
-}
-
-std::optional<std::uint64_t> read_last_response_bytes(pqxx::transaction_base& tx,
-                                                      const window_key& key) {
-    const auto result = sql::exec(tx, sql::ledger::read_last_response, key.customer_id,
-                                  key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                  sql_time::day_number(key.end_day));
-    if (result.empty()) return std::nullopt;
-    return result[0][0].as<std::uint64_t>();
+    if (!row["fetch_ticket"].is_null()) last.ticket = row["fetch_ticket"].as<fetch_ticket>();
+    if (last.confirms) {
+        last.rows_seen = row["rows_seen"].as<std::size_t>();
+        last.rows_duplicate = row["rows_duplicate"].as<std::size_t>();
+        last.rows_rejected = row["rows_rejected"].is_null() ? 0 : row["rows_rejected"].as<std::size_t>();
+    }
+    return start;
 }
 
 void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,

@@ -104,11 +104,14 @@ std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_
 
 // How a customer's cycle and a backfill begin, in one transaction: a
 // 'pending' ledger row inserted for each of `windows` that has none (existing
-// rows are left alone; one statement), then the customer's rows read as
+// rows are left alone; one statement); the raw text of the customer's
+// rejected rows last seen `rejected_raw_retention` ago or longer emptied
+// (privacy.rejected_raw_retention); then the customer's rows read as
 // read_ledger() reads them.
 std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std::string_view schema,
                                                std::string_view customer_id, const date_criteria& criteria,
-                                               std::span<const window> windows);
+                                               std::span<const window> windows,
+                                               std::chrono::seconds rejected_raw_retention);
 
 // Every customer's ledger rows for one date criteria, by customer_id, then
 // first_day. As many rows as the ledger holds: one read per status page refresh.
@@ -142,24 +145,30 @@ struct last_load {
     std::optional<std::chrono::seconds> held_same_for;
     // It saw the same content digest or the same response digest, nothing
     // changed the window's data since, and the window was compared row by row
-    // less than a day before `stamp`: the stored rows are what comparing them
-    // again would leave.
+    // less than a day before the load's stamp: the stored rows are what
+    // comparing them again would leave.
     bool confirms = false;
     std::size_t rows_seen = 0;  // of that load, when it confirms
     std::size_t rows_duplicate = 0;
     std::size_t rows_rejected = 0;
+    std::optional<fetch_ticket> ticket;  // of the fetch it loaded (load/fencing.hpp)
 };
-// Either digest may be unknown (std::nullopt): it then confirms nothing.
-last_load read_last_load(pqxx::transaction_base& tx, const window_key& key,
-                         const std::optional<std::string>& content_digest,
-                         const std::optional<std::string>& response_digest,
-                         std::string_view stamp);
 
-// The size of the response the window's last complete load read, when that
-// load recorded a response digest; none otherwise (never loaded, or loaded
-// before response digests). `tx` has the schema as its search_path.
-std::optional<std::uint64_t> read_last_response_bytes(pqxx::transaction_base& tx,
-                                                      const window_key& key);
+// What a load reads before it writes, in one round trip.
+struct load_start {
+    // The load's one instant for every row it writes, as timestamptz text:
+    // never earlier than a stamp of the customer's earlier loads, whatever
+    // the server's clock does (see sql::ledger::read_load_start).
+    std::string stamp;
+    last_load last;
+};
+// Either digest may be unknown (std::nullopt): it then confirms nothing. With
+// `commit_lazily_if_confirms`, a window that confirms has its transaction
+// commit lazily from here on: it is to change no data.
+load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
+                           const std::optional<std::string>& content_digest,
+                           const std::optional<std::string>& response_digest,
+                           bool commit_lazily_if_confirms);
 
 // Sets changed_at on the customer's other windows whose data this load
 // changed, so none of them confirms its next load without comparing rows:

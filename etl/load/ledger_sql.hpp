@@ -75,45 +75,53 @@ WHERE date_criteria = $1
 ORDER BY customer_id, first_day, end_day
 )sql"};
 
-// The window's last complete load, read by a loader under the customer's
-// lock. `confirms`: that load saw exactly this content ($5, the content
-// digest, or $7, the response digest; either may be NULL), no load has
-// changed the data the window covers since (changed_at), and the window was
-// compared row by row less than a day before $6 (the loader's stamp).
-// `held_same_for_s`: when the window is held on this very content, for how
-// many seconds fetches have returned it (NULL otherwise). No row when the
-// window was never planned.
+// What a loader reads under the customer's lock before it writes, in one
+// statement: the load's stamp and the window's last complete load.
+//
+// `stamp`: the load's one instant, for every row it writes: the server's
+// clock, but at least a microsecond after every stamp an earlier load of the
+// customer left in the ledger. Stamps of a customer never go backwards, so a
+// history version is always closed after it opened and changed_at,
+// fetched_at and compared_at compare as the loads happened, even when the
+// server's clock steps back.
+//
+// The rest is NULL when the window was never planned. `fetch_ticket`: that of
+// the window's last committed load (load/fencing.hpp). `confirms`: that load
+// saw exactly this content ($5, the content digest, or $6, the response
+// digest; either may be NULL), no load has changed the data the window covers
+// since (changed_at), and the window was compared row by row less than a day
+// before the stamp. `held_same_for_s`: when the window is held on this very
+// content, for how many seconds fetches have returned it.
+// `commits_lazily`: with $7, a load that confirms its window changes no data,
+// and its transaction commits lazily (see window_loader::confirm_response).
 // $1 customer, $2 date criteria, $3 first day, $4 end day.
-inline constexpr statement read_last_load{"read_last_load", R"sql(
-SELECT (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
-       rows_seen,
-       rows_duplicate,
-       coalesce((content_digest = $5 OR response_digest = $7)
-                AND compared_at > $6::timestamptz - interval '1 day'
-                AND (changed_at IS NULL OR changed_at <= fetched_at)
-                AND rows_seen IS NOT NULL AND rows_duplicate IS NOT NULL,
-                false) AS confirms,
-       CASE WHEN status = 'held' AND held_digest = $5
-            THEN floor(extract(epoch FROM $6::timestamptz - held_since))::bigint
-       END AS held_same_for_s,
-       rows_rejected
-FROM sync_windows
-WHERE customer_id = $1 AND date_criteria = $2
-  AND first_day = date '1970-01-01' + $3::integer
-  AND end_day = date '1970-01-01' + $4::integer
-)sql"};
-
-// The size of the response the window's last complete load read, when that
-// load recorded its response digest: a response worth holding unparsed, to
-// confirm it from its digest. No row: none is known.
-// $1 customer, $2 date criteria, $3 first day, $4 end day.
-inline constexpr statement read_last_response{"read_last_response", R"sql(
-SELECT response_bytes
-FROM sync_windows
-WHERE customer_id = $1 AND date_criteria = $2
-  AND first_day = date '1970-01-01' + $3::integer
-  AND end_day = date '1970-01-01' + $4::integer
-  AND response_digest IS NOT NULL AND response_bytes IS NOT NULL
+inline constexpr statement read_load_start{"read_load_start", R"sql(
+SELECT l.*,
+       CASE WHEN $7 AND l.confirms THEN set_config('synchronous_commit', 'off', true) END
+           AS commits_lazily
+FROM (
+    SELECT s.at::text AS stamp,
+           (extract(epoch FROM w.fetched_at) * 1000000)::bigint AS fetched_at,
+           w.rows_seen,
+           w.rows_duplicate,
+           coalesce((w.content_digest = $5 OR w.response_digest = $6)
+                    AND w.compared_at > s.at - interval '1 day'
+                    AND (w.changed_at IS NULL OR w.changed_at <= w.fetched_at)
+                    AND w.rows_seen IS NOT NULL AND w.rows_duplicate IS NOT NULL,
+                    false) AS confirms,
+           CASE WHEN w.status = 'held' AND w.held_digest = $5
+                THEN floor(extract(epoch FROM s.at - w.held_since))::bigint
+           END AS held_same_for_s,
+           w.rows_rejected,
+           w.fetch_ticket
+    FROM (SELECT greatest(clock_timestamp(),
+                          (SELECT max(greatest(fetched_at, changed_at, compared_at))
+                           FROM sync_windows WHERE customer_id = $1) + interval '1 microsecond') AS at) s
+    LEFT JOIN sync_windows w
+           ON w.customer_id = $1 AND w.date_criteria = $2
+          AND w.first_day = date '1970-01-01' + $3::integer
+          AND w.end_day = date '1970-01-01' + $4::integer
+) l
 )sql"};
 
 // Sets changed_at ($2) on the customer's ($1) other windows whose data a load
@@ -225,7 +233,7 @@ ORDER BY held_since, customer_id, first_day
 )sql"};
 
 inline constexpr std::array statements{plan_windows,     read_windows,   read_sync_status,
-                                       read_all_windows, read_last_load, read_last_response,
+                                       read_all_windows, read_load_start,
                                        mark_changed_windows,
                                        record_attempt,   read_held_windows};
 

@@ -6,6 +6,7 @@
 #include "load/identifier.hpp"
 #include "load/prepared.hpp"
 #include "load/privacy.hpp"
+#include "load/privacy_sql.hpp"
 #include "load/sql_time.hpp"
 #include "load/statement.hpp"
 #include "load/window_loader_sql.hpp"
@@ -397,25 +398,25 @@ struct window_loader::impl {
     }
 
     void store_rejections(const std::string& stamp) {
-        if (counts.rejected > 0) {
-            sql::exec0(tx, sql::window_loader::store_rejections, key.customer_id,
-                       key.date_criteria.name(), sql_time::day_number(key.first_day),
-                       sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
-        }
-        purge_rejected_raw(stamp);
-    }
-
-    void purge_rejected_raw(const std::string& stamp) {
-        sql::exec0(tx, sql::window_loader::purge_rejected_raw, key.customer_id, stamp,
+        // Raw text past its retention goes in the same transaction as new
+        // raw text arrives (so a retention of 0 keeps none); the customer's
+        // cycle sweeps the rest (plan_and_read_ledger).
+        if (counts.rejected == 0) return;
+        sql::exec0(tx, sql::window_loader::store_rejections, key.customer_id,
+                   key.date_criteria.name(), sql_time::day_number(key.first_day),
+                   sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
+        sql::exec0(tx, sql::privacy::purge_rejected_raw, key.customer_id, stamp,
                    static_cast<long long>(options.rejected_raw_retention.count()));
     }
 
-    // One instant for every row this window writes. Read under the customer
-    // lock and never earlier than the customer's last load's stamp, so
-    // history versions of a comeback stay in order and the ledger's times
-    // compare truly, whatever the server's clock does.
-    std::string read_stamp() {
-        return sql::exec1(tx, sql::window_loader::read_stamp, key.customer_id)[0].as<std::string>();
+    // The load's stamp and its window's last load, read under the customer's
+    // lock, where no other load of the customer commits: the fetch's ticket
+    // is checked against the last load's here (load/fencing.hpp).
+    load_start read_start(const std::optional<std::string>& content,
+                          const std::optional<std::string>& response, bool commit_lazily_if_confirms) {
+        load_start start = read_load_start(tx, key, content, response, commit_lazily_if_confirms);
+        if (options.fetch_ticket) check_fetch_ticket(key, *options.fetch_ticket, start.last.ticket);
+        return start;
     }
 
     // The window is confirmed: its counts are those of the last load.
@@ -478,8 +479,6 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     const pqxx::row begun =
         sql::exec1(tx, sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
     impl_->staging_missing = begun["staging_missing"].as<bool>();
-    // Under the lock no other load of the customer commits: checked once here.
-    if (options.fetch_ticket) check_fetch_ticket(tx, impl_->key, *options.fetch_ticket);
 }
 
 window_loader::~window_loader() = default;
@@ -512,10 +511,10 @@ load_counts window_loader::commit(const fetch_info& info) {
     impl_->ensure_staging();
     auto& tx = impl_->tx;
     auto& counts = impl_->counts;
-    const std::string stamp = impl_->read_stamp();
     const std::string content = impl_->digest.finish();
-    const last_load last =
-        read_last_load(tx, impl_->key, content, optional_text(info.response_digest), stamp);
+    const load_start start = impl_->read_start(content, optional_text(info.response_digest), false);
+    const std::string& stamp = start.stamp;
+    const last_load& last = start.last;
     if (last.confirms && !impl_->options.recheck) {
         impl_->confirm(last);
         // Staged rows, if the window was large enough to stream, go with the commit.
@@ -552,18 +551,17 @@ std::optional<load_counts> window_loader::confirm_response(const fetch_info& inf
         throw std::logic_error("window_loader::confirm_response after add()");
     }
     if (impl_->options.recheck || info.response_digest.empty()) return std::nullopt;
-    auto& tx = impl_->tx;
-    const std::string stamp = impl_->read_stamp();
-    const last_load last =
-        read_last_load(tx, impl_->key, std::nullopt, info.response_digest, stamp);
+    // Confirmed, the transaction changes no data from here on: it commits
+    // lazily. A crash of the server that loses the commit loses only the
+    // ledger's note that the window was fetched, and it is fetched again.
+    const load_start start = impl_->read_start(std::nullopt, info.response_digest, true);
+    const std::string& stamp = start.stamp;
+    const last_load& last = start.last;
     if (!last.confirms) return std::nullopt;
-    // From here on the transaction changes no data: it may commit lazily.
-    tx.exec0(sql::window_loader::commit_lazily);
     impl_->finished = true;
     impl_->confirm(last);
     impl_->counts.unparsed = true;
     impl_->see_rejections_again(last, stamp);
-    impl_->purge_rejected_raw(stamp);
     // The content digest stays the one the ledger has: it is that load's.
     impl_->finish(stamp, info, std::string());
     return impl_->counts;

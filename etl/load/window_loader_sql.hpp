@@ -92,19 +92,6 @@ FROM pg_temp.load_comebacks
 ORDER BY comeback_id COLLATE "C", idx DESC
 )sql"};
 
-// The load's one instant, for every row it writes: the server's clock, but
-// at least a microsecond after every stamp an earlier load of the customer
-// ($1) left in the ledger. Stamps of a customer never go backwards, so a
-// history version is always closed after it opened and changed_at, fetched_at
-// and compared_at compare as the loads happened, even when the server's clock
-// steps back. Every load writes its stamp to its window's fetched_at, and
-// changed_at to the windows it changed.
-inline constexpr statement read_stamp{"read_stamp", R"sql(
-SELECT greatest(clock_timestamp(),
-                (SELECT max(greatest(fetched_at, changed_at, compared_at))
-                 FROM sync_windows WHERE customer_id = $1) + interval '1 microsecond')::text
-)sql"};
-
 // Entities first: comebacks reference them. One statement per entity table,
 // each the same steps. The staged rows, one per id (the highest ord that
 // carries a name wins; a null or missing name never replaces a known one, so
@@ -586,16 +573,6 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
     comeback_id = excluded.comeback_id, raw = excluded.raw, times_seen = r.times_seen + 1
 )sql"};
 
-// Empties the raw text of the customer's ($1) rejected rows last seen at
-// least $3 seconds before $2 (privacy.rejected_raw_retention): it may hold
-// names. The row itself, with its reason, stays.
-inline constexpr statement purge_rejected_raw{"purge_rejected_raw", R"sql(
-UPDATE rejected_rows
-SET raw = NULL
-WHERE customer_id = $1 AND raw IS NOT NULL
-  AND last_seen_at <= $2::timestamptz - $3::bigint * interval '1 second'
-)sql"};
-
 // A window confirmed from its response digest was not parsed: its rejected
 // rows are the ones its last complete load stored (last seen at that load's
 // stamp, $5 in microseconds), seen once more at $6. Like store_rejections for
@@ -610,23 +587,14 @@ WHERE customer_id = $1 AND date_criteria = $2
   AND last_seen_at = timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
 )sql"};
 
-// A window confirmed from its response digest changed no data: all its
-// transaction writes is the ledger's note that the window was fetched (and its
-// rejected rows seen again). Should a crash of the server lose that commit,
-// the window is simply fetched again, so it need not wait for its WAL to
-// reach the disk. Every load that changes data commits as the server says.
-inline constexpr statement commit_lazily{"commit_lazily", R"sql(
-SET LOCAL synchronous_commit TO off
-)sql"};
-
 inline constexpr std::array statements{
     begin_load,             create_staging,
-    read_stamp,             merge_contacts,         merge_users,
+    merge_contacts,         merge_users,
     merge_user_groups,      merge_offices,          live_rows_in_range,
     count_deletions,        before_insert_all_new,  insert_all_new,
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
     merge_comebacks,        hash_set_operations,    soft_delete,
     close_history_versions, open_history_versions,  store_rejections,
-    purge_rejected_raw,     see_rejections_again,   commit_lazily};
+    see_rejections_again};
 
 }  // namespace comeback::sql::window_loader

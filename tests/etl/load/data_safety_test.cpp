@@ -312,6 +312,24 @@ TEST_CASE("rejected rows keep their raw text for the retention period, counted f
     CHECK(count_rows(db.connection(), db.name(), "rejected_rows WHERE customer_id = 'M1' AND raw IS NOT NULL") == 0);
 }
 
+TEST_CASE("a customer's cycle empties its rejected rows' raw text past the retention, whatever its loads store") {
+    loaded_schema db;
+    const std::vector<rejection> rejections{{.index = 1, .id = "K9", .reason = "bad", .raw = "{\"id\":\"K9\"}"}};
+    load(db.connection(), db.name(), window_of("M1", week1), {batch_of("M1", {{.id = "K1"}})}, rejections);
+    load(db.connection(), db.name(), window_of("M2", week1), {batch_of("M2", {{.id = "K1"}})}, rejections);
+    run(db.connection(), "UPDATE " + db.quoted() + ".rejected_rows SET last_seen_at = last_seen_at - interval '91 days'");
+    const std::vector<window> windows{{week1, week2, utc(week1), utc(week2)}};
+
+    // Kept 100 days: nothing is due.
+    plan_and_read_ledger(db.connection(), db.name(), "M1", date_criteria{}, windows, date::days{100});
+    CHECK(count_rows(db.connection(), db.name(), "rejected_rows WHERE raw IS NOT NULL") == 2);
+    // Kept 90 days: M1's cycle empties M1's raw text; M2's waits for M2's cycle.
+    plan_and_read_ledger(db.connection(), db.name(), "M1", date_criteria{}, windows, date::days{90});
+    CHECK(count_rows(db.connection(), db.name(), "rejected_rows WHERE customer_id = 'M1' AND raw IS NULL") == 1);
+    CHECK(count_rows(db.connection(), db.name(), "rejected_rows WHERE customer_id = 'M2' AND raw IS NOT NULL") == 1);
+    CHECK(count_rows(db.connection(), db.name(), "rejected_rows") == 2);  // the rows and reasons stay
+}
+
 TEST_CASE("rewrite_contact_names pseudonymizes or omits the names already stored") {
     loaded_schema db;
     load(db.connection(), db.name(), window_of("M1", week1), comebacks(3));

@@ -25,18 +25,19 @@ struct fenced_schema : scratch_schema {
 
 TEST_CASE("fetch tickets of a customer rise with every fetch, and each customer counts its own") {
     fenced_schema db;
-    const fetch_ticket first = take_fetch_ticket(db.connection(), db.name(), "M1");
-    const fetch_ticket second = take_fetch_ticket(*connect(), db.name(), "M1");
+    const auto m1 = window_of("M1", week1);
+    const fetch_ticket first = take_fetch_ticket(db.connection(), db.name(), m1).ticket;
+    const fetch_ticket second = take_fetch_ticket(*connect(), db.name(), window_of("M1", week2)).ticket;
     CHECK(second > first);
-    CHECK(take_fetch_ticket(db.connection(), db.name(), "M2") == 1);
-    CHECK(take_fetch_ticket(db.connection(), db.name(), "M1") > second);
+    CHECK(take_fetch_ticket(db.connection(), db.name(), window_of("M2", week1)).ticket == 1);
+    CHECK(take_fetch_ticket(db.connection(), db.name(), m1).ticket > second);
 }
 
 TEST_CASE("an older fetch's load that commits after a newer one of the same window is dropped, unwritten") {
     fenced_schema db;
     const auto key = window_of("M1", week1);
-    const fetch_ticket older = take_fetch_ticket(db.connection(), db.name(), "M1");
-    const fetch_ticket newer = take_fetch_ticket(db.connection(), db.name(), "M1");
+    const fetch_ticket older = take_fetch_ticket(db.connection(), db.name(), key).ticket;
+    const fetch_ticket newer = take_fetch_ticket(db.connection(), db.name(), key).ticket;
 
     // The newer fetch's response (K1 completed) commits first.
     load(db.connection(), db.name(), key, {{.id = "K1", .state = "Completed"}}, {.fetch_ticket = newer});
@@ -65,8 +66,8 @@ TEST_CASE("an older fetch's load that commits after a newer one of the same wind
 TEST_CASE("a newer fetch's load commits over an older one, and other windows are not fenced by it") {
     fenced_schema db;
     const auto key = window_of("M1", week1);
-    const fetch_ticket older = take_fetch_ticket(db.connection(), db.name(), "M1");
-    const fetch_ticket newer = take_fetch_ticket(db.connection(), db.name(), "M1");
+    const fetch_ticket older = take_fetch_ticket(db.connection(), db.name(), key).ticket;
+    const fetch_ticket newer = take_fetch_ticket(db.connection(), db.name(), key).ticket;
     load(db.connection(), db.name(), key, {{.id = "K1"}}, {.fetch_ticket = older});
     const auto counts = load(db.connection(), db.name(), key, {{.id = "K1", .state = "Completed"}},
                              {.fetch_ticket = newer});
@@ -76,4 +77,21 @@ TEST_CASE("a newer fetch's load commits over an older one, and other windows are
     // Week 2's load with the older ticket is another window: it commits.
     CHECK_NOTHROW(load(db.connection(), db.name(), window_of("M1", week2),
                        {{.id = "K9", .occurs_at = utc(week2, std::chrono::hours{8})}}, {.fetch_ticket = older}));
+}
+
+TEST_CASE("a ticket comes with the size of the window's last response, when that response's digest is known") {
+    fenced_schema db;
+    const auto key = window_of("M1", week1);
+    CHECK_FALSE(take_fetch_ticket(db.connection(), db.name(), key).last_response_bytes);
+    // A load without a response digest: nothing it read could be confirmed from one.
+    load(db.connection(), db.name(), key, {{.id = "K1"}});
+    CHECK_FALSE(take_fetch_ticket(db.connection(), db.name(), key).last_response_bytes);
+
+    window_loader loader{db.connection(), db.name(), key, {}};
+    loader.add(batch_of("M1", {{.id = "K1"}}), {});
+    loader.commit(fetch_info{200, std::chrono::milliseconds{12}, 4321, "response digest"});
+    const taken_ticket taken = take_fetch_ticket(db.connection(), db.name(), key);
+    CHECK(taken.last_response_bytes == std::optional<std::uint64_t>{4321});
+    // Another window of the customer knows none.
+    CHECK_FALSE(take_fetch_ticket(db.connection(), db.name(), window_of("M1", week2)).last_response_bytes);
 }

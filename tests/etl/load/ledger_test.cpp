@@ -13,6 +13,7 @@ using namespace comeback::test;
 namespace {
 
 const date_criteria occurrence{};
+const std::chrono::seconds retention = date::days{90};  // privacy.rejected_raw_retention
 const std::vector<sample> two_comebacks{{.id = "K1"}, {.id = "K2", .contact_id = "C2"}};
 
 window as_window(const window_key& key) { return window{key.first_day, key.end_day, key.from, key.to}; }
@@ -26,9 +27,9 @@ struct migrated : scratch_schema {
 TEST_CASE("planning windows adds pending ledger rows once and leaves existing rows alone") {
     migrated db;
     const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
-    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows);
+    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows, retention);
     load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}});
-    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows);
+    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows, retention);
 
     auto ledger = read_ledger(db.connection(), db.name(), "M1", occurrence);
     REQUIRE(ledger.size() == 2);
@@ -60,15 +61,15 @@ TEST_CASE("planning and reading in one call returns the rows just planned beside
     const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
     for (int round = 0; round < 2; ++round) {
         INFO("round " << round);
-        const auto ledger = plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows);
+        const auto ledger = plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows, retention);
         REQUIRE(ledger.size() == 2);
         CHECK(ledger[0].status == "complete");
         CHECK(ledger[1].first_day == week2);
         CHECK(ledger[1].status == "pending");
     }
     // Nothing to plan: a read.
-    CHECK(plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, {}).size() == 2);
-    CHECK(plan_and_read_ledger(db.connection(), db.name(), "M2", occurrence, {}).empty());
+    CHECK(plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, {}, retention).size() == 2);
+    CHECK(plan_and_read_ledger(db.connection(), db.name(), "M2", occurrence, {}, retention).empty());
 }
 
 TEST_CASE("sync status counts each customer's windows and names the stalest window and the last error") {
@@ -77,7 +78,8 @@ TEST_CASE("sync status counts each customer's windows and names the stalest wind
     plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence,
                          std::vector<window>{as_window(window_of("M1", week1)),
                                              as_window(window_of("M1", week2)),
-                                             as_window(window_of("M1", third))});
+                                             as_window(window_of("M1", third))},
+                         retention);
     load(db.connection(), db.name(), window_of("M1", week2), {{.id = "K1", .occurs_at = utc(week2, std::chrono::hours{3})}});
     load(db.connection(), db.name(), window_of("M1", third), {{.id = "K2", .occurs_at = utc(third, std::chrono::hours{3})}});
     record_window_failure(db.connection(), db.name(), window_of("M1", week1), 500, "server error");

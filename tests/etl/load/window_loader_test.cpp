@@ -89,7 +89,7 @@ TEST_CASE("a connection prepares a load's statements once and plans them again o
         return statements;
     };
     const auto first = prepared();
-    for (const char* name : {"begin_load", "read_stamp", "merge_contacts", "read_last_load", "record_attempt"}) {
+    for (const char* name : {"begin_load", "read_load_start", "merge_contacts", "record_attempt"}) {
         INFO(name);
         CHECK(first.count(name) == 1);
     }
