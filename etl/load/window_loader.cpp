@@ -26,20 +26,11 @@ namespace comeback {
 
 namespace {
 
-// The entity tables staged in load_entities, in the order they are merged
-// (before comebacks, whose *_id columns refer to them), with the kind they
-// are staged under. Contacts, one or more per window row, travel with their
-// comebacks in load_comebacks and merge first (merge_contacts); the few
-// users, groups and offices in load_entities.
-struct entity_table {
-    const char* kind;
-    const sql::statement& merge;
-};
-const std::array<entity_table, 3> entity_tables{{
-    {"user", sql::window_loader::merge_users},
-    {"user_group", sql::window_loader::merge_user_groups},
-    {"office", sql::window_loader::merge_offices},
-}};
+// The kinds users, groups and offices are staged under in load_entities, in
+// the order of normalized_batch's sets (sql::window_loader::merge_entities
+// reads them). Contacts, one or more per window row, travel with their
+// comebacks in load_comebacks.
+const std::array<const char*, 3> entity_kinds{"user", "user_group", "office"};
 
 // The staging tables' columns in the order copy_text writes them (see
 // sql::window_loader::create_staging).
@@ -216,7 +207,7 @@ struct window_loader::impl {
         for (std::size_t i = 0; i < sets.size(); ++i) {
             for (const auto& e : *sets[i]) {
                 entities.number(entity_seq++);
-                entities.plain(entity_tables[i].kind);
+                entities.plain(entity_kinds[i]);
                 entities.text(e.id);
                 entities.text(e.name);
                 entities.end_row();
@@ -272,15 +263,12 @@ struct window_loader::impl {
     }
 
     // Entities first: comebacks refer to them. Counts the stored entities that
-    // took a new name (see sql::window_loader::merge_contacts).
+    // took a new name (see sql::window_loader::merge_entities).
     void merge_entities(const std::string& stamp) {
         const bool keep_contact_names = options.contact_names != contact_names::omit;
-        renamed += sql::exec1(tx, sql::window_loader::merge_contacts, key.customer_id, stamp,
+        renamed += sql::exec1(tx, sql::window_loader::merge_entities, key.customer_id, stamp,
                               keep_contact_names)[0]
                        .as<std::size_t>();
-        for (const auto& t : entity_tables) {
-            renamed += sql::exec1(tx, t.merge, key.customer_id, stamp)[0].as<std::size_t>();
-        }
     }
 
     // Whether this load soft-deletes at all. Only a window filtered on

@@ -92,40 +92,42 @@ FROM pg_temp.load_comebacks
 ORDER BY comeback_id COLLATE "C", idx DESC
 )sql"};
 
-// Entities first: comebacks reference them. One statement per entity table,
-// each the same steps. The staged rows, one per id (the highest ord that
-// carries a name wins; a null or missing name never replaces a known one, so
-// one without any name keeps the stored name), look their stored row up by
-// primary key; rows that would not change are filtered out before writing.
-// New ones are plain inserts (under the customer's lock nobody else adds
-// them); stored ones due for a new name or a last_seen_at a day old go
+// Entities first: comebacks reference them. One statement for the four
+// entity tables, the same steps for each (one round trip, where a small
+// window's load has few to spare). The staged rows, one per id (the last one
+// that carries a name wins; a null or missing name never replaces a known
+// one, so one without any name keeps the stored name), look their stored row
+// up by primary key; rows that would not change are filtered out before
+// writing. New ones are plain inserts (under the customer's lock nobody else
+// adds them); stored ones due for a new name or a last_seen_at a day old go
 // through ON CONFLICT DO UPDATE, whose conflict check is the row lookup.
 // Returns how many stored entities were renamed. Contacts travel with their
-// comebacks; users, groups and offices in load_entities.
+// comebacks (load_comebacks); users, groups and offices in load_entities.
+// Each table's steps touch that table only, so one snapshot serves them all.
 //
 // Contacts are private persons: an erased contact (contact_erasures, see
 // forget-contact) gets no name, whatever the response says, and $3 false
 // (privacy.contact_names: omit) writes no contact name at all.
-inline constexpr statement merge_contacts{"merge_contacts", R"sql(
-WITH latest AS (
+inline constexpr statement merge_entities{"merge_entities", R"sql(
+WITH contact_latest AS (
     SELECT DISTINCT ON (contact_id COLLATE "C") contact_id, contact_name AS name
     FROM pg_temp.load_comebacks
     WHERE contact_id IS NOT NULL
     ORDER BY contact_id COLLATE "C", contact_name IS NULL, idx DESC
 ),
-staged AS (
+contact_staged AS (
     SELECT s.contact_id, s.name, x.contact_id IS NOT NULL AS erased
-    FROM latest s
+    FROM contact_latest s
     LEFT JOIN LATERAL (
         SELECT x.contact_id FROM contact_erasures x
         WHERE x.customer_id = $1 AND x.contact_id = s.contact_id
         LIMIT 1
     ) x ON true
 ),
-due AS MATERIALIZED (
+contact_due AS MATERIALIZED (
     SELECT s.contact_id, n.name, e.contact_id IS NOT NULL AS stored,
            e.contact_id IS NOT NULL AND e.name IS DISTINCT FROM n.name AS renamed
-    FROM staged s
+    FROM contact_staged s
     LEFT JOIN LATERAL (
         SELECT e.contact_id, e.name, e.last_seen_at FROM contacts e
         WHERE e.customer_id = $1 AND e.contact_id = s.contact_id
@@ -138,31 +140,27 @@ due AS MATERIALIZED (
     WHERE e.contact_id IS NULL OR e.name IS DISTINCT FROM n.name
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
-added AS (
+contact_added AS (
     INSERT INTO contacts (customer_id, contact_id, name, first_seen_at, last_seen_at)
-    SELECT $1, contact_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+    SELECT $1, contact_id, name, $2::timestamptz, $2::timestamptz FROM contact_due WHERE NOT stored
 ),
-refreshed AS (
+contact_refreshed AS (
     INSERT INTO contacts AS t (customer_id, contact_id, name, first_seen_at, last_seen_at)
-    SELECT $1, contact_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    SELECT $1, contact_id, name, $2::timestamptz, $2::timestamptz FROM contact_due WHERE stored
     ON CONFLICT (customer_id, contact_id) DO UPDATE
     SET name = excluded.name, last_seen_at = excluded.last_seen_at
-)
-SELECT count(*) FILTER (WHERE renamed) FROM due
-)sql"};
-
-inline constexpr statement merge_users{"merge_users", R"sql(
-WITH staged AS (
+),
+user_staged AS (
     SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS user_id, name
     FROM pg_temp.load_entities
     WHERE kind = 'user'
     ORDER BY entity_id COLLATE "C", name IS NULL, seq DESC
 ),
-due AS MATERIALIZED (
+user_due AS MATERIALIZED (
     SELECT s.user_id, coalesce(s.name, e.name) AS name, e.user_id IS NOT NULL AS stored,
            e.user_id IS NOT NULL AND s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name
                AS renamed
-    FROM staged s
+    FROM user_staged s
     LEFT JOIN LATERAL (
         SELECT e.user_id, e.name, e.last_seen_at FROM users e
         WHERE e.customer_id = $1 AND e.user_id = s.user_id
@@ -171,31 +169,27 @@ due AS MATERIALIZED (
     WHERE e.user_id IS NULL OR (s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name)
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
-added AS (
+user_added AS (
     INSERT INTO users (customer_id, user_id, name, first_seen_at, last_seen_at)
-    SELECT $1, user_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+    SELECT $1, user_id, name, $2::timestamptz, $2::timestamptz FROM user_due WHERE NOT stored
 ),
-refreshed AS (
+user_refreshed AS (
     INSERT INTO users AS t (customer_id, user_id, name, first_seen_at, last_seen_at)
-    SELECT $1, user_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    SELECT $1, user_id, name, $2::timestamptz, $2::timestamptz FROM user_due WHERE stored
     ON CONFLICT (customer_id, user_id) DO UPDATE
     SET name = excluded.name, last_seen_at = excluded.last_seen_at
-)
-SELECT count(*) FILTER (WHERE renamed) FROM due
-)sql"};
-
-inline constexpr statement merge_user_groups{"merge_user_groups", R"sql(
-WITH staged AS (
+),
+group_staged AS (
     SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS group_id, name
     FROM pg_temp.load_entities
     WHERE kind = 'user_group'
     ORDER BY entity_id COLLATE "C", name IS NULL, seq DESC
 ),
-due AS MATERIALIZED (
+group_due AS MATERIALIZED (
     SELECT s.group_id, coalesce(s.name, e.name) AS name, e.group_id IS NOT NULL AS stored,
            e.group_id IS NOT NULL AND s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name
                AS renamed
-    FROM staged s
+    FROM group_staged s
     LEFT JOIN LATERAL (
         SELECT e.group_id, e.name, e.last_seen_at FROM user_groups e
         WHERE e.customer_id = $1 AND e.group_id = s.group_id
@@ -204,31 +198,27 @@ due AS MATERIALIZED (
     WHERE e.group_id IS NULL OR (s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name)
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
-added AS (
+group_added AS (
     INSERT INTO user_groups (customer_id, group_id, name, first_seen_at, last_seen_at)
-    SELECT $1, group_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+    SELECT $1, group_id, name, $2::timestamptz, $2::timestamptz FROM group_due WHERE NOT stored
 ),
-refreshed AS (
+group_refreshed AS (
     INSERT INTO user_groups AS t (customer_id, group_id, name, first_seen_at, last_seen_at)
-    SELECT $1, group_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    SELECT $1, group_id, name, $2::timestamptz, $2::timestamptz FROM group_due WHERE stored
     ON CONFLICT (customer_id, group_id) DO UPDATE
     SET name = excluded.name, last_seen_at = excluded.last_seen_at
-)
-SELECT count(*) FILTER (WHERE renamed) FROM due
-)sql"};
-
-inline constexpr statement merge_offices{"merge_offices", R"sql(
-WITH staged AS (
+),
+office_staged AS (
     SELECT DISTINCT ON (entity_id COLLATE "C") entity_id AS office_id, name
     FROM pg_temp.load_entities
     WHERE kind = 'office'
     ORDER BY entity_id COLLATE "C", name IS NULL, seq DESC
 ),
-due AS MATERIALIZED (
+office_due AS MATERIALIZED (
     SELECT s.office_id, coalesce(s.name, e.name) AS name, e.office_id IS NOT NULL AS stored,
            e.office_id IS NOT NULL AND s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name
                AS renamed
-    FROM staged s
+    FROM office_staged s
     LEFT JOIN LATERAL (
         SELECT e.office_id, e.name, e.last_seen_at FROM offices e
         WHERE e.customer_id = $1 AND e.office_id = s.office_id
@@ -237,17 +227,20 @@ due AS MATERIALIZED (
     WHERE e.office_id IS NULL OR (s.name IS NOT NULL AND e.name IS DISTINCT FROM s.name)
        OR e.last_seen_at < $2::timestamptz - interval '1 day'
 ),
-added AS (
+office_added AS (
     INSERT INTO offices (customer_id, office_id, name, first_seen_at, last_seen_at)
-    SELECT $1, office_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE NOT stored
+    SELECT $1, office_id, name, $2::timestamptz, $2::timestamptz FROM office_due WHERE NOT stored
 ),
-refreshed AS (
+office_refreshed AS (
     INSERT INTO offices AS t (customer_id, office_id, name, first_seen_at, last_seen_at)
-    SELECT $1, office_id, name, $2::timestamptz, $2::timestamptz FROM due WHERE stored
+    SELECT $1, office_id, name, $2::timestamptz, $2::timestamptz FROM office_due WHERE stored
     ON CONFLICT (customer_id, office_id) DO UPDATE
     SET name = excluded.name, last_seen_at = excluded.last_seen_at
 )
-SELECT count(*) FILTER (WHERE renamed) FROM due
+SELECT (SELECT count(*) FILTER (WHERE renamed) FROM contact_due)
+     + (SELECT count(*) FILTER (WHERE renamed) FROM user_due)
+     + (SELECT count(*) FILTER (WHERE renamed) FROM group_due)
+     + (SELECT count(*) FILTER (WHERE renamed) FROM office_due) AS renamed
 )sql"};
 
 // Whether any live comeback of the customer ($1) is stored in the window's
@@ -589,8 +582,7 @@ WHERE customer_id = $1 AND date_criteria = $2
 
 inline constexpr std::array statements{
     begin_load,             create_staging,
-    merge_contacts,         merge_users,
-    merge_user_groups,      merge_offices,          live_rows_in_range,
+    merge_entities,         live_rows_in_range,
     count_deletions,        before_insert_all_new,  insert_all_new,
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
     merge_comebacks,        hash_set_operations,    soft_delete,

@@ -89,7 +89,7 @@ TEST_CASE("a connection prepares a load's statements once and plans them again o
         return statements;
     };
     const auto first = prepared();
-    for (const char* name : {"begin_load", "read_load_start", "merge_contacts", "record_attempt"}) {
+    for (const char* name : {"begin_load", "read_load_start", "merge_entities", "record_attempt"}) {
         INFO(name);
         CHECK(first.count(name) == 1);
     }
@@ -482,6 +482,36 @@ TEST_CASE("a window whose data another window's load changed is compared again, 
         load(db.connection(), db.name(), key2, {{.id = "K9", .state = "Completed", .occurs_at = utc(week2, std::chrono::hours{8})}});
         CHECK(load(db.connection(), db.name(), key1, in_week1).confirmed);
     }
+}
+
+TEST_CASE("a user, group or office renamed by another window's load makes the window compare again") {
+    loaded_schema db;
+    const auto key1 = window_of("M1", week1);
+    const auto key2 = window_of("M1", week2);
+    const std::vector<sample> in_week1{{.id = "K1", .group_id = "G1", .office_id = "O1"}};
+    const std::vector<sample> in_week2{
+        {.id = "K9", .group_id = "G1", .office_id = "O1", .occurs_at = utc(week2, std::chrono::hours{8})}};
+    load(db.connection(), db.name(), key1, in_week1);
+    auto week2_batch = batch_of("M1", in_week2);
+    load(db.connection(), db.name(), key2, {week2_batch});
+    REQUIRE(load(db.connection(), db.name(), key1, in_week1).confirmed);
+
+    std::string table;
+    SECTION("a user") {
+        week2_batch.users[0].name = "Bo Bergström";
+        table = "users";
+    }
+    SECTION("a group") {
+        week2_batch.user_groups[0].name = "Group G1 (north)";
+        table = "user_groups";
+    }
+    SECTION("an office") {
+        week2_batch.offices[0].name = "Office O1 (closed)";
+        table = "offices";
+    }
+    load(db.connection(), db.name(), key2, {week2_batch});
+    CHECK(count_rows(db.connection(), db.name(), table + " WHERE name LIKE '%(%' OR name LIKE '%ö%'") == 1);
+    CHECK_FALSE(load(db.connection(), db.name(), key1, in_week1).confirmed);
 }
 
 TEST_CASE("a window of criteria other than Occurrence is compared again after any change, wherever it lies") {
