@@ -2,7 +2,6 @@
 
 #include "load/identifier.hpp"
 #include "load/ledger_sql.hpp"
-#include "load/privacy_sql.hpp"
 #include "load/prepared.hpp"
 #include "load/sql_time.hpp"
 #include "model/text.hpp"
@@ -111,23 +110,7 @@ void check_window_key(const window_key& key) {
 
 namespace {
 
-void plan_windows_in(pqxx::transaction_base& tx, std::string_view customer_id,
-                     const date_criteria& criteria, std::span<const window> windows) {
-    if (windows.empty()) return;
-    std::vector<long long> first_days, end_days, froms, tos;
-    for (const auto& w : windows) {
-        first_days.push_back(sql_time::day_number(w.first_day));
-        end_days.push_back(sql_time::day_number(w.end_day));
-        froms.push_back(sql_time::micros(w.from));
-        tos.push_back(sql_time::micros(w.to));
-    }
-    sql::exec0(tx, sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
-               int_array(first_days), int_array(end_days), int_array(froms), int_array(tos));
-}
-
-std::vector<ledger_entry> read_ledger_in(pqxx::transaction_base& tx, std::string_view customer_id,
-                                         const date_criteria& criteria) {
-    auto result = sql::exec(tx, sql::ledger::read_windows, std::string(customer_id), criteria.name());
+std::vector<ledger_entry> entries_of(const pqxx::result& result) {
     std::vector<ledger_entry> entries;
     entries.reserve(result.size());
     for (const auto& row : result) entries.push_back(ledger_entry_of(row));
@@ -141,7 +124,7 @@ std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_
     check_schema_name(schema);
     pqxx::read_transaction tx{connection, "read ledger"};
     use_schema(tx, schema);
-    return read_ledger_in(tx, customer_id, criteria);
+    return entries_of(sql::exec(tx, sql::ledger::read_windows, std::string(customer_id), criteria.name()));
 }
 
 std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std::string_view schema,
@@ -149,12 +132,19 @@ std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std
                                                std::span<const window> windows,
                                                std::chrono::seconds rejected_raw_retention) {
     check_schema_name(schema);
+    std::vector<long long> first_days, end_days, froms, tos;
+    for (const auto& w : windows) {
+        first_days.push_back(sql_time::day_number(w.first_day));
+        end_days.push_back(sql_time::day_number(w.end_day));
+        froms.push_back(sql_time::micros(w.from));
+        tos.push_back(sql_time::micros(w.to));
+    }
     pqxx::work tx{connection, "plan and read ledger"};
     use_schema(tx, schema);
-    plan_windows_in(tx, customer_id, criteria, windows);
-    sql::exec0(tx, sql::privacy::purge_rejected_raw, std::string(customer_id), std::optional<std::string>(),
-               static_cast<long long>(rejected_raw_retention.count()));
-    std::vector<ledger_entry> entries = read_ledger_in(tx, customer_id, criteria);
+    std::vector<ledger_entry> entries = entries_of(
+        sql::exec(tx, sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
+                  int_array(first_days), int_array(end_days), int_array(froms), int_array(tos),
+                  static_cast<long long>(rejected_raw_retention.count())));
     tx.commit();
     return entries;
 }

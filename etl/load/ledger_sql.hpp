@@ -7,20 +7,59 @@
 
 namespace comeback::sql::ledger {
 
-// A pending row for each window that has none. $1 customer, $2 date criteria,
-// $3..$6 arrays of the windows' first days, end days, from and to.
+// How a customer's cycle begins, in one statement: a pending row for each
+// window that has none, the customer's rows read as read_windows reads them
+// (the rows just planned come from RETURNING: the statement's own snapshot
+// does not see them), and the raw text of the customer's rejected rows last
+// seen $7 seconds ago or longer emptied (privacy.rejected_raw_retention): it
+// may hold names; the rows themselves, with their reasons, stay.
+// $1 customer, $2 date criteria, $3..$6 arrays of the windows' first days,
+// end days, from and to.
 inline constexpr statement plan_windows{"plan_windows", R"sql(
-INSERT INTO sync_windows (customer_id, date_criteria, first_day, end_day,
-                          window_from, window_to, status)
-SELECT $1, $2,
-       date '1970-01-01' + w.first_day::integer,
-       date '1970-01-01' + w.end_day::integer,
-       timestamptz 'epoch' + w.window_from * interval '1 microsecond',
-       timestamptz 'epoch' + w.window_to * interval '1 microsecond',
-       'pending'
-FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
-     AS w (first_day, end_day, window_from, window_to)
-ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO NOTHING
+WITH purged AS (
+    UPDATE rejected_rows
+    SET raw = NULL
+    WHERE customer_id = $1 AND raw IS NOT NULL
+      AND last_seen_at <= clock_timestamp() - $7::bigint * interval '1 second'
+),
+planned AS (
+    INSERT INTO sync_windows (customer_id, date_criteria, first_day, end_day,
+                              window_from, window_to, status)
+    SELECT $1, $2,
+           date '1970-01-01' + w.first_day::integer,
+           date '1970-01-01' + w.end_day::integer,
+           timestamptz 'epoch' + w.window_from * interval '1 microsecond',
+           timestamptz 'epoch' + w.window_to * interval '1 microsecond',
+           'pending'
+    FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+         AS w (first_day, end_day, window_from, window_to)
+    ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO NOTHING
+    RETURNING first_day - date '1970-01-01' AS first_day,
+              end_day - date '1970-01-01' AS end_day,
+              status,
+              attempts,
+              (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
+              last_error,
+              (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
+              last_http_status,
+              held_deletions,
+              held_live_rows
+)
+SELECT first_day - date '1970-01-01' AS first_day,
+       end_day - date '1970-01-01' AS end_day,
+       status,
+       attempts,
+       (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
+       last_error,
+       (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
+       last_http_status,
+       held_deletions,
+       held_live_rows
+FROM sync_windows
+WHERE customer_id = $1 AND date_criteria = $2
+UNION ALL
+SELECT * FROM planned
+ORDER BY first_day, end_day
 )sql"};
 
 // $1 customer, $2 date criteria.

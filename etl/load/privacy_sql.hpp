@@ -71,29 +71,17 @@ WHERE c.customer_id = u.customer_id AND c.contact_id = u.contact_id
 
 // Every customer's rejected rows last seen $1 seconds ago or longer lose
 // their raw text (privacy.rejected_raw_retention); the sync does it per
-// customer (purge_rejected_raw).
+// customer as each cycle begins (sql::ledger::plan_windows).
 inline constexpr statement purge_all_rejected_raw{"purge_all_rejected_raw", R"sql(
 UPDATE rejected_rows
 SET raw = NULL
 WHERE raw IS NOT NULL AND last_seen_at <= clock_timestamp() - $1::bigint * interval '1 second'
 )sql"};
 
-// The customer's ($1) rejected rows last seen at least $3 seconds before $2
-// (a load's stamp; NULL: the server's clock) lose their raw text
-// (privacy.rejected_raw_retention): it may hold names. The row itself, with
-// its reason, stays. Run by every load that stores rejected rows, in its
-// transaction, and once per cycle of the customer (plan_and_read_ledger).
-inline constexpr statement purge_rejected_raw{"purge_rejected_raw", R"sql(
-UPDATE rejected_rows
-SET raw = NULL
-WHERE customer_id = $1 AND raw IS NOT NULL
-  AND last_seen_at <= coalesce($2::timestamptz, clock_timestamp()) - $3::bigint * interval '1 second'
-)sql"};
-
 inline constexpr std::array statements{read_contact_name,      record_erasure,
                                        erase_contact_name,     withhold_rejected_rows,
                                        withhold_ledger_errors, omit_contact_names,
                                        read_named_contacts,    set_contact_names,
-                                       purge_all_rejected_raw, purge_rejected_raw};
+                                       purge_all_rejected_raw};
 
 }  // namespace comeback::sql::privacy

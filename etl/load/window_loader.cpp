@@ -6,7 +6,6 @@
 #include "load/identifier.hpp"
 #include "load/prepared.hpp"
 #include "load/privacy.hpp"
-#include "load/privacy_sql.hpp"
 #include "load/sql_time.hpp"
 #include "load/statement.hpp"
 #include "load/window_loader_sql.hpp"
@@ -386,15 +385,11 @@ struct window_loader::impl {
     }
 
     void store_rejections(const std::string& stamp) {
-        // Raw text past its retention goes in the same transaction as new
-        // raw text arrives (so a retention of 0 keeps none); the customer's
-        // cycle sweeps the rest (plan_and_read_ledger).
         if (counts.rejected == 0) return;
+        const bool keep_raw = options.rejected_raw_retention.count() > 0;
         sql::exec0(tx, sql::window_loader::store_rejections, key.customer_id,
                    key.date_criteria.name(), sql_time::day_number(key.first_day),
-                   sql_time::day_number(key.end_day), stamp, std::string(withheld_text));
-        sql::exec0(tx, sql::privacy::purge_rejected_raw, key.customer_id, stamp,
-                   static_cast<long long>(options.rejected_raw_retention.count()));
+                   sql_time::day_number(key.end_day), stamp, std::string(withheld_text), keep_raw);
     }
 
     // The load's stamp and its window's last load, read under the customer's

@@ -79,8 +79,10 @@ struct load_options {
     // omit: every contact name this load writes is NULL, whatever was staged
     // (normalize() applies keep and pseudonymize to the names themselves).
     comeback::contact_names contact_names = comeback::contact_names::keep;
-    // Rejected rows' raw text of the customer last seen this long ago is
-    // emptied at every load (privacy.rejected_raw_retention).
+    // How long rejected rows' raw text is kept after they were last seen
+    // (privacy.rejected_raw_retention): 0 keeps none of the raw text a load
+    // stores. Older raw text ages out as the customer's cycles begin
+    // (plan_and_read_ledger).
     std::chrono::seconds rejected_raw_retention{90 * 24 * 3600};
     // The ticket the fetch took before it began (load/fencing.hpp): the load
     // is refused with stale_fetch_error when the window's last committed load

@@ -543,8 +543,11 @@ WHERE d.change <> 'insert'
 // row's last_seen_at ($5), reason, id and raw text follow and times_seen
 // counts it. An element whose raw text holds the id of an erased contact
 // (contact_erasures) may hold that contact's name, in its raw text and in
-// its reason: neither is kept, the reason becomes $6. $1 customer, $2 date
-// criteria, $3 first day, $4 end day (days since 1970-01-01).
+// its reason: neither is kept, the reason becomes $6. With $7 false
+// (privacy.rejected_raw_retention 0s) no raw text is kept at all; older raw
+// text ages out as the customer's cycles begin (sql::ledger::plan_windows).
+// $1 customer, $2 date criteria, $3 first day, $4 end day (days since
+// 1970-01-01).
 inline constexpr statement store_rejections{"store_rejections", R"sql(
 INSERT INTO rejected_rows AS r (customer_id, date_criteria, first_day, end_day, raw_md5,
                                 comeback_id, reason, raw, first_seen_at, last_seen_at,
@@ -553,7 +556,7 @@ SELECT DISTINCT ON (md5(l.raw))
        $1, $2, date '1970-01-01' + $3::integer, date '1970-01-01' + $4::integer, md5(l.raw),
        l.comeback_id,
        CASE WHEN x.erased THEN $6 ELSE l.reason END,
-       CASE WHEN x.erased THEN NULL ELSE l.raw END,
+       CASE WHEN x.erased OR NOT $7::boolean THEN NULL ELSE l.raw END,
        $5::timestamptz, $5::timestamptz, 1
 FROM pg_temp.load_rejections l
 CROSS JOIN LATERAL (

@@ -292,13 +292,15 @@ TEST_CASE("rejected rows keep their raw text for the retention period, counted f
                                           "ORDER BY customer_id, reason) FROM " + db.quoted() + ".rejected_rows");
     };
 
-    // Both last seen 91 days ago; M1's week 2 then loads a new rejection.
+    // Both last seen 91 days ago; M1's week 2 then loads a new rejection, and
+    // M1's next cycle begins.
     run(db.connection(), "UPDATE " + db.quoted() + ".rejected_rows SET last_seen_at = last_seen_at - interval '91 days'");
     const std::vector<rejection> recent{{.index = 0, .id = "K7", .reason = "new", .raw = "{\"id\":\"K7\"}"}};
     load(db.connection(), db.name(), window_of("M1", week2),
          {batch_of("M1", {{.id = "K5", .occurs_at = utc(week2, std::chrono::hours{9})}})}, recent);
+    plan_and_read_ledger(db.connection(), db.name(), "M1", date_criteria{}, {}, date::days{90});
     // M1's old raw text is gone, its row and reason stay; M1's recent one and
-    // M2's (whose own loads or apply-privacy purge it) are untouched.
+    // M2's (whose own cycles or apply-privacy purge it) are untouched.
     CHECK(raw_texts() == "M1:bad=NULL M1:new={\"id\":\"K7\"} M2:worse={\"id\":\"K8\",\"x\":2}");
     CHECK(purge_rejected_raw(db.connection(), db.name(), date::days{90}) == 1);
     CHECK(raw_texts() == "M1:bad=NULL M1:new={\"id\":\"K7\"} M2:worse=NULL");
@@ -309,6 +311,9 @@ TEST_CASE("rejected rows keep their raw text for the retention period, counted f
     load_options none;
     none.rejected_raw_retention = 0s;
     load(db.connection(), db.name(), key, {batch_of("M1", {{.id = "K1"}})}, rejections, none);
+    // The load stores none; the customer's next cycle empties what earlier loads kept.
+    CHECK(raw_texts() == "M1:bad=NULL M1:new={\"id\":\"K7\"} M2:worse=NULL");
+    plan_and_read_ledger(db.connection(), db.name(), "M1", date_criteria{}, {}, 0s);
     CHECK(count_rows(db.connection(), db.name(), "rejected_rows WHERE customer_id = 'M1' AND raw IS NOT NULL") == 0);
 }
 

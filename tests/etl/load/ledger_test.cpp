@@ -27,7 +27,17 @@ struct migrated : scratch_schema {
 TEST_CASE("planning windows adds pending ledger rows once and leaves existing rows alone") {
     migrated db;
     const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
-    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows, retention);
+    // The rows it has just planned are read with the rest, in order.
+    const auto planned = plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence,
+                                              std::span(windows).subspan(1), retention);
+    REQUIRE(planned.size() == 1);
+    CHECK(planned[0].first_day == week2);
+    CHECK(planned[0].status == "pending");
+    CHECK(planned[0].attempts == 0);
+    const auto both = plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows, retention);
+    REQUIRE(both.size() == 2);
+    CHECK(both[0].first_day == week1);
+    CHECK(both[1].first_day == week2);
     load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}});
     plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows, retention);
 
