@@ -315,8 +315,19 @@ struct window_loader::impl {
     // inserted without looking each one up first. Should one exist after all
     // (rescheduled from another window, or deleted), the insert fails, its
     // savepoint is rolled back, and merge_comebacks() does it the general way.
-    // Returns whether the insert went through.
+    // A small window skips such a one instead and saves the savepoint's two
+    // round trips (insert_new_skipping_stored). Returns whether every
+    // comeback was inserted; if not, merge_comebacks() does the rest.
     bool insert_all_new(const std::string& stamp) {
+        if (staged <= window_loader::small_window_rows) {
+            const pqxx::row row =
+                sql::exec1(tx, sql::window_loader::insert_new_skipping_stored, key.customer_id, stamp);
+            counts.inserted = row[0].as<std::size_t>();
+            note_change_range(row[1], row[2]);
+            changed_without_occurs_at = changed_without_occurs_at || row[3].as<bool>();
+            counts.rows_seen = row[4].as<std::size_t>();
+            return counts.inserted == counts.rows_seen;
+        }
         std::optional<pqxx::row> row;
         tx.exec0(sql::window_loader::before_insert_all_new);
         try {
@@ -344,7 +355,7 @@ struct window_loader::impl {
             sql_time::micros(key.from), sql_time::micros(key.to), options.recheck);
         tx.exec0(sql::window_loader::hash_set_operations);
         counts.rows_seen = row[0].as<std::size_t>();
-        counts.inserted = row[1].as<std::size_t>();
+        counts.inserted += row[1].as<std::size_t>();  // after insert_all_new's, if any
         counts.updated = row[2].as<std::size_t>();
         counts.undeleted = row[3].as<std::size_t>();
         note_change_range(row[4], row[5]);

@@ -104,6 +104,12 @@ struct load_options {
 // the window committed first) and std::logic_error (misuse).
 class window_loader {
 public:
+    // A first load of at most this many comebacks skips any that exist after
+    // all instead of inserting inside a savepoint (sql::window_loader::
+    // insert_new_skipping_stored): two round trips fewer for the small windows
+    // a fleet keeps fresh, while a large one keeps the plain insert.
+    static constexpr std::size_t small_window_rows = 1000;
+
     window_loader(pqxx::connection& connection, std::string schema, window_key key,
                   load_options options = {});
     ~window_loader();

@@ -328,6 +328,51 @@ SELECT count(*),
 FROM latest
 )sql"};
 
+// A small first load's comebacks (see window_loader::small_window_rows): like
+// insert_all_new, but one that exists after all is skipped (ON CONFLICT DO
+// NOTHING, which costs each row a lookup before its insert), so no savepoint
+// is needed. Returns how many were inserted, the occurs_at range they span
+// (microseconds), whether one has no occurs_at, and how many distinct
+// comebacks the window holds: fewer inserted, and merge_comebacks does the
+// rest (the rows inserted here are identical to what it stages, so it leaves
+// them alone).
+inline constexpr statement insert_new_skipping_stored{"insert_new_skipping_stored", R"sql(
+WITH latest AS MATERIALIZED (
+    SELECT comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+           assigned_office_id, state, origin, occurs_at, booked_at
+    FROM pg_temp.load_latest_comebacks
+),
+added AS (
+    INSERT INTO comebacks (customer_id, comeback_id, contact_id, booked_by_user_id,
+                           assigned_user_id, assigned_group_id, assigned_office_id, state,
+                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at)
+    SELECT $1, comeback_id, contact_id, booked_by_user_id,
+           assigned_user_id, assigned_group_id, assigned_office_id, state,
+           origin, occurs_at, booked_at, $2::timestamptz, $2::timestamptz, NULL
+    FROM latest
+    ON CONFLICT (customer_id, comeback_id) DO NOTHING
+    RETURNING comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+              assigned_office_id, state, origin, occurs_at, booked_at
+),
+opened AS (
+    INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
+                                  contact_id, booked_by_user_id, assigned_user_id,
+                                  assigned_group_id, assigned_office_id, state, origin,
+                                  occurs_at, booked_at, is_deleted)
+    SELECT $1, comeback_id, $2::timestamptz, NULL, 'insert',
+           contact_id, booked_by_user_id, assigned_user_id,
+           assigned_group_id, assigned_office_id, state, origin,
+           occurs_at, booked_at, false
+    FROM added
+)
+SELECT count(*),
+       (extract(epoch FROM min(occurs_at)) * 1000000)::bigint,
+       (extract(epoch FROM max(occurs_at)) * 1000000)::bigint,
+       coalesce(bool_or(occurs_at IS NULL), false),
+       (SELECT count(*) FROM latest)
+FROM added
+)sql"};
+
 // merge_comebacks sorts rather than hashes its EXCEPT: a hashed set operation
 // cannot spill to disk, so a window of a million rows would hold them all in
 // the server's memory; sorted, it stays within work_mem, costs about as much
@@ -587,6 +632,7 @@ inline constexpr std::array statements{
     begin_load,             create_staging,
     merge_entities,         live_rows_in_range,
     count_deletions,        before_insert_all_new,  insert_all_new,
+    insert_new_skipping_stored,
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
     merge_comebacks,        hash_set_operations,    soft_delete,
     close_history_versions, open_history_versions,  store_rejections,

@@ -546,6 +546,18 @@ TEST_CASE("a first load of a window that holds a comeback the database already h
         CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K1'") == 2);
         CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to IS NULL") == 3);
     }
+    SECTION("rescheduled, in a window large enough to insert inside a savepoint") {
+        std::vector<sample> rows{{.id = "K1", .occurs_at = utc(week2, std::chrono::hours{9})}};
+        for (std::size_t i = 0; i < window_loader::small_window_rows; ++i) {
+            rows.push_back({.id = "N" + std::to_string(i), .occurs_at = utc(week2, std::chrono::hours{10})});
+        }
+        const auto counts = load(db.connection(), db.name(), key2, rows);
+        CHECK(counts.inserted == window_loader::small_window_rows);
+        CHECK(counts.updated == 1);
+        CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K1'") == 2);
+        CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to IS NULL") ==
+              static_cast<long long>(window_loader::small_window_rows) + 2);
+    }
     SECTION("deleted, in a window with no live row left") {
         load(db.connection(), db.name(), key1, std::vector<sample>{});
         REQUIRE(count_rows(db.connection(), db.name(), "comebacks WHERE deleted_at IS NULL") == 0);
