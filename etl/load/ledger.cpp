@@ -226,11 +226,13 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
 load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
                            const std::optional<std::string>& content_digest,
                            const std::optional<std::string>& response_digest,
-                           bool commit_lazily_if_confirms) {
+                           load_start_options options) {
     const pqxx::row row = sql::exec1(tx, sql::ledger::read_load_start, key.customer_id,
                                      key.date_criteria.name(), sql_time::day_number(key.first_day),
                                      sql_time::day_number(key.end_day), content_digest,
-                                     response_digest, commit_lazily_if_confirms);
+                                     response_digest, options.commit_lazily_if_confirms,
+                                     options.probe_live_rows, sql_time::micros(key.from),
+                                     sql_time::micros(key.to));
     load_start start;
     start.stamp = row["stamp"].as<std::string>();
     last_load& last = start.last;
@@ -240,6 +242,7 @@ load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
         last.held_same_for = std::chrono::seconds{row["held_same_for_s"].as<long long>()};
     }
     if (!row["fetch_ticket"].is_null()) last.ticket = row["fetch_ticket"].as<fetch_ticket>();
+    if (!row["live_rows_in_range"].is_null()) start.live_rows_in_range = row["live_rows_in_range"].as<bool>();
     if (last.confirms) {
         last.rows_seen = row["rows_seen"].as<std::size_t>();
         last.rows_duplicate = row["rows_duplicate"].as<std::size_t>();

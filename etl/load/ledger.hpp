@@ -161,14 +161,23 @@ struct load_start {
     // the server's clock does (see sql::ledger::read_load_start).
     std::string stamp;
     last_load last;
+    // Asked for and the window does not confirm: whether any live comeback of
+    // the customer is stored in the window's occurs_at range.
+    std::optional<bool> live_rows_in_range;
 };
-// Either digest may be unknown (std::nullopt): it then confirms nothing. With
-// `commit_lazily_if_confirms`, a window that confirms has its transaction
-// commit lazily from here on: it is to change no data.
+// What read_load_start is to do besides reading.
+struct load_start_options {
+    // A window that confirms has its transaction commit lazily from here on:
+    // it is to change no data.
+    bool commit_lazily_if_confirms = false;
+    // Probe for live rows in the window's range when it does not confirm.
+    bool probe_live_rows = false;
+};
+// Either digest may be unknown (std::nullopt): it then confirms nothing.
 load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
                            const std::optional<std::string>& content_digest,
                            const std::optional<std::string>& response_digest,
-                           bool commit_lazily_if_confirms);
+                           load_start_options options);
 
 // Sets changed_at on the customer's other windows whose data this load
 // changed, so none of them confirms its next load without comparing rows:

@@ -301,15 +301,6 @@ struct window_loader::impl {
         return counts.held;
     }
 
-    // When no live comeback is stored in the window's occurs_at range (a
-    // first load), there is nothing to drop as unchanged and nothing to
-    // soft-delete.
-    bool live_rows_in_range() {
-        return sql::exec1(tx, sql::window_loader::live_rows_in_range, key.customer_id,
-                          sql_time::micros(key.from), sql_time::micros(key.to))[0]
-            .as<bool>();
-    }
-
     // A window with no live stored rows in its range (a first load) most
     // likely holds only comebacks the database has never seen: they are
     // inserted without looking each one up first. Should one exist after all
@@ -407,8 +398,8 @@ struct window_loader::impl {
     // lock, where no other load of the customer commits: the fetch's ticket
     // is checked against the last load's here (load/fencing.hpp).
     load_start read_start(const std::optional<std::string>& content,
-                          const std::optional<std::string>& response, bool commit_lazily_if_confirms) {
-        load_start start = read_load_start(tx, key, content, response, commit_lazily_if_confirms);
+                          const std::optional<std::string>& response, load_start_options read) {
+        load_start start = read_load_start(tx, key, content, response, read);
         if (options.fetch_ticket) check_fetch_ticket(key, *options.fetch_ticket, start.last.ticket);
         return start;
     }
@@ -506,7 +497,11 @@ load_counts window_loader::commit(const fetch_info& info) {
     auto& tx = impl_->tx;
     auto& counts = impl_->counts;
     const std::string content = impl_->digest.finish();
-    const load_start start = impl_->read_start(content, optional_text(info.response_digest), false);
+    // A recheck takes the general path, which repairs history too. It needs
+    // no probe for live rows in range: without any, the merge's EXCEPT and
+    // the soft delete find nothing, as they would have.
+    const load_start start = impl_->read_start(content, optional_text(info.response_digest),
+                                               {.probe_live_rows = !impl_->options.recheck});
     const std::string& stamp = start.stamp;
     const last_load& last = start.last;
     if (last.confirms && !impl_->options.recheck) {
@@ -515,10 +510,10 @@ load_counts window_loader::commit(const fetch_info& info) {
         impl_->stage_rejections();
     } else {
         impl_->stage_all();
-        // A recheck takes the general path, which repairs history too. It
-        // needs no probe for live rows in range: without any, the merge's
-        // EXCEPT and the soft delete find nothing, as they would have.
-        const bool live_in_range = impl_->options.recheck || impl_->live_rows_in_range();
+        // With no live comeback stored in the window's occurs_at range (a
+        // first load) there is nothing to drop as unchanged and nothing to
+        // soft-delete.
+        const bool live_in_range = start.live_rows_in_range.value_or(true);
         if (live_in_range && impl_->deletes() && impl_->hold_deletions(last)) {
             // Nothing of the window is written: its stored rows stay as the
             // last complete load left them, and the ledger says why.
@@ -548,7 +543,8 @@ std::optional<load_counts> window_loader::confirm_response(const fetch_info& inf
     // Confirmed, the transaction changes no data from here on: it commits
     // lazily. A crash of the server that loses the commit loses only the
     // ledger's note that the window was fetched, and it is fetched again.
-    const load_start start = impl_->read_start(std::nullopt, info.response_digest, true);
+    const load_start start =
+        impl_->read_start(std::nullopt, info.response_digest, {.commit_lazily_if_confirms = true});
     const std::string& stamp = start.stamp;
     const last_load& last = start.last;
     if (!last.confirms) return std::nullopt;

@@ -243,17 +243,6 @@ SELECT (SELECT count(*) FILTER (WHERE renamed) FROM contact_due)
      + (SELECT count(*) FILTER (WHERE renamed) FROM office_due) AS renamed
 )sql"};
 
-// Whether any live comeback of the customer ($1) is stored in the window's
-// occurs_at range $2..$3 (both inclusive).
-inline constexpr statement live_rows_in_range{"live_rows_in_range", R"sql(
-SELECT EXISTS (
-    SELECT FROM comebacks
-    WHERE customer_id = $1 AND deleted_at IS NULL
-      AND occurs_at >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
-      AND occurs_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
-)
-)sql"};
-
 // What a soft delete of the window would do, before anything is written:
 // how many of the customer's ($1) live comebacks of the window's occurs_at
 // range ($2..$3) the response no longer holds (soft_delete's `missing`), and
@@ -630,7 +619,7 @@ WHERE customer_id = $1 AND date_criteria = $2
 
 inline constexpr std::array statements{
     begin_load,             create_staging,
-    merge_entities,         live_rows_in_range,
+    merge_entities,
     count_deletions,        before_insert_all_new,  insert_all_new,
     insert_new_skipping_stored,
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
