@@ -110,7 +110,29 @@ void check_window_key(const window_key& key) {
 
 namespace {
 
-std::vector<ledger_entry> entries_of(const pqxx::result& result) {
+// Plans `windows` and reads the customer's ledger (sql::ledger::plan_windows);
+// no retention purges nothing.
+std::vector<ledger_entry> plan_and_read(pqxx::connection& connection, std::string_view schema,
+                                        std::string_view customer_id, const date_criteria& criteria,
+                                        std::span<const window> windows,
+                                        std::optional<std::chrono::seconds> rejected_raw_retention) {
+    check_schema_name(schema);
+    std::vector<long long> first_days, end_days, froms, tos;
+    for (const auto& w : windows) {
+        first_days.push_back(sql_time::day_number(w.first_day));
+        end_days.push_back(sql_time::day_number(w.end_day));
+        froms.push_back(sql_time::micros(w.from));
+        tos.push_back(sql_time::micros(w.to));
+    }
+    std::optional<long long> retention_seconds;
+    if (rejected_raw_retention) retention_seconds = rejected_raw_retention->count();
+    pqxx::work tx{connection, "plan and read ledger"};
+    use_schema(tx, schema);
+    const pqxx::result result =
+        sql::exec(tx, sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
+                  int_array(first_days), int_array(end_days), int_array(froms), int_array(tos),
+                  retention_seconds);
+    tx.commit();
     std::vector<ledger_entry> entries;
     entries.reserve(result.size());
     for (const auto& row : result) entries.push_back(ledger_entry_of(row));
@@ -121,32 +143,14 @@ std::vector<ledger_entry> entries_of(const pqxx::result& result) {
 
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
                                       std::string_view customer_id, const date_criteria& criteria) {
-    check_schema_name(schema);
-    pqxx::read_transaction tx{connection, "read ledger"};
-    use_schema(tx, schema);
-    return entries_of(sql::exec(tx, sql::ledger::read_windows, std::string(customer_id), criteria.name()));
+    return plan_and_read(connection, schema, customer_id, criteria, {}, std::nullopt);
 }
 
 std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std::string_view schema,
                                                std::string_view customer_id, const date_criteria& criteria,
                                                std::span<const window> windows,
                                                std::chrono::seconds rejected_raw_retention) {
-    check_schema_name(schema);
-    std::vector<long long> first_days, end_days, froms, tos;
-    for (const auto& w : windows) {
-        first_days.push_back(sql_time::day_number(w.first_day));
-        end_days.push_back(sql_time::day_number(w.end_day));
-        froms.push_back(sql_time::micros(w.from));
-        tos.push_back(sql_time::micros(w.to));
-    }
-    pqxx::work tx{connection, "plan and read ledger"};
-    use_schema(tx, schema);
-    std::vector<ledger_entry> entries = entries_of(
-        sql::exec(tx, sql::ledger::plan_windows, std::string(customer_id), criteria.name(),
-                  int_array(first_days), int_array(end_days), int_array(froms), int_array(tos),
-                  static_cast<long long>(rejected_raw_retention.count())));
-    tx.commit();
-    return entries;
+    return plan_and_read(connection, schema, customer_id, criteria, windows, rejected_raw_retention);
 }
 
 std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection,

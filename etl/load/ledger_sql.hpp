@@ -8,13 +8,14 @@
 namespace comeback::sql::ledger {
 
 // How a customer's cycle begins, in one statement: a pending row for each
-// window that has none, the customer's rows read as read_windows reads them
-// (the rows just planned come from RETURNING: the statement's own snapshot
+// window that has none, the customer's rows read in order of first_day (the
+// rows just planned come from RETURNING: the statement's own snapshot
 // does not see them), and the raw text of the customer's rejected rows last
 // seen $7 seconds ago or longer emptied (privacy.rejected_raw_retention): it
 // may hold names; the rows themselves, with their reasons, stay.
 // $1 customer, $2 date criteria, $3..$6 arrays of the windows' first days,
-// end days, from and to.
+// end days, from and to; $7 NULL purges nothing, and with empty arrays the
+// statement only reads (read_ledger).
 inline constexpr statement plan_windows{"plan_windows", R"sql(
 WITH purged AS (
     UPDATE rejected_rows
@@ -34,16 +35,7 @@ planned AS (
     FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
          AS w (first_day, end_day, window_from, window_to)
     ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO NOTHING
-    RETURNING first_day - date '1970-01-01' AS first_day,
-              end_day - date '1970-01-01' AS end_day,
-              status,
-              attempts,
-              (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
-              last_error,
-              (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
-              last_http_status,
-              held_deletions,
-              held_live_rows
+    RETURNING *
 )
 SELECT first_day - date '1970-01-01' AS first_day,
        end_day - date '1970-01-01' AS end_day,
@@ -55,27 +47,9 @@ SELECT first_day - date '1970-01-01' AS first_day,
        last_http_status,
        held_deletions,
        held_live_rows
-FROM sync_windows
-WHERE customer_id = $1 AND date_criteria = $2
-UNION ALL
-SELECT * FROM planned
-ORDER BY first_day, end_day
-)sql"};
-
-// $1 customer, $2 date criteria.
-inline constexpr statement read_windows{"read_windows", R"sql(
-SELECT first_day - date '1970-01-01' AS first_day,
-       end_day - date '1970-01-01' AS end_day,
-       status,
-       attempts,
-       (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
-       last_error,
-       (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
-       last_http_status,
-       held_deletions,
-       held_live_rows
-FROM sync_windows
-WHERE customer_id = $1 AND date_criteria = $2
+FROM (SELECT * FROM sync_windows WHERE customer_id = $1 AND date_criteria = $2
+      UNION ALL
+      SELECT * FROM planned) w
 ORDER BY first_day, end_day
 )sql"};
 
@@ -280,7 +254,7 @@ WHERE status = 'held'
 ORDER BY held_since, customer_id, first_day
 )sql"};
 
-inline constexpr std::array statements{plan_windows,     read_windows,   read_sync_status,
+inline constexpr std::array statements{plan_windows,     read_sync_status,
                                        read_all_windows, read_load_start,
                                        mark_changed_windows,
                                        record_attempt,   read_held_windows};
