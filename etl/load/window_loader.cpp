@@ -89,6 +89,12 @@ std::optional<std::string> optional_text(const std::string& text) {
 // memory), and still confirms without comparing rows when it can.
 constexpr std::size_t hold_bytes = 4 * 1024 * 1024;
 
+// Staging tables larger than this on disk (about 16 pages, some 80 small
+// windows' rows, live or dead) are truncated rather than emptied row by row
+// when a load begins staging: the statements that read staging scan its dead
+// rows too.
+constexpr std::int64_t truncate_staging_above_bytes = 128 * 1024;
+
 // Bumped whenever the loader's formatting or merge rules change what a load
 // writes for the same response, so no window confirms across such a change.
 constexpr std::string_view digest_version = "comeback-sync load content 2\n";
@@ -115,6 +121,8 @@ struct window_loader::impl {
     // them: a connection that only confirms windows from their response
     // digest never writes the catalog, and has no tables to drop when it ends.
     bool staging_missing = true;
+    std::int64_t staging_bytes = 0;  // on disk, dead rows included, when the load began
+    bool staging_ready = false;      // created or emptied for this load
     long long entity_seq = 0;
     std::size_t staged = 0;  // comebacks added, duplicates included
     load_counts counts;      // filled in as commit() merges
@@ -229,10 +237,18 @@ struct window_loader::impl {
         counts.rejected += batch.size();
     }
 
+    // Staging, created or emptied of what an earlier load of the session
+    // staged (see sql::window_loader::clear_staging), once per load.
     void ensure_staging() {
-        if (!staging_missing) return;
-        tx.exec0(sql::window_loader::create_staging);
-        staging_missing = false;
+        if (staging_ready) return;
+        if (staging_missing) {
+            tx.exec0(sql::window_loader::create_staging);
+        } else if (staging_bytes > truncate_staging_above_bytes) {
+            tx.exec0(sql::window_loader::truncate_staging);
+        } else {
+            sql::exec1(tx, sql::window_loader::clear_staging);
+        }
+        staging_ready = true;
     }
 
     void stage_rejections() {
@@ -464,6 +480,7 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     const pqxx::row begun =
         sql::exec1(tx, sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
     impl_->staging_missing = begun["staging_missing"].as<bool>();
+    impl_->staging_bytes = begun["staging_bytes"].as<std::int64_t>();
 }
 
 window_loader::~window_loader() = default;

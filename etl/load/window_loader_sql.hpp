@@ -21,22 +21,28 @@ namespace comeback::sql::window_loader {
 // search_path, as sql::use_schema sets it; the customer's lock, since the
 // daemon and a backfill may load the same customer at once and take turns per
 // window instead of deadlocking on each other's rows (the key lives in the
-// loader's own space of advisory locks); and whether this session has yet to
-// create its staging tables. PostgreSQL computes a target list in order, so
-// the lock is held before the statement returns.
+// loader's own space of advisory locks); whether this session has yet to
+// create its staging tables; and how many bytes they take on disk (see
+// clear_staging). PostgreSQL computes a target list in order, so the lock is
+// held before the statement returns.
 inline constexpr statement begin_load{"begin_load", R"sql(
 SELECT set_config('search_path', quote_ident($1), true) AS search_path,
        pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2)) AS customer_locked,
-       to_regclass('pg_temp.load_comebacks') IS NULL AS staging_missing
+       to_regclass('pg_temp.load_comebacks') IS NULL AS staging_missing,
+       coalesce(pg_relation_size(to_regclass('pg_temp.load_comebacks')), 0)
+           + coalesce(pg_relation_size(to_regclass('pg_temp.load_entities')), 0)
+           + coalesce(pg_relation_size(to_regclass('pg_temp.load_rejections')), 0)
+           + coalesce(pg_relation_size(to_regclass('pg_temp.load_delta')), 0) AS staging_bytes
 )sql"};
 
-// Staging lives for the session and empties at every commit, so a connection
-// loading many windows creates it once, when a load first needs it (a window
-// confirmed from its response digest does not); a rolled-back transaction
-// that created it takes it along. load_delta holds the window's updates, undeletes and
-// deletes (not its inserts): their current history versions are closed at
-// commit. load_latest_comebacks is the staged comebacks, one per id (the last
-// index wins), instants as timestamptz: what both merge statements start from.
+// Staging lives for the session, so a connection loading many windows creates
+// it once, when a load first needs it (a window confirmed from its response
+// digest does not); a rolled-back transaction that created it takes it along.
+// Each load that stages empties it first (clear_staging, truncate_staging).
+// load_delta holds the window's updates, undeletes and deletes (not its
+// inserts): their current history versions are closed at commit.
+// load_latest_comebacks is the staged comebacks, one per id (the last index
+// wins), instants as timestamptz: what both merge statements start from.
 inline constexpr statement create_staging{"create_staging", R"sql(
 CREATE TEMP TABLE load_comebacks (
     idx                bigint NOT NULL,
@@ -51,21 +57,21 @@ CREATE TEMP TABLE load_comebacks (
     occurs_at_us       bigint,
     booked_at_us       bigint,
     contact_name       text
-) ON COMMIT DELETE ROWS;
+);
 
 CREATE TEMP TABLE load_entities (
     seq       bigint NOT NULL,
     kind      text NOT NULL,
     entity_id text COLLATE "C" NOT NULL,
     name      text
-) ON COMMIT DELETE ROWS;
+);
 
 CREATE TEMP TABLE load_rejections (
     idx         bigint NOT NULL,
     comeback_id text COLLATE "C",
     reason      text NOT NULL,
     raw         text NOT NULL
-) ON COMMIT DELETE ROWS;
+);
 
 CREATE TEMP TABLE load_delta (
     comeback_id        text COLLATE "C" NOT NULL,
@@ -80,7 +86,7 @@ CREATE TEMP TABLE load_delta (
     occurs_at          timestamptz,
     booked_at          timestamptz,
     is_deleted         boolean NOT NULL
-) ON COMMIT DELETE ROWS;
+);
 
 CREATE TEMP VIEW load_latest_comebacks AS
 SELECT DISTINCT ON (comeback_id COLLATE "C")
@@ -90,6 +96,27 @@ SELECT DISTINCT ON (comeback_id COLLATE "C")
        timestamptz 'epoch' + booked_at_us * interval '1 microsecond' AS booked_at
 FROM pg_temp.load_comebacks
 ORDER BY comeback_id COLLATE "C", idx DESC
+)sql"};
+
+// What an earlier load of the session staged, deleted before this load
+// stages its own. Staging is not emptied at commit (ON COMMIT DELETE ROWS):
+// that truncates every staging table, its TOAST table and index at every
+// commit, and each truncation is an invalidation message every backend of
+// the server reads, so with many connections loading small windows the
+// server spent more CPU on truncating empty tables than on loading. Deleted
+// rows leave dead tuples that the statements below scan past, so once the
+// tables outgrow window_loader's bound they are truncated instead
+// (truncate_staging): once in many small loads, and after every large one.
+inline constexpr statement clear_staging{"clear_staging", R"sql(
+WITH comebacks AS (DELETE FROM pg_temp.load_comebacks),
+     entities AS (DELETE FROM pg_temp.load_entities),
+     rejections AS (DELETE FROM pg_temp.load_rejections),
+     delta AS (DELETE FROM pg_temp.load_delta)
+SELECT true AS cleared
+)sql"};
+
+inline constexpr statement truncate_staging{"truncate_staging", R"sql(
+TRUNCATE pg_temp.load_comebacks, pg_temp.load_entities, pg_temp.load_rejections, pg_temp.load_delta
 )sql"};
 
 // Entities first: comebacks reference them. One statement for the four
@@ -618,7 +645,8 @@ WHERE customer_id = $1 AND date_criteria = $2
 )sql"};
 
 inline constexpr std::array statements{
-    begin_load,             create_staging,
+    begin_load,             create_staging,         clear_staging,
+    truncate_staging,
     merge_entities,
     count_deletions,        before_insert_all_new,  insert_all_new,
     insert_new_skipping_stored,

@@ -51,10 +51,10 @@ std::vector<unit> units() {
 }
 
 // PREPARE takes SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES; settings,
-// DDL, DO blocks and savepoints are run instead.
+// DDL, TRUNCATE, DO blocks and savepoints are run instead.
 bool preparable(std::string_view text) {
     for (std::string_view utility :
-         {"SET ", "RESET ", "CREATE ", "DO ", "SAVEPOINT ", "ROLLBACK ", "RELEASE "}) {
+         {"SET ", "RESET ", "CREATE ", "DO ", "SAVEPOINT ", "ROLLBACK ", "RELEASE ", "TRUNCATE "}) {
         if (text.substr(0, utility.size()) == utility) return false;
     }
     return true;

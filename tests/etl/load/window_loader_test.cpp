@@ -75,6 +75,35 @@ TEST_CASE("loading the same window twice writes no tuple and no history row") {
     CHECK(one_text(db.connection(), "SELECT attempts || ' ' || rows_changed FROM " + db.quoted() + ".sync_windows") == "2 0");
 }
 
+TEST_CASE("a connection's staging holds only the load at hand: emptied row by row after small loads, truncated after large ones") {
+    loaded_schema db;
+    auto staging_bytes = [&] {
+        return std::stoll(one_text(db.connection(), "SELECT pg_relation_size('pg_temp.load_comebacks')"));
+    };
+    // A large load, then a small one on the same connection: the small one
+    // sees none of the large one's rows (it would soft-delete nothing and
+    // insert them all otherwise), and its staging was truncated first.
+    std::vector<sample> many;
+    for (int i = 0; i < 2000; ++i) many.push_back({.id = "N" + std::to_string(i)});
+    CHECK(load(db.connection(), db.name(), window_of("M1", week1), many).inserted == 2000);
+    const auto large = staging_bytes();
+    REQUIRE(large > 128 * 1024);
+    const auto small = load(db.connection(), db.name(), window_of("M2", week1), three_comebacks());
+    CHECK(small.inserted == 3);
+    CHECK(small.rows_seen == 3);
+    CHECK(staging_bytes() < large);
+
+    // Small loads one after another: each compares only its own rows.
+    for (int round = 0; round < 3; ++round) {
+        const auto again = load(db.connection(), db.name(), window_of("M2", week1), three_comebacks(),
+                                {.recheck = true});
+        CHECK(again.rows_seen == 3);
+        CHECK(again.changed() == 0);
+    }
+    CHECK(count_rows(db.connection(), db.name(), "comebacks WHERE customer_id = 'M2'") == 3);
+    CHECK(count_rows(db.connection(), db.name(), "comebacks WHERE customer_id = 'M1' AND deleted_at IS NULL") == 2000);
+}
+
 TEST_CASE("a connection prepares a load's statements once and plans them again only when it must") {
     loaded_schema db;
     const auto key = window_of("M1", week1);
