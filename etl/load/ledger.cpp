@@ -15,6 +15,12 @@ namespace comeback {
 
 namespace {
 
+// A digest as the ledger stores it: an unknown one (empty) is NULL.
+std::optional<std::string> known_digest(std::string_view digest) {
+    if (digest.empty()) return std::nullopt;
+    return std::string(digest);
+}
+
 // An integer array literal for an unnest() parameter: integers need no quoting.
 template <typename Values>
 std::string int_array(const Values& values) {
@@ -228,13 +234,12 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
 }
 
 load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
-                           const std::optional<std::string>& content_digest,
-                           const std::optional<std::string>& response_digest,
+                           std::string_view content_digest, std::string_view response_digest,
                            load_start_options options) {
     const pqxx::row row = sql::exec1(tx, sql::ledger::read_load_start, key.customer_id,
                                      key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                     sql_time::day_number(key.end_day), content_digest,
-                                     response_digest, options.commit_lazily_if_confirms,
+                                     sql_time::day_number(key.end_day), known_digest(content_digest),
+                                     known_digest(response_digest), options.commit_lazily_if_confirms,
                                      options.probe_live_rows, sql_time::micros(key.from),
                                      sql_time::micros(key.to));
     load_start start;
@@ -279,8 +284,8 @@ void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
     complete.fetch_ms = static_cast<long long>(load.fetch_duration.count());
     complete.load_ms = static_cast<long long>(load.load_duration.count());
     complete.fetched_at = at;
-    if (!load.content_digest.empty()) complete.content_digest = load.content_digest;
-    if (!load.response_digest.empty()) complete.response_digest = load.response_digest;
+    complete.content_digest = known_digest(load.content_digest);
+    complete.response_digest = known_digest(load.response_digest);
     if (load.changed_data) complete.changed_at = at;
     if (load.compared) complete.compared_at = at;
     complete.ticket = load.ticket;

@@ -173,10 +173,9 @@ struct load_start_options {
     // Probe for live rows in the window's range when it does not confirm.
     bool probe_live_rows = false;
 };
-// Either digest may be unknown (std::nullopt): it then confirms nothing.
+// Either digest may be unknown (empty): it then confirms nothing.
 load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
-                           const std::optional<std::string>& content_digest,
-                           const std::optional<std::string>& response_digest,
+                           std::string_view content_digest, std::string_view response_digest,
                            load_start_options options);
 
 // Sets changed_at on the customer's other windows whose data this load

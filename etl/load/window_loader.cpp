@@ -78,11 +78,6 @@ name_index index_names(const std::vector<entity>& entities) {
 // No name: the comeback names no entity of the kind.
 const std::optional<std::string> no_name;
 
-std::optional<std::string> optional_text(const std::string& text) {
-    if (text.empty()) return std::nullopt;
-    return text;
-}
-
 // A load's content below this many formatted bytes is held in memory until
 // commit, so a load that turns out to confirm its window's last one never
 // stages it; a larger one is streamed into staging as it arrives (bounded
@@ -413,8 +408,7 @@ struct window_loader::impl {
     // The load's stamp and its window's last load, read under the customer's
     // lock, where no other load of the customer commits: the fetch's ticket
     // is checked against the last load's here (load/fencing.hpp).
-    load_start read_start(const std::optional<std::string>& content,
-                          const std::optional<std::string>& response, load_start_options read) {
+    load_start read_start(std::string_view content, std::string_view response, load_start_options read) {
         load_start start = read_load_start(tx, key, content, response, read);
         if (options.fetch_ticket) check_fetch_ticket(key, *options.fetch_ticket, start.last.ticket);
         return start;
@@ -517,7 +511,7 @@ load_counts window_loader::commit(const fetch_info& info) {
     // A recheck takes the general path, which repairs history too. It needs
     // no probe for live rows in range: without any, the merge's EXCEPT and
     // the soft delete find nothing, as they would have.
-    const load_start start = impl_->read_start(content, optional_text(info.response_digest),
+    const load_start start = impl_->read_start(content, info.response_digest,
                                                {.probe_live_rows = !impl_->options.recheck});
     const std::string& stamp = start.stamp;
     const last_load& last = start.last;
@@ -561,7 +555,7 @@ std::optional<load_counts> window_loader::confirm_response(const fetch_info& inf
     // lazily. A crash of the server that loses the commit loses only the
     // ledger's note that the window was fetched, and it is fetched again.
     const load_start start =
-        impl_->read_start(std::nullopt, info.response_digest, {.commit_lazily_if_confirms = true});
+        impl_->read_start({}, info.response_digest, {.commit_lazily_if_confirms = true});
     const std::string& stamp = start.stamp;
     const last_load& last = start.last;
     if (!last.confirms) return std::nullopt;
