@@ -2,6 +2,16 @@
 # run's globals: work, password, pids, fake_bin, sync_bin.
 
 say() { printf 'bench: %s\n' "$*" >&2; }
+# Makes a signal end the script through its EXIT trap, so the servers it
+# started are stopped however it ends: interrupted, timed out, or its output
+# closed early (`| head`), which would otherwise kill it with SIGPIPE before
+# any trap ran. Call it after `trap cleanup EXIT`.
+exit_on_signals() {
+    trap 'trap "" PIPE; exit 141' PIPE
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
 fail() { say "FAILED: $*"; exit 1; }
 # Floating-point arithmetic for figures and ratios: calc EXPRESSION [DECIMALS].
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", ($1) }"; }
