@@ -275,7 +275,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         co_await session.run([&](pqxx::connection& connection) {
             const taken_ticket taken = take_fetch_ticket(connection, cfg.database.schema, key);
             load.fetch_ticket = taken.ticket;
-            if (context.hold) last_response_bytes = taken.last_response_bytes;
+            last_response_bytes = taken.last_response_bytes;
         });
     } catch (const database_error& error) {
         result.failed = error.failure();

@@ -116,8 +116,7 @@ struct window_loader::impl {
     // them: a connection that only confirms windows from their response
     // digest never writes the catalog, and has no tables to drop when it ends.
     bool staging_missing = true;
-    std::int64_t staging_bytes = 0;  // on disk, dead rows included, when the load began
-    bool staging_ready = false;      // created or emptied for this load
+    bool staging_ready = false;  // created or emptied for this load
     long long entity_seq = 0;
     std::size_t staged = 0;  // comebacks added, duplicates included
     load_counts counts;      // filled in as commit() merges
@@ -233,25 +232,31 @@ struct window_loader::impl {
     }
 
     // Staging, created or emptied of what an earlier load of the session
-    // staged (see sql::window_loader::clear_staging), once per load.
+    // staged (see sql::window_loader::clear_staging), once per load and only
+    // by a load that stages: a window confirmed with nothing to stage leaves
+    // it as it is.
     void ensure_staging() {
         if (staging_ready) return;
         if (staging_missing) {
             tx.exec0(sql::window_loader::create_staging);
-        } else if (staging_bytes > truncate_staging_above_bytes) {
+        } else if (!sql::exec1(tx, sql::window_loader::clear_staging,
+                               truncate_staging_above_bytes)["cleared"].as<bool>()) {
             tx.exec0(sql::window_loader::truncate_staging);
-        } else {
-            sql::exec1(tx, sql::window_loader::clear_staging);
         }
         staging_ready = true;
     }
 
     void stage_rejections() {
+        if (rejections.size() == 0) return;
+        ensure_staging();
         send_copy(tx, "load_rejections", rejection_columns, rejections.view());
         rejections.clear();
     }
 
+    // Everything held, into staging made ready for this load: the statements
+    // of a compared window read staging, whatever it holds.
     void stage_all() {
+        ensure_staging();
         send_copy(tx, "load_comebacks", comeback_columns, comebacks.view());
         comebacks.clear();
         send_copy(tx, "load_entities", entity_columns, entities.view());
@@ -474,7 +479,6 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
     const pqxx::row begun =
         sql::exec1(tx, sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
     impl_->staging_missing = begun["staging_missing"].as<bool>();
-    impl_->staging_bytes = begun["staging_bytes"].as<std::int64_t>();
 }
 
 window_loader::~window_loader() = default;
@@ -488,7 +492,6 @@ void window_loader::add(const normalized_batch& batch, std::span<const rejection
     impl_->format(batch);
     impl_->format(rejections);
     if (impl_->held() >= hold_bytes) {
-        impl_->ensure_staging();
         impl_->stage_all();
     }
 }
@@ -504,7 +507,6 @@ void window_loader::add(const normalized_batch& batch, std::span<const rejection
 load_counts window_loader::commit(const fetch_info& info) {
     if (impl_->finished) throw std::logic_error("window_loader::commit called twice");
     impl_->finished = true;
-    impl_->ensure_staging();
     auto& tx = impl_->tx;
     auto& counts = impl_->counts;
     const std::string content = impl_->digest.finish();

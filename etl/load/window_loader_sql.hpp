@@ -21,18 +21,13 @@ namespace comeback::sql::window_loader {
 // search_path, as sql::use_schema sets it; the customer's lock, since the
 // daemon and a backfill may load the same customer at once and take turns per
 // window instead of deadlocking on each other's rows (the key lives in the
-// loader's own space of advisory locks); whether this session has yet to
-// create its staging tables; and how many bytes they take on disk (see
-// clear_staging). PostgreSQL computes a target list in order, so the lock is
-// held before the statement returns.
+// loader's own space of advisory locks); and whether this session has yet to
+// create its staging tables. PostgreSQL computes a target list in order, so
+// the lock is held before the statement returns.
 inline constexpr statement begin_load{"begin_load", R"sql(
 SELECT set_config('search_path', quote_ident($1), true) AS search_path,
        pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2)) AS customer_locked,
-       to_regclass('pg_temp.load_comebacks') IS NULL AS staging_missing,
-       coalesce(pg_relation_size(to_regclass('pg_temp.load_comebacks')), 0)
-           + coalesce(pg_relation_size(to_regclass('pg_temp.load_entities')), 0)
-           + coalesce(pg_relation_size(to_regclass('pg_temp.load_rejections')), 0)
-           + coalesce(pg_relation_size(to_regclass('pg_temp.load_delta')), 0) AS staging_bytes
+       to_regclass('pg_temp.load_comebacks') IS NULL AS staging_missing
 )sql"};
 
 // Staging lives for the session, so a connection loading many windows creates
@@ -105,14 +100,22 @@ ORDER BY comeback_id COLLATE "C", idx DESC
 // the server reads, so with many connections loading small windows the
 // server spent more CPU on truncating empty tables than on loading. Deleted
 // rows leave dead tuples that the statements below scan past, so once the
-// tables outgrow window_loader's bound they are truncated instead
-// (truncate_staging): once in many small loads, and after every large one.
+// tables take more than $1 bytes on disk, dead rows included, nothing is
+// deleted and `cleared` is false: the caller truncates them instead
+// (truncate_staging), once in many small loads and after every large one.
+// Only a load that stages asks: a confirmed window pays nothing for it.
 inline constexpr statement clear_staging{"clear_staging", R"sql(
-WITH comebacks AS (DELETE FROM pg_temp.load_comebacks),
-     entities AS (DELETE FROM pg_temp.load_entities),
-     rejections AS (DELETE FROM pg_temp.load_rejections),
-     delta AS (DELETE FROM pg_temp.load_delta)
-SELECT true AS cleared
+WITH staged AS (
+    SELECT pg_relation_size(to_regclass('pg_temp.load_comebacks'))
+         + pg_relation_size(to_regclass('pg_temp.load_entities'))
+         + pg_relation_size(to_regclass('pg_temp.load_rejections'))
+         + pg_relation_size(to_regclass('pg_temp.load_delta')) <= $1::bigint AS small
+),
+comebacks AS (DELETE FROM pg_temp.load_comebacks WHERE (SELECT small FROM staged)),
+entities AS (DELETE FROM pg_temp.load_entities WHERE (SELECT small FROM staged)),
+rejections AS (DELETE FROM pg_temp.load_rejections WHERE (SELECT small FROM staged)),
+delta AS (DELETE FROM pg_temp.load_delta WHERE (SELECT small FROM staged))
+SELECT small AS cleared FROM staged
 )sql"};
 
 inline constexpr statement truncate_staging{"truncate_staging", R"sql(
