@@ -17,6 +17,12 @@ lease_keeper::lease_keeper(db_workers& db, std::string schema,
 
 void lease_keeper::set_customers(std::vector<std::string> customer_ids) {
     customers_ = std::move(customer_ids);
+    configured_.assign(customers_.begin(), customers_.end());
+    std::sort(configured_.begin(), configured_.end());
+}
+
+bool lease_keeper::configured(std::string_view customer_id) const {
+    return std::binary_search(configured_.begin(), configured_.end(), customer_id);
 }
 
 bool lease_keeper::held(const std::string& customer_id) const { return grant(customer_id) != 0; }
@@ -82,8 +88,7 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
     // marked unheld before the release runs, so no new window starts on them.
     std::vector<std::string> to_release;
     for (auto& [id, grant] : held_) {
-        const bool configured = std::find(customers_.begin(), customers_.end(), id) != customers_.end();
-        if (grant != 0 && !configured && !busy_(id)) {
+        if (grant != 0 && !configured(id) && !busy_(id)) {
             grant = 0;
             to_release.push_back(id);
         }
@@ -121,12 +126,16 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
 
     const std::size_t total = customers_.size();
     const std::size_t share = (total + instances_ - 1) / instances_;
-    std::size_t holding = held_count();
+    // The share counts configured customers only: one taken out of the
+    // configuration but still busy is given back once its window ends, and
+    // must not push a configured one out meanwhile.
+    std::size_t holding = static_cast<std::size_t>(std::count_if(
+        held_.begin(), held_.end(), [&](const auto& entry) { return entry.second != 0 && configured(entry.first); }));
 
     // Give back idle customers above the fair share, so a new instance gets work.
     for (auto& [id, grant] : held_) {
         if (holding <= share) break;
-        if (grant != 0 && !busy_(id)) {
+        if (grant != 0 && configured(id) && !busy_(id)) {
             grant = 0;
             given_back.push_back(id);
             --holding;

@@ -25,6 +25,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace comeback {
@@ -62,6 +63,7 @@ public:
 private:
     boost::asio::awaitable<void> round_on_connection();
     void forget_all();
+    bool configured(std::string_view customer_id) const;
     const lease_id& customer_key(pqxx::connection& connection, const std::string& customer_id);
     const lease_id& slot_key(pqxx::connection& connection, unsigned slot);
 
@@ -69,6 +71,9 @@ private:
     std::string schema_;
     std::function<bool(const std::string&)> busy_;
     std::vector<std::string> customers_;
+    // customers_, sorted: a round asks of every held customer whether it is
+    // still configured, and a linear search made that quadratic in the fleet.
+    std::vector<std::string_view> configured_;
     std::map<std::string, std::uint64_t> held_;  // customer id -> grant (0: not held)
     std::uint64_t next_grant_ = 1;
     std::map<std::string, lease_id> customer_keys_;  // of this connection's schema

@@ -113,3 +113,24 @@ TEST_CASE("when one instance's session dies, the other takes every customer over
     a.round();
     CHECK(a.held().empty());
 }
+
+TEST_CASE("a customer taken out of the configuration is given back at the next round, unless busy") {
+    two_instances both;
+    instance& a = both.a;
+    a.round();
+    REQUIRE(a.held().size() == 4);
+
+    // A reload without M2 and M4; M4 is in the middle of a window.
+    a.busy.insert("M4");
+    a.leases.set_customers({"M3", "M1"});
+    a.round();
+    CHECK(a.held() == std::set<std::string>{"M1", "M3", "M4"});
+
+    a.busy.clear();
+    a.round();
+    CHECK(a.held() == std::set<std::string>{"M1", "M3"});
+
+    // Given back for real: another instance configured with them takes them.
+    both.b.round();
+    CHECK(both.b.held() == std::set<std::string>{"M2", "M4"});
+}
