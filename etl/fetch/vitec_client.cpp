@@ -21,6 +21,8 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -44,7 +46,17 @@ constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
 // An idle keep-alive connection older than this is closed rather than reused:
 // servers drop idle connections after a while, and a fresh one is cheap.
 constexpr auto idle_limit = std::chrono::seconds(30);
+// A large body is read 64 KiB at a time. A small one needs far less, and
+// every request in flight holds its buffers: a connection starts with
+// small_read and grows to read_chunk for a body larger than that.
 constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t small_read = 16 * 1024;
+
+// How many bytes of body one read takes: no more than the body announces.
+std::size_t body_read_size(const boost::optional<std::uint64_t>& announced) {
+    if (!announced) return read_chunk;  // chunked, or read to the end
+    return static_cast<std::size_t>(std::clamp<std::uint64_t>(*announced, 1, read_chunk));
+}
 
 bool is_unreserved(unsigned char c) {
     return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
@@ -143,6 +155,11 @@ struct vitec_client::impl {
     void put_idle(std::unique_ptr<connection> conn) {
         conn->last_used = clock_type::now();
         conn->lowest().expires_never();
+        // A large body grew the buffer; an idle connection keeps only the small one.
+        if (conn->buffer.size() == 0 && conn->buffer.capacity() > small_read) {
+            conn->buffer.shrink_to_fit();
+            conn->buffer.reserve(small_read);
+        }
         idle.push_back(std::move(conn));
         // Never keep more idle connections than could be in use at once.
         while (idle.size() > std::max(1u, config.max_concurrent_requests))
@@ -193,7 +210,7 @@ struct vitec_client::impl {
         auto conn = std::make_unique<connection>();
         // Beast reads at most the buffer's free capacity (512 bytes at least):
         // an empty flat_buffer meant one recvmsg per 512 bytes of body.
-        conn->buffer.reserve(read_chunk);
+        conn->buffer.reserve(small_read);
         if (base.tls)
             conn->secure.emplace(executor, *tls_context);
         else
@@ -317,7 +334,10 @@ struct vitec_client::impl {
         std::optional<std::string> retry_after;
         if (facts.retry_after) retry_after.emplace(*facts.retry_after);
 
-        std::array<char, read_chunk> chunk;
+        const std::size_t read_size = body_read_size(parser.content_length());
+        if (read_size > small_read) conn.buffer.reserve(read_size);
+        const auto chunk_bytes = std::make_unique_for_overwrite<char[]>(read_size);
+        const std::span<char> chunk(chunk_bytes.get(), read_size);
         std::string error_body;
         bool error_body_cut = false;
         bool array_checked = false;
