@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <utility>
 
 int main(int argc, char** argv) {
     using namespace comeback;
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
         case command::check_config: return check_config_command(line, cfg);
         case command::migrate: return migrate_command(line, cfg);
         case command::status: return status_command(line, cfg);
-        case command::run: return run_command(line, cfg);
+        case command::run: return run_command(line, std::move(cfg));
         case command::backfill: return backfill_command(line, cfg);
         case command::forget_contact: return forget_contact_command(line, cfg);
         case command::apply_privacy: return apply_privacy_command(line, cfg);

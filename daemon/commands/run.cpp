@@ -58,19 +58,19 @@ void print_totals(const run_totals& totals, std::ostream& out) {
 
 class runner {
 public:
-    runner(const command_line& line, const config& cfg)
+    runner(const command_line& line, std::shared_ptr<const config> shared)
         : line_(line),
           // A thread per connection, and one for the lease keeper's own.
-          db_(io_.get_executor(), cfg.database, pool_connections(cfg) + 1, pool_connections(cfg)),
-          gate_(io_.get_executor(), cycle_capacity(cfg)),
-          leases_(db_, cfg.database.schema,
+          db_(io_.get_executor(), shared->database, pool_connections(*shared) + 1, pool_connections(*shared)),
+          gate_(io_.get_executor(), cycle_capacity(*shared)),
+          leases_(db_, shared->database.schema,
                   [this](const std::string& id) {
                       auto found = state_.customers.find(id);
                       return found != state_.customers.end() && found->second.busy;
                   }),
           shutdown_(io_.get_executor()),
-          metrics_(cfg.sync.poll_interval),
-          database_(io_.get_executor(), cfg.database, shutdown_, &db_,
+          metrics_(shared->sync.poll_interval),
+          database_(io_.get_executor(), shared->database, shutdown_, &db_,
                     [this](bool up, const std::string& reason,
                            std::optional<database_monitor::clock::time_point> last_ok) {
                         metrics_.set_database(up, reason, last_ok);
@@ -79,7 +79,8 @@ public:
                 {.grace = [this] { return state_.cfg->sync.shutdown_grace; },
                  .stopping = [this](std::string_view signal) { begin_shutdown(signal); },
                  .hangup = [this] { reload(); }}) {
-        state_.cfg = std::make_shared<const config>(cfg);
+        const config& cfg = *shared;
+        state_.cfg = std::move(shared);
         state_.client = std::make_shared<vitec_client>(io_.get_executor(), cfg.vitec);
         state_.db = &db_;
         state_.gate = &gate_;
@@ -358,8 +359,9 @@ private:
 
 }  // namespace
 
-int run_command(const command_line& line, const config& cfg) {
-    runner instance(line, cfg);
+int run_command(const command_line& line, config cfg) {
+    // Moved, not copied: a fleet's customer list is megabytes.
+    runner instance(line, std::make_shared<const config>(std::move(cfg)));
     return instance.run();
 }
 

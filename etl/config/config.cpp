@@ -669,6 +669,7 @@ void read_customers(const document& doc, const section& root, const vitec_config
     if (!where.node.IsSequence()) where.fail("expected a list of customers, found " + kind_of(where.node));
     if (where.node.size() == 0) where.fail("needs at least one customer");
     std::map<std::string, std::pair<std::size_t, YAML::Mark>> ids;
+    out.reserve(where.node.size());  // a fleet's list, without the slack of growing
     for (std::size_t i = 0; i < where.node.size(); ++i) {
         std::string path = "customers[" + std::to_string(i) + "]";
         field item{&doc, where.node[i], where.node[i].Mark(), path};
