@@ -147,25 +147,21 @@ private:
         }
         if (!co_await migrate_when_reachable()) co_return;
         co_await leases_.round();
-        for (const auto& customer : state_.cfg->customers) spawn_customer(customer.id);
+        for (const auto& customer : state_.cfg->customers) customers_.add(customer.id);
+        asio::co_spawn(io_, customers_.run(), asio::detached);
         if (!line_.once) asio::co_spawn(io_, keep_leases(), asio::detached);
         log_event(spdlog::level::info, "run.started",
                   {{"customers", state_.cfg->customers.size()},
                    {"held", leases_.held_count()},
                    {"instances", leases_.instances()},
                    {"once", line_.once}});
-        if (active_loops_ == 0) co_await finish();
+        if (customers_.looping() == 0) co_await finish();
     }
 
-    void spawn_customer(const std::string& id) {
-        if (state_.customers[id].looping) return;
-        state_.customers[id].looping = true;  // until the loop itself takes over
-        ++active_loops_;
-        asio::co_spawn(io_, customer_loop(state_, id), [this](std::exception_ptr) {
-            if (--active_loops_ == 0 && (line_.once || shutdown_.triggered())) {
-                asio::co_spawn(io_, finish(), asio::detached);
-            }
-        });
+    // The last customer with turns ahead stopped: with --once, or after a
+    // shutdown, the run is over.
+    void all_customers_stopped() {
+        if (line_.once || shutdown_.triggered()) asio::co_spawn(io_, finish(), asio::detached);
     }
 
     // One read of the ledger for the status page, off the I/O thread.
@@ -276,7 +272,7 @@ private:
         log_event(spdlog::level::info, "shutdown.started",
                   {{"signal", signal}, {"grace_s", state_.cfg->sync.shutdown_grace.count()}});
         notify_stopping();
-        if (active_loops_ == 0) asio::co_spawn(io_, finish(), asio::detached);
+        if (customers_.looping() == 0) asio::co_spawn(io_, finish(), asio::detached);
     }
 
     void reload() {
@@ -323,7 +319,7 @@ private:
         log_event(spdlog::level::info, "reload.done", {{"customers", ids.size()}, {"unparked", unparked}});
         asio::co_spawn(io_, [this, ids]() -> asio::awaitable<void> {
             co_await leases_.round();  // new customers need no wait for a lease
-            for (const auto& id : ids) spawn_customer(id);
+            for (const auto& id : ids) customers_.add(id);
         }, asio::detached);
         notify_ready();
     }
@@ -352,7 +348,7 @@ private:
     std::optional<metrics_server> server_;
     signal_stop stop_;
     run_state state_;
-    std::size_t active_loops_ = 0;
+    customer_scheduler customers_{state_, [this] { all_customers_stopped(); }};
     bool finishing_ = false;
     std::exception_ptr start_failure_;
 };

@@ -11,6 +11,9 @@
 #include "sync/shutdown.hpp"
 #include "sync/window_job.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <date/tz.h>
 #include <pqxx/pqxx>
 
@@ -121,7 +124,7 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
             outcome = co_await sync_window(context, *cfg, *customer, w);
         } catch (const std::exception& error) {
             // A programming error: sync_window logged it with the window; the
-            // customer loop ends the cycle and backs off.
+            // customer's turn ends the cycle and backs off.
             runtime.busy = false;
             ++state.totals.windows_failed;
             state.totals.failures.add({id, w.from_text(), w.to_text(),
@@ -197,83 +200,149 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     co_return result;
 }
 
-asio::awaitable<void> customer_loop(run_state& state, std::string id) {
+namespace {
+
+// One turn of a customer: how long until its next, or nothing when it stops.
+// `pass` is its place inside state.gate (empty when there is no gate).
+asio::awaitable<std::optional<std::chrono::milliseconds>> customer_turn(run_state& state, const std::string& id,
+                                                                        cycle_gate::pass pass) {
     customer_runtime& runtime = state.customers[id];
+    if (state.shutdown->triggered()) co_return std::nullopt;
+    const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(state.cfg->sync.poll_interval);
+    if (!state.leases->held(id)) {
+        if (state.once) co_return std::nullopt;  // another instance works it
+        // Again once the lease keeper has had its round (every half poll interval).
+        co_return with_jitter(poll / 2, state.rng);
+    }
+    const sys_seconds now = now_seconds();
+    if (runtime.backoff.parked(now)) {
+        if (state.once) co_return std::nullopt;
+        co_return std::min<std::chrono::milliseconds>(*runtime.backoff.parked_until - now, poll);
+    }
+
+    cycle_result cycle;
+    bool cycle_broke = false;
+    try {
+        cycle = co_await run_one_tick(state, id, &pass);
+    } catch (const std::exception& error) {
+        // The database failed while planning or reading the ledger, or a
+        // window met a programming error: the customer backs off below.
+        runtime.busy = false;
+        cycle_broke = true;
+        ++state.totals.cycles_failed;
+        const failure_kind kind = kind_of(error);
+        cycle.database_down = is_database_outage(kind);
+        log_event(spdlog::level::err, "customer.cycle_failed",
+                  {{"customer", id}, {"kind", to_string(kind)}, {"error", error.what()}});
+    }
+    pass = cycle_gate::pass{};  // the waits below need no place inside
+    if (cycle.removed) {
+        log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
+        co_return std::nullopt;
+    }
+    if (cycle.database_down && !state.once && state.database) {
+        // Not the customer's trouble: no back-off. Wait until the probe
+        // finds the database answering, then go on at once.
+        while (!co_await state.database->wait_until_answering(poll)) {
+            if (state.shutdown->triggered()) co_return std::nullopt;
+        }
+        co_return with_jitter(1s, state.rng) - 1s;
+    }
+    if (cycle.failed || cycle_broke) {
+        runtime.backoff.cycle_failed();
+    } else {
+        runtime.backoff.cycle_succeeded();
+    }
+    if (state.once) co_return std::nullopt;
+
+    std::chrono::milliseconds delay = cycle_delay(runtime.backoff, state.cfg->sync, state.cfg->vitec.retry);
+    if (!cycle.failed && !cycle_broke) {
+        if (cycle.more_history) {
+            delay = 0ms;
+        } else if (cycle.next_fresh_due) {
+            const auto until_due = *cycle.next_fresh_due - now_seconds();
+            delay = std::clamp<std::chrono::milliseconds>(until_due, 1s, delay);
+        }
+    }
+    co_return with_jitter(delay, state.rng);
+}
+
+}  // namespace
+
+customer_scheduler::customer_scheduler(run_state& state, std::function<void()> all_stopped)
+    : state_(state), all_stopped_(std::move(all_stopped)) {}
+
+void customer_scheduler::add(const std::string& id) {
+    customer_runtime& runtime = state_.customers[id];
+    if (runtime.looping) return;
     runtime.looping = true;
+    ++looping_;
     log_event(spdlog::level::debug, "customer.started", {{"customer", id}});
+    queue(clock::now(), id);
+}
 
-    while (!state.shutdown->triggered()) {
-        const auto& sync = state.cfg->sync;
-        const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(sync.poll_interval);
-        if (!state.leases->held(id)) {
-            if (state.once) break;  // another instance works it
-            // Wait for the lease keeper; it runs every half poll interval.
-            if (!co_await state.shutdown->sleep(with_jitter(poll / 2, state.rng))) break;
+void customer_scheduler::queue(clock::time_point due, std::string id) {
+    due_.push({due, std::move(id)});
+    if (asleep_ && due < *asleep_) sooner_.wake();
+}
+
+void customer_scheduler::stopped(const std::string& id) {
+    state_.customers[id].looping = false;
+    if (--looping_ > 0) return;
+    if (asleep_) sooner_.wake();  // with --once, run() is done
+    if (all_stopped_) all_stopped_();
+}
+
+asio::awaitable<void> customer_scheduler::run() {
+    while (!state_.shutdown->triggered() && !(state_.once && looping_ == 0)) {
+        if (due_.empty() || due_.top().due > clock::now()) {
+            // Nothing due: sleep until the first is, or (none queued, every
+            // customer inside a turn or none at all) a poll interval, unless
+            // an entry due sooner is queued meanwhile.
+            const auto until = due_.empty() ? clock::now() + state_.cfg->sync.poll_interval : due_.top().due;
+            asleep_ = until;
+            const bool awake = co_await state_.shutdown->sleep(
+                std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()), &sooner_);
+            asleep_.reset();
+            if (!awake) break;
             continue;
         }
-        const sys_seconds now = now_seconds();
-        if (runtime.backoff.parked(now)) {
-            if (state.once) break;
-            const auto left = *runtime.backoff.parked_until - now;
-            if (!co_await state.shutdown->sleep(std::min<std::chrono::milliseconds>(left, poll))) break;
-            continue;
-        }
-
-        cycle_result cycle;
-        bool cycle_broke = false;
-        try {
-            // Waiting here holds only this loop's frame; the cycle's frames
-            // exist for the customers inside (sync/cycle_gate.hpp).
-            cycle_gate::pass pass;
-            if (state.gate) {
-                pass = co_await state.gate->enter();
-                if (state.shutdown->triggered()) break;
-            }
-            cycle = co_await run_one_tick(state, id, &pass);
-        } catch (const std::exception& error) {
-            // The database failed while planning or reading the ledger, or a
-            // window met a programming error: the customer backs off below.
-            runtime.busy = false;
-            cycle_broke = true;
-            ++state.totals.cycles_failed;
-            const failure_kind kind = kind_of(error);
-            cycle.database_down = is_database_outage(kind);
-            log_event(spdlog::level::err, "customer.cycle_failed",
-                      {{"customer", id}, {"kind", to_string(kind)}, {"error", error.what()}});
-        }
-        if (cycle.removed) {
-            log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
+        std::string id = due_.top().customer_id;
+        due_.pop();
+        cycle_gate::pass pass;
+        if (state_.gate) pass = co_await state_.gate->enter();
+        if (state_.shutdown->triggered()) {
+            stopped(id);
             break;
         }
-        if (cycle.database_down && !state.once && state.database) {
-            // Not the customer's trouble: no back-off. Wait until the probe
-            // finds the database answering, then go on at once.
-            while (!co_await state.database->wait_until_answering(poll)) {
-                if (state.shutdown->triggered()) break;
-            }
-            if (!co_await state.shutdown->sleep(with_jitter(1s, state.rng) - 1s)) break;
-            continue;
-        }
-        if (cycle.failed || cycle_broke) {
-            runtime.backoff.cycle_failed();
-        } else {
-            runtime.backoff.cycle_succeeded();
-        }
-        if (state.once) break;
-
-        std::chrono::milliseconds delay =
-            cycle_delay(runtime.backoff, state.cfg->sync, state.cfg->vitec.retry);
-        if (!cycle.failed && !cycle_broke) {
-            if (cycle.more_history) {
-                delay = 0ms;
-            } else if (cycle.next_fresh_due) {
-                const auto until_due = *cycle.next_fresh_due - now_seconds();
-                delay = std::clamp<std::chrono::milliseconds>(until_due, 1s, delay);
-            }
-        }
-        if (!co_await state.shutdown->sleep(with_jitter(delay, state.rng))) break;
+        ++turns_running_;
+        asio::co_spawn(co_await asio::this_coro::executor, turn(std::move(id), std::move(pass)), asio::detached);
     }
-    runtime.looping = false;
+    // Shutting down: the customers still waiting stop here, those inside a
+    // turn when it ends.
+    while (!due_.empty()) {
+        const std::string id = due_.top().customer_id;
+        due_.pop();
+        stopped(id);
+    }
+}
+
+asio::awaitable<void> customer_scheduler::turn(std::string id, cycle_gate::pass pass) {
+    std::optional<std::chrono::milliseconds> next;
+    try {
+        next = co_await customer_turn(state_, id, std::move(pass));
+    } catch (const std::exception& error) {
+        // customer_turn catches what a cycle throws; this is allocation
+        // failing around it. The customer stops rather than the daemon.
+        log_event(spdlog::level::err, "customer.cycle_failed",
+                  {{"customer", id}, {"kind", to_string(failure_kind::internal_error)}, {"error", error.what()}});
+    }
+    --turns_running_;
+    if (next && !state_.shutdown->triggered()) {
+        queue(clock::now() + *next, std::move(id));
+    } else {
+        stopped(id);
+    }
 }
 
 }  // namespace comeback

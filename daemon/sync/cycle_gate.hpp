@@ -4,8 +4,8 @@
 // (a few KB); with thousands of customers all due at start-up, every one of
 // them would sit in a cycle waiting for a database session or a request slot,
 // and memory would grow with the customers. At most cycle_capacity() are
-// inside; the others wait at the gate holding only their loop, first come
-// first served. The database sessions bound the windows in flight anyway (a
+// inside; the others wait in customer_scheduler's queue, in the order they
+// fell due, holding no coroutine. The database sessions bound the windows in flight anyway (a
 // window holds one from its ticket to its commit), so a gate wider than the
 // pool keeps every session busy.
 //

@@ -7,14 +7,18 @@
 #include "plan/schedule.hpp"
 #include "sync/cycle_gate.hpp"
 #include "sync/response_hold.hpp"
+#include "sync/shutdown.hpp"
 #include "sync/summary.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
+#include <queue>
 #include <random>
 #include <string>
 #include <vector>
@@ -29,7 +33,7 @@ class shutdown_signal;
 class metrics_registry;
 
 struct customer_runtime {
-    bool looping = false;  // a customer_loop is running for it
+    bool looping = false;  // it has turns ahead (customer_scheduler)
     bool busy = false;     // inside a window right now
     customer_backoff backoff;
 };
@@ -72,8 +76,8 @@ struct cycle_result {
 
 // Exactly one tick for one customer: plan, read the ledger, fetch the due
 // fresh windows nearest first, then history oldest first until fresh work is
-// due again. `run --once` is this for every customer; customer_loop() adds the
-// waiting, back-off and jitter around it. Window failures are in the result
+// due again. `run --once` is this for every customer; customer_scheduler adds
+// the waiting, back-off and jitter around it. Window failures are in the result
 // and in state.totals. Throws database_error when the database fails while
 // planning, and a window's programming error (after counting that window as
 // failed).
@@ -82,15 +86,58 @@ struct cycle_result {
 boost::asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& customer_id,
                                                   cycle_gate::pass* pass = nullptr);
 
-// Runs cycles for one customer until shutdown, each after entering state.gate
-// (when set), until it is removed from the
-// configuration, or (with --once) after one full cycle. Never throws: a cycle
-// ended by an exception (the database while planning, a programming error in
-// a window) is logged as customer.cycle_failed with its kind, counted, and
-// backed off like a cycle with a failed window. A cycle that lost the
-// database (database_lost) is not backed off: the customer waits until the
-// database answers again (state.database) and goes on at once.
-boost::asio::awaitable<void> customer_loop(run_state& state, std::string customer_id);
+// Turns of every customer `run` works, from one coroutine. A customer between
+// turns is an entry in a queue ordered by when it is due, not a coroutine of
+// its own with a timer, so a fleet's idle customers cost a few dozen bytes
+// each; due customers enter state.gate (when set) in that order, and a turn
+// is a coroutine only while it is inside.
+//
+// A turn is one cycle (run_one_tick) with what surrounds it: a customer whose
+// lease this instance does not hold, or that is parked, only comes round
+// again later. A turn never throws: a cycle ended by an exception (the
+// database while planning, a programming error in a window) is logged as
+// customer.cycle_failed with its kind, counted, and backed off like a cycle
+// with a failed window. A cycle that lost the database (database_lost) is not
+// backed off: the customer waits until the database answers again
+// (state.database) and goes on at once. A customer stops at shutdown, when it
+// is removed from the configuration, or (with --once) after one full cycle.
+class customer_scheduler {
+public:
+    // `all_stopped` is told whenever the last customer with turns ahead stops.
+    customer_scheduler(run_state& state, std::function<void()> all_stopped);
+
+    // Starts the customer's turns, its first due now; nothing when it has
+    // turns ahead already.
+    void add(const std::string& customer_id);
+
+    // Hands out the turns until shutdown, or, with --once, until every
+    // customer has stopped. Customers still waiting then stop; turns running
+    // end on their own.
+    boost::asio::awaitable<void> run();
+
+    std::size_t looping() const { return looping_; }              // customers with turns ahead
+    std::size_t turns_running() const { return turns_running_; }  // of those, inside a turn now
+
+private:
+    using clock = std::chrono::steady_clock;
+    struct entry {
+        clock::time_point due;
+        std::string customer_id;
+        bool operator>(const entry& other) const { return due > other.due; }
+    };
+
+    void queue(clock::time_point due, std::string customer_id);
+    boost::asio::awaitable<void> turn(std::string customer_id, cycle_gate::pass pass);
+    void stopped(const std::string& customer_id);
+
+    run_state& state_;
+    std::function<void()> all_stopped_;
+    std::priority_queue<entry, std::vector<entry>, std::greater<>> due_;
+    wakeup sooner_;                            // an entry due before the scheduler's sleep ends
+    std::optional<clock::time_point> asleep_;  // until when run() sleeps, while it does
+    std::size_t looping_ = 0;
+    std::size_t turns_running_ = 0;
+};
 
 // Uniform jitter of up to a tenth of `delay` added to it, so instances and
 // customers started together drift apart.

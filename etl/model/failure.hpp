@@ -4,7 +4,7 @@
 // what they meet into these kinds (etl/fetch/outcome.cpp for HTTP and the
 // network, etl/load/database_failure.cpp for PostgreSQL; an exception neither
 // recognises is internal_error), and everything downstream reads the rule and
-// the label from here: the retry driver, the customer loops, metrics, logs and
+// the label from here: the retry driver, the customer scheduler, metrics, logs and
 // the troubleshooting table in docs/operations.md (a test keeps it equal to
 // this list).
 //

@@ -1,6 +1,7 @@
-// One tick of a customer loop on the real PostgreSQL and the fake Vitec
-// server: what it plans, fetches and records; how a 401 parks the customer;
-// and how a cycle ended by an exception is logged with its kind and backed off.
+// One tick of a customer on the real PostgreSQL and the fake Vitec server:
+// what it plans, fetches and records; how a 401 parks the customer; how a
+// cycle ended by an exception is logged with its kind and backed off; and how
+// the scheduler hands out turns through the cycle gate.
 
 #include "sync/run_state.hpp"
 
@@ -9,8 +10,12 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 #include <date/tz.h>
+
+#include <algorithm>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -36,7 +41,8 @@ std::vector<std::string> around_today() {
 }
 
 struct tick_fixture : sync_fixture {
-    tick_fixture() : sync_fixture(around_today()), leases(workers, db.name(), [](const std::string&) { return false; }) {
+    explicit tick_fixture(const std::vector<std::string>& server_args = around_today())
+        : sync_fixture(server_args), leases(workers, db.name(), [](const std::string&) { return false; }) {
         cfg.sync.window = date::days{7};
         cfg.sync.lookback = date::days{3};
         cfg.sync.horizon = date::days{3};
@@ -75,6 +81,14 @@ std::string captured_log(F body) {
     body();
     spdlog::set_default_logger(previous);
     return out.str();
+}
+
+// M1's turns under a scheduler of its own, until (--once) they stop.
+void run_turns(tick_fixture& f) {
+    customer_scheduler turns(f.state, {});
+    turns.add("M1");
+    run(f.io, turns.run());
+    CHECK(turns.looping() == 0);
 }
 
 }  // namespace
@@ -123,7 +137,7 @@ TEST_CASE("a tick that meets a 401 parks the customer and stops its cycle at tha
 TEST_CASE("a cycle the database refuses ends with customer.cycle_failed naming the kind, and the customer backs off") {
     tick_fixture f;
     f.exec("DROP TABLE " + f.db.quoted() + ".sync_windows CASCADE");
-    const std::string log = captured_log([&] { run(f.io, customer_loop(f.state, "M1")); });
+    const std::string log = captured_log([&] { run_turns(f); });
 
     CHECK(f.state.totals.cycles_failed == 1);
     CHECK(f.state.customers["M1"].backoff.failed_cycles == 1);
@@ -137,7 +151,7 @@ TEST_CASE("a programming error reaches the customer loop, is logged with its kin
     // load_config refuses an unknown zone: meeting one here is a bug.
     f.cfg.vitec.timezone = "Nowhere/Nothing";
     f.sync_settings_changed();
-    const std::string log = captured_log([&] { run(f.io, customer_loop(f.state, "M1")); });
+    const std::string log = captured_log([&] { run_turns(f); });
 
     CHECK(f.state.totals.cycles_failed == 1);
     CHECK(f.state.customers["M1"].backoff.failed_cycles == 1);
@@ -215,4 +229,61 @@ TEST_CASE("a customer whose window waits to retry steps out of the cycle gate, a
     CHECK(f.requests("transient") == 1);
     CHECK(gate.peak() == 1);
     CHECK(gate.inside() == 0);
+}
+
+TEST_CASE("the scheduler lets due customers through the gate one turn each, and between turns a customer is only a queue entry") {
+    std::vector<std::string> two_customers = around_today();
+    two_customers.insert(two_customers.end(), {"--customers", "M1,M2"});
+    tick_fixture f(two_customers);
+    f.leases.set_customers({"M1", "M2"});
+    run(f.io, f.leases.round());
+    customer_config second = f.customer();
+    second.id = "M2";
+    f.cfg.customers.push_back(second);
+    f.state.once = false;
+    f.cfg.sync.poll_interval = std::chrono::hours(1);
+    f.sync_settings_changed();
+    cycle_gate gate(f.io.get_executor(), 1);
+    f.state.gate = &gate;
+    bool all_stopped = false;
+    customer_scheduler turns(f.state, [&] { all_stopped = true; });
+    turns.add("M1");
+    turns.add("M2");
+    turns.add("M1");  // already has turns ahead: nothing
+    CHECK(turns.looping() == 2);
+
+    auto complete = [&](const std::string& id) {
+        const auto ledger = read_ledger(f.db.connection(), f.db.name(), id, f.cfg.sync.date_criteria);
+        return !ledger.empty() &&
+               std::all_of(ledger.begin(), ledger.end(), [](const ledger_entry& e) { return e.status == "complete"; });
+    };
+    bool idle_between_turns = false;
+    std::size_t most_running = 0;
+    boost::asio::co_spawn(f.io, turns.run(), boost::asio::detached);
+    boost::asio::co_spawn(f.io, [&]() -> boost::asio::awaitable<void> {
+        boost::asio::steady_timer tick(f.io);
+        for (int i = 0; i < 3000; ++i) {  // 30 s at most
+            most_running = std::max(most_running, turns.turns_running());
+            if (turns.turns_running() == 0 && complete("M1") && complete("M2")) {
+                // Both had their turn and wait an hour for the next: no coroutine of theirs is left.
+                idle_between_turns = turns.looping() == 2 && gate.inside() == 0;
+                break;
+            }
+            tick.expires_after(10ms);
+            co_await tick.async_wait(boost::asio::use_awaitable);
+        }
+        f.shutdown.trigger();
+    }, boost::asio::detached);
+    f.io.restart();
+    f.io.run();
+
+    INFO("M1 complete " << complete("M1") << ", M2 complete " << complete("M2") << ", windows failed "
+                         << f.state.totals.windows_failed);
+    CHECK(idle_between_turns);
+    CHECK(most_running == 1);  // the gate's one place
+    CHECK(gate.peak() == 1);
+    CHECK(turns.looping() == 0);  // the shutdown stopped both where they waited
+    CHECK(all_stopped);
+    CHECK_FALSE(f.state.customers["M1"].looping);
+    CHECK_FALSE(f.state.customers["M2"].looping);
 }
