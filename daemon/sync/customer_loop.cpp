@@ -208,6 +208,12 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> customer_turn(run_stat
                                                                         cycle_gate::pass pass) {
     customer_runtime& runtime = state.customers[id];
     if (state.shutdown->triggered()) co_return std::nullopt;
+    // Before the lease: a customer taken out of the configuration loses its
+    // lease at the next round, and would otherwise come round for ever.
+    if (!find_customer(*state.cfg, id)) {
+        log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
+        co_return std::nullopt;
+    }
     const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(state.cfg->sync.poll_interval);
     if (!state.leases->held(id)) {
         if (state.once) co_return std::nullopt;  // another instance works it

@@ -287,3 +287,26 @@ TEST_CASE("the scheduler lets due customers through the gate one turn each, and 
     CHECK_FALSE(f.state.customers["M1"].looping);
     CHECK_FALSE(f.state.customers["M2"].looping);
 }
+
+TEST_CASE("a customer taken out of the configuration stops, though another instance holds its lease") {
+    tick_fixture f;
+    f.state.once = false;
+    bool all_stopped = false;
+    customer_scheduler turns(f.state, [&] { all_stopped = true; });
+    turns.add("M2");  // not configured, and its lease not held here
+    std::size_t looping_after_a_while = 1;
+    boost::asio::co_spawn(f.io, turns.run(), boost::asio::detached);
+    boost::asio::co_spawn(f.io, [&]() -> boost::asio::awaitable<void> {
+        boost::asio::steady_timer wait(f.io);
+        wait.expires_after(300ms);
+        co_await wait.async_wait(boost::asio::use_awaitable);
+        looping_after_a_while = turns.looping();
+        f.shutdown.trigger();
+    }, boost::asio::detached);
+    f.io.restart();
+    f.io.run();
+
+    CHECK(looping_after_a_while == 0);  // stopped on its first turn, not queued again
+    CHECK(all_stopped);
+    CHECK_FALSE(f.state.customers["M2"].looping);
+}
