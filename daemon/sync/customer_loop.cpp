@@ -209,7 +209,9 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> customer_turn(run_stat
     customer_runtime& runtime = state.customers[id];
     if (state.shutdown->triggered()) co_return std::nullopt;
     // Before the lease: a customer taken out of the configuration loses its
-    // lease at the next round, and would otherwise come round for ever.
+    // lease at the next round, and would otherwise come round for ever. The
+    // tick below reads the same configuration (nothing runs in between), so
+    // this is the one place a removed customer stops.
     if (!find_customer(*state.cfg, id)) {
         log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
         co_return std::nullopt;
@@ -242,10 +244,6 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> customer_turn(run_stat
                   {{"customer", id}, {"kind", to_string(kind)}, {"error", error.what()}});
     }
     pass = cycle_gate::pass{};  // the waits below need no place inside
-    if (cycle.removed) {
-        log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
-        co_return std::nullopt;
-    }
     if (cycle.database_down && !state.once && state.database) {
         // Not the customer's trouble: no back-off. Wait until the probe
         // finds the database answering, then go on at once.

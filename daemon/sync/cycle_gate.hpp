@@ -5,9 +5,9 @@
 // them would sit in a cycle waiting for a database session or a request slot,
 // and memory would grow with the customers. At most cycle_capacity() are
 // inside; the others wait in customer_scheduler's queue, in the order they
-// fell due, holding no coroutine. The database sessions bound the windows in flight anyway (a
-// window holds one from its ticket to its commit), so a gate wider than the
-// pool keeps every session busy.
+// fell due, holding no coroutine. The database sessions bound the windows in
+// flight anyway (a window holds one from its ticket to its commit), so a gate
+// wider than the pool keeps every session busy.
 //
 // A customer waiting out a retry's back-off steps out and lets another in
 // (window_context::pass), so customers whose windows fail cannot keep healthy
