@@ -12,11 +12,24 @@
 
 namespace comeback {
 
+namespace {
+
+// Unqualified names outside a transaction block are the session's
+// search_path: the schema's, set once per connection. libpqxx remembers what
+// it set, so later calls cost no round trip.
+void use_schema_for_session(pqxx::connection& connection, std::string_view schema) {
+    const std::string wanted = connection.quote_name(std::string(schema));
+    if (connection.get_variable("search_path") != wanted) connection.set_variable("search_path", wanted);
+}
+
+}  // namespace
+
 taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
                                const window_key& key) {
     check_schema_name(schema);
-    pqxx::work tx{connection, "take fetch ticket"};
-    sql::exec1(tx, sql::fencing::begin_ticket, std::string(schema));
+    use_schema_for_session(connection, schema);
+    // Each statement commits on its own (sql::fencing::take_fetch_ticket).
+    pqxx::nontransaction tx{connection, "take fetch ticket"};
     auto take = [&] {
         return sql::exec(tx, sql::fencing::take_fetch_ticket, key.customer_id, key.date_criteria.name(),
                          sql_time::day_number(key.first_day), sql_time::day_number(key.end_day));
@@ -30,7 +43,6 @@ taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
     taken_ticket result;
     result.ticket = row[0].as<fetch_ticket>();
     if (!row[1].is_null()) result.last_response_bytes = row[1].as<std::uint64_t>();
-    tx.commit();
     return result;
 }
 

@@ -26,11 +26,12 @@ struct taken_ticket {
     std::optional<std::uint64_t> last_response_bytes;
 };
 
-// Takes the next ticket of the window's customer in its own transaction,
-// committed durably (registering the customer in sync_customers first when
-// needed), and reads what the fetch needs of the window's ledger row in the
-// same statement. Throws std::invalid_argument (a bad schema name) and pqxx
-// exceptions.
+// Takes the next ticket of the window's customer in a statement that is its
+// own transaction, committed durably (registering the customer in
+// sync_customers first when needed), and reads what the fetch needs of the
+// window's ledger row in the same statement. Sets the session's search_path to
+// `schema` the first time on a connection. Call it outside any transaction.
+// Throws std::invalid_argument (a bad schema name) and pqxx exceptions.
 taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
                                const window_key& key);
 

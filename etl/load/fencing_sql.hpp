@@ -8,17 +8,6 @@
 
 namespace comeback::sql::fencing {
 
-// $1 schema. How a ticket's transaction begins, in one round trip: this
-// transaction's search_path, as sql::use_schema sets it, and a synchronous
-// commit. A ticket must outlive a crash of the server: were it lost, a
-// restarted server could hand the same number to a later fetch. So its
-// transaction commits synchronously, whatever the server's synchronous_commit
-// says.
-inline constexpr statement begin_ticket{"begin_ticket", R"sql(
-SELECT set_config('search_path', quote_ident($1), true) AS search_path,
-       set_config('synchronous_commit', 'on', true) AS synchronous_commit
-)sql"};
-
 // The customer's ($1) next fetch ticket, and what the fetch needs to know of
 // its window (date criteria $2, first day $3, end day $4, days since
 // 1970-01-01) in the same round trip: the size of the response the window's
@@ -26,6 +15,14 @@ SELECT set_config('search_path', quote_ident($1), true) AS search_path,
 // response worth holding unparsed, to confirm the window from its digest),
 // else NULL. No row: the customer has no counter yet (register_customer, then
 // again).
+//
+// It runs as a transaction of its own, outside any transaction block: one
+// round trip where BEGIN, a setting and COMMIT made four. Its table names are
+// the session's search_path (take_fetch_ticket sets it). A ticket must outlive
+// a crash of the server: were it lost, a restarted server could hand the same
+// number to a later fetch. So the statement's own transaction commits
+// synchronously, whatever the server's synchronous_commit says: a setting made
+// local to it holds until its commit.
 inline constexpr statement take_fetch_ticket{"take_fetch_ticket", R"sql(
 UPDATE sync_customers
 SET fetches_started = fetches_started + 1
@@ -36,7 +33,8 @@ RETURNING fetches_started,
            WHERE customer_id = $1 AND date_criteria = $2
              AND first_day = date '1970-01-01' + $3::integer
              AND end_day = date '1970-01-01' + $4::integer
-             AND response_digest IS NOT NULL) AS last_response_bytes
+             AND response_digest IS NOT NULL) AS last_response_bytes,
+          set_config('synchronous_commit', 'on', true) AS synchronous_commit
 )sql"};
 
 // The customer's ($1) row, with its lease number, when it has none. Run only
@@ -47,6 +45,6 @@ INSERT INTO sync_customers (customer_id) VALUES ($1)
 ON CONFLICT (customer_id) DO NOTHING
 )sql"};
 
-inline constexpr std::array statements{begin_ticket, take_fetch_ticket, register_customer};
+inline constexpr std::array statements{take_fetch_ticket, register_customer};
 
 }  // namespace comeback::sql::fencing

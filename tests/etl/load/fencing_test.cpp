@@ -95,3 +95,30 @@ TEST_CASE("a ticket comes with the size of the window's last response, when that
     // Another window of the customer knows none.
     CHECK_FALSE(take_fetch_ticket(db.connection(), db.name(), window_of("M1", week2)).last_response_bytes);
 }
+
+TEST_CASE("a ticket commits synchronously, even on a session that commits asynchronously") {
+    fenced_schema db;
+    const auto key = window_of("M1", week1);
+    take_fetch_ticket(db.connection(), db.name(), key);  // registers the customer
+    // Every change of the counter notes the synchronous_commit its
+    // transaction ran under.
+    const std::string schema = db.quoted();
+    {
+        pqxx::work tx{db.connection()};
+        tx.exec0("CREATE TABLE " + schema + ".commit_modes (mode text)");
+        tx.exec0("CREATE FUNCTION " + schema + ".note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                 "BEGIN INSERT INTO " + schema + ".commit_modes VALUES (current_setting('synchronous_commit')); "
+                 "RETURN NULL; END $$");
+        tx.exec0("CREATE TRIGGER note_commit_mode AFTER UPDATE ON " + schema +
+                 ".sync_customers FOR EACH ROW EXECUTE FUNCTION " + schema + ".note_commit_mode()");
+        tx.commit();
+    }
+    {
+        pqxx::nontransaction tx{db.connection()};
+        tx.exec0("SET synchronous_commit TO off");
+    }
+    take_fetch_ticket(db.connection(), db.name(), key);
+    CHECK(one_text(db.connection(), "SELECT string_agg(mode, ' ') FROM " + schema + ".commit_modes") == "on");
+    // The setting was the ticket's alone: the session's stays as it was.
+    CHECK(one_text(db.connection(), "SELECT current_setting('synchronous_commit')") == "off");
+}
