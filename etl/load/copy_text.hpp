@@ -11,8 +11,10 @@
 #include <charconv>
 #include <iterator>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace comeback {
 
@@ -75,7 +77,64 @@ public:
         }
     }
 
+    // Rows as copy_text wrote them, as one PostgreSQL array literal per
+    // column (`columns` of them, each element quoted, NULL as NULL): what a
+    // statement takes as $n::text[] or $n::bigint[] and unnests into the same
+    // rows COPY would have read. Throws std::logic_error when a row has
+    // another number of fields.
+    static std::vector<std::string> array_literals(std::string_view rows, std::size_t columns) {
+        std::vector<std::string> arrays(columns, "{");
+        std::size_t column = 0;
+        for (std::size_t at = 0; at < rows.size();) {
+            const std::size_t end = rows.find_first_of("\t\n", at);
+            if (end == std::string_view::npos || column == columns) {
+                throw std::logic_error("copy_text::array_literals: a row that does not end or has too many fields");
+            }
+            std::string& out = arrays[column];
+            if (out.size() > 1) out += ',';
+            append_element(out, rows.substr(at, end - at));
+            if (rows[end] == '\n') {
+                if (column + 1 != columns) {
+                    throw std::logic_error("copy_text::array_literals: a row with too few fields");
+                }
+                column = 0;
+            } else {
+                ++column;
+            }
+            at = end + 1;
+        }
+        for (auto& array : arrays) array += '}';
+        return arrays;
+    }
+
 private:
+    // One field's COPY text as an array element: its escapes read, the
+    // value quoted.
+    static void append_element(std::string& out, std::string_view field) {
+        if (field == "\\N") {
+            out += "NULL";
+            return;
+        }
+        out += '"';
+        for (std::size_t i = 0; i < field.size(); ++i) {
+            char c = field[i];
+            if (c == '\\' && i + 1 < field.size()) {
+                switch (field[++i]) {
+                    case 'n': c = '\n'; break;
+                    case 'r': c = '\r'; break;
+                    case 't': c = '\t'; break;
+                    case 'b': c = '\b'; break;
+                    case 'f': c = '\f'; break;
+                    case 'v': c = '\v'; break;
+                    default: c = field[i];  // \\ is a backslash
+                }
+            }
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+
     void separate() {
         if (!first_) buffer_ += '\t';
         first_ = false;

@@ -14,11 +14,13 @@
 #include <pqxx/tablewriter>
 
 #include <array>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace comeback {
@@ -89,6 +91,13 @@ constexpr std::size_t hold_bytes = 4 * 1024 * 1024;
 // when a load begins staging: the statements that read staging scan its dead
 // rows too.
 constexpr std::int64_t truncate_staging_above_bytes = 128 * 1024;
+
+// A load whose held comebacks and entities take at most this many formatted
+// bytes when it stages sends them as array parameters of the statement that
+// empties staging (sql::window_loader::stage_rows): one round trip where two
+// COPYs take four. A larger one COPYs them: COPY reads its text faster than
+// the server reads array literals, and sends it 64 KiB at a time.
+constexpr std::size_t array_stage_bytes = 256 * 1024;
 
 // Bumped whenever the loader's formatting or merge rules change what a load
 // writes for the same response, so no window confirms across such a change.
@@ -232,31 +241,54 @@ struct window_loader::impl {
     }
 
     // Staging, created or emptied of what an earlier load of the session
-    // staged (see sql::window_loader::clear_staging), once per load and only
-    // by a load that stages: a window confirmed with nothing to stage leaves
-    // it as it is.
-    void ensure_staging() {
+    // staged (see sql::window_loader::stage_rows), once per load and only by
+    // a load that stages: a window confirmed with nothing to stage leaves it
+    // as it is. With `with_held`, the held comebacks and entities go in the
+    // same round trip.
+    void ensure_staging(bool with_held) {
         if (staging_ready) return;
-        if (staging_missing) {
-            tx.exec0(sql::window_loader::create_staging);
-        } else if (!sql::exec1(tx, sql::window_loader::clear_staging,
-                               truncate_staging_above_bytes)["cleared"].as<bool>()) {
-            tx.exec0(sql::window_loader::truncate_staging);
+        if (staging_missing) tx.exec0(sql::window_loader::create_staging);
+        if (with_held || !staging_missing) {
+            if (!stage_rows(with_held)) {
+                tx.exec0(sql::window_loader::truncate_staging);
+                if (!stage_rows(with_held)) throw std::logic_error("staging is not empty after TRUNCATE");
+            }
         }
         staging_ready = true;
+        if (with_held) {
+            comebacks.clear();
+            entities.clear();
+        }
+    }
+
+    // False when staging was too large to empty row by row: nothing was
+    // deleted or added.
+    bool stage_rows(bool with_held) {
+        std::vector<std::string> params{std::to_string(truncate_staging_above_bytes)};
+        params.reserve(1 + comeback_columns.size() + entity_columns.size());
+        for (const auto& [rows, columns] : {std::pair{&comebacks, &comeback_columns},
+                                            std::pair{&entities, &entity_columns}}) {
+            auto arrays = copy_text::array_literals(with_held ? rows->view() : std::string_view{},
+                                                    columns->size());
+            std::move(arrays.begin(), arrays.end(), std::back_inserter(params));
+        }
+        return sql::exec1(tx, sql::window_loader::stage_rows, pqxx::prepare::make_dynamic_params(params))
+            ["cleared"]
+            .as<bool>();
     }
 
     void stage_rejections() {
         if (rejections.size() == 0) return;
-        ensure_staging();
+        ensure_staging(false);
         send_copy(tx, "load_rejections", rejection_columns, rejections.view());
         rejections.clear();
     }
 
     // Everything held, into staging made ready for this load: the statements
-    // of a compared window read staging, whatever it holds.
+    // of a compared window read staging, whatever it holds. A small load's
+    // rows go with the statement that makes staging ready.
     void stage_all() {
-        ensure_staging();
+        ensure_staging(!staging_ready && comebacks.size() + entities.size() <= array_stage_bytes);
         send_copy(tx, "load_comebacks", comeback_columns, comebacks.view());
         comebacks.clear();
         send_copy(tx, "load_entities", entity_columns, entities.view());

@@ -33,7 +33,7 @@ SELECT set_config('search_path', quote_ident($1), true) AS search_path,
 // Staging lives for the session, so a connection loading many windows creates
 // it once, when a load first needs it (a window confirmed from its response
 // digest does not); a rolled-back transaction that created it takes it along.
-// Each load that stages empties it first (clear_staging, truncate_staging).
+// Each load that stages empties it first (stage_rows, truncate_staging).
 // load_delta holds the window's updates, undeletes and deletes (not its
 // inserts): their current history versions are closed at commit.
 // load_latest_comebacks is the staged comebacks, one per id (the last index
@@ -94,17 +94,24 @@ ORDER BY comeback_id COLLATE "C", idx DESC
 )sql"};
 
 // What an earlier load of the session staged, deleted before this load
-// stages its own. Staging is not emptied at commit (ON COMMIT DELETE ROWS):
-// that truncates every staging table, its TOAST table and index at every
-// commit, and each truncation is an invalidation message every backend of
-// the server reads, so with many connections loading small windows the
-// server spent more CPU on truncating empty tables than on loading. Deleted
-// rows leave dead tuples that the statements below scan past, so once the
-// tables take more than $1 bytes on disk, dead rows included, nothing is
-// deleted and `cleared` is false: the caller truncates them instead
-// (truncate_staging), once in many small loads and after every large one.
+// stages its own, and this load's comebacks ($2..$13, a column each) and
+// entities ($14..$17) added in the same round trip, as arrays: a small
+// window's rows, where two COPYs cost four round trips; a large window passes
+// empty arrays and COPYs its rows after. Every statement of the load reads
+// its rows from staging, whichever way they came.
+//
+// Staging is not emptied at commit (ON COMMIT DELETE ROWS): that truncates
+// every staging table, its TOAST table and index at every commit, and each
+// truncation is an invalidation message every backend of the server reads,
+// so with many connections loading small windows the server spent more CPU on
+// truncating empty tables than on loading. Deleted rows leave dead tuples that
+// the statements below scan past, so once the tables take more than $1 bytes
+// on disk, dead rows included, nothing is deleted or added and `cleared` is
+// false: the caller truncates them instead (truncate_staging) and asks again,
+// once in many small loads and after every large one. The deletes cannot see
+// the rows the same statement adds: it reads one snapshot, taken before.
 // Only a load that stages asks: a confirmed window pays nothing for it.
-inline constexpr statement clear_staging{"clear_staging", R"sql(
+inline constexpr statement stage_rows{"stage_rows", R"sql(
 WITH staged AS (
     SELECT pg_relation_size(to_regclass('pg_temp.load_comebacks'))
          + pg_relation_size(to_regclass('pg_temp.load_entities'))
@@ -114,7 +121,22 @@ WITH staged AS (
 comebacks AS (DELETE FROM pg_temp.load_comebacks WHERE (SELECT small FROM staged)),
 entities AS (DELETE FROM pg_temp.load_entities WHERE (SELECT small FROM staged)),
 rejections AS (DELETE FROM pg_temp.load_rejections WHERE (SELECT small FROM staged)),
-delta AS (DELETE FROM pg_temp.load_delta WHERE (SELECT small FROM staged))
+delta AS (DELETE FROM pg_temp.load_delta WHERE (SELECT small FROM staged)),
+new_comebacks AS (
+    INSERT INTO pg_temp.load_comebacks (
+        idx, comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
+        assigned_office_id, state, origin, occurs_at_us, booked_at_us, contact_name)
+    SELECT *
+    FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])
+    WHERE (SELECT small FROM staged)
+),
+new_entities AS (
+    INSERT INTO pg_temp.load_entities (seq, kind, entity_id, name)
+    SELECT *
+    FROM unnest($14::bigint[], $15::text[], $16::text[], $17::text[])
+    WHERE (SELECT small FROM staged)
+)
 SELECT small AS cleared FROM staged
 )sql"};
 
@@ -648,7 +670,7 @@ WHERE customer_id = $1 AND date_criteria = $2
 )sql"};
 
 inline constexpr std::array statements{
-    begin_load,             create_staging,         clear_staging,
+    begin_load,             create_staging,         stage_rows,
     truncate_staging,
     merge_entities,
     count_deletions,        before_insert_all_new,  insert_all_new,

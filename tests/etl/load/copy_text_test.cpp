@@ -5,7 +5,9 @@
 #include <chrono>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 using comeback::copy_text;
 using comeback::instant;
@@ -83,4 +85,33 @@ TEST_CASE("COPY text instants are microseconds since the Unix epoch, or NULL") {
     rows.micros(std::nullopt);
     rows.end_row();
     CHECK(rows.view() == "1714989600123456\t-1\t\\N\n");
+}
+
+TEST_CASE("COPY text rows become one array literal per column, escapes read and every element quoted") {
+    copy_text rows;
+    rows.number(1);
+    rows.text(std::string("tab\there \"quoted\" back\\slash {a,b} NULL"));
+    rows.null();
+    rows.end_row();
+    rows.number(2);
+    rows.text(std::string("new\nline\rcr\bbs\fff\vvt"));
+    rows.text(std::string(""));
+    rows.end_row();
+    const auto arrays = copy_text::array_literals(rows.view(), 3);
+    REQUIRE(arrays.size() == 3);
+    CHECK(arrays[0] == "{\"1\",\"2\"}");
+    CHECK(arrays[1] == "{\"tab\there \\\"quoted\\\" back\\\\slash {a,b} NULL\",\"new\nline\rcr\bbs\fff\vvt\"}");
+    CHECK(arrays[2] == "{NULL,\"\"}");
+    // Text that reads as \N is text, not NULL.
+    copy_text looks_null;
+    looks_null.text(std::string("\\N"));
+    looks_null.end_row();
+    CHECK(copy_text::array_literals(looks_null.view(), 1) == std::vector<std::string>{"{\"\\\\N\"}"});
+}
+
+TEST_CASE("no rows are empty arrays, and a row with another number of fields is refused") {
+    CHECK(copy_text::array_literals("", 2) == std::vector<std::string>{"{}", "{}"});
+    CHECK_THROWS_AS(copy_text::array_literals("1\t2\n", 3), std::logic_error);
+    CHECK_THROWS_AS(copy_text::array_literals("1\t2\t3\n", 2), std::logic_error);
+    CHECK_THROWS_AS(copy_text::array_literals("1\t2", 2), std::logic_error);
 }

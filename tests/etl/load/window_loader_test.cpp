@@ -118,7 +118,8 @@ TEST_CASE("a connection prepares a load's statements once and plans them again o
         return statements;
     };
     const auto first = prepared();
-    for (const char* name : {"begin_load", "read_load_start", "merge_entities", "record_attempt"}) {
+    // A small window's rows go to staging with the statement that empties it.
+    for (const char* name : {"begin_load", "stage_rows", "read_load_start", "merge_entities", "record_attempt"}) {
         INFO(name);
         CHECK(first.count(name) == 1);
     }
@@ -223,6 +224,10 @@ TEST_CASE("a renamed contact keeps its key, the report shows the new name, and i
 }
 
 TEST_CASE("names with Unicode, quotes, backslashes, tabs, newlines and 5,000 characters arrive unchanged") {
+    // A small window's rows reach staging as array parameters, a large one's
+    // by COPY: both ways carry the same text.
+    const bool large = GENERATE(false, true);
+    INFO((large ? "a window staged by COPY" : "a window staged as arrays"));
     loaded_schema db;
     const std::vector<std::string> names{
         "Åsa Öberg-Ärlig ☃ 🏠 中文",
@@ -231,11 +236,19 @@ TEST_CASE("names with Unicode, quotes, backslashes, tabs, newlines and 5,000 cha
         "tab\there, newline\nthere, carriage\rreturn",
         std::string(5000, 'x') + "å",
         "",
+        "{braces, commas} NULL \"{\\\"}\"",
+        "  leading and trailing spaces  ",
+        "NULL",
     };
     std::vector<sample> samples;
     for (std::size_t i = 0; i < names.size(); ++i) {
         samples.push_back({.id = "id\t" + std::to_string(i) + "\\", .contact_id = "C\n" + std::to_string(i),
                            .contact_name = names[i]});
+    }
+    // About 400 KiB of formatted rows: over what goes as arrays.
+    for (int i = 0; large && i < 1500; ++i) {
+        samples.push_back({.id = "P" + std::to_string(i), .contact_id = "P" + std::to_string(i),
+                           .contact_name = std::string(200, 'p')});
     }
     load(db.connection(), db.name(), window_of("M1", week1), samples);
 
@@ -248,6 +261,7 @@ TEST_CASE("names with Unicode, quotes, backslashes, tabs, newlines and 5,000 cha
         CHECK(row[0].as<std::string>() == names[i]);
         CHECK(row[1].as<std::string>() == "id\t" + std::to_string(i) + "\\");
     }
+    CHECK(tx.exec1("SELECT count(*) FROM " + db.quoted() + ".comebacks")[0].as<std::size_t>() == samples.size());
 }
 
 TEST_CASE("a NUL character, which PostgreSQL text cannot hold, becomes U+FFFD instead of failing the window") {
