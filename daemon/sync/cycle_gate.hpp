@@ -5,9 +5,11 @@
 // them would sit in a cycle waiting for a database session or a request slot,
 // and memory would grow with the customers. At most cycle_capacity() are
 // inside; the others wait in customer_scheduler's queue, in the order they
-// fell due, holding no coroutine. The database sessions bound the windows in
-// flight anyway (a window holds one from its ticket to its commit), so a gate
-// wider than the pool keeps every session busy.
+// fell due, holding no coroutine. A window holds a database session for its
+// ticket, gives it back while its request is in flight, and holds one again
+// from its response's first bytes to its commit (window_job.cpp, load_side):
+// a gate as wide as the request slots and the sessions together keeps both
+// busy, one set of windows waiting for Vitec while another loads.
 //
 // A customer waiting out a retry's back-off steps out and lets another in
 // (window_context::pass), so customers whose windows fail cannot keep healthy

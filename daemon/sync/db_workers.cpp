@@ -120,6 +120,8 @@ db_workers::session db_workers::dedicated() {
     return taken;
 }
 
+db_workers::session::session() = default;
+
 db_workers::session::session(session&& other) noexcept
     : state_(std::move(other.state_)),
       connection_(std::move(other.connection_)),

@@ -53,7 +53,7 @@ public:
     // Returned to the pool when the session is destroyed. Move-only.
     class session {
     public:
-        session() = default;
+        session();
         session(session&&) noexcept;
         session& operator=(session&&) noexcept;
         ~session();

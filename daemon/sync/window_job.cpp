@@ -180,13 +180,26 @@ std::string message_of(const std::exception_ptr& error) {
 // queue (the fetch failed) or a failure here leaves the transaction to roll
 // back; the failure goes to `load_error` and the queue is closed for the
 // fetch side.
-asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
+asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
                                 verdict_channel& verdict, done_channel& done,
                                 const std::string& schema,
                                 const window_key& key, load_options options,
                                 const std::function<bool()>& still_held,
                                 std::optional<load_counts>& counts,
                                 std::exception_ptr& load_error) {
+    // Checked out when the first message arrives, not when the request is
+    // sent: a window holds no database session while it waits for Vitec, so
+    // the windows in flight are bounded by the request limits, and the
+    // sessions by the loads.
+    db_workers::session session;
+    bool checked_out = false;
+    auto run = [&](std::function<void(pqxx::connection&)> work) -> asio::awaitable<void> {
+        if (!checked_out) {
+            session = co_await db.checkout();
+            checked_out = true;
+        }
+        co_await session.run(std::move(work));
+    };
     std::unique_ptr<window_loader> loader;
     // A failed step destroys the loader at once, on the same thread and while
     // its connection still exists: session.run() drops a broken connection
@@ -207,7 +220,7 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
             if (error) throw boost::system::system_error(error, "load queue");
             if (message.finish && message.unparsed) {
                 if (still_held && !still_held()) throw lease_stopped{};
-                co_await session.run([&](pqxx::connection& connection) {
+                co_await run([&](pqxx::connection& connection) {
                     step(connection, [&] { counts = loader->confirm_response(*message.finish); });
                 });
                 co_await verdict.async_send(boost::system::error_code{}, counts.has_value(),
@@ -217,12 +230,12 @@ asio::awaitable<void> load_side(db_workers::session& session, load_queue& queue,
             }
             if (message.finish) {
                 if (still_held && !still_held()) throw lease_stopped{};
-                co_await session.run([&](pqxx::connection& connection) {
+                co_await run([&](pqxx::connection& connection) {
                     step(connection, [&] { counts = loader->commit(*message.finish); });
                 });
                 break;
             }
-            co_await session.run([&](pqxx::connection& connection) {
+            co_await run([&](pqxx::connection& connection) {
                 step(connection, [&] { loader->add(message.batch, message.rejections); });
             });
         }
@@ -258,12 +271,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     const window_request request{customer.id, &customer.password, w.from_text(), w.to_text(),
                                  cfg.sync.date_criteria.name()};
     auto executor = co_await asio::this_coro::executor;
-    db_workers::session session = co_await context.db.checkout();
     attempt_result result;
-    if (context.still_held && !context.still_held()) {
-        result.failed = lease_lost_failure(customer.id);
-        co_return result;
-    }
     // The ticket before the request: it orders this fetch against every other
     // fetch of the window, wherever it runs (load/fencing.hpp).
     load_options load = context.load;
@@ -271,15 +279,23 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // response digest it may equal, and was small enough to hold: a first
     // load is parsed as it arrives, overlapping its download.
     std::optional<std::uint64_t> last_response_bytes;
-    try {
-        co_await session.run([&](pqxx::connection& connection) {
-            const taken_ticket taken = take_fetch_ticket(connection, cfg.database.schema, key);
-            load.fetch_ticket = taken.ticket;
-            last_response_bytes = taken.last_response_bytes;
-        });
-    } catch (const database_error& error) {
-        result.failed = error.failure();
-        co_return result;
+    {
+        // Given back before the request is sent (see load_side).
+        db_workers::session session = co_await context.db.checkout();
+        if (context.still_held && !context.still_held()) {
+            result.failed = lease_lost_failure(customer.id);
+            co_return result;
+        }
+        try {
+            co_await session.run([&](pqxx::connection& connection) {
+                const taken_ticket taken = take_fetch_ticket(connection, cfg.database.schema, key);
+                load.fetch_ticket = taken.ticket;
+                last_response_bytes = taken.last_response_bytes;
+            });
+        } catch (const database_error& error) {
+            result.failed = error.failure();
+            co_return result;
+        }
     }
     load_queue queue(executor, context.queue_batches);
     verdict_channel verdict(executor, 1);
@@ -296,7 +312,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     });
     const contact_name_rule contact_rule = contact_rule_of(cfg);
     asio::co_spawn(executor,
-                   load_side(session, queue, verdict, done, cfg.database.schema, key,
+                   load_side(context.db, queue, verdict, done, cfg.database.schema, key,
                              options_of(cfg, load), context.still_held, counts, load_error),
                    asio::detached);
     auto hand_on = [&](load_message message) -> asio::awaitable<void> {

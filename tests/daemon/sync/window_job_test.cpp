@@ -6,10 +6,16 @@
 
 #include "sync_fixture.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <vector>
 
 using namespace comeback;
 using namespace comeback::test;
@@ -451,4 +457,46 @@ TEST_CASE("a window confirmed unparsed commits asynchronously; a load that chang
     responses.write("M1.json", "[" + fixture_rows(5) + "]");
     REQUIRE(f.sync(w).counts.inserted == 1);
     CHECK_THAT(modes(), !Catch::Contains("off"));
+}
+
+TEST_CASE("a window holds no database session while its request waits for the server") {
+    temp_dir responses;
+    responses.write("M1.json", "[" + fixture_rows(3) + "]");
+    sync_fixture f({"--fixture", responses.path().string(), "--latency", "1500"});
+    const window w = f.window_of(march);
+    vitec_client client(f.io.get_executor(), f.cfg.vitec);
+    window_context context{client, f.workers, f.shutdown, &f.metrics, f.rng};
+    context.hold = &f.hold;
+    std::optional<window_outcome> outcome;
+    boost::asio::co_spawn(
+        f.io, [&]() -> boost::asio::awaitable<void> { outcome = co_await sync_window(context, f.cfg, f.customer(), w); },
+        boost::asio::detached);
+    // Once the ticket is committed, the request is on its way: every one of
+    // the pool's sessions (4, see sync_fixture) can then be checked out
+    // before the response arrives.
+    bool all_out_in_flight = false;
+    boost::asio::co_spawn(
+        f.io,
+        [&]() -> boost::asio::awaitable<void> {
+            boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+            auto tickets = [&] {
+                pqxx::read_transaction tx{f.db.connection()};
+                return tx.exec1("SELECT coalesce(sum(fetches_started), 0) FROM " + f.db.quoted() +
+                                ".sync_customers")[0]
+                    .as<long long>();
+            };
+            while (tickets() == 0) {
+                timer.expires_after(10ms);
+                co_await timer.async_wait(boost::asio::use_awaitable);
+            }
+            std::vector<db_workers::session> every;
+            for (int i = 0; i < 4; ++i) every.push_back(co_await f.workers.checkout());
+            all_out_in_flight = !outcome;
+        },
+        boost::asio::detached);
+    f.io.run();
+    CHECK(all_out_in_flight);
+    REQUIRE(outcome);
+    CHECK(outcome->committed);
+    CHECK(f.comebacks() == 3);
 }
