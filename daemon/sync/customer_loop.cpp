@@ -55,24 +55,32 @@ std::vector<window_state> to_states(const std::vector<ledger_entry>& entries) {
     return states;
 }
 
-const customer_config* find_customer(const config& cfg, const std::string& id) {
-    for (const customer_config& customer : cfg.customers) {
-        if (customer.id == id) return &customer;
-    }
-    return nullptr;
-}
-
 sys_seconds now_seconds() {
     return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
 }  // namespace
 
+const customer_config* customer_lookup::find(const std::shared_ptr<const config>& cfg, std::string_view id) {
+    if (!cfg) return nullptr;
+    auto id_less = [](const customer_config* a, const customer_config* b) { return a->id < b->id; };
+    if (of_ != cfg) {
+        of_ = cfg;
+        by_id_.clear();
+        by_id_.reserve(cfg->customers.size());
+        for (const customer_config& customer : cfg->customers) by_id_.push_back(&customer);
+        std::sort(by_id_.begin(), by_id_.end(), id_less);
+    }
+    const auto found = std::lower_bound(by_id_.begin(), by_id_.end(), id,
+                                        [](const customer_config* c, std::string_view wanted) { return c->id < wanted; });
+    return found != by_id_.end() && (*found)->id == id ? *found : nullptr;
+}
+
 asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& id, cycle_gate::pass* pass) {
     customer_runtime& runtime = state.customers[id];
     cycle_result result;
     const std::shared_ptr<const config> cfg = state.cfg;  // this cycle's configuration
-    const customer_config* customer = find_customer(*cfg, id);
+    const customer_config* customer = state.lookup.find(cfg, id);
     if (!customer) {
         result.removed = true;
         co_return result;
@@ -212,7 +220,7 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> customer_turn(run_stat
     // lease at the next round, and would otherwise come round for ever. The
     // tick below reads the same configuration (nothing runs in between), so
     // this is the one place a removed customer stops.
-    if (!find_customer(*state.cfg, id)) {
+    if (!state.lookup.find(state.cfg, id)) {
         log_event(spdlog::level::info, "customer.removed", {{"customer", id}});
         co_return std::nullopt;
     }

@@ -310,3 +310,29 @@ TEST_CASE("a customer taken out of the configuration stops, though another insta
     CHECK(all_stopped);
     CHECK_FALSE(f.state.customers["M2"].looping);
 }
+
+TEST_CASE("a configuration's customers are found by id, and a reloaded configuration is looked up afresh") {
+    auto with_customers = [](std::initializer_list<const char*> ids) {
+        auto cfg = std::make_shared<config>();
+        for (const char* id : ids) {
+            customer_config customer;
+            customer.id = id;
+            cfg->customers.push_back(customer);
+        }
+        return std::shared_ptr<const config>(std::move(cfg));
+    };
+    customer_lookup lookup;
+    const auto first = with_customers({"M3", "M1", "M20", "M2"});
+    for (const customer_config& customer : first->customers) {
+        INFO(customer.id);
+        CHECK(lookup.find(first, customer.id) == &customer);
+    }
+    CHECK(lookup.find(first, "M4") == nullptr);
+    CHECK(lookup.find(first, "M") == nullptr);
+    CHECK(lookup.find(nullptr, "M1") == nullptr);
+    // SIGHUP replaces the configuration whole: M4 added, M3 removed.
+    const auto reloaded = with_customers({"M1", "M20", "M2", "M4"});
+    CHECK(lookup.find(reloaded, "M3") == nullptr);
+    CHECK(lookup.find(reloaded, "M4") == &reloaded->customers.back());
+    CHECK(lookup.find(first, "M3") == &first->customers.front());
+}
