@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -499,4 +500,22 @@ TEST_CASE("a window holds no database session while its request waits for the se
     REQUIRE(outcome);
     CHECK(outcome->committed);
     CHECK(f.comebacks() == 3);
+}
+
+TEST_CASE("the executable is named by the build ID its linker wrote, read without reading the file") {
+    const std::string& named = executable_digest();
+    REQUIRE(named.starts_with("build-id "));
+    CHECK(&executable_digest() == &named);  // read once
+    // What binutils reads from the file.
+    FILE* pipe = ::popen(("readelf -n /proc/" + std::to_string(::getpid()) + "/exe").c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string notes;
+    char buffer[4096];
+    while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) notes.append(buffer, n);
+    REQUIRE(::pclose(pipe) == 0);
+    const std::string label = "Build ID: ";
+    const auto at = notes.find(label);
+    REQUIRE(at != std::string::npos);
+    const std::string id = notes.substr(at + label.size(), notes.find('\n', at) - at - label.size());
+    CHECK(named == "build-id " + id);
 }
