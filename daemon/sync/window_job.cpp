@@ -148,7 +148,6 @@ std::string build_id() {
     return id;
 }
 
-
 bool is_closed(const boost::system::error_code& error) {
     return error == asio::experimental::error::channel_closed;
 }

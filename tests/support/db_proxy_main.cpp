@@ -5,7 +5,7 @@
 //   blackhole                 stop forwarding now
 //   heal                      forward again, everything held included
 //   hold-before PATTERN       blackhole from the next client bytes holding
-//                             PATTERN (COMMIT, COPY), those bytes held back
+//                             PATTERN (COMMIT, stage_rows), those bytes held back
 //   hold-after PATTERN        the same, those bytes delivered first: the
 //                             server runs them, its answer never arrives
 //   reset                     close every connection
