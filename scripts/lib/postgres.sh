@@ -12,6 +12,7 @@
 # As root, the cluster runs as the `postgres` user (PostgreSQL refuses root).
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 pg__as_owner() {
     if ((EUID == 0)); then
@@ -19,17 +20,6 @@ pg__as_owner() {
     else
         "$@"
     fi
-}
-
-pg__free_port() {
-    local port
-    for ((port = 15432 + RANDOM % 20000; port < 65000; port++)); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    return 1
 }
 
 # The settings of a durability, as postgresql.conf lines.
@@ -49,7 +39,7 @@ pg_start() {
     mkdir -p "$dir"
     ((EUID == 0)) && chown postgres: "$dir"
     chmod 700 "$dir"
-    port=$(pg__free_port) || { echo "postgres: no free port" >&2; return 1; }
+    port=$(free_tcp_port) || { echo "postgres: no free port" >&2; return 1; }
     pg__as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
         --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; return 1; }

@@ -2,6 +2,7 @@
 # run's globals: work, password, pids, fake_bin, sync_bin.
 
 say() { printf 'bench: %s\n' "$*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/ports.sh"
 # Makes a signal end the script through its EXIT trap, so the servers it
 # started are stopped however it ends: interrupted, timed out, or its output
 # closed early (`| head`), which would otherwise kill it with SIGPIPE before
@@ -211,11 +212,5 @@ rows_written_since() {
 
 history_rows() { sql ${1:+-d "$1"} -c "SELECT count(*) FROM vitec.comeback_history"; }
 
-# A free TCP port on 127.0.0.1.
-free_port() {
-    local port
-    for ((port = 20000 + RANDOM % 30000; port < 65000; port++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
-    done
-    fail "no free port"
-}
+# A free TCP port on 127.0.0.1 (scripts/lib/ports.sh).
+free_port() { free_tcp_port || fail "no free port"; }

@@ -7,6 +7,7 @@ set -euo pipefail
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "--- $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/ports.sh"
 
 : "${COMEBACK_SYNC:?COMEBACK_SYNC must name the comeback-sync binary}"
 : "${FAKE_VITEC:?FAKE_VITEC must name the fake-vitec binary}"
@@ -50,13 +51,7 @@ e2e_cleanup() {
 
 sql() { psql -XqAt -v ON_ERROR_STOP=1 -c "$1"; }
 
-free_port() {
-    local port
-    for ((port = 20000 + RANDOM % 30000; port < 65000; port++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
-    done
-    return 1
-}
+free_port() { free_tcp_port || fail "no free port"; }
 
 # start_fake NAME [fake-vitec args...]: starts the fake server; sets fake_url.
 start_fake() {
