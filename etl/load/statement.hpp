@@ -4,7 +4,9 @@
 // migrations_sql.hpp), written as a reader could paste them into psql: the
 // whole statement, its columns written out, parameters as $n. A statement
 // that must vary is two statements. Unqualified table names are the configured
-// schema's: every transaction first sets search_path (use_schema below).
+// schema's: every transaction first sets search_path (use_schema below), and
+// the one statement run outside a transaction block, the fetch ticket, runs on
+// the session's search_path, which take_fetch_ticket sets (fencing.cpp).
 // tests/etl/load/statements_test.cpp prepares every statement listed in the
 // units' `statements` arrays against a freshly migrated schema.
 
