@@ -48,64 +48,20 @@ struct load_message {
     // confirm the window? The loader answers on the verdict channel, then
     // either has committed or waits for the parsed response.
     bool unparsed = false;
+    // With unparsed: finishes the response digest, which has not seen the
+    // held body yet. The loader runs it on its database thread, so the I/O
+    // thread, which reads every connection, does not spend its time on
+    // SHA-256 (a third of it on a re-run of unchanged windows).
+    std::function<std::string()> finish_digest;
+};
+// The loader's answer to an unparsed response.
+struct verdict {
+    bool confirmed = false;
+    std::string response_digest;  // what finish_digest returned
 };
 using load_queue = asio::experimental::channel<void(boost::system::error_code, load_message)>;
 using done_channel = asio::experimental::channel<void(boost::system::error_code)>;
-using verdict_channel = asio::experimental::channel<void(boost::system::error_code, bool)>;
-
-// A response held unparsed, its bytes counted against the command's
-// response_hold until it is released (parsed or done with).
-class held_response {
-public:
-    // `expected`: the size of the window's last response. The first chunk
-    // kept reserves that much (within per_response), so a response as large
-    // as the last one is held in one allocation, not copied at every doubling.
-    held_response(response_hold* hold, std::size_t expected)
-        : hold_(hold), holding_(hold != nullptr), expected_(expected) {}
-    ~held_response() { release(); }
-    held_response(const held_response&) = delete;
-    held_response& operator=(const held_response&) = delete;
-
-    bool holding() const { return holding_; }
-    bool empty() const { return bytes_.empty(); }
-
-    // What is held, no longer counted or held.
-    std::string take() {
-        if (hold_) hold_->held -= bytes_.size();
-        std::string bytes;
-        bytes.swap(bytes_);
-        holding_ = false;
-        return bytes;
-    }
-
-    // Keeps `chunk` when both limits allow it; else stops holding (the caller
-    // parses what is held and everything after).
-    bool keep(std::string_view chunk) {
-        if (!holding_) return false;
-        if (bytes_.size() + chunk.size() > hold_->per_response ||
-            hold_->held + chunk.size() > hold_->total) {
-            holding_ = false;
-            return false;
-        }
-        if (bytes_.empty()) bytes_.reserve(std::max(chunk.size(), std::min(expected_, hold_->per_response)));
-        bytes_.append(chunk);
-        hold_->held += chunk.size();
-        hold_->peak = std::max(hold_->peak, hold_->held);
-        return true;
-    }
-
-    void release() {
-        if (hold_) hold_->held -= bytes_.size();
-        std::string().swap(bytes_);
-        holding_ = false;
-    }
-
-private:
-    response_hold* hold_;
-    bool holding_;
-    std::size_t expected_;
-    std::string bytes_;
-};
+using verdict_channel = asio::experimental::channel<void(boost::system::error_code, verdict)>;
 
 // The build ID the linker wrote into the running executable
 // (NT_GNU_BUILD_ID, a hash of everything it linked), read from memory: no
@@ -215,7 +171,7 @@ std::string message_of(const std::exception_ptr& error) {
 // back; the failure goes to `load_error` and the queue is closed for the
 // fetch side.
 asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
-                                verdict_channel& verdict, done_channel& done,
+                                verdict_channel& verdicts, done_channel& done,
                                 const std::string& schema,
                                 const window_key& key, load_options options,
                                 const std::function<bool()>& still_held,
@@ -255,10 +211,14 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
             if (message.finish && message.unparsed) {
                 if (still_held && !still_held()) throw lease_stopped{};
                 co_await run([&](pqxx::connection& connection) {
+                    message.finish->response_digest = message.finish_digest();
                     step(connection, [&] { counts = loader->confirm_response(*message.finish); });
                 });
-                co_await verdict.async_send(boost::system::error_code{}, counts.has_value(),
-                                            asio::use_awaitable);
+                // Named, not a temporary inside the co_await: GCC 12 destroyed
+                // such a temporary twice (a double free of the digest string).
+                verdict answer{counts.has_value(), message.finish->response_digest};
+                co_await verdicts.async_send(boost::system::error_code{}, std::move(answer),
+                                             asio::use_awaitable);
                 if (counts) break;
                 continue;  // the parsed response follows
             }
@@ -276,7 +236,7 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
     } catch (...) {
         load_error = std::current_exception();
         queue.close();    // the fetch side stops at its next send
-        verdict.close();  // or while it waits for a verdict
+        verdicts.close();  // or while it waits for a verdict
     }
     if (loader && counts) {
         // Committed: destroying it sends nothing, so no hand-off to a database thread.
@@ -332,7 +292,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         }
     }
     load_queue queue(executor, context.queue_batches);
-    verdict_channel verdict(executor, 1);
+    verdict_channel verdicts(executor, 1);
     done_channel done(executor, 1);
     std::optional<load_counts> counts;
     std::exception_ptr load_error;
@@ -346,7 +306,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     });
     const contact_name_rule contact_rule = contact_rule_of(cfg);
     asio::co_spawn(executor,
-                   load_side(context.db, queue, verdict, done, cfg.database.schema, key,
+                   load_side(context.db, queue, verdicts, done, cfg.database.schema, key,
                              options_of(cfg, load), context.still_held, counts, load_error),
                    asio::detached);
     auto hand_on = [&](load_message message) -> asio::awaitable<void> {
@@ -383,11 +343,16 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         const std::string bytes = held.take();
         co_await parse(bytes);
     };
+    // A held body enters the digest when it stops being held: at the end, on
+    // the loader's thread (finish_digest), else here once it no longer fits.
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
         if (context.still_held && !context.still_held()) throw lease_stopped{};
-        response_digest.add(chunk);
         if (held.keep(chunk)) co_return;
-        if (!held.empty()) co_await parse_held();
+        if (!held.empty()) {
+            response_digest.add(held.bytes());
+            co_await parse_held();
+        }
+        response_digest.add(chunk);
         co_await parse(chunk);
     };
 
@@ -398,20 +363,28 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         http_status = fetched.http_status;
         if (fetched.ok()) {
             try {
-                fetch_info info{fetched.http_status, fetched.duration, fetched.bytes,
-                                response_digest.finish()};
+                fetch_info info{fetched.http_status, fetched.duration, fetched.bytes, std::string()};
                 bool confirmed = false;
                 if (held.holding()) {
                     // The whole response is here, unparsed: the loader may
-                    // confirm the window from its digest alone.
+                    // confirm the window from its digest alone. This frame
+                    // waits for the verdict, so the held body and the digest
+                    // stay put while the loader's thread reads them.
                     load_message ask;
                     ask.finish = info;
                     ask.unparsed = true;
+                    ask.finish_digest = [&] {
+                        response_digest.add(held.bytes());
+                        return response_digest.finish();
+                    };
                     co_await hand_on(std::move(ask));
-                    auto [error, yes] = co_await verdict.async_receive(asio::as_tuple(asio::use_awaitable));
+                    auto [error, answer] = co_await verdicts.async_receive(asio::as_tuple(asio::use_awaitable));
                     if (error) throw loader_stopped{};
-                    confirmed = yes;
+                    confirmed = answer.confirmed;
+                    info.response_digest = std::move(answer.response_digest);
                     if (!confirmed) co_await parse_held();
+                } else {
+                    info.response_digest = response_digest.finish();
                 }
                 if (!confirmed) {
                     const parse_summary summary = parser.finish();
