@@ -9,10 +9,9 @@ namespace comeback {
 
 // Memory for responses held unparsed until they end (see sync_window): at most
 // per_response bytes of one response and `total` over all responses in flight;
-// one that would pass either is parsed from then on as it arrives. Only a
-// response whose window's last load recorded a response digest is held: a
-// first load is parsed as it arrives. Shared by every window of a command;
-// used from the io_context thread.
+// one that would pass either is parsed from then on as it arrives. A window
+// whose last response was too large to hold is not held at all. Shared by
+// every window of a command; used from the io_context thread.
 struct response_hold {
     std::size_t per_response = 4 * 1024 * 1024;
     std::size_t total = 32 * 1024 * 1024;

@@ -1,5 +1,6 @@
 #include "sync/window_job.hpp"
 
+#include "fetch/credentials.hpp"
 #include "fetch/retry.hpp"
 #include "fetch/vitec_client.hpp"
 #include "load/content_digest.hpp"
@@ -269,9 +270,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // The ticket before the request: it orders this fetch against every other
     // fetch of the window, wherever it runs (load/fencing.hpp).
     load_options load = context.load;
-    // A response is held unparsed only when its window's last load recorded a
-    // response digest it may equal, and was small enough to hold: a first
-    // load is parsed as it arrives, overlapping its download.
+    // Set when the window's last load recorded a response digest: the size
+    // of its response (see `held` below).
     std::optional<std::uint64_t> last_response_bytes;
     {
         // Given back before the request is sent (see load_side).
@@ -324,11 +324,16 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         }
         ready.clear();
     };
-    // A response is held unparsed while it fits (held_response), so one
-    // that confirms its window from its digest is never parsed; what no
-    // longer fits is parsed from there on as it arrives.
-    const bool worth_holding = context.hold && last_response_bytes &&
-                               *last_response_bytes <= context.hold->per_response;
+    // A response is held unparsed while it fits (held_response); what no
+    // longer fits is parsed from there on as it arrives. Held, a body is read
+    // as fast as the server sends it, whatever the loader's pace, so its
+    // request's place in the client's limiter is free for another window as
+    // soon as it is in, and a slow load does not keep a connection idle. A
+    // re-fetch held whole may confirm its window from its digest, unparsed; a
+    // window whose last response was too large to hold is not held at all.
+    const bool may_confirm = last_response_bytes.has_value();
+    const bool worth_holding =
+        context.hold && (!last_response_bytes || *last_response_bytes <= context.hold->per_response);
     held_response held(worth_holding ? context.hold : nullptr, last_response_bytes.value_or(0));
     content_digest response_digest;
     response_digest.add(response_fingerprint(cfg));
@@ -365,7 +370,12 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
             try {
                 fetch_info info{fetched.http_status, fetched.duration, fetched.bytes, std::string()};
                 bool confirmed = false;
-                if (held.holding()) {
+                if (held.holding() && !may_confirm) {
+                    // No digest to equal (a first load): parsed now.
+                    response_digest.add(held.bytes());
+                    info.response_digest = response_digest.finish();
+                    co_await parse_held();
+                } else if (held.holding()) {
                     // The whole response is here, unparsed: the loader may
                     // confirm the window from its digest alone. This frame
                     // waits for the verdict, so the held body and the digest
@@ -432,6 +442,10 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // The ledger keeps the status of the response the attempt read, whatever
     // failed after it (a body cut short, the database).
     if (result.failed && result.failed->http_status == 0) result.failed->http_status = http_status;
+    // What the body says reaches the message when it is parsed after the
+    // fetch (a held body) or quoted by a rejection (all_rejected): redacted
+    // here, as the client redacts what breaks while it reads.
+    if (result.failed) basic_credentials(cfg.vitec.username, customer.password).redact(result.failed->message);
     co_return result;
 }
 

@@ -80,7 +80,8 @@ struct window_outcome {
 // Syncs one window. Each attempt first takes a fetch ticket (load/fencing.hpp)
 // so its load is dropped should a later fetch of the window commit first.
 // A response that fits in the context's response_hold is kept unparsed until
-// it ends; when its digest (response_fingerprint, then the body) equals the
+// it ends (so its request's place in the limiter is free as soon as the body
+// is in, whatever the loader's pace); when its digest (response_fingerprint, then the body) equals the
 // one the window's last complete load recorded, and the window may be
 // confirmed, the loader confirms it without it being parsed at all
 // (window_loader::confirm_response). Any other response is parsed and loaded.

@@ -319,8 +319,11 @@ TEST_CASE("an unchanged response confirms its window unparsed, from its digest; 
     REQUIRE(first.committed);
     CHECK_FALSE(first.counts.confirmed);
     CHECK(first.counts.inserted == 5);
-    // A first load has no digest to equal: parsed as it arrives, never held.
-    CHECK(f.hold.peak == 0);
+    // A first load has no digest to equal, but is held too: its request ends
+    // as soon as the body is in, then it is parsed.
+    CHECK_FALSE(first.counts.unparsed);
+    CHECK(f.hold.peak > 0);
+    CHECK(f.hold.held == 0);
     const std::string digest = response_digest();
     CHECK(digest.size() == 64);
     CHECK(times_seen() == 1);
@@ -425,6 +428,25 @@ TEST_CASE("a response that outgrows its hold midway is parsed from there on, und
     REQUIRE(third.committed);
     CHECK(third.counts.unparsed);
     CHECK(response_digest() == digest);
+}
+
+TEST_CASE("a rejection that quotes the password into a window's failure is redacted") {
+    temp_dir responses;
+    // A server echoing the password where an object belongs: the rejection
+    // quotes the value, and as every element is rejected the window fails
+    // with the first rejection's reason.
+    responses.write("M1.json", "[{\"id\":\"1\",\"contact\":\"echo pw echo\"}]");
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    const window_outcome outcome = f.sync(w);
+    CHECK_FALSE(outcome.committed);
+    INFO(outcome.error());
+    REQUIRE(outcome.kind() == failure_kind::all_rejected);
+    CHECK_THAT(outcome.error(), Catch::Contains("echo " + std::string(secret::redacted) + " echo"));
+    CHECK_THAT(outcome.error(), !Catch::Contains("echo pw"));
+    const auto recorded = f.ledger_of(w).last_error;
+    REQUIRE(recorded);
+    CHECK_THAT(*recorded, !Catch::Contains("echo pw"));
 }
 
 TEST_CASE("the response fingerprint follows every setting that decides how a body is loaded, and hides the key") {
