@@ -462,9 +462,11 @@ struct window_loader::impl {
     void see_rejections_again(const last_load& last, const std::string& stamp) {
         counts.rejected = last.rows_rejected;
         if (last.rows_rejected == 0 || !last.fetched_at) return;
-        sql::exec0(tx, sql::window_loader::see_rejections_again, key.customer_id,
-                   key.date_criteria.name(), sql_time::day_number(key.first_day),
-                   sql_time::day_number(key.end_day), sql_time::micros(*last.fetched_at), stamp);
+        const pqxx::row seen = sql::exec1(tx, sql::window_loader::see_rejections_again, key.customer_id,
+                                          key.date_criteria.name(), sql_time::day_number(key.first_day),
+                                          sql_time::day_number(key.end_day),
+                                          sql_time::micros(*last.fetched_at), stamp);
+        counts.unreadable_ids = seen["unreadable"].as<std::size_t>();
     }
 
     // The ledger row of a complete load, with its fetch ticket, and the commit.

@@ -63,7 +63,8 @@ struct load_counts {
     std::size_t held_live_rows = 0;
     comeback::deletes_accepted deletes_accepted = comeback::deletes_accepted::no;
     // Rejected elements without a readable id: they may be any stored
-    // comeback, so the load deleted nothing.
+    // comeback, so the load deleted nothing. Confirmed unparsed: the last
+    // load's rejected rows without one (identical elements are one row).
     std::size_t unreadable_ids = 0;
     std::size_t changed() const { return inserted + updated + deleted + undeleted; }
 };

@@ -658,15 +658,21 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
 // A window confirmed from its response digest was not parsed: its rejected
 // rows are the ones its last complete load stored (last seen at that load's
 // stamp, $5 in microseconds), seen once more at $6. Like store_rejections for
-// the same elements, but without staging them.
+// the same elements, but without staging them. Returns how many of them have
+// no readable id (unreadable_ids; identical elements are one row, so a parse
+// of the same body may count more).
 // $1 customer, $2 date criteria, $3 first day, $4 end day.
 inline constexpr statement see_rejections_again{"see_rejections_again", R"sql(
-UPDATE rejected_rows
-SET last_seen_at = $6::timestamptz, times_seen = times_seen + 1
-WHERE customer_id = $1 AND date_criteria = $2
-  AND first_day = date '1970-01-01' + $3::integer
-  AND end_day = date '1970-01-01' + $4::integer
-  AND last_seen_at = timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
+WITH seen AS (
+    UPDATE rejected_rows
+    SET last_seen_at = $6::timestamptz, times_seen = times_seen + 1
+    WHERE customer_id = $1 AND date_criteria = $2
+      AND first_day = date '1970-01-01' + $3::integer
+      AND end_day = date '1970-01-01' + $4::integer
+      AND last_seen_at = timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
+    RETURNING comeback_id
+)
+SELECT count(*) FILTER (WHERE comeback_id IS NULL) AS unreadable FROM seen
 )sql"};
 
 inline constexpr std::array statements{

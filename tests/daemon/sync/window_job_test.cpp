@@ -335,6 +335,8 @@ TEST_CASE("an unchanged response confirms its window unparsed, from its digest; 
         CHECK(again.counts.unparsed);
         CHECK(again.counts.rows_seen == 5);
         CHECK(again.counts.rejected == 1);
+        CHECK(again.counts.unreadable_ids == first.counts.unreadable_ids);
+        CHECK(again.counts.unreadable_ids == 1);  // the element keyed "Id" has no readable id
         CHECK(again.counts.changed() == 0);
         CHECK(times_seen() == 2);
         CHECK(response_digest() == digest);
