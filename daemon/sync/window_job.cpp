@@ -298,7 +298,13 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     std::exception_ptr load_error;
     std::vector<row_batch> ready;
     std::string first_rejection;
+    // What the body says may be what a server echoed of the request: a
+    // rejection's reason quotes the value it rejected, and is logged and
+    // stored; a failure's message may quote the body. Both are redacted, as
+    // the client redacts what breaks while it reads.
+    const basic_credentials credentials(cfg.vitec.username, customer.password);
     response_parser parser(options, [&](row_batch&& batch) {
+        for (rejection& r : batch.rejections) credentials.redact(r.reason);
         if (first_rejection.empty() && !batch.rejections.empty()) {
             first_rejection = batch.rejections.front().reason;
         }
@@ -442,10 +448,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // The ledger keeps the status of the response the attempt read, whatever
     // failed after it (a body cut short, the database).
     if (result.failed && result.failed->http_status == 0) result.failed->http_status = http_status;
-    // What the body says reaches the message when it is parsed after the
-    // fetch (a held body) or quoted by a rejection (all_rejected): redacted
-    // here, as the client redacts what breaks while it reads.
-    if (result.failed) basic_credentials(cfg.vitec.username, customer.password).redact(result.failed->message);
+    if (result.failed) credentials.redact(result.failed->message);
     co_return result;
 }
 

@@ -432,7 +432,7 @@ TEST_CASE("a response that outgrows its hold midway is parsed from there on, und
     CHECK(response_digest() == digest);
 }
 
-TEST_CASE("a rejection that quotes the password into a window's failure is redacted") {
+TEST_CASE("a rejection that quotes the password is redacted in the window's failure and in the rejected row") {
     temp_dir responses;
     // A server echoing the password where an object belongs: the rejection
     // quotes the value, and as every element is rejected the window fails
@@ -449,6 +449,16 @@ TEST_CASE("a rejection that quotes the password into a window's failure is redac
     const auto recorded = f.ledger_of(w).last_error;
     REQUIRE(recorded);
     CHECK_THAT(*recorded, !Catch::Contains("echo pw"));
+
+    // With a good element beside it, the window loads and keeps the rejected
+    // one: its stored reason is redacted too. (Its raw text is the response's
+    // data, kept as sent for privacy.rejected_raw_retention.)
+    responses.write("M1.json", "[" + fixture_rows(1) + ",{\"id\":\"2\",\"contact\":\"echo pw echo\"}]");
+    REQUIRE(f.sync(w).committed);
+    pqxx::read_transaction tx{f.db.connection()};
+    const std::string reason =
+        tx.exec1("SELECT reason FROM " + f.db.quoted() + ".rejected_rows WHERE comeback_id = '2'")[0].as<std::string>();
+    CHECK_THAT(reason, Catch::Contains("echo " + std::string(secret::redacted) + " echo"));
 }
 
 TEST_CASE("the response fingerprint follows every setting that decides how a body is loaded, and hides the key") {
