@@ -301,10 +301,16 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // What the body says may be what a server echoed of the request: a
     // rejection's reason quotes the value it rejected, and is logged and
     // stored; a failure's message may quote the body. Both are redacted, as
-    // the client redacts what breaks while it reads.
-    const basic_credentials credentials(cfg.vitec.username, customer.password);
+    // the client redacts what breaks while it reads. The credentials (copies
+    // of the password) are made only when there is something to redact, not
+    // for every unchanged re-fetch.
+    std::optional<basic_credentials> credentials;
+    auto redact = [&](std::string& text) {
+        if (!credentials) credentials.emplace(cfg.vitec.username, customer.password);
+        credentials->redact(text);
+    };
     response_parser parser(options, [&](row_batch&& batch) {
-        for (rejection& r : batch.rejections) credentials.redact(r.reason);
+        for (rejection& r : batch.rejections) redact(r.reason);
         if (first_rejection.empty() && !batch.rejections.empty()) {
             first_rejection = batch.rejections.front().reason;
         }
@@ -354,8 +360,13 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         const std::string bytes = held.take();
         co_await parse(bytes);
     };
-    // A held body enters the digest when it stops being held: at the end, on
-    // the loader's thread (finish_digest), else here once it no longer fits.
+    // A held body enters the digest when it stops being held: at the end
+    // (on the loader's thread when it may confirm the window), else here once
+    // it no longer fits.
+    auto finish_digest_with_held = [&] {
+        response_digest.add(held.bytes());
+        return response_digest.finish();
+    };
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
         if (context.still_held && !context.still_held()) throw lease_stopped{};
         if (held.keep(chunk)) co_return;
@@ -378,8 +389,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                 bool confirmed = false;
                 if (held.holding() && !may_confirm) {
                     // No digest to equal (a first load): parsed now.
-                    response_digest.add(held.bytes());
-                    info.response_digest = response_digest.finish();
+                    info.response_digest = finish_digest_with_held();
                     co_await parse_held();
                 } else if (held.holding()) {
                     // The whole response is here, unparsed: the loader may
@@ -389,10 +399,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                     load_message ask;
                     ask.finish = info;
                     ask.unparsed = true;
-                    ask.finish_digest = [&] {
-                        response_digest.add(held.bytes());
-                        return response_digest.finish();
-                    };
+                    ask.finish_digest = finish_digest_with_held;
                     co_await hand_on(std::move(ask));
                     auto [error, answer] = co_await verdicts.async_receive(asio::as_tuple(asio::use_awaitable));
                     if (error) throw loader_stopped{};
@@ -448,7 +455,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // The ledger keeps the status of the response the attempt read, whatever
     // failed after it (a body cut short, the database).
     if (result.failed && result.failed->http_status == 0) result.failed->http_status = http_status;
-    if (result.failed) credentials.redact(result.failed->message);
+    if (result.failed) redact(result.failed->message);
     co_return result;
 }
 
