@@ -213,7 +213,7 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
                 if (still_held && !still_held()) throw lease_stopped{};
                 co_await run([&](pqxx::connection& connection) {
                     message.finish->response_digest = message.finish_digest();
-                    step(connection, [&] { counts = loader->confirm_response(*message.finish); });
+                    counts = confirm_unparsed(connection, schema, key, *message.finish, options);
                 });
                 // Named, not a temporary inside the co_await: GCC 12 destroyed
                 // such a temporary twice (a double free of the digest string).

@@ -84,7 +84,7 @@ struct window_outcome {
 // is in, whatever the loader's pace); when its digest (response_fingerprint, then the body) equals the
 // one the window's last complete load recorded, and the window may be
 // confirmed, the loader confirms it without it being parsed at all
-// (window_loader::confirm_response). Any other response is parsed and loaded.
+// (confirm_unparsed, load/window_loader.hpp). Any other response is parsed and loaded.
 // Fetch, parse and database failures are the outcome, each classified into its
 // kind; a dropped response (stale_fetch, lease_lost) is logged as
 // window.dropped and neither recorded in the ledger nor counted as failed. An exception no stage classifies (a programming

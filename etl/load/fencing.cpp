@@ -12,22 +12,10 @@
 
 namespace comeback {
 
-namespace {
-
-// Unqualified names outside a transaction block are the session's
-// search_path: the schema's, set once per connection. libpqxx remembers what
-// it set, so later calls cost no round trip.
-void use_schema_for_session(pqxx::connection& connection, std::string_view schema) {
-    const std::string wanted = connection.quote_name(std::string(schema));
-    if (connection.get_variable("search_path") != wanted) connection.set_variable("search_path", wanted);
-}
-
-}  // namespace
-
 taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view schema,
                                const window_key& key) {
     check_schema_name(schema);
-    use_schema_for_session(connection, schema);
+    sql::use_schema_for_session(connection, schema);
     // Each statement commits on its own (sql::fencing::take_fetch_ticket).
     pqxx::nontransaction tx{connection, "take fetch ticket"};
     auto take = [&] {

@@ -239,8 +239,7 @@ load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
     const pqxx::row row = sql::exec1(tx, sql::ledger::read_load_start, key.customer_id,
                                      key.date_criteria.name(), sql_time::day_number(key.first_day),
                                      sql_time::day_number(key.end_day), known_digest(content_digest),
-                                     known_digest(response_digest), options.commit_lazily_if_confirms,
-                                     options.probe_live_rows, sql_time::micros(key.from),
+                                     known_digest(response_digest), options.probe_live_rows, sql_time::micros(key.from),
                                      sql_time::micros(key.to));
     load_start start;
     start.stamp = row["stamp"].as<std::string>();

@@ -167,9 +167,6 @@ struct load_start {
 };
 // What read_load_start is to do besides reading.
 struct load_start_options {
-    // A window that confirms has its transaction commit lazily from here on:
-    // it is to change no data.
-    bool commit_lazily_if_confirms = false;
     // Probe for live rows in the window's range when it does not confirm.
     bool probe_live_rows = false;
 };

@@ -105,21 +105,19 @@ ORDER BY customer_id, first_day, end_day
 // since (changed_at), and the window was compared row by row less than a day
 // before the stamp. `held_same_for_s`: when the window is held on this very
 // content, for how many seconds fetches have returned it.
-// `commits_lazily`: with $7, a load that confirms its window changes no data,
-// and its transaction commits lazily (see window_loader::confirm_response).
-// `live_rows_in_range`: with $8, when the load does not confirm, whether any
-// live comeback of the customer is stored in the window's occurs_at range $9..$10
-// (microseconds, both inclusive); else NULL.
+// `live_rows_in_range`: with $7, when the load does not confirm, whether any
+// live comeback of the customer is stored in the window's occurs_at range $8..$9
+// (microseconds, both inclusive); else NULL. A response confirmed from its
+// digest alone goes through sql::window_loader::confirm_unparsed instead, which
+// applies the same rule (window_loader_test fails if the two disagree).
 // $1 customer, $2 date criteria, $3 first day, $4 end day.
 inline constexpr statement read_load_start{"read_load_start", R"sql(
 SELECT l.*,
-       CASE WHEN $7 AND l.confirms THEN set_config('synchronous_commit', 'off', true) END
-           AS commits_lazily,
-       CASE WHEN $8 AND NOT l.confirms THEN EXISTS (
+       CASE WHEN $7 AND NOT l.confirms THEN EXISTS (
            SELECT FROM comebacks
            WHERE customer_id = $1 AND deleted_at IS NULL
-             AND occurs_at >= timestamptz 'epoch' + $9::bigint * interval '1 microsecond'
-             AND occurs_at <= timestamptz 'epoch' + $10::bigint * interval '1 microsecond')
+             AND occurs_at >= timestamptz 'epoch' + $8::bigint * interval '1 microsecond'
+             AND occurs_at <= timestamptz 'epoch' + $9::bigint * interval '1 microsecond')
        END AS live_rows_in_range
 FROM (
     SELECT s.at::text AS stamp,

@@ -17,6 +17,7 @@
 #include <pqxx/pqxx>
 
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace comeback::sql {
@@ -38,6 +39,16 @@ pqxx::row exec1(pqxx::transaction_base& tx, const statement& s, Args&&... args) 
                                     " rows where one was expected");
     }
     return rows.front();
+}
+
+// For the statements run outside a transaction block (the fetch ticket, an
+// unparsed confirmation): unqualified names are then the session's
+// search_path, set here to the schema (checked by check_schema_name()) once
+// per connection. libpqxx remembers what it set, so later calls cost no round
+// trip.
+inline void use_schema_for_session(pqxx::connection& connection, std::string_view schema) {
+    const std::string wanted = connection.quote_name(std::string(schema));
+    if (connection.get_variable("search_path") != wanted) connection.set_variable("search_path", wanted);
 }
 
 // No rows, or pqxx::unexpected_rows.

@@ -458,17 +458,6 @@ struct window_loader::impl {
         counts.confirmed = true;
     }
 
-    // A response confirmed unparsed has the rejected rows of the last load.
-    void see_rejections_again(const last_load& last, const std::string& stamp) {
-        counts.rejected = last.rows_rejected;
-        if (last.rows_rejected == 0 || !last.fetched_at) return;
-        const pqxx::row seen = sql::exec1(tx, sql::window_loader::see_rejections_again, key.customer_id,
-                                          key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                          sql_time::day_number(key.end_day),
-                                          sql_time::micros(*last.fetched_at), stamp);
-        counts.unreadable_ids = seen["unreadable"].as<std::size_t>();
-    }
-
     // The ledger row of a complete load, with its fetch ticket, and the commit.
     void finish(const std::string& stamp, const fetch_info& info, const std::string& content) {
         record_load(stamp, info, content);
@@ -581,27 +570,31 @@ load_counts window_loader::commit(const fetch_info& info) {
     return counts;
 }
 
-std::optional<load_counts> window_loader::confirm_response(const fetch_info& info) {
-    if (impl_->finished) throw std::logic_error("window_loader::confirm_response after commit()");
-    if (impl_->staged > 0 || impl_->counts.rejected > 0) {
-        throw std::logic_error("window_loader::confirm_response after add()");
+std::optional<load_counts> confirm_unparsed(pqxx::connection& connection, std::string_view schema,
+                                            const window_key& key, const fetch_info& info,
+                                            const load_options& options) {
+    check_schema_name(schema);
+    check_window_key(key);
+    if (options.recheck || info.response_digest.empty()) return std::nullopt;
+    sql::use_schema_for_session(connection, schema);
+    pqxx::nontransaction tx{connection, "confirm window"};
+    const pqxx::row row = sql::exec1(
+        tx, sql::window_loader::confirm_unparsed, key.customer_id, key.date_criteria.name(),
+        sql_time::day_number(key.first_day), sql_time::day_number(key.end_day), sql_time::micros(key.from),
+        sql_time::micros(key.to), info.response_digest, options.fetch_ticket, info.http_status,
+        static_cast<long long>(info.bytes), static_cast<long long>(info.duration.count()));
+    if (options.fetch_ticket && !row["fetch_ticket"].is_null()) {
+        check_fetch_ticket(key, *options.fetch_ticket, row["fetch_ticket"].as<fetch_ticket>());
     }
-    if (impl_->options.recheck || info.response_digest.empty()) return std::nullopt;
-    // Confirmed, the transaction changes no data from here on: it commits
-    // lazily. A crash of the server that loses the commit loses only the
-    // ledger's note that the window was fetched, and it is fetched again.
-    const load_start start =
-        impl_->read_start({}, info.response_digest, {.commit_lazily_if_confirms = true});
-    const std::string& stamp = start.stamp;
-    const last_load& last = start.last;
-    if (!last.confirms) return std::nullopt;
-    impl_->finished = true;
-    impl_->confirm(last);
-    impl_->counts.unparsed = true;
-    impl_->see_rejections_again(last, stamp);
-    // The content digest stays the one the ledger has: it is that load's.
-    impl_->finish(stamp, info, std::string());
-    return impl_->counts;
+    if (row["rows_seen"].is_null()) return std::nullopt;
+    load_counts counts;
+    counts.rows_seen = row["rows_seen"].as<std::size_t>();
+    counts.duplicates = row["rows_duplicate"].as<std::size_t>();
+    counts.rejected = row["rows_rejected"].is_null() ? 0 : row["rows_rejected"].as<std::size_t>();
+    counts.unreadable_ids = row["unreadable"].as<std::size_t>();
+    counts.confirmed = true;
+    counts.unparsed = true;
+    return counts;
 }
 
 }  // namespace comeback

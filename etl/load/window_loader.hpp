@@ -53,7 +53,7 @@ struct load_counts {
     // rows (rows_seen and duplicates are the last load's).
     bool confirmed = false;
     // Confirmed from the response digest alone: the response was not parsed
-    // (window_loader::confirm_response).
+    // (confirm_unparsed).
     bool unparsed = false;
     // The load would have soft-deleted held_deletions of the window's
     // held_live_rows live comebacks, which the deletion guard does not allow:
@@ -93,8 +93,7 @@ struct load_options {
 
 // One window's transaction. The constructor begins it, takes the customer's
 // transaction advisory lock and checks the fetch ticket (load_options).
-// confirm_response() may confirm the window from the response's digest
-// alone. Else add() formats batches into staging (held in memory up to a few
+// add() formats batches into staging (held in memory up to a few
 // MiB, streamed beyond), and commit() either confirms the window's last load,
 // when the content digest matches and nothing changed the window since, or
 // merges, soft-deletes and writes history; then writes rejects and the ledger
@@ -120,20 +119,27 @@ public:
     void add(const normalized_batch& batch, std::span<const rejection> rejections);
     load_counts commit(const fetch_info& info);
 
-    // Before any add(): when the ledger says the window's last complete load
-    // read a response with info.response_digest and the window may be
-    // confirmed (the rule of commit()), records the confirmation, commits and
-    // returns the counts; the response need not be parsed. Else returns
-    // nothing and the transaction goes on: add() the parsed response, then
-    // commit(). Never confirms under load_options::recheck. A confirmation
-    // commits asynchronously (synchronous_commit off): it changed no data,
-    // and were the commit lost in a crash of the server the window would only
-    // be fetched again.
-    std::optional<load_counts> confirm_response(const fetch_info& info);
 
 private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };
+
+// Confirms a window from its response's digest alone, unparsed, in one
+// statement of its own transaction (sql::window_loader::confirm_unparsed):
+// when the ledger says the window's last complete load read a response with
+// info.response_digest and the window may be confirmed (the rule of
+// window_loader::commit()), records the confirmation and returns the counts.
+// Else it writes nothing and returns nothing: parse the response and load it
+// with a window_loader, which applies the same rule again under the
+// customer's lock. Never confirms under load_options::recheck or without a
+// digest. The confirmation commits asynchronously (synchronous_commit off): it
+// changed no data, and were the commit lost in a crash of the server the
+// window would only be fetched again. Sets the session's search_path to the
+// schema. Throws stale_fetch_error when a fetch that began later already
+// committed the window, and pqxx exceptions.
+std::optional<load_counts> confirm_unparsed(pqxx::connection& connection, std::string_view schema,
+                                            const window_key& key, const fetch_info& info,
+                                            const load_options& options);
 
 }  // namespace comeback

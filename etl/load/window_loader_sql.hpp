@@ -655,24 +655,104 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
     comeback_id = excluded.comeback_id, raw = excluded.raw, times_seen = r.times_seen + 1
 )sql"};
 
-// A window confirmed from its response digest was not parsed: its rejected
-// rows are the ones its last complete load stored (last seen at that load's
-// stamp, $5 in microseconds), seen once more at $6. Like store_rejections for
-// the same elements, but without staging them. Returns how many of them have
-// no readable id (unreadable_ids; identical elements are one row, so a parse
-// of the same body may count more).
-// $1 customer, $2 date criteria, $3 first day, $4 end day.
-inline constexpr statement see_rejections_again{"see_rejections_again", R"sql(
-WITH seen AS (
-    UPDATE rejected_rows
-    SET last_seen_at = $6::timestamptz, times_seen = times_seen + 1
-    WHERE customer_id = $1 AND date_criteria = $2
-      AND first_day = date '1970-01-01' + $3::integer
-      AND end_day = date '1970-01-01' + $4::integer
-      AND last_seen_at = timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
-    RETURNING comeback_id
+// A window confirmed from its response digest alone (window_loader.hpp,
+// confirm_unparsed), in one statement outside any transaction block: one
+// round trip where BEGIN, the customer's lock, the load's start, the rejected
+// rows, the ledger row and COMMIT made six.
+//
+// The lock is not needed here, because the statement writes only when the
+// window's ledger row says it confirms as that row is *now*: an UPDATE that
+// finds its row changed by a transaction that committed after the statement
+// began waits for it, then checks its WHERE again against the row that
+// transaction left. So a load of the window itself (fetched_at moves) or of
+// another window that changed data this window covers (changed_at moves),
+// committed after the snapshot, makes it confirm nothing, and the caller
+// loads the response in full under the lock. The confirm rule is
+// read_load_start's (ledger_sql.hpp), written on the row; window_loader_test
+// fails if the two ever disagree.
+//
+// What it writes is what record_attempt writes for a complete load that
+// compared nothing and changed nothing: the ledger row's new fetch (the stamp,
+// as read_load_start computes it, for fetched_at and attempted_at), its
+// ticket, and the last load's rejected rows (last seen at its fetched_at)
+// seen once more at the stamp, as store_rejections would have for the same
+// elements. Then, having changed no data, it commits lazily (synchronous_commit
+// off for its own transaction only): were the commit lost in a crash of the
+// server, the window would only be fetched again.
+//
+// Always one row: `fetch_ticket` is that of the window's last committed load
+// as the snapshot saw it (NULL: none, or never planned; the caller refuses a
+// stale fetch with it); the rest is NULL unless the window was confirmed.
+// `unreadable` counts the confirmed rejected rows without a readable id
+// (identical elements are one row, so a parse of the same body may count
+// more).
+// $1 customer, $2 date criteria, $3 first day, $4 end day, $5 window_from,
+// $6 window_to (microseconds), $7 response digest, $8 fetch ticket (NULL:
+// not fenced), $9 HTTP status, $10 response bytes, $11 fetch duration (ms).
+inline constexpr statement confirm_unparsed{"confirm_unparsed", R"sql(
+WITH last_load AS (
+    SELECT w.fetched_at,
+           w.fetch_ticket,
+           greatest(clock_timestamp(),
+                    (SELECT max(greatest(fetched_at, changed_at, compared_at))
+                     FROM sync_windows WHERE customer_id = $1) + interval '1 microsecond') AS stamp
+    FROM sync_windows w
+    WHERE w.customer_id = $1 AND w.date_criteria = $2
+      AND w.first_day = date '1970-01-01' + $3::integer
+      AND w.end_day = date '1970-01-01' + $4::integer
+),
+confirmed AS (
+    UPDATE sync_windows w
+    SET status = 'complete',
+        attempts = w.attempts + 1,
+        last_http_status = $9,
+        last_error = NULL,
+        attempted_at = l.stamp,
+        fetched_at = l.stamp,
+        window_from = timestamptz 'epoch' + $5::bigint * interval '1 microsecond',
+        window_to = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',
+        rows_changed = 0,
+        rows_rejected = coalesce(w.rows_rejected, 0),
+        response_bytes = $10,
+        fetch_ms = $11,
+        load_ms = floor(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer,
+        held_digest = NULL,
+        held_since = NULL,
+        held_deletions = NULL,
+        held_live_rows = NULL,
+        fetch_ticket = coalesce($8, w.fetch_ticket)
+    FROM last_load l
+    WHERE w.customer_id = $1 AND w.date_criteria = $2
+      AND w.first_day = date '1970-01-01' + $3::integer
+      AND w.end_day = date '1970-01-01' + $4::integer
+      AND w.response_digest = $7
+      AND w.compared_at > l.stamp - interval '1 day'
+      AND (w.changed_at IS NULL OR w.changed_at <= w.fetched_at)
+      AND w.rows_seen IS NOT NULL AND w.rows_duplicate IS NOT NULL
+      AND w.fetched_at = l.fetched_at
+      AND ($8::bigint IS NULL OR w.fetch_ticket IS NULL OR w.fetch_ticket <= $8)
+    RETURNING w.rows_seen, w.rows_duplicate, w.rows_rejected, l.fetched_at AS last_fetched_at, l.stamp
+),
+seen AS (
+    UPDATE rejected_rows r
+    SET last_seen_at = c.stamp, times_seen = r.times_seen + 1
+    FROM confirmed c
+    WHERE r.customer_id = $1 AND r.date_criteria = $2
+      AND r.first_day = date '1970-01-01' + $3::integer
+      AND r.end_day = date '1970-01-01' + $4::integer
+      AND r.last_seen_at = c.last_fetched_at
+    RETURNING r.comeback_id
 )
-SELECT count(*) FILTER (WHERE comeback_id IS NULL) AS unreadable FROM seen
+SELECT l.fetch_ticket,
+       c.rows_seen,
+       c.rows_duplicate,
+       c.rows_rejected,
+       (SELECT count(*) FROM seen WHERE comeback_id IS NULL) AS unreadable,
+       CASE WHEN c.rows_seen IS NOT NULL THEN set_config('synchronous_commit', 'off', true) END
+           AS commits_lazily
+FROM (SELECT) one
+LEFT JOIN last_load l ON true
+LEFT JOIN confirmed c ON true
 )sql"};
 
 inline constexpr std::array statements{
@@ -684,6 +764,6 @@ inline constexpr std::array statements{
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
     merge_comebacks,        hash_set_operations,    soft_delete,
     close_history_versions, open_history_versions,  store_rejections,
-    see_rejections_again};
+    confirm_unparsed};
 
 }  // namespace comeback::sql::window_loader

@@ -1,5 +1,6 @@
 #include "load/window_loader.hpp"
 
+#include "load/database_failure.hpp"
 #include "load/migrations.hpp"
 #include "load_test_data.hpp"
 #include "support/database.hpp"
@@ -773,4 +774,188 @@ TEST_CASE("after the server's clock steps back, a window another load changed is
     CHECK_FALSE(counts.confirmed);
     CHECK(counts.updated == 1);
     CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE valid_to IS NULL") == 3);
+}
+
+namespace {
+
+// A response as the daemon fetched it, with its digest (sync/response_digest.hpp).
+fetch_info response_with_digest(const std::string& digest) {
+    return fetch_info{200, std::chrono::milliseconds{12}, 3456, digest};
+}
+
+// Parses and loads a window, as the daemon does with a response it did not confirm unparsed.
+load_counts load_response(pqxx::connection& connection, const std::string& schema, const window_key& key,
+                          const std::vector<sample>& samples, const std::vector<rejection>& rejections,
+                          const std::string& digest, load_options options = {}) {
+    window_loader loader{connection, schema, key, options};
+    loader.add(batch_of(key.customer_id, samples), rejections);
+    return loader.commit(response_with_digest(digest));
+}
+
+// Whether the locked path (read_load_start, which window_loader::commit()
+// reads) would confirm the window for this response digest; reads only.
+bool locked_load_confirms(pqxx::connection& connection, const std::string& schema, const window_key& key,
+                          const std::string& digest) {
+    pqxx::work tx{connection};
+    tx.exec0("SET LOCAL search_path TO " + tx.quote_name(schema));
+    return read_load_start(tx, key, {}, digest, {}).last.confirms;
+}
+
+const std::vector<rejection> one_rejection{
+    {.index = 2, .id = std::nullopt, .reason = "element is not an object", .raw = "42"}};
+
+}  // namespace
+
+TEST_CASE("a window confirmed unparsed leaves the ledger row and rejected rows a parsed confirmation leaves") {
+    loaded_schema db;
+    const auto parsed = window_of("M1", week1);
+    const auto unparsed = window_of("M2", week1);
+    for (const auto& key : {parsed, unparsed}) {
+        load_response(db.connection(), db.name(), key, three_comebacks(), one_rejection, "D1",
+                      {.fetch_ticket = 1});
+    }
+    const auto before = snapshot(db.connection(), db.name());
+
+    const auto by_parse = load_response(db.connection(), db.name(), parsed, three_comebacks(), one_rejection,
+                                        "D1", {.fetch_ticket = 2});
+    const auto by_digest = confirm_unparsed(db.connection(), db.name(), unparsed, response_with_digest("D1"),
+                                            {.fetch_ticket = 2});
+    REQUIRE(by_parse.confirmed);
+    REQUIRE(by_digest);
+    CHECK(by_digest->unparsed);
+    CHECK(by_digest->confirmed);
+    CHECK(by_digest->rows_seen == by_parse.rows_seen);
+    CHECK(by_digest->duplicates == by_parse.duplicates);
+    CHECK(by_digest->rejected == by_parse.rejected);
+    CHECK(by_digest->unreadable_ids == by_parse.unreadable_ids);
+    CHECK(by_digest->changed() == 0);
+
+    // Every column but the customer and the instants (each load has its own
+    // stamp and durations), which are compared by how they relate instead.
+    const std::string columns =
+        "status, attempts, rows_seen, rows_duplicate, rows_changed, rows_rejected, last_http_status, "
+        "last_error, response_bytes, fetch_ms, content_digest, response_digest, fetch_ticket, held_digest, "
+        "held_since, held_deletions, held_live_rows, window_from, window_to, first_day, end_day, date_criteria, "
+        "fetched_at = attempted_at, compared_at < fetched_at, changed_at < fetched_at";
+    auto ledger_row = [&](const std::string& customer) {
+        return one_text(db.connection(), "SELECT row(" + columns + ")::text FROM " + db.quoted() +
+                                              ".sync_windows WHERE customer_id = '" + customer + "'");
+    };
+    CHECK(ledger_row("M2") == ledger_row("M1"));
+    CHECK(ledger_row("M2").find("complete,2,3,0,0,1,200,,3456,12,") == 1);
+    auto rejected_row = [&](const std::string& customer) {
+        return one_text(db.connection(), "SELECT row(r.times_seen, r.reason, r.raw, r.last_seen_at = w.fetched_at)::text FROM " +
+                                             db.quoted() + ".rejected_rows r JOIN " + db.quoted() +
+                                             ".sync_windows w USING (customer_id) WHERE customer_id = '" +
+                                             customer + "'");
+    };
+    CHECK(rejected_row("M2") == rejected_row("M1"));
+    CHECK(rejected_row("M2") == "(2,\"element is not an object\",42,t)");
+    // And no data: the other tables are as before.
+    auto after = snapshot(db.connection(), db.name());
+    after.erase("sync_windows");
+    after.erase("rejected_rows");
+    auto unchanged = before;
+    unchanged.erase("sync_windows");
+    unchanged.erase("rejected_rows");
+    CHECK(after == unchanged);
+}
+
+TEST_CASE("an unparsed confirmation and a load under the customer's lock agree on whether a window confirms") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load_response(db.connection(), db.name(), key, three_comebacks(), {}, "D1", {.fetch_ticket = 1});
+    struct ledger_state {
+        std::string name;
+        std::string change;  // run on the window's ledger row first ("{}" is the table); empty: none
+        std::string offered_digest;
+        bool confirms;
+    };
+    // Values, not SQL with this run's schema: each generated value runs the test case anew.
+    const ledger_state state = GENERATE(values<ledger_state>({
+        {"as the last load left it", "", "D1", true},
+        {"another response", "", "D2", false},
+        {"compared a day and more ago", "UPDATE {} SET compared_at = clock_timestamp() - interval '25 hours'", "D1",
+         false},
+        {"data changed by a later load", "UPDATE {} SET changed_at = fetched_at + interval '1 second'", "D1", false},
+        {"counts unknown", "UPDATE {} SET rows_seen = NULL", "D1", false},
+        {"never fetched", "DELETE FROM {}", "D1", false},
+    }));
+    INFO(state.name);
+    if (!state.change.empty()) {
+        std::string change = state.change;
+        change.replace(change.find("{}"), 2, db.quoted() + ".sync_windows");
+        pqxx::work tx{db.connection()};
+        tx.exec0(change);
+        tx.commit();
+    }
+    const bool locked = locked_load_confirms(db.connection(), db.name(), key, state.offered_digest);
+    const auto unparsed = confirm_unparsed(db.connection(), db.name(), key, response_with_digest(state.offered_digest),
+                                           {.fetch_ticket = 2});
+    CHECK(locked == state.confirms);
+    CHECK(unparsed.has_value() == state.confirms);
+    // Nothing written unless confirmed: the row keeps the first load's attempt.
+    CHECK(count_rows(db.connection(), db.name(), "sync_windows WHERE attempts > 1") == (state.confirms ? 1 : 0));
+}
+
+TEST_CASE("an unparsed confirmation of a fetch older than the window's last load is refused as stale") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load_response(db.connection(), db.name(), key, three_comebacks(), {}, "D1", {.fetch_ticket = 7});
+    const auto before = snapshot(db.connection(), db.name());
+    CHECK_THROWS_AS(confirm_unparsed(db.connection(), db.name(), key, response_with_digest("D1"), {.fetch_ticket = 6}),
+                    stale_fetch_error);
+    CHECK_THROWS_AS(load_response(db.connection(), db.name(), key, three_comebacks(), {}, "D1", {.fetch_ticket = 6}),
+                    stale_fetch_error);
+    CHECK(snapshot(db.connection(), db.name()) == before);
+    CHECK_FALSE(confirm_unparsed(db.connection(), db.name(), key, response_with_digest("D1"), {.recheck = true}));
+    CHECK_FALSE(confirm_unparsed(db.connection(), db.name(), key, response_with_digest(""), {}));
+    CHECK(confirm_unparsed(db.connection(), db.name(), key, response_with_digest("D1"), {.fetch_ticket = 8}));
+}
+
+TEST_CASE("an unparsed confirmation that meets a load committing on its window confirms nothing") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    load_response(db.connection(), db.name(), key, three_comebacks(), {}, "D1", {.fetch_ticket = 1});
+
+    // Another session's transaction holds the window's ledger row, as a load
+    // of the window, or of another window that changed this one's data,
+    // does until it commits. The confirmation's snapshot predates that commit.
+    struct racing_write {
+        std::string name;
+        std::string set;
+        bool confirms;
+    };
+    const racing_write racing = GENERATE(values<racing_write>({
+        {"a later load of another window changed the window's data", "changed_at = fetched_at + interval '1 second'", false},
+        {"a later load of the window itself committed", "fetched_at = fetched_at + interval '1 second', "
+                                                        "compared_at = fetched_at + interval '1 second'", false},
+        {"a failed attempt, which changes nothing the rule reads", "attempts = attempts + 1, last_error = 'timeout'", true},
+    }));
+    INFO(racing.name);
+    auto other = connect();
+    auto confirming = connect();
+    pqxx::work holder{*other};
+    holder.exec0("UPDATE " + db.quoted() + ".sync_windows SET " + racing.set + " WHERE customer_id = 'M1'");
+
+    std::atomic<bool> returned{false};
+    std::optional<load_counts> confirmed;
+    std::exception_ptr failure;
+    std::thread confirmer{[&] {
+        try {
+            confirmed = confirm_unparsed(*confirming, db.name(), key, response_with_digest("D1"), {.fetch_ticket = 2});
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        returned = true;
+    }};
+    // It waits for the row until the holder commits.
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});
+    const bool waited = !returned;
+    holder.commit();
+    confirmer.join();
+    if (failure) std::rethrow_exception(failure);
+    CHECK(waited);
+    CHECK(confirmed.has_value() == racing.confirms);
+    CHECK(count_rows(db.connection(), db.name(), "sync_windows WHERE fetch_ticket = 2") == (racing.confirms ? 1 : 0));
 }
