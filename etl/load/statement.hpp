@@ -5,8 +5,9 @@
 // whole statement, its columns written out, parameters as $n. A statement
 // that must vary is two statements. Unqualified table names are the configured
 // schema's: every transaction first sets search_path (use_schema below), and
-// the one statement run outside a transaction block, the fetch ticket, runs on
-// the session's search_path, which take_fetch_ticket sets (fencing.cpp).
+// the statements run outside a transaction block, each a transaction of its
+// own (the fetch ticket, a customer's plan, an unparsed confirmation), run on
+// the session's search_path, which use_schema_for_session (prepared.hpp) sets.
 // tests/etl/load/statements_test.cpp prepares every statement listed in the
 // units' `statements` arrays against a freshly migrated schema.
 

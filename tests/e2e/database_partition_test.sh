@@ -18,6 +18,10 @@ write_config "$work/config.yaml" "M1 M2" "metrics:
   listen: 127.0.0.1:$port"
 sed -i "s/^  conninfo: \"\"/  conninfo: \"$proxy_conninfo\"/" "$work/config.yaml"
 sed -i 's/^  schema: .*/&\n  connect_timeout: 2s\n  statement_timeout: 10s\n  probe_interval: 1s/' "$work/config.yaml"
+# Every window is fresh and re-fetched each poll interval, so the whole data
+# set follows the change of generation below.
+sed -i 's/^  lookback: .*/  lookback: 28d/; s/^  shutdown_grace: .*/&\n  freshness:\n    - within: 60d\n      every: 2s/' \
+    "$work/config.yaml"
 # probe_interval + 2 x connect_timeout, and the scrape's own second.
 bound=6
 
@@ -74,6 +78,10 @@ grep -q 'database.unreachable' "$work/run.log" || fail "no database.unreachable 
 grep -q 'database.recovered' "$work/run.log" || fail "no database.recovered line was logged"
 
 note "run, partitioned in the middle of a commit"
+# An unchanged window is confirmed by a statement that is its own transaction,
+# with no COMMIT: the next generation of the data gives the re-fetches changes
+# to load, each in a transaction that ends with one.
+curl -fsS -X POST "$fake_url/_control/generation?value=1" >/dev/null || fail "could not move the fake data to generation 1"
 before=$(proxy_held_count)
 proxy_do "hold-before COMMIT"
 # Recent windows are fetched again every poll interval: one commits soon.
@@ -87,9 +95,15 @@ orphans=$(sql "SELECT count(*) FROM $schema.comebacks c WHERE NOT EXISTS (
 proxy_do heal
 await_health 200 30 || fail "/healthz after the partition mid-commit healed: $health"
 kill -0 "$daemon" 2>/dev/null || fail "run died in the partition"
-dump_expected "$work/expected.csv" "${fake_args[@]}"
+dump_expected "$work/expected.csv" "${fake_args[@]}" --generation 1
 wait_for 120 "every window complete again" \
     "SELECT bool_and(status = 'complete') FROM $schema.sync_windows"
+# Windows loaded before generation 1 are re-fetched within a poll interval or two.
+for ((i = 0; i < 60; i++)); do
+    report_csv "$work/actual.csv" "$work/expected.csv.header"
+    cmp -s "$work/expected.csv" "$work/actual.csv" && break
+    sleep 1
+done
 kill -TERM "$daemon"
 wait "$daemon" || fail "run exited $? on SIGTERM"
 report_csv "$work/actual.csv" "$work/expected.csv.header"
