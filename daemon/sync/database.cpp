@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -161,12 +162,28 @@ bool database_connection::was_cut() const noexcept {
     return cut_;
 }
 
+namespace {
+// How long alive() waits for a server that sent something between calls to
+// close the connection, as a terminated backend does right after its message.
+constexpr int closing_grace_ms = 200;
+}  // namespace
+
 bool database_connection::alive() noexcept {
     if (was_cut()) return false;
     try {
         for (int look = 0; look < 2; ++look) {
             char byte = 0;
-            const ssize_t peeked = ::recv(socket_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+            ssize_t peeked = ::recv(socket_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (peeked < 0 && look == 1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                // The server sent something between calls: a backend being
+                // terminated sends why, then closes, and the close may lag
+                // behind on a busy host. Wait for it a little before trusting
+                // the connection with a call.
+                pollfd ready{socket_, POLLIN, 0};
+                if (::poll(&ready, 1, closing_grace_ms) > 0) {
+                    peeked = ::recv(socket_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+                }
+            }
             if (peeked == 0) return false;  // the server closed the connection
             if (peeked < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) && connection_->is_open();
             // Between calls a server sends nothing but a notice or why it is

@@ -125,7 +125,8 @@ db_workers::session::session() = default;
 db_workers::session::session(session&& other) noexcept
     : state_(std::move(other.state_)),
       connection_(std::move(other.connection_)),
-      counted_(std::exchange(other.counted_, false)) {}
+      counted_(std::exchange(other.counted_, false)),
+      pinned_(std::exchange(other.pinned_, false)) {}
 
 db_workers::session& db_workers::session::operator=(session&& other) noexcept {
     if (this != &other) {
@@ -133,6 +134,7 @@ db_workers::session& db_workers::session::operator=(session&& other) noexcept {
         state_ = std::move(other.state_);
         connection_ = std::move(other.connection_);
         counted_ = std::exchange(other.counted_, false);
+        pinned_ = std::exchange(other.pinned_, false);
     }
     return *this;
 }
@@ -190,8 +192,9 @@ asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connecti
             state_->started(call);
             try {
                 // A pooled connection the server closed since (a restart, a
-                // terminated backend) is replaced before it costs an attempt.
-                if (connection_ && !connection_->alive()) connection_.reset();
+                // terminated backend) is replaced before it costs an attempt,
+                // unless the caller's work still holds what it built on it (pin()).
+                if (connection_ && !pinned_ && !connection_->alive()) connection_.reset();
                 if (!connection_) connection_ = std::make_unique<database_connection>(state_->config);
                 {
                     std::lock_guard lock(call->mutex);

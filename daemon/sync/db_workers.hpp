@@ -74,6 +74,14 @@ public:
         boost::asio::awaitable<void> run(std::function<void(pqxx::connection&)> work,
                                          std::chrono::milliseconds limit);
 
+        // For work that keeps what it built on the connection from one run()
+        // to the next (a window's loader and its transaction): from now on a
+        // connection the server closed is not replaced before a call, so the
+        // call fails on it and the work can drop what it built, on the pool
+        // thread, while the connection still exists; the failed call then
+        // drops the connection as usual.
+        void pin() noexcept { pinned_ = true; }
+
         // True when the session had a connection and the server has closed it
         // since its last call. Never blocks; not while a run() is in progress.
         bool connection_lost();
@@ -83,6 +91,7 @@ public:
         std::shared_ptr<shared_state> state_;
         std::unique_ptr<database_connection> connection_;
         bool counted_ = false;  // holds one of the bounded slots
+        bool pinned_ = false;   // see pin()
     };
 
     // Waits until a connection slot is free. Call from the io_context only.

@@ -115,6 +115,44 @@ TEST_CASE("the pool cuts a call the database does not answer, and works again on
     workers.stop();
 }
 
+TEST_CASE("a pinned session's closed connection fails the next call, so what was built on it goes first") {
+    migrated_schema db;
+    boost::asio::io_context io;
+    database_config config{"application_name=" + db.application_name(), db.name()};
+    db_workers workers(io.get_executor(), config, 1, 1);
+    const pqxx::connection* first = nullptr;
+    const pqxx::connection* second = nullptr;
+    std::unique_ptr<pqxx::work> built;  // a loader's transaction, kept across calls
+    std::optional<failure_kind> failed;
+    run(io, [&]() -> boost::asio::awaitable<void> {
+        db_workers::session session = co_await workers.checkout();
+        co_await session.run([&](pqxx::connection& c) {
+            first = &c;
+            built = std::make_unique<pqxx::work>(c);
+            built->exec1("SELECT 1");
+        });
+        session.pin();
+        kill_sessions(db.application_name());  // as a restart of the server would
+        try {
+            co_await session.run([&](pqxx::connection& c) {
+                second = &c;
+                try {
+                    built->exec1("SELECT 1");
+                } catch (...) {
+                    built.reset();  // on the pool thread, while its connection exists
+                    throw;
+                }
+            });
+        } catch (const database_error& error) {
+            failed = error.failure().kind;
+        }
+    }());
+    CHECK(second == first);  // not replaced under the transaction
+    CHECK_FALSE(built);
+    CHECK(failed == failure_kind::database_lost);
+    workers.stop();
+}
+
 TEST_CASE("a pooled connection the server closed is replaced before it costs a call") {
     migrated_schema db;
     boost::asio::io_context io;
