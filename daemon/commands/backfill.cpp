@@ -107,6 +107,7 @@ private:
         const auto windows = plan_windows(line_.from, line_.to, cfg_.sync.window, zone);
         std::size_t total = 0;
         std::vector<std::vector<window>> todo;
+        std::vector<std::vector<ledger_entry>> ledgers;  // each customer's, as planned
         for (const customer_config* customer : selected_) {
             customer_result result;
             result.id = customer->id;
@@ -131,6 +132,7 @@ private:
             }
             total += pending.size();
             todo.push_back(std::move(pending));
+            ledgers.push_back(std::move(ledger));
             results_.push_back(std::move(result));
         }
         progress_.emplace(total);
@@ -146,7 +148,7 @@ private:
         std::size_t running = selected_.size();
         asio::steady_timer all_done(io_, asio::steady_timer::time_point::max());
         for (std::size_t i = 0; i < selected_.size(); ++i) {
-            asio::co_spawn(io_, one_customer(*selected_[i], todo[i], results_[i]),
+            asio::co_spawn(io_, one_customer(*selected_[i], todo[i], ledgers[i], results_[i]),
                            [&](std::exception_ptr error) {
                                if (error && !failure_) failure_ = error;
                                if (--running == 0) all_done.cancel();
@@ -158,8 +160,9 @@ private:
     }
 
     asio::awaitable<void> one_customer(const customer_config& customer, const std::vector<window>& windows,
-                                       customer_result& result) {
+                                       const std::vector<ledger_entry>& ledger, customer_result& result) {
         window_context context{client_, db_, shutdown_, nullptr, rng_};
+        context.ledger = &ledger;
         context.load.recheck = line_.recheck;
         context.database = &database_;
         context.hold = &hold_;

@@ -119,6 +119,7 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     context.database = state.database;
     context.hold = &state.hold;
     context.pass = pass;
+    context.ledger = &entries;
     auto may_start = [&] { return !state.shutdown->triggered() && state.leases->held(id); };
     // Returns false when the customer must stop for this cycle.
     auto run_window = [&](const window& w) -> asio::awaitable<bool> {

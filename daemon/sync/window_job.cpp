@@ -127,7 +127,25 @@ failure lease_lost_failure(const std::string& customer_id) {
 struct attempt_result {
     std::optional<load_counts> counts;  // committed
     std::optional<failure> failed;      // else why not
+    // Neither: the response of a fetch sent without a ticket did not confirm
+    // the window unparsed. It is not loaded; the window is fetched again, with
+    // a ticket.
+    bool needs_ticket = false;
 };
+
+// Thrown by the body sink of a fetch sent without a ticket once the body
+// outgrows the hold: it cannot be confirmed unparsed, and is not loaded.
+struct ticket_needed {};
+
+// The size of the window's last response, when the ledger read at the start
+// of the turn says its last load recorded the response's digest.
+std::optional<std::uint64_t> confirmable_bytes(const window_context& context, const window& w) {
+    if (!context.ledger) return std::nullopt;
+    for (const ledger_entry& entry : *context.ledger) {
+        if (entry.first_day == w.first_day && entry.end_day == w.end_day) return entry.confirmable_bytes;
+    }
+    return std::nullopt;
+}
 
 window_key key_of(const config& cfg, const customer_config& customer, const window& w) {
     return {customer.id, cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
@@ -190,6 +208,10 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
             checked_out = true;
         }
         co_await session.run(std::move(work));
+        // The loader lives on this connection until the window ends: should
+        // the server close it meanwhile, the next call must fail on it (and
+        // the loader go, on the pool thread), not find it replaced.
+        session.pin();
     };
     std::unique_ptr<window_loader> loader;
     // A failed step destroys the loader at once, on the same thread and while
@@ -253,11 +275,22 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
     co_await done.async_send(boost::system::error_code{}, asio::use_awaitable);
 }
 
+// GCC 12 follows the coroutine frame's allocation into Asio's recycling
+// allocator (aligned_alloc, or a cached block) and warns that the frame's
+// operator delete does not match it, depending on how much it inlines: a
+// false positive of -Wmismatched-new-delete, since Asio pairs the two itself.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 // One attempt: fetch, parse and load in one transaction. Returns the counts or
-// the classified failure; throws what no stage classifies.
+// the classified failure; throws what no stage classifies. With
+// `may_skip_ticket`, a window whose last load recorded its response digest is
+// fetched without a ticket, to be confirmed unparsed; if it does not confirm,
+// the result needs_ticket.
 asio::awaitable<attempt_result> attempt_window(window_context& context, const config& cfg,
                                                const customer_config& customer,
-                                               const window& w, const window_key& key) {
+                                               const window& w, const window_key& key,
+                                               bool may_skip_ticket) {
     // Everything that may throw before the loader runs comes first: once it
     // runs, this frame must wait for it (done) whatever happens.
     parser_options options;
@@ -273,14 +306,18 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // Set when the window's last load recorded a response digest: the size
     // of its response (see `held` below).
     std::optional<std::uint64_t> last_response_bytes;
-    {
+    // A response that can only be confirmed needs no ticket (load/fencing.hpp):
+    // one that fits the hold, of a window the ledger says may confirm.
+    const std::optional<std::uint64_t> known_bytes =
+        may_skip_ticket && !context.load.recheck ? confirmable_bytes(context, w) : std::nullopt;
+    const bool unticketed = known_bytes && context.hold && *known_bytes <= context.hold->per_response;
+    if (unticketed) {
+        last_response_bytes = known_bytes;
+    } else {
         // Given back before the request is sent (see load_side).
         db_workers::session session = co_await context.db.checkout();
-        if (context.still_held && !context.still_held()) {
-            result.failed = lease_lost_failure(customer.id);
-            co_return result;
-        }
         try {
+            if (context.still_held && !context.still_held()) throw lease_stopped{};
             co_await session.run([&](pqxx::connection& connection) {
                 const taken_ticket taken = take_fetch_ticket(connection, cfg.database.schema, key);
                 load.fetch_ticket = taken.ticket;
@@ -288,9 +325,14 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
             });
         } catch (const database_error& error) {
             result.failed = error.failure();
-            co_return result;
+        } catch (const lease_stopped&) {
+            result.failed = lease_lost_failure(customer.id);
         }
     }
+    if (!result.failed && context.still_held && !context.still_held()) {
+        result.failed = lease_lost_failure(customer.id);
+    }
+    if (result.failed) co_return result;
     load_queue queue(executor, context.queue_batches);
     verdict_channel verdicts(executor, 1);
     done_channel done(executor, 1);
@@ -370,6 +412,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
         if (context.still_held && !context.still_held()) throw lease_stopped{};
         if (held.keep(chunk)) co_return;
+        if (unticketed) throw ticket_needed{};
         if (!held.empty()) {
             response_digest.add(held.bytes());
             co_await parse_held();
@@ -405,6 +448,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                     if (error) throw loader_stopped{};
                     confirmed = answer.confirmed;
                     info.response_digest = std::move(answer.response_digest);
+                    if (!confirmed && unticketed) throw ticket_needed{};
                     if (!confirmed) co_await parse_held();
                 } else {
                     info.response_digest = response_digest.finish();
@@ -429,10 +473,12 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         // The loader failed first; load_error says why.
     } catch (const lease_stopped&) {
         result.failed = lease_lost_failure(customer.id);
+    } catch (const ticket_needed&) {
+        result.needs_ticket = true;
     } catch (...) {
         fetch_error = std::current_exception();
     }
-    if (result.failed || fetch_error) queue.close();
+    if (result.failed || fetch_error || result.needs_ticket) queue.close();
     co_await done.async_receive(asio::use_awaitable);
 
     if (fetch_error) std::rethrow_exception(fetch_error);
@@ -449,7 +495,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
             result.failed = lease_lost_failure(customer.id);
         }
         // Anything else from the loader's side is a programming error: it propagates.
-    } else if (!result.failed) {
+    } else if (!result.failed && !result.needs_ticket) {
         throw std::logic_error("a window attempt ended without a commit and without a failure");
     }
     // The ledger keeps the status of the response the attempt read, whatever
@@ -458,6 +504,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     if (result.failed) redact(result.failed->message);
     co_return result;
 }
+
+#pragma GCC diagnostic pop
 
 asio::awaitable<void> record_failure(window_context& context, const config& cfg,
                                      const window_key& key, const failure& failed) {
@@ -558,7 +606,13 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
 
     const attempt_step attempt = [&](unsigned n) -> asio::awaitable<std::optional<failure>> {
         outcome.attempts = n;
-        attempt_result result = co_await attempt_window(context, cfg, customer, w, key);
+        attempt_result result = co_await attempt_window(context, cfg, customer, w, key, true);
+        if (result.needs_ticket) {
+            // Sent without a ticket and not confirmed: a good answer, counted,
+            // and the window fetched again with a ticket within the same attempt.
+            count_attempt(std::nullopt);
+            result = co_await attempt_window(context, cfg, customer, w, key, false);
+        }
         if (!result.counts) {
             count_attempt(result.failed->kind);
             co_return std::move(result.failed);

@@ -52,6 +52,12 @@ struct window_context {
     // The customer's place inside run's cycle gate; null: none (backfill).
     // Given back while a retry waits, taken again before the next attempt.
     cycle_gate::pass* pass = nullptr;
+    // The customer's ledger as read when its turn began (plan_and_read_ledger);
+    // null: not read. A window whose last load recorded its response digest,
+    // and whose response fits the hold, is first fetched without a fetch
+    // ticket, to be confirmed unparsed (load/fencing.hpp); should it not
+    // confirm, it is fetched again with one.
+    const std::vector<ledger_entry>* ledger = nullptr;
 };
 
 struct window_outcome {

@@ -36,8 +36,8 @@ taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
 
 void check_fetch_ticket(const window_key& key, fetch_ticket ticket,
                         std::optional<fetch_ticket> committed) {
-    if (committed && *committed > ticket) {
-        throw stale_fetch_error(describe_window(key) + ": a fetch that began later (ticket " +
+    if (committed && *committed >= ticket) {
+        throw stale_fetch_error(describe_window(key) + ": a fetch that may have begun later (ticket " +
                                 std::to_string(*committed) + ") committed first; this fetch's (ticket " +
                                 std::to_string(ticket) + ") response is dropped");
     }

@@ -5,9 +5,20 @@
 // committed durably, so tickets order fetches by when they began, whatever
 // the clocks of the hosts or the server say and across a server's crash. The
 // load compares its ticket with the one the window's last committed load had,
-// under the customer's load lock; a lower one is stale and the load is
-// dropped (stale_fetch_error), otherwise its ledger row records its own
-// (complete_load::ticket in ledger.hpp).
+// under the customer's load lock; a ticket no higher than that is stale and
+// the load is dropped (stale_fetch_error), otherwise its ledger row records
+// its own (complete_load::ticket in ledger.hpp).
+//
+// A re-fetch that may confirm its window from the response's digest alone
+// (its last load recorded one) takes no ticket: a confirmation changes no
+// data, so which fetch began first does not matter to it, and it confirms only
+// if no load committed on the window since its statement began
+// (confirm_unparsed in window_loader.hpp). It records as the window's ticket
+// the counter's value when it confirms: every fetch that took its ticket
+// before then, which may have begun before the re-fetch, is dropped should it
+// commit later; one that took it after began after the re-fetch and is newer.
+// Such a response that does not confirm is never loaded: the window is
+// fetched again, with a ticket (daemon/sync/window_job.cpp).
 
 #include "load/ledger.hpp"
 #include "load/pqxx_fwd.hpp"
@@ -37,7 +48,7 @@ taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
 
 // Under the customer's lock, with the ticket of the window's last committed
 // load (last_load::ticket): throws stale_fetch_error
-// (load/database_failure.hpp) when that is higher than `ticket`.
+// (load/database_failure.hpp) when that is not lower than `ticket`.
 void check_fetch_ticket(const window_key& key, fetch_ticket ticket,
                         std::optional<fetch_ticket> committed);
 

@@ -142,7 +142,10 @@ std::vector<ledger_entry> plan_and_read(pqxx::connection& connection, std::strin
                   retention_seconds);
     std::vector<ledger_entry> entries;
     entries.reserve(result.size());
-    for (const auto& row : result) entries.push_back(ledger_entry_of(row));
+    for (const auto& row : result) {
+        entries.push_back(ledger_entry_of(row));
+        entries.back().confirmable_bytes = optional_field<std::uint64_t>(row["confirmable_bytes"]);
+    }
     return entries;
 }
 

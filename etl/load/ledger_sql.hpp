@@ -15,7 +15,9 @@ namespace comeback::sql::ledger {
 // may hold names; the rows themselves, with their reasons, stay.
 // $1 customer, $2 date criteria, $3..$6 arrays of the windows' first days,
 // end days, from and to; $7 NULL purges nothing, and with empty arrays the
-// statement only reads (read_ledger).
+// statement only reads (read_ledger). `confirmable_bytes`: the size of the
+// response the window's last complete load read, when that load recorded its
+// response digest (its next response may confirm it unparsed), else NULL.
 inline constexpr statement plan_windows{"plan_windows", R"sql(
 WITH purged AS (
     UPDATE rejected_rows
@@ -46,7 +48,8 @@ SELECT first_day - date '1970-01-01' AS first_day,
        (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
        last_http_status,
        held_deletions,
-       held_live_rows
+       held_live_rows,
+       CASE WHEN response_digest IS NOT NULL THEN response_bytes END AS confirmable_bytes
 FROM (SELECT * FROM sync_windows WHERE customer_id = $1 AND date_criteria = $2
       UNION ALL
       SELECT * FROM planned) w

@@ -87,7 +87,8 @@ struct load_options {
     std::chrono::seconds rejected_raw_retention{90 * 24 * 3600};
     // The ticket the fetch took before it began (load/fencing.hpp): the load
     // is refused with stale_fetch_error when the window's last committed load
-    // had a later one, and records it when it commits. None: not fenced.
+    // had one no lower, and records it when it commits. None: not fenced; a
+    // confirm_unparsed() without one records the customer's counter instead.
     std::optional<std::int64_t> fetch_ticket{};
 };
 
@@ -135,9 +136,11 @@ private:
 // customer's lock. Never confirms under load_options::recheck or without a
 // digest. The confirmation commits asynchronously (synchronous_commit off): it
 // changed no data, and were the commit lost in a crash of the server the
-// window would only be fetched again. Sets the session's search_path to the
-// schema. Throws stale_fetch_error when a fetch that began later already
-// committed the window, and pqxx exceptions.
+// window would only be fetched again. Without a fetch ticket it records the
+// customer's counter as the window's ticket (load/fencing.hpp). Sets the
+// session's search_path to the schema. Throws stale_fetch_error when a fetch
+// that may have begun later already committed the window, and pqxx
+// exceptions.
 std::optional<load_counts> confirm_unparsed(pqxx::connection& connection, std::string_view schema,
                                             const window_key& key, const fetch_info& info,
                                             const load_options& options);

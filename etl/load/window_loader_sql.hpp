@@ -674,7 +674,8 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
 // What it writes is what record_attempt writes for a complete load that
 // compared nothing and changed nothing: the ledger row's new fetch (the stamp,
 // as read_load_start computes it, for fetched_at and attempted_at), its
-// ticket, and the last load's rejected rows (last seen at its fetched_at)
+// ticket ($8; a fetch sent without one records the customer's counter as it
+// stands, see load/fencing.hpp), and the last load's rejected rows (last seen at its fetched_at)
 // seen once more at the stamp, as store_rejections would have for the same
 // elements. Then, having changed no data, it commits lazily (synchronous_commit
 // off for its own transaction only): were the commit lost in a crash of the
@@ -688,7 +689,7 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
 // more).
 // $1 customer, $2 date criteria, $3 first day, $4 end day, $5 window_from,
 // $6 window_to (microseconds), $7 response digest, $8 fetch ticket (NULL:
-// not fenced), $9 HTTP status, $10 response bytes, $11 fetch duration (ms).
+// the fetch took none), $9 HTTP status, $10 response bytes, $11 fetch duration (ms).
 inline constexpr statement confirm_unparsed{"confirm_unparsed", R"sql(
 WITH last_load AS (
     SELECT w.fetched_at,
@@ -720,7 +721,8 @@ confirmed AS (
         held_since = NULL,
         held_deletions = NULL,
         held_live_rows = NULL,
-        fetch_ticket = coalesce($8, w.fetch_ticket)
+        fetch_ticket = coalesce($8, (SELECT fetches_started FROM sync_customers WHERE customer_id = $1),
+                                w.fetch_ticket)
     FROM last_load l
     WHERE w.customer_id = $1 AND w.date_criteria = $2
       AND w.first_day = date '1970-01-01' + $3::integer
@@ -730,7 +732,7 @@ confirmed AS (
       AND (w.changed_at IS NULL OR w.changed_at <= w.fetched_at)
       AND w.rows_seen IS NOT NULL AND w.rows_duplicate IS NOT NULL
       AND w.fetched_at = l.fetched_at
-      AND ($8::bigint IS NULL OR w.fetch_ticket IS NULL OR w.fetch_ticket <= $8)
+      AND ($8::bigint IS NULL OR w.fetch_ticket IS NULL OR w.fetch_ticket < $8)
     RETURNING w.rows_seen, w.rows_duplicate, w.rows_rejected, l.fetched_at AS last_fetched_at, l.stamp
 ),
 seen AS (

@@ -102,12 +102,20 @@ struct sync_fixture {
 
     // One sync_window() call with a fresh client made from cfg (as run does
     // after a reload), run to completion.
-    window_outcome sync(const window& w, std::size_t queue_batches = 4) {
+    window_outcome sync(const window& w, std::size_t queue_batches = 4,
+                        const std::vector<ledger_entry>* ledger = nullptr) {
         vitec_client client(io.get_executor(), cfg.vitec);
         window_context context{client, workers, shutdown, &metrics, rng};
         context.queue_batches = queue_batches;
         context.hold = &hold;
+        context.ledger = ledger;
         return run(io, sync_window(context, cfg, customer(), w));
+    }
+
+    // The same as a customer's turn runs it, with the ledger read just before.
+    window_outcome sync_in_turn(const window& w) {
+        const auto ledger = read_ledger(db.connection(), db.name(), customer().id, cfg.sync.date_criteria);
+        return sync(w, 4, &ledger);
     }
 
     // The ledger row of a window; fails the test when there is none.

@@ -398,6 +398,74 @@ TEST_CASE("an unchanged response confirms its window unparsed, from its digest; 
     }
 }
 
+TEST_CASE("a re-fetch that may confirm its window unparsed takes no fetch ticket; one that does not is fetched again with one") {
+    temp_dir responses;
+    responses.write("M1.json", "[" + fixture_rows(5) + "]");
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    auto tickets = [&] {
+        pqxx::read_transaction tx{f.db.connection()};
+        return tx.exec1("SELECT fetches_started FROM " + f.db.quoted() + ".sync_customers")[0].as<int>();
+    };
+    auto window_ticket = [&] {
+        pqxx::read_transaction tx{f.db.connection()};
+        return tx.exec1("SELECT fetch_ticket FROM " + f.db.quoted() + ".sync_windows")[0].as<int>();
+    };
+
+    // A first load has no digest to confirm: it takes a ticket.
+    REQUIRE(f.sync_in_turn(w).committed);
+    CHECK(tickets() == 1);
+    CHECK(f.requests("rows") == 1);
+
+    // The same bytes: confirmed unparsed, without a ticket; the window records
+    // the counter as it stands.
+    const window_outcome again = f.sync_in_turn(w);
+    REQUIRE(again.committed);
+    CHECK(again.counts.unparsed);
+    CHECK(tickets() == 1);
+    CHECK(window_ticket() == 1);
+    CHECK(f.requests("rows") == 2);
+    // Without the turn's ledger the fetch takes one, as before.
+    REQUIRE(f.sync(w).counts.unparsed);
+    CHECK(tickets() == 2);
+    CHECK(window_ticket() == 2);
+    CHECK(f.requests("rows") == 3);
+
+    SECTION("changed bytes: dropped unread, fetched again with a ticket, and loaded") {
+        responses.write("M1.json", "[" + fixture_rows(6) + "]");
+        const window_outcome changed = f.sync_in_turn(w);
+        REQUIRE(changed.committed);
+        CHECK_FALSE(changed.counts.confirmed);
+        CHECK(changed.counts.inserted == 1);
+        CHECK(changed.attempts == 1);
+        CHECK(tickets() == 3);
+        CHECK(window_ticket() == 3);
+        CHECK(f.requests("rows") == 5);
+    }
+    SECTION("a body that outgrows the hold: cut off, fetched again with a ticket, and loaded") {
+        f.hold.per_response = f.ledger_of(w).confirmable_bytes.value() + 64;
+        responses.write("M1.json", "[" + fixture_rows(40) + "]");
+        const window_outcome grown = f.sync_in_turn(w);
+        REQUIRE(grown.committed);
+        CHECK(grown.counts.inserted == 35);
+        CHECK(tickets() == 3);
+        CHECK(f.hold.held == 0);
+    }
+    SECTION("a recheck takes a ticket and compares") {
+        f.hold.per_response = f.hold.total;
+        const auto ledger = read_ledger(f.db.connection(), f.db.name(), "M1", f.cfg.sync.date_criteria);
+        vitec_client client(f.io.get_executor(), f.cfg.vitec);
+        window_context context{client, f.workers, f.shutdown, &f.metrics, f.rng};
+        context.hold = &f.hold;
+        context.ledger = &ledger;
+        context.load.recheck = true;
+        const window_outcome rechecked = run(f.io, sync_window(context, f.cfg, f.customer(), w));
+        REQUIRE(rechecked.committed);
+        CHECK_FALSE(rechecked.counts.confirmed);
+        CHECK(tickets() == 3);
+    }
+}
+
 TEST_CASE("a response that outgrows its hold midway is parsed from there on, under the same digest") {
     temp_dir responses;
     responses.write("M1.json", "[" + fixture_rows(2000) + "]");

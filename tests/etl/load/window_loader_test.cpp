@@ -1,6 +1,7 @@
 #include "load/window_loader.hpp"
 
 #include "load/database_failure.hpp"
+#include "load/fencing.hpp"
 #include "load/migrations.hpp"
 #include "load_test_data.hpp"
 #include "support/database.hpp"
@@ -958,4 +959,30 @@ TEST_CASE("an unparsed confirmation that meets a load committing on its window c
     CHECK(waited);
     CHECK(confirmed.has_value() == racing.confirms);
     CHECK(count_rows(db.connection(), db.name(), "sync_windows WHERE fetch_ticket = 2") == (racing.confirms ? 1 : 0));
+}
+
+TEST_CASE("a fetch that took its ticket before a confirmation without one is dropped should it commit after it") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    // The daemon's first load of the window, fenced as every load is.
+    const auto first = take_fetch_ticket(db.connection(), db.name(), key);
+    load_response(db.connection(), db.name(), key, three_comebacks(), {}, "D1", {.fetch_ticket = first.ticket});
+
+    // Another instance takes a ticket and fetches; meanwhile a re-fetch sent
+    // without a ticket confirms the window. Which began first is unknown, so
+    // the confirmation records the counter and the other fetch is dropped.
+    const auto earlier = take_fetch_ticket(db.connection(), db.name(), key);
+    REQUIRE(confirm_unparsed(db.connection(), db.name(), key, response_with_digest("D1"), {}));
+    CHECK(one_text(db.connection(), "SELECT fetch_ticket FROM " + db.quoted() + ".sync_windows") ==
+          std::to_string(earlier.ticket));
+    const auto before = snapshot(db.connection(), db.name());
+    CHECK_THROWS_AS(load_response(db.connection(), db.name(), key, {{.id = "K9"}}, {}, "D2",
+                                  {.fetch_ticket = earlier.ticket}),
+                    stale_fetch_error);
+    CHECK(snapshot(db.connection(), db.name()) == before);
+
+    // A fetch that takes its ticket after the confirmation began after it: it loads.
+    const auto later = take_fetch_ticket(db.connection(), db.name(), key);
+    CHECK(load_response(db.connection(), db.name(), key, {{.id = "K9"}}, {}, "D2", {.fetch_ticket = later.ticket})
+              .inserted == 1);
 }
