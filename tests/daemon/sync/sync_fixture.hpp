@@ -134,6 +134,14 @@ struct sync_fixture {
         return metric_value(metrics, "comeback_sync_windows_total{customer=\"M1\",result=\"" + result + "\"}");
     }
 
+    // The one value `sql` selects; "{}" in it stands for the schema.
+    template <typename T>
+    T one(std::string sql) {
+        sql.replace(sql.find("{}"), 2, db.quoted());
+        pqxx::read_transaction tx{db.connection()};
+        return tx.exec1(sql)[0].as<T>();
+    }
+
     std::size_t comebacks() {
         pqxx::read_transaction tx{db.connection()};
         return tx.exec1("SELECT count(*) FROM " + db.quoted() + ".comebacks")[0].as<std::size_t>();

@@ -305,15 +305,8 @@ TEST_CASE("an unchanged response confirms its window unparsed, from its digest; 
     responses.write("M1.json", "[" + fixture_rows(5) + "," + fixture_rows(1, "Id") + "]");
     sync_fixture f({"--fixture", responses.path().string()});
     const window w = f.window_of(march);
-    auto times_seen = [&] {
-        pqxx::read_transaction tx{f.db.connection()};
-        return tx.exec1("SELECT sum(times_seen) FROM " + f.db.quoted() + ".rejected_rows")[0].as<int>();
-    };
-    auto response_digest = [&] {
-        pqxx::read_transaction tx{f.db.connection()};
-        return tx.exec1("SELECT response_digest FROM " + f.db.quoted() + ".sync_windows")[0]
-            .as<std::string>();
-    };
+    auto times_seen = [&] { return f.one<int>("SELECT sum(times_seen) FROM {}.rejected_rows"); };
+    auto response_digest = [&] { return f.one<std::string>("SELECT response_digest FROM {}.sync_windows"); };
 
     const window_outcome first = f.sync(w);
     REQUIRE(first.committed);
@@ -403,14 +396,8 @@ TEST_CASE("a re-fetch that may confirm its window unparsed takes no fetch ticket
     responses.write("M1.json", "[" + fixture_rows(5) + "]");
     sync_fixture f({"--fixture", responses.path().string()});
     const window w = f.window_of(march);
-    auto tickets = [&] {
-        pqxx::read_transaction tx{f.db.connection()};
-        return tx.exec1("SELECT fetches_started FROM " + f.db.quoted() + ".sync_customers")[0].as<int>();
-    };
-    auto window_ticket = [&] {
-        pqxx::read_transaction tx{f.db.connection()};
-        return tx.exec1("SELECT fetch_ticket FROM " + f.db.quoted() + ".sync_windows")[0].as<int>();
-    };
+    auto tickets = [&] { return f.one<int>("SELECT fetches_started FROM {}.sync_customers"); };
+    auto window_ticket = [&] { return f.one<int>("SELECT fetch_ticket FROM {}.sync_windows"); };
 
     // A first load has no digest to confirm: it takes a ticket.
     REQUIRE(f.sync_in_turn(w).committed);
@@ -471,11 +458,7 @@ TEST_CASE("a response that outgrows its hold midway is parsed from there on, und
     responses.write("M1.json", "[" + fixture_rows(2000) + "]");
     sync_fixture f({"--fixture", responses.path().string()});
     const window w = f.window_of(march);
-    auto response_digest = [&] {
-        pqxx::read_transaction tx{f.db.connection()};
-        return tx.exec1("SELECT response_digest FROM " + f.db.quoted() + ".sync_windows")[0]
-            .as<std::string>();
-    };
+    auto response_digest = [&] { return f.one<std::string>("SELECT response_digest FROM {}.sync_windows"); };
     REQUIRE(f.sync(w).committed);
     const std::string digest = response_digest();
 
