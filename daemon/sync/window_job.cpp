@@ -138,11 +138,15 @@ struct attempt_result {
 struct ticket_needed {};
 
 // The size of the window's last response, when the ledger read at the start
-// of the turn says its last load recorded the response's digest.
+// of the turn says its last load recorded the response's digest. A held
+// window keeps its last complete load's digest while fetches return other
+// content, which would cost every fetch of it a second request: none.
 std::optional<std::uint64_t> confirmable_bytes(const window_context& context, const window& w) {
     if (!context.ledger) return std::nullopt;
     for (const ledger_entry& entry : *context.ledger) {
-        if (entry.first_day == w.first_day && entry.end_day == w.end_day) return entry.confirmable_bytes;
+        if (entry.first_day != w.first_day || entry.end_day != w.end_day) continue;
+        if (entry.status == "held") return std::nullopt;
+        return entry.confirmable_bytes;
     }
     return std::nullopt;
 }

@@ -278,6 +278,13 @@ TEST_CASE("a load the deletion guard holds is its own outcome: held in the ledge
     CHECK(f.windows("held") == 1);
     CHECK(f.windows("failed") == 0);
     CHECK(f.windows("ok") == 1);
+
+    // Fetched again in a turn, a held window takes a ticket at once: its
+    // ledger keeps the last complete load's digest, which the held content
+    // cannot confirm, so a fetch without one would cost a second request.
+    REQUIRE(f.sync_in_turn(w).held());
+    CHECK(f.requests("rows") == 3);
+    CHECK(f.one<int>("SELECT fetches_started FROM {}.sync_customers") == 3);
 }
 
 TEST_CASE("a response whose every element is rejected fails as all_rejected, is not retried, and deletes nothing") {
