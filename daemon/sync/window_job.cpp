@@ -142,13 +142,9 @@ struct ticket_needed {};
 // window keeps its last complete load's digest while fetches return other
 // content, which would cost every fetch of it a second request: none.
 std::optional<std::uint64_t> confirmable_bytes(const window_context& context, const window& w) {
-    if (!context.ledger) return std::nullopt;
-    for (const ledger_entry& entry : *context.ledger) {
-        if (entry.first_day != w.first_day || entry.end_day != w.end_day) continue;
-        if (entry.status == "held") return std::nullopt;
-        return entry.confirmable_bytes;
-    }
-    return std::nullopt;
+    const ledger_entry* entry = context.ledger ? find_window(*context.ledger, w.first_day, w.end_day) : nullptr;
+    if (!entry || entry->status == "held") return std::nullopt;
+    return entry->confirmable_bytes;
 }
 
 window_key key_of(const config& cfg, const customer_config& customer, const window& w) {
@@ -315,26 +311,26 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     const std::optional<std::uint64_t> known_bytes =
         may_skip_ticket && !context.load.recheck ? confirmable_bytes(context, w) : std::nullopt;
     const bool unticketed = known_bytes && context.hold && *known_bytes <= context.hold->per_response;
+    auto lease_lost = [&] { return context.still_held && !context.still_held(); };
     if (unticketed) {
         last_response_bytes = known_bytes;
+        if (lease_lost()) result.failed = lease_lost_failure(customer.id);
     } else {
         // Given back before the request is sent (see load_side).
         db_workers::session session = co_await context.db.checkout();
-        try {
-            if (context.still_held && !context.still_held()) throw lease_stopped{};
-            co_await session.run([&](pqxx::connection& connection) {
-                const taken_ticket taken = take_fetch_ticket(connection, cfg.database.schema, key);
-                load.fetch_ticket = taken.ticket;
-                last_response_bytes = taken.last_response_bytes;
-            });
-        } catch (const database_error& error) {
-            result.failed = error.failure();
-        } catch (const lease_stopped&) {
+        if (lease_lost()) {
             result.failed = lease_lost_failure(customer.id);
+        } else {
+            try {
+                co_await session.run([&](pqxx::connection& connection) {
+                    const taken_ticket taken = take_fetch_ticket(connection, cfg.database.schema, key);
+                    load.fetch_ticket = taken.ticket;
+                    last_response_bytes = taken.last_response_bytes;
+                });
+            } catch (const database_error& error) {
+                result.failed = error.failure();
+            }
         }
-    }
-    if (!result.failed && context.still_held && !context.still_held()) {
-        result.failed = lease_lost_failure(customer.id);
     }
     if (result.failed) co_return result;
     load_queue queue(executor, context.queue_batches);
@@ -414,7 +410,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         return response_digest.finish();
     };
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
-        if (context.still_held && !context.still_held()) throw lease_stopped{};
+        if (lease_lost()) throw lease_stopped{};
         if (held.keep(chunk)) co_return;
         if (unticketed) throw ticket_needed{};
         if (!held.empty()) {

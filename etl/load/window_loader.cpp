@@ -590,7 +590,7 @@ std::optional<load_counts> confirm_unparsed(pqxx::connection& connection, std::s
     load_counts counts;
     counts.rows_seen = row["rows_seen"].as<std::size_t>();
     counts.duplicates = row["rows_duplicate"].as<std::size_t>();
-    counts.rejected = row["rows_rejected"].is_null() ? 0 : row["rows_rejected"].as<std::size_t>();
+    counts.rejected = row["rows_rejected"].as<std::size_t>();  // the statement makes NULL 0
     counts.unreadable_ids = row["unreadable"].as<std::size_t>();
     counts.confirmed = true;
     counts.unparsed = true;
