@@ -121,9 +121,8 @@ private:
             });
             std::vector<window> pending;
             for (const window& w : windows) {
-                const bool complete = std::any_of(ledger.begin(), ledger.end(), [&](const ledger_entry& e) {
-                    return e.first_day == w.first_day && e.end_day == w.end_day && e.status == "complete";
-                });
+                const ledger_entry* entry = find_window(ledger, w.first_day, w.end_day);
+                const bool complete = entry && entry->status == "complete";
                 if (complete && !line_.force && !line_.recheck) {
                     ++result.skipped;
                 } else {

@@ -151,6 +151,14 @@ std::vector<ledger_entry> plan_and_read(pqxx::connection& connection, std::strin
 
 }  // namespace
 
+const ledger_entry* find_window(const std::vector<ledger_entry>& entries, date::local_days first_day,
+                                date::local_days end_day) {
+    for (const ledger_entry& entry : entries) {
+        if (entry.first_day == first_day && entry.end_day == end_day) return &entry;
+    }
+    return nullptr;
+}
+
 std::vector<ledger_entry> read_ledger(pqxx::connection& connection, std::string_view schema,
                                       std::string_view customer_id, const date_criteria& criteria) {
     return plan_and_read(connection, schema, customer_id, criteria, {}, std::nullopt);

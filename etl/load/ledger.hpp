@@ -56,12 +56,16 @@ struct ledger_entry {
     std::optional<int> last_http_status;
     std::optional<int> held_deletions;  // held: what the load would soft-delete
     std::optional<int> held_live_rows;  // of this many live stored comebacks
-    // Read by plan_and_read_ledger only: the size of the last complete load's
+    // Read by plan_and_read_ledger and read_ledger: the size of the last complete load's
     // response, when it recorded the response's digest, so that the next
     // response may confirm the window unparsed (window_loader.hpp,
     // confirm_unparsed).
     std::optional<std::uint64_t> confirmable_bytes;
 };
+
+// The entry of the window first_day..end_day among `entries`, or null.
+const ledger_entry* find_window(const std::vector<ledger_entry>& entries, date::local_days first_day,
+                                date::local_days end_day);
 
 // A window whose deletions wait (status 'held'), for `status` and summaries.
 struct held_window {

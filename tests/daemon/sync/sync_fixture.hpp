@@ -121,9 +121,7 @@ struct sync_fixture {
     // The ledger row of a window; fails the test when there is none.
     ledger_entry ledger_of(const window& w) {
         const auto entries = read_ledger(db.connection(), db.name(), customer().id, cfg.sync.date_criteria);
-        for (const ledger_entry& entry : entries) {
-            if (entry.first_day == w.first_day && entry.end_day == w.end_day) return entry;
-        }
+        if (const ledger_entry* entry = find_window(entries, w.first_day, w.end_day)) return *entry;
         throw std::runtime_error("no ledger row for the window from " + w.from_text());
     }
 
