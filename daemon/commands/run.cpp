@@ -288,7 +288,8 @@ private:
             return;
         }
         if (fresh->database.conninfo != state_.cfg->database.conninfo ||
-            fresh->database.schema != state_.cfg->database.schema) {
+            fresh->database.schema != state_.cfg->database.schema ||
+            fresh->database.pool_size != state_.cfg->database.pool_size) {
             log_event(spdlog::level::warn, "reload.database_unchanged",
                       {{"reason", "database settings take effect on restart"}});
         }

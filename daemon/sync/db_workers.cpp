@@ -69,7 +69,7 @@ struct db_workers::shared_state {
     }
 };
 
-std::size_t pool_connections(const config& cfg) { return cfg.vitec.max_concurrent_requests + 2; }
+std::size_t pool_connections(const config& cfg) { return cfg.database.pool_size; }
 
 db_workers::db_workers(asio::any_io_executor io, database_config config, std::size_t threads,
                        std::size_t connections)

@@ -29,10 +29,11 @@ namespace comeback {
 
 class database_connection;
 
-// The connections a command's pool may open: one for every request the
-// client allows in flight, plus loads still committing and ledger reads; the
-// request limiter, not the pool, paces Vitec. run and backfill give the pool
-// as many threads, plus one per dedicated session (the lease keeper's).
+// The connections a command's pool may open: database.pool_size (by default
+// one for every request the client allows in flight, at most 8, plus 2 for
+// tickets and ledger reads); the request limiter, not the pool, paces Vitec.
+// run and backfill give the pool as many threads, plus one per dedicated
+// session (the lease keeper's).
 std::size_t pool_connections(const config& cfg);
 
 class db_workers {

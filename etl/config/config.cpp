@@ -84,7 +84,7 @@ constexpr std::string_view top_keys[] = {"database", "vitec", "sync", "customers
 constexpr std::string_view database_keys[] = {
     "conninfo", "schema", "auto_migrate", "connect_timeout", "statement_timeout", "lock_timeout",
     "idle_in_transaction_timeout", "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
-    "keepalives_count", "probe_interval", "outage_grace"};
+    "keepalives_count", "probe_interval", "outage_grace", "pool_size"};
 constexpr std::string_view vitec_keys[] = {
     "base_url", "timezone", "username", "password", "password_file", "password_env", "password_credential",
     "ca_file", "allow_insecure_http", "request_timeout", "max_concurrent_requests", "max_requests_per_second",
@@ -540,6 +540,7 @@ void read_database(const document& doc, const section& root, database_config& ou
     s.read("keepalives_count", t.keepalives_count, [](const field& f) { return f.count(1); });
     s.read("probe_interval", out.probe_interval, longer_than_zero);
     s.read("outage_grace", out.outage_grace, longer_than_zero);
+    s.read("pool_size", out.pool_size, [](const field& f) { return f.count(2); });
     if (t.connect_timeout < std::chrono::seconds(2)) {
         // libpq reads anything shorter as 2 seconds; say so rather than pretend.
         s.get("connect_timeout")->fail("must be at least 2s (libpq's shortest connect timeout)");
@@ -777,6 +778,10 @@ std::string shortest_number(double value) {
 // ---------------------------------------------------------------------------
 // Public functions
 
+unsigned default_pool_size(unsigned max_concurrent_requests) {
+    return std::min(max_concurrent_requests, 8u) + 2;
+}
+
 std::vector<std::string> known_key_paths() {
     std::vector<std::string> paths;
     for (const section_layout& layout : file_layout)
@@ -931,6 +936,7 @@ config load_config_text(std::string_view yaml, const config_origin& origin) {
     section s(top, "");
     read_database(doc, s, cfg.database);
     read_vitec(doc, s, cfg.vitec);
+    if (cfg.database.pool_size == 0) cfg.database.pool_size = default_pool_size(cfg.vitec.max_concurrent_requests);
     read_sync(doc, s, cfg.sync);
     read_customers(doc, s, cfg.vitec, cfg.customers);
     read_metrics(s, cfg.metrics);
@@ -970,6 +976,7 @@ std::string describe(const config& cfg) {
     out << "  keepalives_count: " << d.timeouts.keepalives_count << "\n";
     out << "  probe_interval: " << format_duration(d.probe_interval) << "\n";
     out << "  outage_grace: " << format_duration(d.outage_grace) << "\n";
+    out << "  pool_size: " << d.pool_size << "\n";
 
     out << "vitec:\n";
     out << "  base_url: " << yaml_string(v.base_url.text) << "\n";

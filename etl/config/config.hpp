@@ -54,7 +54,16 @@ struct database_config {
     // How long a window waits for an unreachable database to answer again
     // before it counts as failed.
     std::chrono::milliseconds outage_grace{300000};
+    // Connections for loads, fetch tickets and ledger reads, each with a thread
+    // of its own. The loader fills in default_pool_size() when the key is absent.
+    unsigned pool_size = 0;
 };
+
+// database.pool_size when the file leaves it out: one connection a request in
+// flight, so every window can load while the next is fetched, but no more than
+// 8 loads at once (a database server's CPU does more with a few busy sessions
+// than with many waiting for it), and 2 for tickets and ledger reads.
+unsigned default_pool_size(unsigned max_concurrent_requests);
 
 struct retry_config {
     unsigned max_attempts = 5;                       // per window, first attempt included

@@ -39,9 +39,12 @@ horizon: 21d
 poll_interval: $fleet_poll
 history_start: $(day_text $((today_n - 7)))
 YAML
-    # The documented bound (docs/operations.md, "Connection poolers"): loads and ledger reads
-    # (max_concurrent_requests + 2), one for leases, one for the database probe.
-    fleet_connection_bound=$((fleet_concurrency + 4))
+    # The documented bound (docs/operations.md, "Connection poolers"): the pool
+    # (database.pool_size, as check-config says the daemon takes it), one for
+    # leases, one for the database probe.
+    fleet_pool_size=$("$sync_bin" check-config -c "$work/fleet.yaml" | sed -n 's/^  pool_size: //p')
+    [[ $fleet_pool_size =~ ^[0-9]+$ ]] || fail "check-config printed no database.pool_size"
+    fleet_connection_bound=$((fleet_pool_size + 2))
     say "   $fleet_customers customers x $fleet_rows comebacks, $fleet_windows_each fresh windows each" \
         "($data_from .. $data_to), $fleet_latency_ms ms a request"
 }
@@ -221,7 +224,7 @@ fleet_bench() {
     [[ -n $fc_incomplete ]] && figure="not finished after $fc_s s ($fc_incomplete)"
     row 7 "| 7 | fleet, first cycle: $fleet_customers customers x $fleet_rows comebacks, \`window: 14d\`, \`lookback: 7d\`, \`horizon: 21d\` ($fleet_windows requests), $fleet_latency_ms ms a request, $fleet_rate requests/s, $fleet_concurrency concurrent: until every fresh window is complete | $figure | requests / rate $floor_s s | ${ratio}x the floor | <= 1.1x | $(verdict "$ratio <= 1.1") |"
     row 7 "| 7 | fleet, first cycle: peak RSS | $(mib "$fc_peak_kib") MiB | \`comeback-sync --version\` $(mib "$version_kib") MiB | $(calc "$fc_peak_kib / $version_kib")x | < 64 MiB | $(verdict "$fc_peak_kib < 65536") |"
-    row 7 "| 7 | fleet, first cycle: database connections, most at once (\`pg_stat_activity\`, every 0.5 s) | $fc_connections | the bound: \`max_concurrent_requests\` + 4 = $fleet_connection_bound | | <= the bound | $(verdict "$fc_connections <= $fleet_connection_bound") |"
+    row 7 "| 7 | fleet, first cycle: database connections, most at once (\`pg_stat_activity\`, every 0.5 s) | $fc_connections | the bound: \`database.pool_size\` + 2 = $fleet_connection_bound | | <= the bound | $(verdict "$fc_connections <= $fleet_connection_bound") |"
     row 7 "| 7 | fleet, first cycle: a window's time in the ledger, mean (\`fetch_ms\`, \`load_ms\`) | fetch $fc_fetch_ms ms, load $fc_load_ms ms (99th percentile $fc_load_p99_ms ms) | the server's latency $fleet_latency_ms ms | | | |"
     row 7 "| 7 | fleet, first cycle: comeback-sync's own CPU | $fc_cpu_s s ($(calc "$fc_cpu_s * 1000 / $fc_requests" 2) CPU-ms a request; $fc_requests requests for $fleet_windows windows) | wall time $fc_s s; fake server $fc_fake_cpu % of a core | $(calc "$fc_cpu_s / $fc_s * 100" 0) % of a core | | |"
 

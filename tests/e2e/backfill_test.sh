@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A backfill yields exactly the fake data set in comeback_report; a second,
 # forced backfill changes nothing; generation 2 of the data set (state changes,
-# reschedules, deletions, renames) is reflected, with history.
+# reschedules, deletions, renames) is reflected, with history; database.pool_size
+# bounds the connections with more requests in flight than it.
 source "$(dirname "$0")/lib.sh"
 e2e_init backfill
 
@@ -59,3 +60,28 @@ open_twice=$(sql "SELECT count(*) FROM (SELECT 1 FROM $schema.comeback_history W
 closed=$(sql "SELECT count(*) FROM $schema.comeback_history WHERE valid_to IS NOT NULL")
 ((closed > 0)) || fail "no earlier versions were closed in the history"
 echo "ok: $deleted soft-deleted, $((history_after - history_before)) history rows added, $closed closed"
+
+note "database.pool_size bounds the database connections, not max_concurrent_requests"
+stop_fake
+pool_customers=M1,M2,M3,M4,M5,M6,M7,M8
+start_fake fake3 --customers "$pool_customers" --generation 2 --latency 100
+write_config "$work/config.yaml" "${pool_customers//,/ }"
+sed -i -e 's/max_concurrent_requests: 4/max_concurrent_requests: 8/' \
+    -e "s/^  schema: .*/&\\n  pool_size: 2/" "$work/config.yaml"
+pool_app="e2e-pool-$$"
+PGAPPNAME=$pool_app "$COMEBACK_SYNC" backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" \
+    >"$work/backfill4.log" 2>&1 &
+pool_pid=$!
+most=0
+while kill -0 "$pool_pid" 2>/dev/null; do
+    now=$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$pool_app'")
+    ((now > most)) && most=$now
+    sleep 0.02
+done
+wait "$pool_pid" || fail "backfill with database.pool_size: 2 exited $?: $(tail -n 5 "$work/backfill4.log")"
+# The pool's two, and the database probe's one (docs/operations.md).
+((most >= 1 && most <= 3)) || fail "backfill held $most connections at once with database.pool_size: 2"
+dump_expected "$work/expected4.csv" --customers "$pool_customers" --generation 2
+report_csv "$work/actual4.csv" "$work/expected4.csv.header"
+expect_same "$work/expected4.csv" "$work/actual4.csv" "comeback_report equals the data set after a backfill through 2 connections"
+echo "ok: at most $most connections with 8 requests in flight"

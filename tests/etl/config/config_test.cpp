@@ -845,3 +845,32 @@ TEST_CASE("check-config prints every value in a spelling the loader reads back")
         CHECK(second.sync.date_criteria == first.sync.date_criteria);
     }
 }
+
+TEST_CASE("database.pool_size follows max_concurrent_requests up to 10, unless set; at least 2") {
+    temp_dir dir;
+    env_guard password("COMEBACK_CONFIG_TEST_PASSWORD", planted);
+    auto with = [&](const std::string& database_lines, const std::string& vitec_lines) -> trial {
+        auto file = dir.write("c.yaml", "database:\n  conninfo: \"\"\n" + database_lines +
+                                            "vitec:\n  username: integrator\n" + vitec_lines +
+                                            "  password_env: COMEBACK_CONFIG_TEST_PASSWORD\n"
+                                            "customers:\n  - id: M1\n");
+        try {
+            return {load_config(file), ""};
+        } catch (const config_error& e) {
+            return {std::nullopt, e.what()};
+        }
+    };
+    auto pool = [&](const std::string& database_lines, const std::string& vitec_lines) {
+        trial t = with(database_lines, vitec_lines);
+        INFO(t.error);
+        REQUIRE(t.cfg);
+        return t.cfg->database.pool_size;
+    };
+    CHECK(pool("", "") == 6);  // max_concurrent_requests 4
+    CHECK(pool("", "  max_concurrent_requests: 1\n") == 3);
+    CHECK(pool("", "  max_concurrent_requests: 8\n") == 10);
+    CHECK(pool("", "  max_concurrent_requests: 64\n") == 10);
+    CHECK(pool("  pool_size: 40\n", "  max_concurrent_requests: 64\n") == 40);
+    CHECK(pool("  pool_size: 2\n", "  max_concurrent_requests: 64\n") == 2);
+    check_refused(dir, with("  pool_size: 1\n", ""), "3:14: database.pool_size", "must be at least 2");
+}
