@@ -64,7 +64,7 @@ void use_schema(pqxx::transaction_base& tx, std::string_view schema) {
     sql::exec1(tx, sql::use_schema, std::string(schema));
 }
 
-// One attempt's columns (sql::ledger::record_attempt $7..$26); an empty
+// One attempt's columns (sql::ledger::record_attempt $7..$31); an empty
 // optional is NULL. A failed attempt leaves all empty but the HTTP status
 // and error.
 struct attempt {
@@ -78,6 +78,7 @@ struct attempt {
     std::optional<long long> held_deletions, held_live_rows;
     std::optional<std::string> response_digest;
     std::optional<fetch_ticket> ticket;
+    std::optional<changed_windows> others_changed;  // $27..$31
 };
 
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
@@ -87,7 +88,11 @@ void record_attempt(pqxx::transaction_base& tx, const window_key& key, const att
                a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
                a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
                a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
-               a.held_deletions, a.held_live_rows, a.response_digest, a.ticket);
+               a.held_deletions, a.held_live_rows, a.response_digest, a.ticket,
+               a.others_changed.has_value(), a.others_changed && a.others_changed->all_windows,
+               std::string(date_criteria::occurrence_name),
+               a.others_changed ? std::optional(sql_time::micros(a.others_changed->from)) : std::nullopt,
+               a.others_changed ? std::optional(sql_time::micros(a.others_changed->to)) : std::nullopt);
 }
 
 }  // namespace
@@ -271,16 +276,6 @@ load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
     return start;
 }
 
-void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,
-                          std::string_view stamp, bool all_windows, instant changed_from,
-                          instant changed_to) {
-    sql::exec0(tx, sql::ledger::mark_changed_windows, key.customer_id, std::string(stamp),
-               key.date_criteria.name(), sql_time::day_number(key.first_day),
-               sql_time::day_number(key.end_day), all_windows,
-               std::string(date_criteria::occurrence_name), sql_time::micros(changed_from),
-               sql_time::micros(changed_to));
-}
-
 void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
                           std::string_view stamp, const complete_load& load) {
     const std::string at{stamp};
@@ -300,6 +295,7 @@ void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
     if (load.changed_data) complete.changed_at = at;
     if (load.compared) complete.compared_at = at;
     complete.ticket = load.ticket;
+    complete.others_changed = load.others_changed;
     record_attempt(tx, key, complete);
 }
 

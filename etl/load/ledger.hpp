@@ -184,13 +184,14 @@ load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
                            std::string_view content_digest, std::string_view response_digest,
                            load_start_options options);
 
-// Sets changed_at on the customer's other windows whose data this load
-// changed, so none of them confirms its next load without comparing rows:
-// every window when `all_windows` (a renamed entity may be named by any of
-// them), else those overlapping the occurs_at range changed_from..changed_to.
-void mark_changed_windows(pqxx::transaction_base& tx, const window_key& key,
-                          std::string_view stamp, bool all_windows, instant changed_from,
-                          instant changed_to);
+// The customer's other windows whose data a load changed: every window when
+// `all_windows` (a renamed entity may be named by any of them), else those
+// overlapping the occurs_at range from..to.
+struct changed_windows {
+    bool all_windows = false;
+    instant from{};
+    instant to{};
+};
 
 // What a complete load writes to its window's ledger row.
 struct complete_load {
@@ -207,6 +208,10 @@ struct complete_load {
     bool changed_data = false;  // moves changed_at
     bool compared = false;      // compared row by row (not confirmed): moves compared_at
     std::optional<fetch_ticket> ticket;  // the fetch's (load/fencing.hpp); empty: keep the row's
+    // Other windows this load changed data of: their changed_at is set to the
+    // stamp in the same statement, so none of them confirms its next load
+    // without comparing rows.
+    std::optional<changed_windows> others_changed;
 };
 // Status 'complete', attempts + 1, last_error cleared, fetched_at = stamp,
 // the window no longer held.

@@ -147,25 +147,6 @@ FROM (
 ) l
 )sql"};
 
-// Sets changed_at ($2) on the customer's ($1) other windows whose data a load
-// of window ($3, $4, $5) changed: all of them when $6 (an entity was renamed,
-// or a changed comeback has no occurs_at), else those overlapping the
-// occurs_at range $8..$9 of the changed comebacks. A window of criteria other
-// than $7, the one criteria whose windows filter on occurs_at, covers no range
-// that can be checked: it is always marked.
-inline constexpr statement mark_changed_windows{"mark_changed_windows", R"sql(
-UPDATE sync_windows
-SET changed_at = $2::timestamptz
-WHERE customer_id = $1
-  AND NOT (date_criteria = $3
-           AND first_day = date '1970-01-01' + $4::integer
-           AND end_day = date '1970-01-01' + $5::integer)
-  AND ($6
-       OR date_criteria <> $7
-       OR (window_from <= timestamptz 'epoch' + $9::bigint * interval '1 microsecond'
-           AND window_to >= timestamptz 'epoch' + $8::bigint * interval '1 microsecond'))
-)sql"};
-
 // One attempt at a window, complete, held or failed: attempts + 1, status
 // ($7), the HTTP status ($12) and error ($13, NULL when complete; the reason
 // when held), attempted_at. A complete load also records its counts
@@ -182,9 +163,30 @@ WHERE customer_id = $1
 // 'held' (its deletions still wait), with the failure as last_error.
 // A complete load also records the fetch ticket it was fetched under ($26,
 // NULL: keep the one the row has; load/fencing.hpp).
+// When $27, a complete load that changed data, the same statement sets
+// changed_at (its fetched_at, $17) on the customer's other windows whose data
+// it changed: all of them when $28 (an entity was renamed, or a changed
+// comeback has no occurs_at), else those overlapping the occurs_at range
+// $30..$31 of the changed comebacks. A window of criteria other than $29, the
+// one criteria whose windows filter on occurs_at, covers no range that can be
+// checked: it is always marked. (One statement where two made two round trips;
+// the rows it marks are never the one it inserts or updates.)
 // $1 customer, $2 date criteria, $3 first day, $4 end day, $5 window_from,
 // $6 window_to.
 inline constexpr statement record_attempt{"record_attempt", R"sql(
+WITH others_changed AS (
+    UPDATE sync_windows
+    SET changed_at = $17::timestamptz
+    WHERE $27::boolean
+      AND customer_id = $1
+      AND NOT (date_criteria = $2
+               AND first_day = date '1970-01-01' + $3::integer
+               AND end_day = date '1970-01-01' + $4::integer)
+      AND ($28::boolean
+           OR date_criteria <> $29
+           OR (window_from <= timestamptz 'epoch' + $31::bigint * interval '1 microsecond'
+               AND window_to >= timestamptz 'epoch' + $30::bigint * interval '1 microsecond'))
+)
 INSERT INTO sync_windows AS w (
     customer_id, date_criteria, first_day, end_day, window_from, window_to,
     status, attempts, rows_seen, rows_duplicate, rows_changed, rows_rejected,
@@ -257,7 +259,6 @@ ORDER BY held_since, customer_id, first_day
 
 inline constexpr std::array statements{plan_windows,     read_sync_status,
                                        read_all_windows, read_load_start,
-                                       mark_changed_windows,
                                        record_attempt,   read_held_windows};
 
 }  // namespace comeback::sql::ledger

@@ -425,13 +425,12 @@ struct window_loader::impl {
         sql::exec0(tx, sql::window_loader::open_history_versions, key.customer_id, stamp);
     }
 
-    // Other windows whose data this load changed are told so in the ledger.
-    // A renamed entity may be named by any window.
-    void mark_changed_windows(const std::string& stamp) {
+    // Other windows whose data this load changed, told so with the ledger
+    // row. A renamed entity may be named by any window.
+    std::optional<changed_windows> others_changed() const {
         const bool everything = renamed > 0 || changed_without_occurs_at;
-        if (!everything && !changed_from) return;
-        comeback::mark_changed_windows(tx, key, stamp, everything, changed_from.value_or(key.from),
-                                       changed_to.value_or(key.to));
+        if (!everything && !changed_from) return std::nullopt;
+        return changed_windows{everything, changed_from.value_or(key.from), changed_to.value_or(key.to)};
     }
 
     void store_rejections(const std::string& stamp) {
@@ -489,6 +488,7 @@ struct window_loader::impl {
         load.changed_data = counts.changed() > 0 || renamed > 0;
         load.compared = !counts.confirmed;
         load.ticket = options.fetch_ticket;
+        load.others_changed = others_changed();
         record_complete_load(tx, key, stamp, load);
     }
 };
@@ -562,7 +562,6 @@ load_counts window_loader::commit(const fetch_info& info) {
         if (live_in_range || !impl_->insert_all_new(stamp)) impl_->merge_comebacks(stamp);
         if (live_in_range) impl_->soft_delete(stamp, last.fetched_at);
         impl_->write_history(stamp);
-        impl_->mark_changed_windows(stamp);
         counts.duplicates = impl_->staged - counts.rows_seen;
     }
     impl_->store_rejections(stamp);
