@@ -142,40 +142,81 @@ private:
         auto reporter = report_progress();
         asio::co_spawn(io_, std::move(reporter), asio::detached);
         asio::co_spawn(io_, database_.keep_probing(), asio::detached);
-        // Customers in parallel, each one's windows in order; the client's
-        // limiter keeps the total polite.
-        std::size_t running = selected_.size();
-        asio::steady_timer all_done(io_, asio::steady_timer::time_point::max());
+        // Customers in parallel; the client's limiter keeps the total polite.
+        std::vector<asio::awaitable<void>> customers;
         for (std::size_t i = 0; i < selected_.size(); ++i) {
-            asio::co_spawn(io_, one_customer(*selected_[i], todo[i], ledgers[i], results_[i]),
-                           [&](std::exception_ptr error) {
-                               if (error && !failure_) failure_ = error;
-                               if (--running == 0) all_done.cancel();
-                           });
+            customers.push_back(one_customer(*selected_[i], todo[i], ledgers[i], results_[i]));
+        }
+        std::exception_ptr failure;
+        try {
+            co_await run_together(std::move(customers));
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        shutdown_.trigger();  // stops the progress reporter
+        if (failure) std::rethrow_exception(failure);
+    }
+
+    // Runs every task at once on io_ and returns when all have ended, then
+    // rethrowing the first exception any of them ended with.
+    asio::awaitable<void> run_together(std::vector<asio::awaitable<void>> tasks) {
+        std::size_t running = tasks.size();
+        std::exception_ptr first_error;
+        asio::steady_timer all_done(io_, asio::steady_timer::time_point::max());
+        for (auto& task : tasks) {
+            asio::co_spawn(io_, std::move(task), [&](std::exception_ptr error) {
+                if (error && !first_error) first_error = error;
+                if (--running == 0) all_done.cancel();
+            });
         }
         if (running > 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
-        shutdown_.trigger();  // stops the progress reporter
-        if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
+        if (first_error) std::rethrow_exception(first_error);
     }
+
+    // A customer's windows are started in order, two at a time: while one
+    // loads, the next is being fetched, so a far-away server's round trip and
+    // transfer hide behind the load before it. Their loads take turns under
+    // the customer's lock, as any two loads of one customer do.
+    static constexpr std::size_t windows_in_flight_per_customer = 2;
+
+    struct customer_work {
+        const customer_config& customer;
+        const std::vector<window>& windows;
+        customer_result& result;
+        window_context context;
+        std::size_t next = 0;  // the next window to start
+        bool stopped = false;  // a window's failure would meet the customer's other windows too
+    };
 
     asio::awaitable<void> one_customer(const customer_config& customer, const std::vector<window>& windows,
                                        const std::vector<ledger_entry>& ledger, customer_result& result) {
-        window_context context{client_, db_, shutdown_, nullptr, rng_};
+        customer_work work{customer, windows, result, window_context{client_, db_, shutdown_, nullptr, rng_}};
+        window_context& context = work.context;
         context.ledger = &ledger;
         context.load.recheck = line_.recheck;
         context.database = &database_;
         context.hold = &hold_;
         context.load.accept_deletes = line_.accept_deletes;
-        for (std::size_t i = 0; i < windows.size(); ++i) {
-            const window& w = windows[i];
-            if (shutdown_.triggered()) {
+        std::vector<asio::awaitable<void>> lanes;
+        for (std::size_t i = 0; i < windows_in_flight_per_customer; ++i) lanes.push_back(customer_lane(work));
+        co_await run_together(std::move(lanes));
+    }
+
+    // Starts the customer's next window until none is left; once a window
+    // stopped the customer, or shutdown began, the rest count as not run.
+    asio::awaitable<void> customer_lane(customer_work& work) {
+        const customer_config& customer = work.customer;
+        customer_result& result = work.result;
+        while (work.next < work.windows.size()) {
+            const window& w = work.windows[work.next++];
+            if (shutdown_.triggered() || work.stopped) {
                 ++result.not_run;
                 continue;
             }
             window_outcome outcome;
             bool stop_customer = false;
             try {
-                outcome = co_await sync_window(context, cfg_, customer, w);
+                outcome = co_await sync_window(work.context, cfg_, customer, w);
             } catch (const std::exception& error) {
                 // A programming error, logged by sync_window with the window: it
                 // is not retried, and this customer's other windows would likely
@@ -202,10 +243,7 @@ private:
             }
             progress_->window_done(outcome.counts.rows_seen, !outcome.committed && !outcome.dropped());
             // 401/403 will not pass on the next window either.
-            if (stop_customer || outcome.parks_customer()) {
-                result.not_run += windows.size() - i - 1;
-                break;
-            }
+            if (stop_customer || outcome.parks_customer()) work.stopped = true;
         }
     }
 

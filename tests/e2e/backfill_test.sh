@@ -2,7 +2,8 @@
 # A backfill yields exactly the fake data set in comeback_report; a second,
 # forced backfill changes nothing; generation 2 of the data set (state changes,
 # reschedules, deletions, renames) is reflected, with history; database.pool_size
-# bounds the connections with more requests in flight than it.
+# bounds the connections with more requests in flight than it; a customer has two
+# windows in flight, one loading while the next is fetched.
 source "$(dirname "$0")/lib.sh"
 e2e_init backfill
 
@@ -85,3 +86,15 @@ dump_expected "$work/expected4.csv" --customers "$pool_customers" --generation 2
 report_csv "$work/actual4.csv" "$work/expected4.csv.header"
 expect_same "$work/expected4.csv" "$work/actual4.csv" "comeback_report equals the data set after a backfill through 2 connections"
 echo "ok: at most $most connections with 8 requests in flight"
+
+note "a customer's next window is fetched while the one before it loads, never more than two"
+stop_fake
+start_fake fake4 --customers M9 --latency 300
+write_config "$work/config.yaml" "M9"
+run_cs backfill5 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to 2024-02-29 ||
+    fail "backfill of one customer exited $?"
+peak=$(curl -sf "$fake_url/_control/stats" | sed -n 's/.*"peak_in_flight":\([0-9]*\).*/\1/p')
+requests=$(curl -sf "$fake_url/_control/stats" | sed -n 's/.*"requests":\([0-9]*\).*/\1/p')
+((requests >= 8)) || fail "the backfill of M9 sent $requests requests; expected one a week"
+[[ $peak == 2 ]] || fail "one customer's backfill had $peak requests in flight at most; expected 2"
+echo "ok: $requests requests, at most $peak in flight for one customer"
