@@ -12,6 +12,7 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -46,6 +47,7 @@ struct db_workers::shared_state {
     std::mutex idle_mutex;  // connections come back from pool threads too
     std::vector<std::unique_ptr<database_connection>> idle;
 
+    std::atomic<std::uint64_t> calls_made{0};  // run() calls handed to a pool thread
     mutable std::mutex calls_mutex;
     std::set<std::shared_ptr<call_state>> running;  // calls whose work has started
 
@@ -84,6 +86,8 @@ void db_workers::stop() {
 }
 
 const database_config& db_workers::config() const { return state_->config; }
+
+std::uint64_t db_workers::calls() const { return state_->calls_made.load(std::memory_order_relaxed); }
 
 std::optional<std::string> db_workers::stalled(steady::time_point now) const {
     // A cut call ends within moments; one still running a connect timeout
@@ -190,6 +194,7 @@ asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connecti
         state_->pool.get_executor(),
         [&]() -> asio::awaitable<void> {
             state_->started(call);
+            state_->calls_made.fetch_add(1, std::memory_order_relaxed);
             try {
                 // A pooled connection the server closed since (a restart, a
                 // terminated backend) is replaced before it costs an attempt,

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -107,6 +108,10 @@ public:
                                            std::chrono::steady_clock::now()) const;
 
     const database_config& config() const;
+
+    // Calls handed to a pool thread so far (session::run), each a hand-off
+    // from the I/O thread and back. Thread-safe.
+    std::uint64_t calls() const;
 
     // Drops queued work and waits for running work; idempotent.
     void stop();

@@ -226,6 +226,17 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
             throw;
         }
     };
+    // A batch waits here for the message behind it, and the two go to the
+    // database thread together: a small window's only batch goes with its
+    // commit, one hand-off where there were two, and a streamed body's
+    // batches go two at a time. (Adding a batch formats its rows in memory;
+    // the loader talks to the server when it begins, stages or commits.)
+    std::optional<load_message> waiting;
+    auto add_waiting = [&] {
+        if (!waiting) return;
+        loader->add(waiting->batch, waiting->rejections);
+        waiting.reset();
+    };
     try {
         for (;;) {
             auto [error, message] = co_await queue.async_receive(asio::as_tuple(asio::use_awaitable));
@@ -248,12 +259,22 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
             if (message.finish) {
                 if (still_held && !still_held()) throw lease_stopped{};
                 co_await run([&](pqxx::connection& connection) {
-                    step(connection, [&] { counts = loader->commit(*message.finish); });
+                    step(connection, [&] {
+                        add_waiting();
+                        counts = loader->commit(*message.finish);
+                    });
                 });
                 break;
             }
+            if (!waiting) {
+                waiting = std::move(message);
+                continue;
+            }
             co_await run([&](pqxx::connection& connection) {
-                step(connection, [&] { loader->add(message.batch, message.rejections); });
+                step(connection, [&] {
+                    add_waiting();
+                    loader->add(message.batch, message.rejections);
+                });
             });
         }
     } catch (...) {

@@ -645,3 +645,15 @@ TEST_CASE("the executable is named by the build ID its linker wrote, read withou
     const std::string id = notes.substr(at + label.size(), notes.find('\n', at) - at - label.size());
     CHECK(named == "build-id " + id);
 }
+
+TEST_CASE("a small window's first load is two hand-offs to a database thread: its ticket and its load") {
+    sync_fixture f({"--rows-per-customer", "500"});
+    const window w = f.window_of(march);
+    const std::uint64_t before = f.workers.calls();
+    const window_outcome outcome = f.sync(w);
+    REQUIRE(outcome.committed);
+    CHECK(outcome.counts.rows_seen > 0);
+    // Its one batch goes with the commit: the loader begins, adds and commits
+    // in one call.
+    CHECK(f.workers.calls() - before == 2);
+}
