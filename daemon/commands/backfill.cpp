@@ -173,11 +173,17 @@ private:
         if (first_error) std::rethrow_exception(first_error);
     }
 
-    // A customer's windows are started in order, two at a time: while one
+    // A customer's windows are started in order, one at a time, or two at a
+    // time when there are fewer customers than request slots: while one
     // loads, the next is being fetched, so a far-away server's round trip and
-    // transfer hide behind the load before it. Their loads take turns under
-    // the customer's lock, as any two loads of one customer do.
-    static constexpr std::size_t windows_in_flight_per_customer = 2;
+    // transfer hide behind the load before it, where the slots would
+    // otherwise sit idle. Their loads take turns under the customer's lock,
+    // as any two loads of one customer do. With as many customers as slots,
+    // the slots are busy already, and a second window each would only hold
+    // twice the responses in memory, waiting for their loads.
+    std::size_t windows_in_flight_per_customer() const {
+        return selected_.size() < cfg_.vitec.max_concurrent_requests ? 2 : 1;
+    }
 
     struct customer_work {
         const customer_config& customer;
@@ -198,7 +204,7 @@ private:
         context.hold = &hold_;
         context.load.accept_deletes = line_.accept_deletes;
         std::vector<asio::awaitable<void>> lanes;
-        for (std::size_t i = 0; i < windows_in_flight_per_customer; ++i) lanes.push_back(customer_lane(work));
+        for (std::size_t i = 0; i < windows_in_flight_per_customer(); ++i) lanes.push_back(customer_lane(work));
         co_await run_together(std::move(lanes));
     }
 

@@ -2,8 +2,9 @@
 # A backfill yields exactly the fake data set in comeback_report; a second,
 # forced backfill changes nothing; generation 2 of the data set (state changes,
 # reschedules, deletions, renames) is reflected, with history; database.pool_size
-# bounds the connections with more requests in flight than it; a customer has two
-# windows in flight, one loading while the next is fetched.
+# bounds the connections with more requests in flight than it; a customer with
+# request slots to spare has two windows in flight, one loading while the next
+# is fetched.
 source "$(dirname "$0")/lib.sh"
 e2e_init backfill
 
@@ -87,7 +88,7 @@ report_csv "$work/actual4.csv" "$work/expected4.csv.header"
 expect_same "$work/expected4.csv" "$work/actual4.csv" "comeback_report equals the data set after a backfill through 2 connections"
 echo "ok: at most $most connections with 8 requests in flight"
 
-note "a customer's next window is fetched while the one before it loads, never more than two"
+note "with slots to spare, a customer's next window is fetched while the one before it loads, never more than two"
 stop_fake
 start_fake fake4 --customers M9 --latency 300
 write_config "$work/config.yaml" "M9"
