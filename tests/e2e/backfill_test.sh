@@ -4,7 +4,7 @@
 # reschedules, deletions, renames) is reflected, with history; database.pool_size
 # bounds the connections with more requests in flight than it; a customer with
 # request slots to spare has two windows in flight, one loading while the next
-# is fetched.
+# is fetched, and one without has one.
 source "$(dirname "$0")/lib.sh"
 e2e_init backfill
 
@@ -99,3 +99,16 @@ requests=$(curl -sf "$fake_url/_control/stats" | sed -n 's/.*"requests":\([0-9]*
 ((requests >= 8)) || fail "the backfill of M9 sent $requests requests; expected one a week"
 [[ $peak == 2 ]] || fail "one customer's backfill had $peak requests in flight at most; expected 2"
 echo "ok: $requests requests, at most $peak in flight for one customer"
+
+note "with as many customers as slots, each keeps one window in flight"
+stop_fake
+start_fake fake5 --customers M1,M2,M3,M4 --latency 200
+write_config "$work/config.yaml" "M1 M2 M3 M4"
+run_cs backfill6 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to 2024-02-29 --force ||
+    fail "backfill of four customers with four request slots exited $?"
+stats=$(curl -sf "$fake_url/_control/stats")
+per_customer=$(sed -n 's/.*"peak_in_flight_by_path":{\([^}]*\)}.*/\1/p' <<<"$stats")
+[[ $per_customer == *Comeback* ]] || fail "the fake server reported no requests by path: $stats"
+[[ $per_customer != *:[2-9]* ]] ||
+    fail "a customer had more than one window in flight with no request slot to spare: $per_customer"
+echo "ok: one window in flight a customer ($per_customer)"

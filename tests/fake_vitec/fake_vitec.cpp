@@ -134,6 +134,8 @@ struct server_state {
     std::map<std::string, std::map<int, std::uint64_t>> by_path;
     unsigned in_flight = 0;
     unsigned peak_in_flight = 0;
+    // The same by path, so by customer: {in flight now, the most at once}.
+    std::map<std::string, std::pair<unsigned, unsigned>> in_flight_by_path;
     std::map<std::string, std::uint64_t> user_agents;
 
     // Network conditions, on every report request whatever its fault.
@@ -156,17 +158,25 @@ struct server_state {
         by_path.clear();
         user_agents.clear();
         peak_in_flight = in_flight;
+        std::erase_if(in_flight_by_path, [](auto& entry) { return entry.second.first == 0; });
+        for (auto& [path, counts] : in_flight_by_path) counts.second = counts.first;
         attempts_by_target.clear();
         chaos_count = 0;
     }
 };
 
 struct in_flight_guard {
-    explicit in_flight_guard(server_state& s) : state(s) {
+    in_flight_guard(server_state& s, std::string request_path) : state(s), path(std::move(request_path)) {
         state.peak_in_flight = std::max(state.peak_in_flight, ++state.in_flight);
+        auto& [now, peak] = state.in_flight_by_path[path];
+        peak = std::max(peak, ++now);
     }
-    ~in_flight_guard() { --state.in_flight; }
+    ~in_flight_guard() {
+        --state.in_flight;
+        --state.in_flight_by_path[path].first;
+    }
     server_state& state;
+    std::string path;
 };
 
 std::string decode_base64(std::string_view text) {
@@ -310,6 +320,14 @@ std::string stats_json(const server_state& state) {
             out += "\"" + std::to_string(status) + "\":" + std::to_string(count);
         }
         out += '}';
+    }
+    out += "},\"peak_in_flight_by_path\":{";
+    bool first_peak = true;
+    for (const auto& [path, counts] : state.in_flight_by_path) {
+        if (!first_peak) out += ',';
+        first_peak = false;
+        comeback::append_json_string(out, path);
+        out += ":" + std::to_string(counts.second);
     }
     out += "},\"user_agents\":{";
     bool first_agent = true;
@@ -663,7 +681,7 @@ net::awaitable<void> serve(Stream& stream, server_state& state) {
             if (!keep_alive) co_return;
             continue;
         }
-        in_flight_guard guard(state);
+        in_flight_guard guard(state, std::string(url.encoded_path()));
         if (!counted) ++state.connections;
         counted = true;
         ++state.requests;
