@@ -300,6 +300,19 @@ net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type,
 // ---------------------------------------------------------------------------
 // Control endpoints
 
+// {"name":count,...}
+void append_counts(std::string& out, const std::map<std::string, std::uint64_t>& counts) {
+    out += '{';
+    bool first = true;
+    for (const auto& [name, count] : counts) {
+        if (!first) out += ',';
+        first = false;
+        comeback::append_json_string(out, name);
+        out += ":" + std::to_string(count);
+    }
+    out += '}';
+}
+
 std::string stats_json(const server_state& state) {
     std::string out = "{\"requests\":" + std::to_string(state.requests) +
                       ",\"connections\":" + std::to_string(state.connections) +
@@ -321,23 +334,13 @@ std::string stats_json(const server_state& state) {
         }
         out += '}';
     }
-    out += "},\"peak_in_flight_by_path\":{";
-    bool first_peak = true;
-    for (const auto& [path, counts] : state.in_flight_by_path) {
-        if (!first_peak) out += ',';
-        first_peak = false;
-        comeback::append_json_string(out, path);
-        out += ":" + std::to_string(counts.second);
-    }
-    out += "},\"user_agents\":{";
-    bool first_agent = true;
-    for (const auto& [agent, count] : state.user_agents) {
-        if (!first_agent) out += ',';
-        first_agent = false;
-        comeback::append_json_string(out, agent);
-        out += ":" + std::to_string(count);
-    }
-    return out + "}}";
+    std::map<std::string, std::uint64_t> peaks;
+    for (const auto& [path, counts] : state.in_flight_by_path) peaks[path] = counts.second;
+    out += "},\"peak_in_flight_by_path\":";
+    append_counts(out, peaks);
+    out += ",\"user_agents\":";
+    append_counts(out, state.user_agents);
+    return out + "}";
 }
 
 std::optional<std::string> param(const boost::urls::url_view& url, std::string_view name) {
