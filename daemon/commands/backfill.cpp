@@ -59,7 +59,7 @@ public:
     backfill(const command_line& line, const config& cfg)
         : line_(line),
           cfg_(cfg),
-          db_(io_.get_executor(), cfg.database, pool_connections(cfg), pool_connections(cfg)),
+          db_(io_.get_executor(), cfg.database, cfg.database.pool_size, cfg.database.pool_size),
           client_(io_.get_executor(), cfg.vitec),
           shutdown_(io_.get_executor()),
           database_(io_.get_executor(), cfg.database, shutdown_, &db_),

@@ -61,7 +61,7 @@ public:
     runner(const command_line& line, std::shared_ptr<const config> shared)
         : line_(line),
           // A thread per connection, and one for the lease keeper's own.
-          db_(io_.get_executor(), shared->database, pool_connections(*shared) + 1, pool_connections(*shared)),
+          db_(io_.get_executor(), shared->database, shared->database.pool_size + 1, shared->database.pool_size),
           gate_(io_.get_executor(), cycle_capacity(*shared)),
           leases_(db_, shared->database.schema,
                   [this](const std::string& id) {

@@ -1,7 +1,5 @@
 #include "sync/cycle_gate.hpp"
 
-#include "sync/db_workers.hpp"
-
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -13,7 +11,7 @@ namespace comeback {
 namespace asio = boost::asio;
 
 std::size_t cycle_capacity(const config& cfg) {
-    return pool_connections(cfg) + cfg.vitec.max_concurrent_requests;
+    return cfg.database.pool_size + cfg.vitec.max_concurrent_requests;
 }
 
 // A place is a message in the channel: entering sends one (waiting while the

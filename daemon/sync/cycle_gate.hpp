@@ -27,7 +27,7 @@
 
 namespace comeback {
 
-// The rule: the database pool's connections plus max_concurrent_requests.
+// The rule: database.pool_size plus max_concurrent_requests.
 std::size_t cycle_capacity(const config& cfg);
 
 class cycle_gate {

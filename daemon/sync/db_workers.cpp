@@ -71,8 +71,6 @@ struct db_workers::shared_state {
     }
 };
 
-std::size_t pool_connections(const config& cfg) { return cfg.database.pool_size; }
-
 db_workers::db_workers(asio::any_io_executor io, database_config config, std::size_t threads,
                        std::size_t connections)
     : state_(std::make_shared<shared_state>(std::move(io), std::move(config), threads,

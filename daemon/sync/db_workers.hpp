@@ -1,6 +1,6 @@
 #pragma once
 // Database work off the I/O thread: a thread pool plus a bounded set of
-// PostgreSQL connections, a thread for each (see pool_connections), so no
+// PostgreSQL connections, a thread for each (database.pool_size), so no
 // session's round trip waits for another's. A coroutine on the io_context checks out a session
 // (one connection, waiting when all are out), hands blocking libpq work to the
 // pool with run(), and resumes on its own executor when the work is done, so
@@ -30,13 +30,6 @@ namespace comeback {
 
 class database_connection;
 
-// The connections a command's pool may open: database.pool_size (by default
-// one for every request the client allows in flight, at most 8, plus 2 for
-// tickets and ledger reads); the request limiter, not the pool, paces Vitec.
-// run and backfill give the pool as many threads, plus one per dedicated
-// session (the lease keeper's).
-std::size_t pool_connections(const config& cfg);
-
 class db_workers {
     struct shared_state;
     struct call_state;
@@ -44,6 +37,9 @@ class db_workers {
 public:
     // `io` is where callers run (the io_context); `threads` pool threads;
     // at most `connections` connections open at once (plus dedicated ones).
+    // run and backfill open database.pool_size connections (config.hpp,
+    // default_pool_size; the request limiter, not the pool, paces Vitec) with
+    // as many threads, plus one per dedicated session (the lease keeper's).
     db_workers(boost::asio::any_io_executor io, database_config config, std::size_t threads,
                std::size_t connections);
     // Stops the pool: queued work is dropped, running work finishes.
