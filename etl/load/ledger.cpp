@@ -4,6 +4,7 @@
 #include "load/ledger_sql.hpp"
 #include "load/prepared.hpp"
 #include "load/sql_time.hpp"
+#include "load/statement_batch.hpp"
 #include "model/text.hpp"
 
 #include <pqxx/pqxx>
@@ -81,18 +82,33 @@ struct attempt {
     std::optional<changed_windows> others_changed;  // $27..$31
 };
 
+// Runs record_attempt with `a`'s parameters through `run(statement,
+// arguments...)`: directly in a transaction, or queued in a load's batch.
+template <typename Run>
+void with_attempt_parameters(const window_key& key, const attempt& a, Run&& run) {
+    run(sql::ledger::record_attempt, key.customer_id, key.date_criteria.name(),
+        sql_time::day_number(key.first_day), sql_time::day_number(key.end_day),
+        sql_time::micros(key.from), sql_time::micros(key.to), std::string(a.status),
+        a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
+        a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
+        a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
+        a.held_deletions, a.held_live_rows, a.response_digest, a.ticket,
+        a.others_changed.has_value(), a.others_changed && a.others_changed->all_windows,
+        std::string(date_criteria::occurrence_name),
+        a.others_changed ? std::optional(sql_time::micros(a.others_changed->from)) : std::nullopt,
+        a.others_changed ? std::optional(sql_time::micros(a.others_changed->to)) : std::nullopt);
+}
+
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
-    sql::exec0(tx, sql::ledger::record_attempt, key.customer_id, key.date_criteria.name(),
-               sql_time::day_number(key.first_day), sql_time::day_number(key.end_day),
-               sql_time::micros(key.from), sql_time::micros(key.to), std::string(a.status),
-               a.rows_seen, a.rows_duplicate, a.rows_changed, a.rows_rejected, a.http_status,
-               a.error, a.response_bytes, a.fetch_ms, a.load_ms, a.fetched_at,
-               a.content_digest, a.changed_at, a.compared_at, a.held_digest, a.held_at,
-               a.held_deletions, a.held_live_rows, a.response_digest, a.ticket,
-               a.others_changed.has_value(), a.others_changed && a.others_changed->all_windows,
-               std::string(date_criteria::occurrence_name),
-               a.others_changed ? std::optional(sql_time::micros(a.others_changed->from)) : std::nullopt,
-               a.others_changed ? std::optional(sql_time::micros(a.others_changed->to)) : std::nullopt);
+    with_attempt_parameters(key, a, [&](const sql::statement& s, const auto&... args) {
+        sql::exec0(tx, s, args...);
+    });
+}
+
+void record_attempt(sql::statement_batch& batch, const window_key& key, const attempt& a) {
+    with_attempt_parameters(key, a, [&](const sql::statement& s, const auto&... args) {
+        batch.add(s, [&s](const pqxx::result& rows) { sql::no_rows(rows, s); }, args...);
+    });
 }
 
 }  // namespace
@@ -250,33 +266,31 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
     tx.commit();
 }
 
-load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
-                           std::string_view content_digest, std::string_view response_digest,
-                           load_start_options options) {
-    const pqxx::row row = sql::exec1(tx, sql::ledger::read_load_start, key.customer_id,
-                                     key.date_criteria.name(), sql_time::day_number(key.first_day),
-                                     sql_time::day_number(key.end_day), known_digest(content_digest),
-                                     known_digest(response_digest), options.probe_live_rows, sql_time::micros(key.from),
-                                     sql_time::micros(key.to));
-    load_start start;
-    start.stamp = row["stamp"].as<std::string>();
-    last_load& last = start.last;
-    last.fetched_at = optional_instant(row["fetched_at"]);
-    last.confirms = row["confirms"].as<bool>();
-    if (!row["held_same_for_s"].is_null()) {
-        last.held_same_for = std::chrono::seconds{row["held_same_for_s"].as<long long>()};
-    }
-    if (!row["fetch_ticket"].is_null()) last.ticket = row["fetch_ticket"].as<fetch_ticket>();
-    if (!row["live_rows_in_range"].is_null()) start.live_rows_in_range = row["live_rows_in_range"].as<bool>();
-    if (last.confirms) {
-        last.rows_seen = row["rows_seen"].as<std::size_t>();
-        last.rows_duplicate = row["rows_duplicate"].as<std::size_t>();
-        last.rows_rejected = row["rows_rejected"].is_null() ? 0 : row["rows_rejected"].as<std::size_t>();
-    }
-    return start;
+void read_load_start(sql::statement_batch& batch, const window_key& key, std::string_view content_digest,
+                     std::string_view response_digest, load_start_options options, load_start& start) {
+    const auto& s = sql::ledger::read_load_start;
+    batch.add(s, [&start, &s](const pqxx::result& rows) {
+        const pqxx::row row = sql::single_row(rows, s);
+        start.stamp = row["stamp"].as<std::string>();
+        last_load& last = start.last;
+        last.fetched_at = optional_instant(row["fetched_at"]);
+        last.confirms = row["confirms"].as<bool>();
+        if (!row["held_same_for_s"].is_null()) {
+            last.held_same_for = std::chrono::seconds{row["held_same_for_s"].as<long long>()};
+        }
+        if (!row["fetch_ticket"].is_null()) last.ticket = row["fetch_ticket"].as<fetch_ticket>();
+        if (!row["live_rows_in_range"].is_null()) start.live_rows_in_range = row["live_rows_in_range"].as<bool>();
+        if (last.confirms) {
+            last.rows_seen = row["rows_seen"].as<std::size_t>();
+            last.rows_duplicate = row["rows_duplicate"].as<std::size_t>();
+            last.rows_rejected = row["rows_rejected"].is_null() ? 0 : row["rows_rejected"].as<std::size_t>();
+        }
+    }, key.customer_id, key.date_criteria.name(), sql_time::day_number(key.first_day),
+       sql_time::day_number(key.end_day), known_digest(content_digest), known_digest(response_digest),
+       options.probe_live_rows, sql_time::micros(key.from), sql_time::micros(key.to));
 }
 
-void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
+void record_complete_load(sql::statement_batch& batch, const window_key& key,
                           std::string_view stamp, const complete_load& load) {
     const std::string at{stamp};
     attempt complete;
@@ -296,10 +310,10 @@ void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
     if (load.compared) complete.compared_at = at;
     complete.ticket = load.ticket;
     complete.others_changed = load.others_changed;
-    record_attempt(tx, key, complete);
+    record_attempt(batch, key, complete);
 }
 
-void record_held_load(pqxx::transaction_base& tx, const window_key& key, std::string_view stamp,
+void record_held_load(sql::statement_batch& batch, const window_key& key, std::string_view stamp,
                       const held_load& load) {
     attempt held;
     held.status = "held";
@@ -309,7 +323,7 @@ void record_held_load(pqxx::transaction_base& tx, const window_key& key, std::st
     held.held_at = std::string(stamp);
     held.held_deletions = static_cast<long long>(load.deletions);
     held.held_live_rows = static_cast<long long>(load.live_rows);
-    record_attempt(tx, key, held);
+    record_attempt(batch, key, held);
 }
 
 }  // namespace comeback

@@ -23,6 +23,10 @@
 #include <string_view>
 #include <vector>
 
+namespace comeback::sql {
+class statement_batch;
+}
+
 namespace comeback {
 
 // A fetch's place in the order of its customer's fetches (load/fencing.hpp).
@@ -179,10 +183,11 @@ struct load_start_options {
     // Probe for live rows in the window's range when it does not confirm.
     bool probe_live_rows = false;
 };
-// Either digest may be unknown (empty): it then confirms nothing.
-load_start read_load_start(pqxx::transaction_base& tx, const window_key& key,
-                           std::string_view content_digest, std::string_view response_digest,
-                           load_start_options options);
+// Queues the read in a load's batch, under the customer's lock; `start` is
+// filled in when the batch is sent, and must outlive that. Either digest may
+// be unknown (empty): it then confirms nothing.
+void read_load_start(sql::statement_batch& batch, const window_key& key, std::string_view content_digest,
+                     std::string_view response_digest, load_start_options options, load_start& start);
 
 // The customer's other windows whose data a load changed: every window when
 // `all_windows` (a renamed entity may be named by any of them), else those
@@ -215,7 +220,8 @@ struct complete_load {
 };
 // Status 'complete', attempts + 1, last_error cleared, fetched_at = stamp,
 // the window no longer held.
-void record_complete_load(pqxx::transaction_base& tx, const window_key& key,
+// Queued in the load's batch, which sends it with the commit.
+void record_complete_load(sql::statement_batch& batch, const window_key& key,
                           std::string_view stamp, const complete_load& load);
 
 // What a held load writes to its window's ledger row: nothing else of the
@@ -230,7 +236,8 @@ struct held_load {
 // while the held content stays the same, else `stamp`. What the last complete
 // load recorded (fetched_at, counts, content digest) stays, so the window is
 // never confirmed against the held content.
-void record_held_load(pqxx::transaction_base& tx, const window_key& key, std::string_view stamp,
+// Queued in the load's batch, as record_complete_load.
+void record_held_load(sql::statement_batch& batch, const window_key& key, std::string_view stamp,
                       const held_load& load);
 
 }  // namespace comeback

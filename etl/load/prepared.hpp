@@ -30,15 +30,27 @@ pqxx::result exec(pqxx::transaction_base& tx, const statement& s, Args&&... args
     return tx.exec_prepared(name, std::forward<Args>(args)...);
 }
 
-// Exactly one row, or pqxx::unexpected_rows.
-template <typename... Args>
-pqxx::row exec1(pqxx::transaction_base& tx, const statement& s, Args&&... args) {
-    const pqxx::result rows = exec(tx, s, std::forward<Args>(args)...);
+// The one row statement `s` returned, or pqxx::unexpected_rows.
+inline pqxx::row single_row(const pqxx::result& rows, const statement& s) {
     if (rows.size() != 1) {
         throw pqxx::unexpected_rows(std::string(s.name()) + " returned " + std::to_string(rows.size()) +
                                     " rows where one was expected");
     }
     return rows.front();
+}
+
+// Statement `s` returned no rows, or pqxx::unexpected_rows.
+inline void no_rows(const pqxx::result& rows, const statement& s) {
+    if (!rows.empty()) {
+        throw pqxx::unexpected_rows(std::string(s.name()) + " returned " + std::to_string(rows.size()) +
+                                    " rows where none was expected");
+    }
+}
+
+// Exactly one row, or pqxx::unexpected_rows.
+template <typename... Args>
+pqxx::row exec1(pqxx::transaction_base& tx, const statement& s, Args&&... args) {
+    return single_row(exec(tx, s, std::forward<Args>(args)...), s);
 }
 
 // For the statements run outside a transaction block (the fetch ticket, an
@@ -54,11 +66,7 @@ inline void use_schema_for_session(pqxx::connection& connection, std::string_vie
 // No rows, or pqxx::unexpected_rows.
 template <typename... Args>
 void exec0(pqxx::transaction_base& tx, const statement& s, Args&&... args) {
-    const pqxx::result rows = exec(tx, s, std::forward<Args>(args)...);
-    if (!rows.empty()) {
-        throw pqxx::unexpected_rows(std::string(s.name()) + " returned " + std::to_string(rows.size()) +
-                                    " rows where none was expected");
-    }
+    no_rows(exec(tx, s, std::forward<Args>(args)...), s);
 }
 
 }  // namespace comeback::sql

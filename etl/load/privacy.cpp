@@ -7,6 +7,7 @@
 
 #include <pqxx/pqxx>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -79,8 +80,9 @@ contact_erasure forget_contact(pqxx::connection& connection, std::string_view sc
     const std::string customer{customer_id}, contact{contact_id};
     pqxx::work tx{connection, "forget contact"};
     // The loads' own first statement: the schema, and the customer's lock,
-    // so no load writes the name back in between.
-    tx.exec_params1(sql::window_loader::begin_load, std::string(schema), customer);
+    // so no load writes the name back in between. What it says of this
+    // session's staging is not asked for (no size: 0).
+    tx.exec_params1(sql::window_loader::begin_load, std::string(schema), customer, std::int64_t{0});
     contact_erasure erasure;
     std::string last_name;
     auto stored = tx.exec_params(sql::privacy::read_contact_name, customer, contact);

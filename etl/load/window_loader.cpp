@@ -8,6 +8,7 @@
 #include "load/privacy.hpp"
 #include "load/sql_time.hpp"
 #include "load/statement.hpp"
+#include "load/statement_batch.hpp"
 #include "load/window_loader_sql.hpp"
 
 #include <pqxx/pqxx>
@@ -47,7 +48,7 @@ const std::vector<std::string> rejection_columns{"idx", "comeback_id", "reason",
 // trailing newline and adds its own). pqxx 6.4's only public way to send
 // preformatted COPY data is tablewriter, deprecated in favour of stream_to,
 // which cannot take it. The server reports bad data when the COPY ends.
-void send_copy(pqxx::work& tx, const char* table, const std::vector<std::string>& columns,
+void send_copy(pqxx::transaction_base& tx, const char* table, const std::vector<std::string>& columns,
                std::string_view rows) {
     if (rows.empty()) return;
 #pragma GCC diagnostic push
@@ -88,14 +89,15 @@ constexpr std::size_t hold_bytes = 4 * 1024 * 1024;
 
 // Staging tables larger than this on disk (about 16 pages, some 80 small
 // windows' rows, live or dead) are truncated rather than emptied row by row
-// when a load begins staging: the statements that read staging scan its dead
-// rows too.
+// when a load begins staging (sql::window_loader::begin_load says which): the
+// statements that read staging scan its dead rows too.
 constexpr std::int64_t truncate_staging_above_bytes = 128 * 1024;
 
 // A load whose held comebacks and entities take at most this many formatted
 // bytes when it stages sends them as array parameters of the statement that
-// empties staging (sql::window_loader::stage_rows): one round trip where two
-// COPYs take four. A larger one COPYs them: COPY reads its text faster than
+// empties staging (sql::window_loader::stage_rows), in the batch of the
+// statements that read them: no round trip of its own, where two COPYs take
+// four. A larger one COPYs them: COPY reads its text faster than
 // the server reads array literals, and sends it 64 KiB at a time.
 constexpr std::size_t array_stage_bytes = 256 * 1024;
 
@@ -112,7 +114,8 @@ struct window_loader::impl {
           key(std::move(window)),
           options(load_options),
           started(std::chrono::steady_clock::now()),
-          tx(connection, "load window") {
+          tx(connection, "load window"),
+          batch(tx) {
         digest.add(digest_version);
     }
 
@@ -120,11 +123,19 @@ struct window_loader::impl {
     window_key key;
     load_options options;
     std::chrono::steady_clock::time_point started;
-    pqxx::work tx;
+    // The statements go in batches (sql::statement_batch), sent where the
+    // load needs a result to go on: its start (BEGIN, the lock, the last
+    // load), its counts, its commit. A statement run directly goes through
+    // direct(), which sends what is queued first.
+    sql::batched_transaction tx;
+    sql::statement_batch batch;
+    std::size_t direct_runs = 0;
     // The session's staging tables are created when a load first needs
     // them: a connection that only confirms windows from their response
     // digest never writes the catalog, and has no tables to drop when it ends.
-    bool staging_missing = true;
+    // Known once begin_load's batch is sent.
+    std::optional<bool> staging_missing;
+    bool staging_large = false;  // truncate rather than delete (begin_load)
     bool staging_ready = false;  // created or emptied for this load
     long long entity_seq = 0;
     std::size_t staged = 0;  // comebacks added, duplicates included
@@ -240,20 +251,28 @@ struct window_loader::impl {
         counts.rejected += batch.size();
     }
 
+    // The transaction, for a statement run on its own: what is queued goes
+    // first.
+    pqxx::transaction_base& direct() {
+        batch.send();
+        ++direct_runs;
+        return tx;
+    }
+
     // Staging, created or emptied of what an earlier load of the session
     // staged (see sql::window_loader::stage_rows), once per load and only by
     // a load that stages: a window confirmed with nothing to stage leaves it
     // as it is. With `with_held`, the held comebacks and entities go in the
-    // same round trip.
+    // same statement. Queued, unless staging must be created first.
     void ensure_staging(bool with_held) {
         if (staging_ready) return;
-        if (staging_missing) tx.exec0(sql::window_loader::create_staging);
-        if (with_held || !staging_missing) {
-            if (!stage_rows(with_held)) {
-                tx.exec0(sql::window_loader::truncate_staging);
-                if (!stage_rows(with_held)) throw std::logic_error("staging is not empty after TRUNCATE");
-            }
+        if (!staging_missing) batch.send();  // begin_load says what staging is
+        if (*staging_missing) {
+            direct().exec0(sql::window_loader::create_staging);
+        } else if (staging_large) {
+            batch.add_command(sql::window_loader::truncate_staging.text());
         }
+        if (with_held || !*staging_missing) queue_stage_rows(with_held);
         staging_ready = true;
         if (with_held) {
             comebacks.clear();
@@ -261,26 +280,24 @@ struct window_loader::impl {
         }
     }
 
-    // False when staging was too large to empty row by row: nothing was
-    // deleted or added.
-    bool stage_rows(bool with_held) {
-        std::vector<std::string> params{std::to_string(truncate_staging_above_bytes)};
-        params.reserve(1 + comeback_columns.size() + entity_columns.size());
+    void queue_stage_rows(bool with_held) {
+        std::vector<std::optional<std::string>> values;
+        values.reserve(comeback_columns.size() + entity_columns.size());
         for (const auto& [rows, columns] : {std::pair{&comebacks, &comeback_columns},
                                             std::pair{&entities, &entity_columns}}) {
-            auto arrays = copy_text::array_literals(with_held ? rows->view() : std::string_view{},
-                                                    columns->size());
-            std::move(arrays.begin(), arrays.end(), std::back_inserter(params));
+            for (auto& array : copy_text::array_literals(with_held ? rows->view() : std::string_view{},
+                                                         columns->size())) {
+                values.emplace_back(std::move(array));
+            }
         }
-        return sql::exec1(tx, sql::window_loader::stage_rows, pqxx::prepare::make_dynamic_params(params))
-            ["cleared"]
-            .as<bool>();
+        const auto& s = sql::window_loader::stage_rows;
+        batch.add_values(s, values, [&s](const pqxx::result& rows) { sql::no_rows(rows, s); });
     }
 
     void stage_rejections() {
         if (rejections.size() == 0) return;
         ensure_staging(false);
-        send_copy(tx, "load_rejections", rejection_columns, rejections.view());
+        send_copy(direct(), "load_rejections", rejection_columns, rejections.view());
         rejections.clear();
     }
 
@@ -289,9 +306,9 @@ struct window_loader::impl {
     // rows go with the statement that makes staging ready.
     void stage_all() {
         ensure_staging(!staging_ready && comebacks.size() + entities.size() <= array_stage_bytes);
-        send_copy(tx, "load_comebacks", comeback_columns, comebacks.view());
+        if (comebacks.size() > 0) send_copy(direct(), "load_comebacks", comeback_columns, comebacks.view());
         comebacks.clear();
-        send_copy(tx, "load_entities", entity_columns, entities.view());
+        if (entities.size() > 0) send_copy(direct(), "load_entities", entity_columns, entities.view());
         entities.clear();
         stage_rejections();
     }
@@ -313,9 +330,9 @@ struct window_loader::impl {
     // took a new name (see sql::window_loader::merge_entities).
     void merge_entities(const std::string& stamp) {
         const bool keep_contact_names = options.contact_names != contact_names::omit;
-        renamed += sql::exec1(tx, sql::window_loader::merge_entities, key.customer_id, stamp,
-                              keep_contact_names)[0]
-                       .as<std::size_t>();
+        const auto& s = sql::window_loader::merge_entities;
+        batch.add(s, [this, &s](const pqxx::result& rows) { renamed += sql::single_row(rows, s)[0].as<std::size_t>(); },
+                  key.customer_id, stamp, keep_contact_names);
     }
 
     // Whether this load soft-deletes at all. Only a window filtered on
@@ -331,10 +348,15 @@ struct window_loader::impl {
     // hold are applied when the operator accepts them, or when the same
     // content has come back over accept_after (counts.deletes_accepted).
     bool hold_deletions(const last_load& last) {
-        const auto row = sql::exec1(tx, sql::window_loader::count_deletions, key.customer_id,
-                                    sql_time::micros(key.from), sql_time::micros(key.to));
-        const auto deletions = row[0].as<std::size_t>();
-        const auto live = row[1].as<std::size_t>();
+        std::size_t deletions = 0;
+        std::size_t live = 0;
+        const auto& s = sql::window_loader::count_deletions;
+        batch.add(s, [&](const pqxx::result& rows) {
+            const pqxx::row row = sql::single_row(rows, s);
+            deletions = row[0].as<std::size_t>();
+            live = row[1].as<std::size_t>();
+        }, key.customer_id, sql_time::micros(key.from), sql_time::micros(key.to));
+        batch.send();
         if (!options.deletion_guard.holds(deletions, live)) return false;
         const auto span = options.deletion_guard.accept_after;
         if (options.accept_deletes) {
@@ -359,23 +381,27 @@ struct window_loader::impl {
     // comeback was inserted; if not, merge_comebacks() does the rest.
     bool insert_all_new(const std::string& stamp) {
         if (staged <= window_loader::small_window_rows) {
-            const pqxx::row row =
-                sql::exec1(tx, sql::window_loader::insert_new_skipping_stored, key.customer_id, stamp);
-            counts.inserted = row[0].as<std::size_t>();
-            note_change_range(row[1], row[2]);
-            changed_without_occurs_at = changed_without_occurs_at || row[3].as<bool>();
-            counts.rows_seen = row[4].as<std::size_t>();
+            const auto& s = sql::window_loader::insert_new_skipping_stored;
+            batch.add(s, [this, &s](const pqxx::result& rows) {
+                const pqxx::row row = sql::single_row(rows, s);
+                counts.inserted = row[0].as<std::size_t>();
+                note_change_range(row[1], row[2]);
+                changed_without_occurs_at = changed_without_occurs_at || row[3].as<bool>();
+                counts.rows_seen = row[4].as<std::size_t>();
+            }, key.customer_id, stamp);
+            batch.send();
             return counts.inserted == counts.rows_seen;
         }
+        // Run on its own: its failure is undone with the savepoint.
         std::optional<pqxx::row> row;
-        tx.exec0(sql::window_loader::before_insert_all_new);
+        direct().exec0(sql::window_loader::before_insert_all_new);
         try {
-            row = sql::exec1(tx, sql::window_loader::insert_all_new, key.customer_id, stamp);
+            row = sql::exec1(direct(), sql::window_loader::insert_all_new, key.customer_id, stamp);
         } catch (const pqxx::unique_violation&) {
-            tx.exec0(sql::window_loader::undo_insert_all_new);
+            direct().exec0(sql::window_loader::undo_insert_all_new);
             return false;
         }
-        tx.exec0(sql::window_loader::after_insert_all_new);
+        direct().exec0(sql::window_loader::after_insert_all_new);
         counts.rows_seen = (*row)[0].as<std::size_t>();
         counts.inserted = counts.rows_seen;
         note_change_range((*row)[1], (*row)[2]);
@@ -386,32 +412,31 @@ struct window_loader::impl {
     // The general path: new, changed and undeleted comebacks written, the
     // unchanged ones left as they are (see sql::window_loader::merge_comebacks).
     void merge_comebacks(const std::string& stamp) {
-        tx.exec0(sql::window_loader::sort_set_operations);
+        batch.add_command(sql::window_loader::sort_set_operations.text());
         // A recheck also lists its inserts: one whose stored row was deleted
         // by hand may still have an open history version.
-        const pqxx::row row = sql::exec1(tx,
-            sql::window_loader::merge_comebacks, key.customer_id, stamp,
-            sql_time::micros(key.from), sql_time::micros(key.to), options.recheck);
-        tx.exec0(sql::window_loader::hash_set_operations);
-        counts.rows_seen = row[0].as<std::size_t>();
-        counts.inserted += row[1].as<std::size_t>();  // after insert_all_new's, if any
-        counts.updated = row[2].as<std::size_t>();
-        counts.undeleted = row[3].as<std::size_t>();
-        note_change_range(row[4], row[5]);
-        changed_without_occurs_at = changed_without_occurs_at || row[6].as<bool>();
+        const auto& s = sql::window_loader::merge_comebacks;
+        batch.add(s, [this, &s](const pqxx::result& rows) {
+            const pqxx::row row = sql::single_row(rows, s);
+            counts.rows_seen = row[0].as<std::size_t>();
+            counts.inserted += row[1].as<std::size_t>();  // after insert_all_new's, if any
+            counts.updated = row[2].as<std::size_t>();
+            counts.undeleted = row[3].as<std::size_t>();
+            note_change_range(row[4], row[5]);
+            changed_without_occurs_at = changed_without_occurs_at || row[6].as<bool>();
+        }, key.customer_id, stamp, sql_time::micros(key.from), sql_time::micros(key.to), options.recheck);
+        batch.add_command(sql::window_loader::hash_set_operations.text());
     }
 
     // Soft-deletes what the response no longer holds, when the load deletes
     // at all (deletes()).
     void soft_delete(const std::string& stamp, const std::optional<instant>& previous_fetch) {
         if (!deletes()) return;
-        const auto result = sql::exec(tx,
-            sql::window_loader::soft_delete, key.customer_id, stamp, sql_time::micros(key.from),
-            sql_time::micros(key.to),
-            previous_fetch ? std::optional<long long>(sql_time::micros(*previous_fetch))
-                           : std::nullopt);
-        counts.deleted = static_cast<std::size_t>(result.affected_rows());
-        if (counts.deleted > 0) widen_change_range(key.from, key.to);
+        batch.add(sql::window_loader::soft_delete, [this](const pqxx::result& rows) {
+            counts.deleted = static_cast<std::size_t>(rows.affected_rows());
+            if (counts.deleted > 0) widen_change_range(key.from, key.to);
+        }, key.customer_id, stamp, sql_time::micros(key.from), sql_time::micros(key.to),
+           previous_fetch ? std::optional<long long>(sql_time::micros(*previous_fetch)) : std::nullopt);
     }
 
     // Updates, undeletes and deletes (load_delta) close the comeback's current
@@ -419,10 +444,12 @@ struct window_loader::impl {
     // inserts (which opened their versions), a re-run of unchanged data
     // changes nothing, so the statements are skipped.
     void write_history(const std::string& stamp) {
+        batch.send();  // the counts say whether there is history to write
         const bool inserts_listed = options.recheck && counts.inserted > 0;
         if (counts.updated + counts.undeleted + counts.deleted == 0 && !inserts_listed) return;
-        sql::exec0(tx, sql::window_loader::close_history_versions, key.customer_id, stamp);
-        sql::exec0(tx, sql::window_loader::open_history_versions, key.customer_id, stamp);
+        for (const auto* s : {&sql::window_loader::close_history_versions, &sql::window_loader::open_history_versions}) {
+            batch.add(*s, [s](const pqxx::result& rows) { sql::no_rows(rows, *s); }, key.customer_id, stamp);
+        }
     }
 
     // Other windows whose data this load changed, told so with the ledger
@@ -436,16 +463,20 @@ struct window_loader::impl {
     void store_rejections(const std::string& stamp) {
         if (counts.rejected == 0) return;
         const bool keep_raw = options.rejected_raw_retention.count() > 0;
-        sql::exec0(tx, sql::window_loader::store_rejections, key.customer_id,
-                   key.date_criteria.name(), sql_time::day_number(key.first_day),
-                   sql_time::day_number(key.end_day), stamp, std::string(withheld_text), keep_raw);
+        const auto& s = sql::window_loader::store_rejections;
+        batch.add(s, [&s](const pqxx::result& rows) { sql::no_rows(rows, s); }, key.customer_id,
+                  key.date_criteria.name(), sql_time::day_number(key.first_day),
+                  sql_time::day_number(key.end_day), stamp, std::string(withheld_text), keep_raw);
     }
 
     // The load's stamp and its window's last load, read under the customer's
     // lock, where no other load of the customer commits: the fetch's ticket
     // is checked against the last load's here (load/fencing.hpp).
+    // Sent with BEGIN and begin_load, unless a streamed load sent those.
     load_start read_start(std::string_view content, std::string_view response, load_start_options read) {
-        load_start start = read_load_start(tx, key, content, response, read);
+        load_start start;
+        read_load_start(batch, key, content, response, read, start);
+        batch.send();
         if (options.fetch_ticket) check_fetch_ticket(key, *options.fetch_ticket, start.last.ticket);
         return start;
     }
@@ -460,7 +491,15 @@ struct window_loader::impl {
     // The ledger row of a complete load, with its fetch ticket, and the commit.
     void finish(const std::string& stamp, const fetch_info& info, const std::string& content) {
         record_load(stamp, info, content);
+        commit_batch();
+    }
+
+    // COMMIT with the last statements, in one message.
+    void commit_batch() {
+        batch.add_commit();
+        batch.send();
         tx.commit();
+        counts.round_trips = batch.messages_sent() + direct_runs;
     }
 
     void record_held(const std::string& stamp, const fetch_info& info, const std::string& content) {
@@ -469,7 +508,7 @@ struct window_loader::impl {
         load.content_digest = content;
         load.deletions = counts.held_deletions;
         load.live_rows = counts.held_live_rows;
-        record_held_load(tx, key, stamp, load);
+        record_held_load(batch, key, stamp, load);
     }
 
     void record_load(const std::string& stamp, const fetch_info& info, const std::string& content) {
@@ -489,7 +528,7 @@ struct window_loader::impl {
         load.compared = !counts.confirmed;
         load.ticket = options.fetch_ticket;
         load.others_changed = others_changed();
-        record_complete_load(tx, key, stamp, load);
+        record_complete_load(batch, key, stamp, load);
     }
 };
 
@@ -497,11 +536,19 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
                              load_options options) {
     check_schema_name(schema);
     check_window_key(key);
+    // The batches prepare their statements before the batch that sets this
+    // transaction's search_path runs, so the session's must name the schema
+    // (a round trip the first time on a connection, none after).
+    sql::use_schema_for_session(connection, schema);
     impl_ = std::make_unique<impl>(connection, std::move(schema), std::move(key), options);
-    auto& tx = impl_->tx;
-    const pqxx::row begun =
-        sql::exec1(tx, sql::window_loader::begin_load, impl_->schema, impl_->key.customer_id);
-    impl_->staging_missing = begun["staging_missing"].as<bool>();
+    // Queued: it goes with BEGIN and the read of the window's last load.
+    auto& loader = *impl_;
+    const auto& s = sql::window_loader::begin_load;
+    loader.batch.add(s, [&loader, &s](const pqxx::result& rows) {
+        const pqxx::row begun = sql::single_row(rows, s);
+        loader.staging_missing = begun["staging_missing"].as<bool>();
+        loader.staging_large = begun["staging_large"].as<bool>();
+    }, loader.schema, loader.key.customer_id, truncate_staging_above_bytes);
 }
 
 window_loader::~window_loader() = default;
@@ -530,7 +577,6 @@ void window_loader::add(const normalized_batch& batch, std::span<const rejection
 load_counts window_loader::commit(const fetch_info& info) {
     if (impl_->finished) throw std::logic_error("window_loader::commit called twice");
     impl_->finished = true;
-    auto& tx = impl_->tx;
     auto& counts = impl_->counts;
     const std::string content = impl_->digest.finish();
     // A recheck takes the general path, which repairs history too. It needs
@@ -555,7 +601,7 @@ load_counts window_loader::commit(const fetch_info& info) {
             // last complete load left them, and the ledger says why.
             counts.rows_seen = impl_->staged;
             impl_->record_held(stamp, info, content);
-            tx.commit();
+            impl_->commit_batch();
             return counts;
         }
         impl_->merge_entities(stamp);

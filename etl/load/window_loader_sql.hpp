@@ -16,18 +16,24 @@
 
 namespace comeback::sql::window_loader {
 
-// $1 schema, $2 customer. How every load begins, in one round trip (a window
-// whose data has not changed costs little else): this transaction's
-// search_path, as sql::use_schema sets it; the customer's lock, since the
-// daemon and a backfill may load the same customer at once and take turns per
-// window instead of deadlocking on each other's rows (the key lives in the
-// loader's own space of advisory locks); and whether this session has yet to
-// create its staging tables. PostgreSQL computes a target list in order, so
-// the lock is held before the statement returns.
+// $1 schema, $2 customer, $3 bytes. How every load begins, sent with BEGIN
+// and the read of the window's last load (sql::statement_batch): this
+// transaction's search_path, as sql::use_schema sets it; the customer's lock,
+// since the daemon and a backfill may load the same customer at once and take
+// turns per window instead of deadlocking on each other's rows (the key lives
+// in the loader's own space of advisory locks); whether this session has yet
+// to create its staging tables; and whether they take more than $3 bytes on
+// disk, dead rows included (see stage_rows). PostgreSQL computes a target
+// list in order, so the lock is held before the statement returns.
 inline constexpr statement begin_load{"begin_load", R"sql(
 SELECT set_config('search_path', quote_ident($1), true) AS search_path,
        pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2)) AS customer_locked,
-       to_regclass('pg_temp.load_comebacks') IS NULL AS staging_missing
+       s.bytes IS NULL AS staging_missing,
+       coalesce(s.bytes > $3::bigint, false) AS staging_large
+FROM (SELECT pg_relation_size(to_regclass('pg_temp.load_comebacks'))
+           + pg_relation_size(to_regclass('pg_temp.load_entities'))
+           + pg_relation_size(to_regclass('pg_temp.load_rejections'))
+           + pg_relation_size(to_regclass('pg_temp.load_delta')) AS bytes) s
 )sql"};
 
 // Staging lives for the session, so a connection loading many windows creates
@@ -94,8 +100,8 @@ ORDER BY comeback_id COLLATE "C", idx DESC
 )sql"};
 
 // What an earlier load of the session staged, deleted before this load
-// stages its own, and this load's comebacks ($2..$13, a column each) and
-// entities ($14..$17) added in the same round trip, as arrays: a small
+// stages its own, and this load's comebacks ($1..$12, a column each) and
+// entities ($13..$16) added in the same statement, as arrays: a small
 // window's rows, where two COPYs cost four round trips; a large window passes
 // empty arrays and COPYs its rows after. Every statement of the load reads
 // its rows from staging, whichever way they came.
@@ -105,39 +111,28 @@ ORDER BY comeback_id COLLATE "C", idx DESC
 // truncation is an invalidation message every backend of the server reads,
 // so with many connections loading small windows the server spent more CPU on
 // truncating empty tables than on loading. Deleted rows leave dead tuples that
-// the statements below scan past, so once the tables take more than $1 bytes
-// on disk, dead rows included, nothing is deleted or added and `cleared` is
-// false: the caller truncates them instead (truncate_staging) and asks again,
-// once in many small loads and after every large one. The deletes cannot see
-// the rows the same statement adds: it reads one snapshot, taken before.
-// Only a load that stages asks: a confirmed window pays nothing for it.
+// the statements below scan past, so once the tables take more than a few
+// pages on disk (begin_load says so) the load truncates them first
+// (truncate_staging), once in many small loads and after every large one. The
+// deletes cannot see the rows the same statement adds: it reads one snapshot,
+// taken before. Only a load that stages runs it: a confirmed window pays
+// nothing for it.
 inline constexpr statement stage_rows{"stage_rows", R"sql(
-WITH staged AS (
-    SELECT pg_relation_size(to_regclass('pg_temp.load_comebacks'))
-         + pg_relation_size(to_regclass('pg_temp.load_entities'))
-         + pg_relation_size(to_regclass('pg_temp.load_rejections'))
-         + pg_relation_size(to_regclass('pg_temp.load_delta')) <= $1::bigint AS small
-),
-comebacks AS (DELETE FROM pg_temp.load_comebacks WHERE (SELECT small FROM staged)),
-entities AS (DELETE FROM pg_temp.load_entities WHERE (SELECT small FROM staged)),
-rejections AS (DELETE FROM pg_temp.load_rejections WHERE (SELECT small FROM staged)),
-delta AS (DELETE FROM pg_temp.load_delta WHERE (SELECT small FROM staged)),
+WITH comebacks AS (DELETE FROM pg_temp.load_comebacks),
+entities AS (DELETE FROM pg_temp.load_entities),
+rejections AS (DELETE FROM pg_temp.load_rejections),
+delta AS (DELETE FROM pg_temp.load_delta),
 new_comebacks AS (
     INSERT INTO pg_temp.load_comebacks (
         idx, comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
         assigned_office_id, state, origin, occurs_at_us, booked_at_us, contact_name)
     SELECT *
-    FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])
-    WHERE (SELECT small FROM staged)
-),
-new_entities AS (
-    INSERT INTO pg_temp.load_entities (seq, kind, entity_id, name)
-    SELECT *
-    FROM unnest($14::bigint[], $15::text[], $16::text[], $17::text[])
-    WHERE (SELECT small FROM staged)
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[])
 )
-SELECT small AS cleared FROM staged
+INSERT INTO pg_temp.load_entities (seq, kind, entity_id, name)
+SELECT *
+FROM unnest($13::bigint[], $14::text[], $15::text[], $16::text[])
 )sql"};
 
 inline constexpr statement truncate_staging{"truncate_staging", R"sql(

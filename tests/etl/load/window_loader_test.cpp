@@ -3,6 +3,7 @@
 #include "load/database_failure.hpp"
 #include "load/fencing.hpp"
 #include "load/migrations.hpp"
+#include "load/statement_batch.hpp"
 #include "load_test_data.hpp"
 #include "support/database.hpp"
 
@@ -138,6 +139,35 @@ TEST_CASE("a connection prepares a load's statements once and plans them again o
     }
     CHECK(one_text(db.connection(), "SELECT state FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'K1'") ==
           "Cancelled");
+}
+
+TEST_CASE("a small window's load waits for the server three times, a confirmed one twice") {
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    // A connection's first load also creates its staging tables.
+    load(db.connection(), db.name(), window_of("M0", week1), three_comebacks());
+
+    // Its start (BEGIN, the lock, the last load); staging, entities and
+    // comebacks; the ledger row with COMMIT.
+    const auto first = load(db.connection(), db.name(), key, three_comebacks());
+    CHECK(first.inserted == 3);
+    CHECK(first.round_trips == 3);
+
+    // Its start; the ledger row with COMMIT.
+    const auto again = load(db.connection(), db.name(), key, three_comebacks());
+    CHECK(again.confirmed);
+    CHECK(again.round_trips == 2);
+
+    // A compared window: its start; staging with the deletion guard's count;
+    // the merge and soft delete; history, the ledger row and COMMIT.
+    auto changed = three_comebacks();
+    changed[0].state = "Cancelled";
+    changed.pop_back();
+    const auto compared = load(db.connection(), db.name(), key, changed);
+    CHECK(compared.updated == 1);
+    CHECK(compared.deleted == 1);
+    CHECK(compared.round_trips == 4);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE customer_id = 'M1'") == 5);
 }
 
 TEST_CASE("a changed field writes exactly one history row and closes the previous version") {
@@ -797,9 +827,13 @@ load_counts load_response(pqxx::connection& connection, const std::string& schem
 // reads) would confirm the window for this response digest; reads only.
 bool locked_load_confirms(pqxx::connection& connection, const std::string& schema, const window_key& key,
                           const std::string& digest) {
-    pqxx::work tx{connection};
-    tx.exec0("SET LOCAL search_path TO " + tx.quote_name(schema));
-    return read_load_start(tx, key, {}, digest, {}).last.confirms;
+    sql::batched_transaction tx{connection, "read load start"};
+    sql::statement_batch batch{tx};
+    batch.add_command("SET LOCAL search_path TO " + tx.quote_name(schema));
+    load_start start;
+    read_load_start(batch, key, {}, digest, {}, start);
+    batch.send();
+    return start.last.confirms;
 }
 
 const std::vector<rejection> one_rejection{
