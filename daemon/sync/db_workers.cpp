@@ -12,6 +12,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -37,15 +38,42 @@ struct db_workers::call_state {
 struct db_workers::shared_state {
     shared_state(asio::any_io_executor io, database_config config, std::size_t threads,
                  std::size_t connections)
-        : config(std::move(config)), pool(threads), slots(io, connections) {}
+        : config(std::move(config)), slots(io, connections) {
+        threads = std::max<std::size_t>(threads, 1);
+        lanes.reserve(threads);
+        for (std::size_t i = 0; i < threads; ++i) {
+            lanes.push_back(std::make_unique<asio::thread_pool>(1));
+            free_lanes.push_back(threads - 1 - i);
+        }
+    }
 
     database_config config;
-    asio::thread_pool pool;
+    // A thread each, and a session has one to itself while it lives: its
+    // calls go straight to that thread. One pool of all threads woke several
+    // of them for each call (each took the pool's lock and found the work
+    // gone), about ten futex calls and as many context switches a re-fetch.
+    std::vector<std::unique_ptr<asio::thread_pool>> lanes;
     // A counting semaphore: a slot is taken by sending into the buffer and
     // given back by receiving from it. Touched from the io_context only.
     slot_channel slots;
     std::mutex idle_mutex;  // connections come back from pool threads too
     std::vector<std::unique_ptr<database_connection>> idle;
+    std::vector<std::size_t> free_lanes;  // under idle_mutex
+    std::size_t next_shared_lane = 0;     // under idle_mutex
+
+    // A lane of its own for a new session, under idle_mutex. With more
+    // sessions than threads (never, as run and backfill size them) the
+    // extra ones share lanes in turn: correct, only slower.
+    void take_lane(session& taken) {
+        if (!free_lanes.empty()) {
+            taken.lane_ = free_lanes.back();
+            free_lanes.pop_back();
+            taken.owns_lane_ = true;
+        } else {
+            taken.lane_ = next_shared_lane++ % lanes.size();
+            taken.owns_lane_ = false;
+        }
+    }
 
     std::atomic<std::uint64_t> calls_made{0};  // run() calls handed to a pool thread
     mutable std::mutex calls_mutex;
@@ -79,8 +107,8 @@ db_workers::db_workers(asio::any_io_executor io, database_config config, std::si
 db_workers::~db_workers() { stop(); }
 
 void db_workers::stop() {
-    state_->pool.stop();
-    state_->pool.join();
+    for (auto& lane : state_->lanes) lane->stop();
+    for (auto& lane : state_->lanes) lane->join();
 }
 
 const database_config& db_workers::config() const { return state_->config; }
@@ -113,12 +141,15 @@ asio::awaitable<db_workers::session> db_workers::checkout() {
         taken.connection_ = std::move(state_->idle.back());
         state_->idle.pop_back();
     }
+    state_->take_lane(taken);
     co_return taken;
 }
 
 db_workers::session db_workers::dedicated() {
     session taken;
     taken.state_ = state_;
+    std::lock_guard lock(state_->idle_mutex);
+    state_->take_lane(taken);
     return taken;
 }
 
@@ -127,6 +158,8 @@ db_workers::session::session() = default;
 db_workers::session::session(session&& other) noexcept
     : state_(std::move(other.state_)),
       connection_(std::move(other.connection_)),
+      lane_(other.lane_),
+      owns_lane_(std::exchange(other.owns_lane_, false)),
       counted_(std::exchange(other.counted_, false)),
       pinned_(std::exchange(other.pinned_, false)) {}
 
@@ -135,6 +168,8 @@ db_workers::session& db_workers::session::operator=(session&& other) noexcept {
         session dropped(std::move(*this));
         state_ = std::move(other.state_);
         connection_ = std::move(other.connection_);
+        lane_ = other.lane_;
+        owns_lane_ = std::exchange(other.owns_lane_, false);
         counted_ = std::exchange(other.counted_, false);
         pinned_ = std::exchange(other.pinned_, false);
     }
@@ -143,9 +178,10 @@ db_workers::session& db_workers::session::operator=(session&& other) noexcept {
 
 db_workers::session::~session() {
     if (!state_) return;
-    if (connection_ && counted_) {
+    {
         std::lock_guard lock(state_->idle_mutex);
-        state_->idle.push_back(std::move(connection_));
+        if (connection_ && counted_) state_->idle.push_back(std::move(connection_));
+        if (owns_lane_) state_->free_lanes.push_back(lane_);
     }
     if (counted_) state_->slots.try_receive([](boost::system::error_code) {});
 }
@@ -189,7 +225,7 @@ asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connecti
 
     std::exception_ptr failed;
     co_await asio::co_spawn(
-        state_->pool.get_executor(),
+        state_->lanes[lane_]->get_executor(),
         [&]() -> asio::awaitable<void> {
             state_->started(call);
             state_->calls_made.fetch_add(1, std::memory_order_relaxed);

@@ -1,10 +1,11 @@
 #pragma once
-// Database work off the I/O thread: a thread pool plus a bounded set of
-// PostgreSQL connections, a thread for each (database.pool_size), so no
-// session's round trip waits for another's. A coroutine on the io_context checks out a session
+// Database work off the I/O thread: a bounded set of PostgreSQL connections
+// (database.pool_size) and a thread for each session, so no session's round
+// trip waits for another's. A coroutine on the io_context checks out a session
 // (one connection, waiting when all are out), hands blocking libpq work to the
-// pool with run(), and resumes on its own executor when the work is done, so
-// fetching and loading overlap without the I/O thread ever blocking on SQL.
+// session's thread with run(), and resumes on its own executor when the work
+// is done, so fetching and loading overlap without the I/O thread ever
+// blocking on SQL.
 //
 // Every call has a limit (database.hpp, call_limit): a call the server has
 // not answered by then has its connection cut and fails as database_lost, so
@@ -35,7 +36,8 @@ class db_workers {
     struct call_state;
 
 public:
-    // `io` is where callers run (the io_context); `threads` pool threads;
+    // `io` is where callers run (the io_context); `threads` threads, one
+    // for each session at once (checked out and dedicated);
     // at most `connections` connections open at once (plus dedicated ones).
     // run and backfill open database.pool_size connections (config.hpp,
     // default_pool_size; the request limiter, not the pool, paces Vitec) with
@@ -88,6 +90,8 @@ public:
         friend class db_workers;
         std::shared_ptr<shared_state> state_;
         std::unique_ptr<database_connection> connection_;
+        std::size_t lane_ = 0;    // the thread its calls run on
+        bool owns_lane_ = false;  // the lane is this session's alone
         bool counted_ = false;  // holds one of the bounded slots
         bool pinned_ = false;   // see pin()
     };

@@ -13,6 +13,9 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <set>
+#include <thread>
+#include <vector>
 
 using namespace comeback;
 using namespace comeback::test;
@@ -171,5 +174,38 @@ TEST_CASE("a pooled connection the server closed is replaced before it costs a c
     int second = 0;
     CHECK_NOTHROW(second = backend());
     CHECK(second != first);
+    workers.stop();
+}
+
+TEST_CASE("a session's calls run on a thread of its own, and sessions at once on threads apart") {
+    migrated_schema db;
+    boost::asio::io_context io;
+    database_config config{"application_name=" + db.application_name(), db.name()};
+    db_workers workers(io.get_executor(), config, 3, 2);
+    std::vector<std::thread::id> first, second, later;
+    run(io, [&]() -> boost::asio::awaitable<void> {
+        db_workers::session a = co_await workers.checkout();
+        db_workers::session b = co_await workers.checkout();
+        for (int i = 0; i < 20; ++i) {
+            co_await a.run([&](pqxx::connection&) { first.push_back(std::this_thread::get_id()); });
+            co_await b.run([&](pqxx::connection&) { second.push_back(std::this_thread::get_id()); });
+        }
+    }());
+    // The sessions were given back; a new one takes a free thread.
+    run(io, [&]() -> boost::asio::awaitable<void> {
+        db_workers::session c = co_await workers.checkout();
+        for (int i = 0; i < 5; ++i) {
+            co_await c.run([&](pqxx::connection&) { later.push_back(std::this_thread::get_id()); });
+        }
+    }());
+    auto one_thread = [](const std::vector<std::thread::id>& ids) {
+        return std::set<std::thread::id>(ids.begin(), ids.end()).size() == 1;
+    };
+    CHECK(one_thread(first));
+    CHECK(one_thread(second));
+    CHECK(one_thread(later));
+    CHECK(first.front() != second.front());
+    CHECK(first.front() != std::this_thread::get_id());
+    CHECK(workers.calls() == 45);
     workers.stop();
 }
