@@ -1,0 +1,159 @@
+// Statements sent in one message run in order, each hands its rows to its
+// handler, a failure stops the batch where it happened and keeps its own
+// kind, and a connection lost mid-batch is a lost database, as it is for a
+// statement sent alone.
+
+#include "load/statement_batch.hpp"
+
+#include "load/database_failure.hpp"
+#include "load/prepared.hpp"
+
+#include "support/database.hpp"
+
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+#include <future>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace comeback;
+using namespace comeback::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr sql::statement add_note{"batch_test_add_note", R"sql(
+INSERT INTO batch_notes (id, note) VALUES ($1, $2)
+RETURNING id
+)sql"};
+
+constexpr sql::statement count_notes{"batch_test_count_notes", R"sql(
+SELECT count(*) FROM batch_notes WHERE $1::boolean
+)sql"};
+
+constexpr sql::statement sleep_then_count{"batch_test_sleep_then_count", R"sql(
+SELECT pg_sleep($1::double precision), count(*) FROM batch_notes
+)sql"};
+
+struct notes_schema : scratch_schema {
+    notes_schema() {
+        pqxx::nontransaction tx{connection()};
+        tx.exec0("CREATE SCHEMA " + quoted());
+        tx.exec0("CREATE TABLE " + quoted() + ".batch_notes (id bigint PRIMARY KEY, note text)");
+        // The batch prepares its statements against the session's search_path.
+        connection().set_variable("search_path", quoted());
+    }
+
+    long long notes() {
+        auto check = connect();
+        pqxx::nontransaction tx{*check};
+        return tx.exec1("SELECT count(*) FROM " + quoted() + ".batch_notes")[0].as<long long>();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a batch runs its statements in order in one message and hands each its rows") {
+    notes_schema db;
+    sql::batched_transaction tx{db.connection(), "batch test"};
+    sql::statement_batch batch{tx};
+    std::vector<std::string> seen;
+    const std::string awkward = "O'Brien \\ \"quoted\" {braces}, åäö";
+    batch.add(add_note, [&](const pqxx::result& rows) { seen.push_back("id " + rows[0][0].as<std::string>()); },
+              1, awkward);
+    batch.add(add_note, [&](const pqxx::result& rows) { seen.push_back("id " + rows[0][0].as<std::string>()); },
+              2, std::optional<std::string>{});
+    batch.add(count_notes, [&](const pqxx::result& rows) { seen.push_back("count " + rows[0][0].as<std::string>()); },
+              true);
+    CHECK(seen.empty());  // nothing is sent before send()
+    batch.send();
+    CHECK(seen == std::vector<std::string>{"id 1", "id 2", "count 2"});
+    CHECK(batch.messages_sent() == 1);
+    CHECK(db.notes() == 0);  // not committed yet
+
+    batch.add_command("SET LOCAL statement_timeout = '5s'");
+    batch.add_commit();
+    batch.send();
+    tx.commit();
+    CHECK(batch.messages_sent() == 2);
+    CHECK(db.notes() == 2);
+    pqxx::nontransaction read{db.connection()};
+    CHECK(read.exec1("SELECT note FROM batch_notes WHERE id = 1")[0].as<std::string>() == awkward);
+    CHECK(read.exec1("SELECT note IS NULL FROM batch_notes WHERE id = 2")[0].as<bool>());
+}
+
+TEST_CASE("a failing statement stops its batch there, keeps its kind, and commits nothing") {
+    notes_schema db;
+    std::vector<std::string> seen;
+    try {
+        sql::batched_transaction tx{db.connection(), "batch test"};
+        sql::statement_batch batch{tx};
+        batch.add(add_note, [&](const pqxx::result&) { seen.push_back("first"); }, 1, "a");
+        batch.add(add_note, [&](const pqxx::result&) { seen.push_back("duplicate"); }, 1, "b");
+        batch.add(add_note, [&](const pqxx::result&) { seen.push_back("after"); }, 2, "c");
+        batch.add_commit();
+        batch.send();
+        FAIL("a batch with a duplicate key went through");
+    } catch (const pqxx::unique_violation&) {
+        // The statement's own kind: the caller classifies it as usual.
+    }
+    CHECK(seen.empty());  // no handler of a failed batch runs
+    CHECK(db.notes() == 0);
+    // The connection is usable again once the transaction is gone.
+    pqxx::nontransaction read{db.connection()};
+    CHECK(read.exec1("SELECT 1")[0].as<int>() == 1);
+}
+
+TEST_CASE("a connection lost in the middle of a batch, its COMMIT queued or not, is a lost database") {
+    notes_schema db;
+    const std::string database = describe_database(db.connection());
+    const int backend = db.connection().backendpid();
+    auto terminate_soon = [&] {
+        return std::async(std::launch::async, [backend] {
+            std::this_thread::sleep_for(300ms);
+            auto other = connect();
+            pqxx::nontransaction tx{*other};
+            tx.exec1("SELECT pg_terminate_backend(" + std::to_string(backend) + ")");
+        });
+    };
+
+    SECTION("mid-batch") {
+        auto terminating = terminate_soon();
+        try {
+            sql::batched_transaction tx{db.connection(), "batch test"};
+            sql::statement_batch batch{tx};
+            batch.add(add_note, {}, 1, "a");
+            batch.add(sleep_then_count, {}, 5);
+            batch.add(add_note, {}, 2, "b");
+            batch.send();
+            FAIL("a batch on a terminated connection went through");
+        } catch (const std::exception& error) {
+            const auto classified = classify_database_error(error, database);
+            REQUIRE(classified);
+            CHECK(classified->kind == failure_kind::database_lost);
+        }
+        terminating.get();
+    }
+    SECTION("with its COMMIT") {
+        auto terminating = terminate_soon();
+        try {
+            sql::batched_transaction tx{db.connection(), "batch test"};
+            sql::statement_batch batch{tx};
+            batch.add(sleep_then_count, {}, 5);
+            batch.add_commit();
+            batch.send();
+            FAIL("a batch on a terminated connection went through");
+        } catch (const std::exception& error) {
+            // The server ended the session before the COMMIT ran and said
+            // so: not in doubt, lost, and nothing was committed.
+            const auto classified = classify_database_error(error, database);
+            REQUIRE(classified);
+            CHECK(classified->kind == failure_kind::database_lost);
+        }
+        terminating.get();
+    }
+    CHECK(db.notes() == 0);
+}
