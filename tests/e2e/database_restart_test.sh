@@ -37,11 +37,19 @@ total=$(complete_windows)
 # (Much more would starve history: each cycle's fresh windows would take
 # longer than the poll interval.)
 curl -sf -X POST "$fake_url/_control/network?latency=40" >/dev/null || fail "the fake server took no latency"
+# And one window of M2 answers only after 5 s (within request_timeout), so
+# neither pass can have finished when the restart comes, however fast or slow
+# the host: the restart follows the first complete windows by well under that.
+hold_one_window() {
+    curl -sf -X POST "$fake_url/_control/fault?count=1&customer=M2&spec=latency=5000" >/dev/null ||
+        fail "the fake server took no fault"
+}
 
 note "a restart in the middle of a backfill"
 schema_of backfill
 config_for backfill
 run_cs migrate migrate -c "$work/backfill.yaml" || fail "migrate failed"
+hold_one_window
 "$COMEBACK_SYNC" backfill -c "$work/backfill.yaml" --from "$span_from" --to "$span_to" \
     >"$work/backfill.log" 2>&1 &
 backfill=$!
@@ -63,6 +71,7 @@ schema_of run
 port=$(free_port)
 config_for run "metrics:
   listen: 127.0.0.1:$port"
+hold_one_window
 start_run run "$work/run.yaml"
 daemon=$run_pid
 wait_for 60 "some windows complete" "SELECT count(*) >= 4 FROM $schema.sync_windows WHERE status = 'complete'"
