@@ -96,10 +96,14 @@ struct load_options {
     std::optional<std::int64_t> fetch_ticket{};
 };
 
-// One window's transaction. The constructor begins it, takes the customer's
-// transaction advisory lock and checks the fetch ticket (load_options).
-// add() formats batches into staging (held in memory up to a few
-// MiB, streamed beyond), and commit() either confirms the window's last load,
+// One window's transaction. Its statements go to the server in batches
+// (load/statement_batch.hpp): the constructor queues BEGIN and the customer's
+// transaction advisory lock, which are sent with the read of the window's last
+// load at commit(), where the fetch ticket (load_options) is checked, or
+// earlier, when a large load begins to stream into staging. The constructor
+// sets the session's search_path to the schema. add() formats batches into
+// staging (held in memory up to a few MiB, streamed beyond), and commit()
+// either confirms the window's last load,
 // when the content digest matches and nothing changed the window since, or
 // merges, soft-deletes and writes history; then writes rejects and the ledger
 // row, and commits. A load the deletion guard holds writes only its ledger row
