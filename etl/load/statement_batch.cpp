@@ -15,6 +15,10 @@ batched_transaction::batched_transaction(pqxx::connection_base& connection, cons
 
 batched_transaction::~batched_transaction() noexcept { End(); }
 
+void batched_transaction::do_abort() {
+    if (begin_sent_) pqxx::dbtransaction::do_abort();
+}
+
 void batched_transaction::do_commit() {
     if (commit_sent_) return;
     try {
@@ -65,6 +69,7 @@ void statement_batch::send() {
     std::vector<queued> batch = std::move(queued_);
     queued_.clear();
     const bool commits = std::exchange(commit_queued_, false);
+    if (std::exchange(begin_queued_, false)) tx_.begin_sent();
     std::vector<pqxx::result> results;
     results.reserve(batch.size());
     {

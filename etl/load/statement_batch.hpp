@@ -44,6 +44,9 @@ public:
     batched_transaction(const batched_transaction&) = delete;
     batched_transaction& operator=(const batched_transaction&) = delete;
 
+    // The first batch, with BEGIN, went to the server: from now on an abort
+    // sends ROLLBACK.
+    void begin_sent() { begin_sent_ = true; }
     // The COMMIT went with the last batch (statement_batch::add_commit):
     // commit() then only ends the transaction object.
     void commit_sent() { commit_sent_ = true; }
@@ -51,11 +54,16 @@ public:
 private:
     // BEGIN is the first command of the first batch.
     void do_begin() override {}
+    // ROLLBACK, unless no batch was sent: the server has no transaction to
+    // end then (a window whose fetch failed before its load began), and a
+    // ROLLBACK would cost a round trip and a warning in the server's log.
+    void do_abort() override;
     // COMMIT, unless a batch sent it. A connection lost during the COMMIT
     // leaves the outcome unknown: pqxx::in_doubt_error, as libpqxx's own
     // transactions throw.
     void do_commit() override;
 
+    bool begin_sent_ = false;
     bool commit_sent_ = false;
 };
 
@@ -123,6 +131,7 @@ private:
 
     batched_transaction& tx_;
     std::vector<queued> queued_;
+    bool begin_queued_ = true;
     bool commit_queued_ = false;
     std::size_t sent_ = 0;
 };

@@ -266,7 +266,7 @@ struct window_loader::impl {
     // same statement. Queued, unless staging must be created first.
     void ensure_staging(bool with_held) {
         if (staging_ready) return;
-        if (!staging_missing) batch.send();  // begin_load says what staging is
+        if (!staging_missing.has_value()) batch.send();  // begin_load says what staging is
         if (*staging_missing) {
             direct().exec0(sql::window_loader::create_staging);
         } else if (staging_large) {

@@ -156,3 +156,36 @@ TEST_CASE("a connection lost in the middle of a batch, its COMMIT queued or not,
     }
     CHECK(db.notes() == 0);
 }
+
+TEST_CASE("a transaction whose first batch was never sent ends without a ROLLBACK") {
+    notes_schema db;
+    // Every notice and warning the server sends this connection.
+    struct notices : pqxx::errorhandler {
+        explicit notices(pqxx::connection_base& connection) : pqxx::errorhandler(connection) {}
+        bool operator()(const char message[]) noexcept override {
+            seen.emplace_back(message);
+            return true;
+        }
+        std::vector<std::string> seen;
+    } heard{db.connection()};
+    {
+        sql::batched_transaction tx{db.connection(), "batch test"};
+        sql::statement_batch batch{tx};
+        batch.add(add_note, {}, 1, "never sent");
+    }  // a window whose fetch failed before its load began
+    {
+        sql::batched_transaction tx{db.connection(), "batch test"};
+        sql::statement_batch batch{tx};
+        batch.add(add_note, {}, 2, "sent, then rolled back");
+        batch.send();
+    }
+    // An unneeded ROLLBACK draws "there is no transaction in progress".
+    for (const auto& notice : heard.seen) {
+        INFO(notice);
+        CHECK(notice.find("no transaction in progress") == std::string::npos);
+    }
+    CHECK(db.notes() == 0);
+    pqxx::nontransaction read{db.connection()};
+    CHECK(read.exec1("SELECT 1")[0].as<int>() == 1);  // the session is idle, not in a transaction
+    CHECK(read.exec1("SELECT count(*) FROM batch_notes")[0].as<int>() == 0);
+}
