@@ -7,6 +7,15 @@
 
 namespace comeback::sql {
 
+namespace {
+
+// A connection lost after COMMIT was sent: whether it committed is unknown.
+pqxx::in_doubt_error commit_in_doubt(const pqxx::broken_connection& lost) {
+    return pqxx::in_doubt_error(std::string("the connection was lost while committing: ") + lost.what());
+}
+
+}  // namespace
+
 batched_transaction::batched_transaction(pqxx::connection_base& connection, const std::string& name)
     : pqxx::internal::namedclass{"batched_transaction", name},
       pqxx::dbtransaction(connection, "READ COMMITTED", pqxx::read_write) {
@@ -24,7 +33,7 @@ void batched_transaction::do_commit() {
     try {
         direct_exec("COMMIT");
     } catch (const pqxx::broken_connection& lost) {
-        throw pqxx::in_doubt_error(std::string("the connection was lost while committing: ") + lost.what());
+        throw commit_in_doubt(lost);
     }
 }
 
@@ -83,7 +92,7 @@ void statement_batch::send() {
             for (const auto id : ids) results.push_back(pipeline.retrieve(id));
         } catch (const pqxx::broken_connection& lost) {
             if (!commits) throw;
-            throw pqxx::in_doubt_error(std::string("the connection was lost while committing: ") + lost.what());
+            throw commit_in_doubt(lost);
         }
         pipeline.complete();
     }
