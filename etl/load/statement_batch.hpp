@@ -4,9 +4,10 @@
 // one after another without waiting for the client between them, and neither
 // side wakes up in between. A small window's load needs the results of only
 // three points (its start, its counts, its commit); sent statement by
-// statement it was nine round trips, and on a fleet's first cycle the context
-// switches of those round trips were about half of the server's CPU
-// (docs/benchmarks.md, row 7).
+// statement it was eight round trips, each a network hop's time while the
+// window holds its session. (On the loopback bench the server's CPU did not
+// move with them: its cost is executing the statements, docs/benchmarks.md,
+// row 7.)
 //
 // The statements are the units' named statements (statement.hpp), prepared on
 // the connection as sql::exec prepares them and run with EXECUTE, their
