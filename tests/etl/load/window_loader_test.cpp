@@ -727,8 +727,10 @@ TEST_CASE("a connection killed while the window commits leaves the database exac
     const int pid = db.connection().backendpid();
 
     // Terminates the loader's session as soon as it is writing comebacks (the
-    // merge statement, which also opens the new comebacks' history): past the
-    // entities, before the closing history versions and the ledger.
+    // batch of the merge statement, which also opens the new comebacks'
+    // history): before the closing history versions and the ledger. The
+    // batch's text is the session's query; the statement's own text shows
+    // only while the connection prepares it, a moment before.
     std::atomic<bool> stop{false};
     std::atomic<bool> killed{false};
     std::thread killer{[&] {
@@ -737,7 +739,7 @@ TEST_CASE("a connection killed while the window commits leaves the database exac
             pqxx::nontransaction tx{*connection};
             auto rows = tx.exec_params(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid = $1 AND state = 'active' AND query LIKE 'WITH latest AS%'",
+                " WHERE pid = $1 AND state = 'active' AND query LIKE '%EXECUTE \"merge_comebacks\"(%'",
                 pid);
             killed = !rows.empty();
         }
