@@ -22,12 +22,19 @@
 
 namespace comeback::sql {
 
+// Registers `s` with the connection under its name and returns the name;
+// a statement known with this text already costs nothing. libpqxx prepares it
+// on the server when it first runs (or at prepare_now()).
+inline std::string register_statement(pqxx::connection_base& connection, const statement& s) {
+    std::string name(s.name());
+    connection.prepare(name, std::string(s.text()));
+    return name;
+}
+
 // The statement's rows.
 template <typename... Args>
 pqxx::result exec(pqxx::transaction_base& tx, const statement& s, Args&&... args) {
-    const std::string name(s.name());
-    tx.conn().prepare(name, std::string(s.text()));  // known with this text: nothing to do
-    return tx.exec_prepared(name, std::forward<Args>(args)...);
+    return tx.exec_prepared(register_statement(tx.conn(), s), std::forward<Args>(args)...);
 }
 
 // The one row statement `s` returned, or pqxx::unexpected_rows.

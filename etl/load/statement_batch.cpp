@@ -1,5 +1,7 @@
 #include "load/statement_batch.hpp"
 
+#include "load/prepared.hpp"
+
 #include <pqxx/pipeline>
 
 #include <stdexcept>
@@ -42,12 +44,10 @@ statement_batch::statement_batch(batched_transaction& tx) : tx_(tx) { queued_.pu
 void statement_batch::add_values(const statement& s, const std::vector<std::optional<std::string>>& values,
                                  rows_handler handler) {
     if (commit_queued_) throw std::logic_error("statement_batch: a statement queued after COMMIT");
-    const std::string name(s.name());
     // Prepared once per connection, as sql::exec prepares it; EXECUTE needs
     // it on the server before the batch runs.
-    auto& connection = tx_.conn();
-    connection.prepare(name, std::string(s.text()));
-    connection.prepare_now(name);
+    const std::string name = register_statement(tx_.conn(), s);
+    tx_.conn().prepare_now(name);
     std::string text = "EXECUTE " + tx_.quote_name(name);
     if (!values.empty()) {
         text += '(';
@@ -58,6 +58,10 @@ void statement_batch::add_values(const statement& s, const std::vector<std::opti
         text += ')';
     }
     queued_.push_back({std::move(text), std::move(handler)});
+}
+
+statement_batch::rows_handler expect_no_rows(const statement& s) {
+    return [&s](const pqxx::result& rows) { no_rows(rows, s); };
 }
 
 void statement_batch::add_command(std::string_view command, rows_handler handler) {
