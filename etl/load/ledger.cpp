@@ -107,7 +107,7 @@ void record_attempt(pqxx::transaction_base& tx, const window_key& key, const att
 
 void record_attempt(sql::statement_batch& batch, const window_key& key, const attempt& a) {
     with_attempt_parameters(key, a, [&](const sql::statement& s, const auto&... args) {
-        batch.add(s, [&s](const pqxx::result& rows) { sql::no_rows(rows, s); }, args...);
+        batch.add(s, sql::expect_no_rows(s), args...);
     });
 }
 

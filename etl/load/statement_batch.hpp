@@ -137,4 +137,8 @@ private:
     std::size_t sent_ = 0;
 };
 
+// A handler that requires statement `s`, a named statement of static storage,
+// to return no rows, as sql::exec0 does (pqxx::unexpected_rows otherwise).
+statement_batch::rows_handler expect_no_rows(const statement& s);
+
 }  // namespace comeback::sql

@@ -291,7 +291,7 @@ struct window_loader::impl {
             }
         }
         const auto& s = sql::window_loader::stage_rows;
-        batch.add_values(s, values, [&s](const pqxx::result& rows) { sql::no_rows(rows, s); });
+        batch.add_values(s, values, sql::expect_no_rows(s));
     }
 
     void stage_rejections() {
@@ -448,7 +448,7 @@ struct window_loader::impl {
         const bool inserts_listed = options.recheck && counts.inserted > 0;
         if (counts.updated + counts.undeleted + counts.deleted == 0 && !inserts_listed) return;
         for (const auto* s : {&sql::window_loader::close_history_versions, &sql::window_loader::open_history_versions}) {
-            batch.add(*s, [s](const pqxx::result& rows) { sql::no_rows(rows, *s); }, key.customer_id, stamp);
+            batch.add(*s, sql::expect_no_rows(*s), key.customer_id, stamp);
         }
     }
 
@@ -464,7 +464,7 @@ struct window_loader::impl {
         if (counts.rejected == 0) return;
         const bool keep_raw = options.rejected_raw_retention.count() > 0;
         const auto& s = sql::window_loader::store_rejections;
-        batch.add(s, [&s](const pqxx::result& rows) { sql::no_rows(rows, s); }, key.customer_id,
+        batch.add(s, sql::expect_no_rows(s), key.customer_id,
                   key.date_criteria.name(), sql_time::day_number(key.first_day),
                   sql_time::day_number(key.end_day), stamp, std::string(withheld_text), keep_raw);
     }
