@@ -252,6 +252,8 @@ asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connecti
 
     try {
         std::rethrow_exception(failed);
+    } catch (const loaded_meanwhile&) {
+        throw;  // the load rolled back: the connection is as it was
     } catch (const std::exception& error) {
         std::optional<failure> classified;
         if (connection_ && connection_->was_cut()) {

@@ -128,8 +128,9 @@ struct attempt_result {
     std::optional<load_counts> counts;  // committed
     std::optional<failure> failed;      // else why not
     // Neither: the response of a fetch sent without a ticket did not confirm
-    // the window unparsed. It is not loaded; the window is fetched again, with
-    // a ticket.
+    // the window unparsed, or its window, never loaded when the turn began,
+    // was loaded meanwhile. It is not loaded; the window is fetched again,
+    // with a ticket.
     bool needs_ticket = false;
 };
 
@@ -145,6 +146,13 @@ std::optional<std::uint64_t> confirmable_bytes(const window_context& context, co
     const ledger_entry* entry = context.ledger ? find_window(*context.ledger, w.first_day, w.end_day) : nullptr;
     if (!entry || entry->status == "held") return std::nullopt;
     return entry->confirmable_bytes;
+}
+
+// The ledger read at the start of the turn says the window was planned and
+// never loaded: its first load needs no ticket (load/fencing.hpp).
+bool never_loaded(const window_context& context, const window& w) {
+    const ledger_entry* entry = context.ledger ? find_window(*context.ledger, w.first_day, w.end_day) : nullptr;
+    return entry && !entry->fetched_at && entry->status != "held";
 }
 
 window_key key_of(const config& cfg, const customer_config& customer, const window& w) {
@@ -333,7 +341,11 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         may_skip_ticket && !context.load.recheck ? confirmable_bytes(context, w) : std::nullopt;
     const bool unticketed = known_bytes && context.hold && *known_bytes <= context.hold->per_response;
     auto lease_lost = [&] { return context.still_held && !context.still_held(); };
-    if (unticketed) {
+    // Nor does the first load of a window the turn's ledger says was never
+    // loaded: it loads only while that is still so (load/fencing.hpp).
+    load.first_load_unticketed =
+        !unticketed && may_skip_ticket && !context.load.recheck && never_loaded(context, w);
+    if (unticketed || load.first_load_unticketed) {
         last_response_bytes = known_bytes;
         if (lease_lost()) result.failed = lease_lost_failure(customer.id);
     } else {
@@ -514,6 +526,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
             result.failed = error.failure();
         } catch (const lease_stopped&) {
             result.failed = lease_lost_failure(customer.id);
+        } catch (const loaded_meanwhile&) {
+            result.needs_ticket = true;
         }
         // Anything else from the loader's side is a programming error: it propagates.
     } else if (!result.failed && !result.needs_ticket) {
@@ -629,8 +643,9 @@ asio::awaitable<window_outcome> sync_window(window_context& context, const confi
         outcome.attempts = n;
         attempt_result result = co_await attempt_window(context, cfg, customer, w, key, true);
         if (result.needs_ticket) {
-            // Sent without a ticket and not confirmed: a good answer, counted,
-            // and the window fetched again with a ticket within the same attempt.
+            // Sent without a ticket and not confirmed, or its window loaded
+            // meanwhile: a good answer, counted, and the window fetched again
+            // with a ticket within the same attempt.
             count_attempt(std::nullopt);
             result = co_await attempt_window(context, cfg, customer, w, key, false);
         }

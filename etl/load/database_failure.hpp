@@ -61,6 +61,16 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Thrown by the load of a window fetched without a ticket because it had never
+// been loaded (load_options::first_load_unticketed), when a load of the window
+// has committed since after all (load/fencing.hpp): the load wrote nothing,
+// rolled back and left its connection usable, and the window is to be fetched
+// again, with a ticket. No failure: the response was good.
+class loaded_meanwhile : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 // A classified database failure, as db_workers hands it on: what() is the
 // failure's message.
 class database_error : public std::runtime_error {

@@ -19,6 +19,13 @@
 // commit later; one that took it after began after the re-fetch and is newer.
 // Such a response that does not confirm is never loaded: the window is
 // fetched again, with a ticket (daemon/sync/window_job.cpp).
+//
+// So does the first load of a window the turn's ledger says was never loaded
+// (load_options::first_load_unticketed): it loads only if, under the lock,
+// the window still has no committed load, and records the counter as it
+// stands, as a confirmation does, for the same reason. Should a load of the
+// window have committed in between, it writes nothing (loaded_meanwhile,
+// load/database_failure.hpp) and the window is fetched again, with a ticket.
 
 #include "load/ledger.hpp"
 #include "load/pqxx_fwd.hpp"

@@ -80,6 +80,7 @@ struct attempt {
     std::optional<std::string> response_digest;
     std::optional<fetch_ticket> ticket;
     std::optional<changed_windows> others_changed;  // $27..$31
+    bool ticket_from_counter = false;               // $32
 };
 
 // Runs record_attempt with `a`'s parameters through `run(statement,
@@ -96,7 +97,8 @@ void with_attempt_parameters(const window_key& key, const attempt& a, Run&& run)
         a.others_changed.has_value(), a.others_changed && a.others_changed->all_windows,
         std::string(date_criteria::occurrence_name),
         a.others_changed ? std::optional(sql_time::micros(a.others_changed->from)) : std::nullopt,
-        a.others_changed ? std::optional(sql_time::micros(a.others_changed->to)) : std::nullopt);
+        a.others_changed ? std::optional(sql_time::micros(a.others_changed->to)) : std::nullopt,
+        a.ticket_from_counter);
 }
 
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
@@ -309,6 +311,7 @@ void record_complete_load(sql::statement_batch& batch, const window_key& key,
     if (load.changed_data) complete.changed_at = at;
     if (load.compared) complete.compared_at = at;
     complete.ticket = load.ticket;
+    complete.ticket_from_counter = load.ticket_from_counter;
     complete.others_changed = load.others_changed;
     record_attempt(batch, key, complete);
 }

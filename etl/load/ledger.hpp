@@ -213,6 +213,9 @@ struct complete_load {
     bool changed_data = false;  // moves changed_at
     bool compared = false;      // compared row by row (not confirmed): moves compared_at
     std::optional<fetch_ticket> ticket;  // the fetch's (load/fencing.hpp); empty: keep the row's
+    // Without a ticket: record the customer's counter as it stands instead, as
+    // a first load fetched without one does (load/fencing.hpp).
+    bool ticket_from_counter = false;
     // Other windows this load changed data of: their changed_at is set to the
     // stamp in the same statement, so none of them confirms its next load
     // without comparing rows.

@@ -162,7 +162,9 @@ FROM (
 // held columns; a failed attempt of a held window keeps them and the status
 // 'held' (its deletions still wait), with the failure as last_error.
 // A complete load also records the fetch ticket it was fetched under ($26,
-// NULL: keep the one the row has; load/fencing.hpp).
+// NULL: keep the one the row has; load/fencing.hpp), or with $32 the
+// customer's counter as it stands (a first load fetched without a ticket;
+// none registered yet: keep the row's).
 // When $27, a complete load that changed data, the same statement sets
 // changed_at (its fetched_at, $17) on the customer's other windows whose data
 // it changed: all of them when $28 (an entity was renamed, or a changed
@@ -203,7 +205,9 @@ VALUES (
     $12, $13, $14, $15, $16,
     $17::timestamptz, coalesce($17::timestamptz, $22::timestamptz, clock_timestamp()), $18,
     $19::timestamptz, $20::timestamptz,
-    $21, $22::timestamptz, $23, $24, $25, $26)
+    $21, $22::timestamptz, $23, $24, $25,
+    CASE WHEN $32::boolean THEN (SELECT fetches_started FROM sync_customers WHERE customer_id = $1)
+         ELSE $26 END)
 ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     status = CASE WHEN excluded.status = 'failed' AND w.status = 'held' THEN 'held'
                   ELSE excluded.status END,

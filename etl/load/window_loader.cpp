@@ -2,6 +2,7 @@
 
 #include "load/content_digest.hpp"
 #include "load/copy_text.hpp"
+#include "load/database_failure.hpp"
 #include "load/fencing.hpp"
 #include "load/identifier.hpp"
 #include "load/prepared.hpp"
@@ -477,7 +478,12 @@ struct window_loader::impl {
         load_start start;
         read_load_start(batch, key, content, response, read, start);
         batch.send();
-        if (options.fetch_ticket) check_fetch_ticket(key, *options.fetch_ticket, start.last.ticket);
+        if (options.fetch_ticket) {
+            check_fetch_ticket(key, *options.fetch_ticket, start.last.ticket);
+        } else if (options.first_load_unticketed && start.last.fetched_at) {
+            throw loaded_meanwhile(describe_window(key) +
+                                   ": loaded since its turn read the ledger; fetched again with a ticket");
+        }
         return start;
     }
 
@@ -527,6 +533,7 @@ struct window_loader::impl {
         load.changed_data = counts.changed() > 0 || renamed > 0;
         load.compared = !counts.confirmed;
         load.ticket = options.fetch_ticket;
+        load.ticket_from_counter = !options.fetch_ticket && options.first_load_unticketed;
         load.others_changed = others_changed();
         record_complete_load(batch, key, stamp, load);
     }

@@ -94,6 +94,12 @@ struct load_options {
     // had one no lower, and records it when it commits. None: not fenced; a
     // confirm_unparsed() without one records the customer's counter instead.
     std::optional<std::int64_t> fetch_ticket{};
+    // Without fetch_ticket: the fetch took none because the window had never
+    // been loaded when its turn read the ledger (load/fencing.hpp). The load
+    // goes on only while that is still so under the customer's lock, else it
+    // throws loaded_meanwhile (load/database_failure.hpp) having written
+    // nothing; it records the customer's counter as the window's ticket.
+    bool first_load_unticketed = false;
 };
 
 // One window's transaction. Its statements go to the server in batches

@@ -460,6 +460,57 @@ TEST_CASE("a re-fetch that may confirm its window unparsed takes no fetch ticket
     }
 }
 
+TEST_CASE("a planned window's first load in a turn takes no fetch ticket; one loaded meanwhile is fetched again with one") {
+    temp_dir responses;
+    responses.write("M1.json", "[" + fixture_rows(5) + "]");
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    const window other = f.window_of(date::year_month_day{date::year{2024} / 5 / 6});
+    auto tickets = [&] { return f.one<int>("SELECT coalesce(sum(fetches_started), 0)::int FROM {}.sync_customers"); };
+    auto window_ticket = [&](const window& of) {
+        return f.one<std::string>("SELECT coalesce(fetch_ticket::text, 'none') FROM {}.sync_windows WHERE first_day = '" +
+                                  date::format("%F", of.first_day) + "'");
+    };
+    // What a turn reads first: the windows planned, pending, never loaded.
+    auto plan = [&](const window& of) {
+        const std::vector<window> planned{of};
+        return plan_and_read_ledger(f.db.connection(), f.db.name(), f.customer().id, f.cfg.sync.date_criteria,
+                                    planned, f.cfg.privacy.rejected_raw_retention);
+    };
+
+    SECTION("never loaded: no ticket; the window records the counter as it stands") {
+        const auto ledger = plan(w);
+        REQUIRE(f.sync(w, 4, &ledger).committed);
+        CHECK(tickets() == 0);
+        CHECK(window_ticket(w) == "none");  // no fetch has taken one yet
+        CHECK(f.requests("rows") == 1);
+        REQUIRE(f.sync(other).committed);  // without the turn's ledger: ticket 1
+        const window third = f.window_of(date::year_month_day{date::year{2024} / 7 / 1});
+        const auto later = plan(third);
+        REQUIRE(f.sync(third, 4, &later).committed);
+        CHECK(tickets() == 1);
+        CHECK(window_ticket(third) == "1");
+        // A fetch that took its ticket before that load committed is dropped.
+        f.exec("UPDATE " + f.db.quoted() + ".sync_customers SET fetches_started = 0");
+        const window_outcome stale = f.sync(third);
+        CHECK_FALSE(stale.committed);
+        CHECK(stale.dropped());
+    }
+    SECTION("loaded meanwhile: the response is not loaded, the window is fetched again with a ticket") {
+        const auto ledger = plan(w);
+        REQUIRE(f.sync(w).committed);  // another fetch, with ticket 1, loads it first
+        responses.write("M1.json", "[" + fixture_rows(6) + "]");
+        const window_outcome outcome = f.sync(w, 4, &ledger);
+        REQUIRE(outcome.committed);
+        CHECK(outcome.counts.inserted == 1);
+        CHECK(outcome.attempts == 1);
+        CHECK(tickets() == 2);
+        CHECK(window_ticket(w) == "2");
+        CHECK(f.requests("rows") == 3);
+        CHECK(f.comebacks() == 6);
+    }
+}
+
 TEST_CASE("a response that outgrows its hold midway is parsed from there on, under the same digest") {
     temp_dir responses;
     responses.write("M1.json", "[" + fixture_rows(2000) + "]");
@@ -646,14 +697,23 @@ TEST_CASE("the executable is named by the build ID its linker wrote, read withou
     CHECK(named == "build-id " + id);
 }
 
-TEST_CASE("a small window's first load is two hand-offs to a database thread: its ticket and its load") {
+TEST_CASE("a small window's first load is one hand-off to a database thread, two with a ticket") {
     sync_fixture f({"--rows-per-customer", "500"});
     const window w = f.window_of(march);
-    const std::uint64_t before = f.workers.calls();
+    std::uint64_t before = f.workers.calls();
     const window_outcome outcome = f.sync(w);
     REQUIRE(outcome.committed);
     CHECK(outcome.counts.rows_seen > 0);
     // Its one batch goes with the commit: the loader begins, adds and commits
-    // in one call.
+    // in one call, after the call that took its ticket.
     CHECK(f.workers.calls() - before == 2);
+    // A window the turn planned and never loaded takes no ticket: its load is
+    // the only call.
+    const window next = f.window_of(date::year_month_day{date::year{2024} / 3 / 11});
+    const std::vector<window> planned{next};
+    const auto ledger = plan_and_read_ledger(f.db.connection(), f.db.name(), f.customer().id,
+                                             f.cfg.sync.date_criteria, planned, f.cfg.privacy.rejected_raw_retention);
+    before = f.workers.calls();
+    REQUIRE(f.sync(next, 4, &ledger).committed);
+    CHECK(f.workers.calls() - before == 1);
 }
