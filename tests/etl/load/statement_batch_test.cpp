@@ -9,9 +9,13 @@
 #include "load/prepared.hpp"
 
 #include "support/database.hpp"
+#include "support/tcp_proxy.hpp"
 
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
+
+#include <chrono>
+#include <cstdlib>
 
 #include <functional>
 #include <future>
@@ -188,4 +192,48 @@ TEST_CASE("a transaction whose first batch was never sent ends without a ROLLBAC
     pqxx::nontransaction read{db.connection()};
     CHECK(read.exec1("SELECT 1")[0].as<int>() == 1);  // the session is idle, not in a transaction
     CHECK(read.exec1("SELECT count(*) FROM batch_notes")[0].as<int>() == 0);
+}
+
+TEST_CASE("a connection lost once a batch's COMMIT was sent is a commit in doubt, committed or not") {
+    notes_schema db;
+    const std::string database = describe_database(db.connection());
+    // Whether the server received the COMMIT before the proxy between it and
+    // the client closed every connection: either way the client cannot know.
+    for (const bool delivered : {true, false}) {
+        DYNAMIC_SECTION((delivered ? "the server ran the COMMIT" : "the COMMIT never reached the server")) {
+            tcp_proxy proxy{"127.0.0.1", static_cast<std::uint16_t>(std::atoi(std::getenv("PGPORT")))};
+            pqxx::connection through{"host=127.0.0.1 port=" + std::to_string(proxy.port())};
+            through.set_variable("search_path", db.quoted());
+            proxy.blackhole_at("COMMIT", delivered);
+            auto cutting = std::async(std::launch::async, [&] {
+                const auto deadline = std::chrono::steady_clock::now() + 10s;
+                while (!proxy.blackholed() && std::chrono::steady_clock::now() < deadline) {
+                    std::this_thread::sleep_for(5ms);
+                }
+                // A delivered COMMIT runs on the server, its answer held back.
+                while (delivered && db.notes() == 0 && std::chrono::steady_clock::now() < deadline) {
+                    std::this_thread::sleep_for(5ms);
+                }
+                proxy.reset();
+            });
+            bool in_doubt = false;
+            std::optional<failure> classified;
+            try {
+                sql::batched_transaction tx{through, "batch test"};
+                sql::statement_batch batch{tx};
+                batch.add(add_note, {}, 1, "in doubt");
+                batch.add_commit();
+                batch.send();
+                tx.commit();
+            } catch (const pqxx::in_doubt_error& error) {
+                in_doubt = true;
+                classified = classify_database_error(error, database);
+            }
+            cutting.get();
+            CHECK(in_doubt);
+            REQUIRE(classified);
+            CHECK(classified->kind == failure_kind::database_lost);
+            CHECK(db.notes() == (delivered ? 1 : 0));
+        }
+    }
 }
