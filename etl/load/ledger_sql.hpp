@@ -111,8 +111,9 @@ ORDER BY customer_id, first_day, end_day
 // `live_rows_in_range`: with $7, when the load does not confirm, whether any
 // live comeback of the customer is stored in the window's occurs_at range $8..$9
 // (microseconds, both inclusive); else NULL. A response confirmed from its
-// digest alone goes through sql::window_loader::confirm_unparsed instead, which
-// applies the same rule (window_loader_test fails if the two disagree).
+// digest alone goes through sql::window_loader::confirm_unparsed instead. The
+// stamp and the rule are the schema's functions load_stamp and window_confirms
+// (schema/007_load_rules.sql), which both statements call.
 // $1 customer, $2 date criteria, $3 first day, $4 end day.
 inline constexpr statement read_load_start{"read_load_start", R"sql(
 SELECT l.*,
@@ -127,19 +128,13 @@ FROM (
            (extract(epoch FROM w.fetched_at) * 1000000)::bigint AS fetched_at,
            w.rows_seen,
            w.rows_duplicate,
-           coalesce((w.content_digest = $5 OR w.response_digest = $6)
-                    AND w.compared_at > s.at - interval '1 day'
-                    AND (w.changed_at IS NULL OR w.changed_at <= w.fetched_at)
-                    AND w.rows_seen IS NOT NULL AND w.rows_duplicate IS NOT NULL,
-                    false) AS confirms,
+           window_confirms(w, $5, $6, s.at) AS confirms,
            CASE WHEN w.status = 'held' AND w.held_digest = $5
                 THEN floor(extract(epoch FROM s.at - w.held_since))::bigint
            END AS held_same_for_s,
            w.rows_rejected,
            w.fetch_ticket
-    FROM (SELECT greatest(clock_timestamp(),
-                          (SELECT max(greatest(fetched_at, changed_at, compared_at))
-                           FROM sync_windows WHERE customer_id = $1) + interval '1 microsecond') AS at) s
+    FROM (SELECT load_stamp($1) AS at) s
     LEFT JOIN sync_windows w
            ON w.customer_id = $1 AND w.date_criteria = $2
           AND w.first_day = date '1970-01-01' + $3::integer

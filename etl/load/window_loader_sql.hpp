@@ -663,8 +663,8 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
 // another window that changed data this window covers (changed_at moves),
 // committed after the snapshot, makes it confirm nothing, and the caller
 // loads the response in full under the lock. The confirm rule is
-// read_load_start's (ledger_sql.hpp), written on the row; window_loader_test
-// fails if the two ever disagree.
+// read_load_start's, one function of the schema for both (window_confirms,
+// schema/007_load_rules.sql), applied here to the row as the UPDATE finds it.
 //
 // What it writes is what record_attempt writes for a complete load that
 // compared nothing and changed nothing: the ledger row's new fetch (the stamp,
@@ -689,9 +689,7 @@ inline constexpr statement confirm_unparsed{"confirm_unparsed", R"sql(
 WITH last_load AS (
     SELECT w.fetched_at,
            w.fetch_ticket,
-           greatest(clock_timestamp(),
-                    (SELECT max(greatest(fetched_at, changed_at, compared_at))
-                     FROM sync_windows WHERE customer_id = $1) + interval '1 microsecond') AS stamp
+           load_stamp($1) AS stamp
     FROM sync_windows w
     WHERE w.customer_id = $1 AND w.date_criteria = $2
       AND w.first_day = date '1970-01-01' + $3::integer
@@ -722,10 +720,7 @@ confirmed AS (
     WHERE w.customer_id = $1 AND w.date_criteria = $2
       AND w.first_day = date '1970-01-01' + $3::integer
       AND w.end_day = date '1970-01-01' + $4::integer
-      AND w.response_digest = $7
-      AND w.compared_at > l.stamp - interval '1 day'
-      AND (w.changed_at IS NULL OR w.changed_at <= w.fetched_at)
-      AND w.rows_seen IS NOT NULL AND w.rows_duplicate IS NOT NULL
+      AND window_confirms(w, NULL, $7, l.stamp)
       AND w.fetched_at = l.fetched_at
       AND ($8::bigint IS NULL OR w.fetch_ticket IS NULL OR w.fetch_ticket < $8)
     RETURNING w.rows_seen, w.rows_duplicate, w.rows_rejected, l.fetched_at AS last_fetched_at, l.stamp
