@@ -158,10 +158,10 @@ inline constexpr std::array<failure_kind_info, 19> failure_kinds{{
      "privilege\" above), run `comeback-sync migrate`, point `database.conninfo` at the "
      "primary, free disk"},
     {failure_kind::stale_fetch, "stale_fetch", retry_rule::dropped,
-     "A fetch of the same window that began after this one, or may have (a re-fetch confirmed "
-     "without a ticket), committed first (another instance, a backfill, or this attempt "
-     "outlived a database restart): the older response is dropped, not written "
-     "(`window.dropped`)",
+     "A fetch of the same window that began after this one, or may have (a re-fetch confirmed, "
+     "or a first load committed, without a ticket), committed first (another instance, a "
+     "backfill, or this attempt outlived a database restart): the older response is dropped, "
+     "not written (`window.dropped`)",
      "Nothing: the window holds the newer response. Frequent ones mean two processes fetch "
      "the same windows at once, e.g. a backfill beside the daemon"},
     {failure_kind::lease_lost, "lease_lost", retry_rule::dropped,
