@@ -5,6 +5,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace comeback::detail {
 namespace {
 
@@ -31,7 +35,74 @@ const char* find_quote_or_backslash(const char* p, const char* end) {
     return p;
 }
 
+// One block of the body, bit i standing for its byte i.
+struct block_bits {
+    std::uint64_t quotes = 0;
+    std::uint64_t backslashes = 0;
+    std::uint64_t opens = 0;   // '{' or '['
+    std::uint64_t closes = 0;  // '}' or ']'
+};
+
+block_bits classify(const char* block) {
+    block_bits bits;
+#if defined(__SSE2__)
+    const auto bits_of = [](__m128i matches) {
+        return static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(matches)));
+    };
+    for (int part = 0; part < 4; ++part) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * part));
+        // '[' and '{' differ only in bit 0x20, and so do ']' and '}'.
+        const __m128i folded = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
+        const int shift = 16 * part;
+        bits.quotes |= bits_of(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('"'))) << shift;
+        bits.backslashes |= bits_of(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('\\'))) << shift;
+        bits.opens |= bits_of(_mm_cmpeq_epi8(folded, _mm_set1_epi8('{'))) << shift;
+        bits.closes |= bits_of(_mm_cmpeq_epi8(folded, _mm_set1_epi8('}'))) << shift;
+    }
+#else
+    for (int i = 0; i < 64; ++i) {
+        const char c = block[i];
+        const std::uint64_t bit = std::uint64_t{1} << i;
+        if (c == '"') bits.quotes |= bit;
+        if (c == '\\') bits.backslashes |= bit;
+        if (c == '{' || c == '[') bits.opens |= bit;
+        if (c == '}' || c == ']') bits.closes |= bit;
+    }
+#endif
+    return bits;
+}
+
+// Bit i becomes the parity of bits 0 to i. Of the quotes' bits, that marks the
+// bytes from an opening quote up to, not including, its closing one.
+std::uint64_t prefix_parity(std::uint64_t bits) {
+    bits ^= bits << 1;
+    bits ^= bits << 2;
+    bits ^= bits << 4;
+    bits ^= bits << 8;
+    bits ^= bits << 16;
+    bits ^= bits << 32;
+    return bits;
+}
+
 }  // namespace
+
+const char* element_scanner::read_block(const char* block) {
+    const block_bits bits = classify(block);
+    if (bits.backslashes != 0) return nullptr;
+    const std::uint64_t in_string = prefix_parity(bits.quotes) ^ (in_string_ ? ~std::uint64_t{0} : 0);
+    for (std::uint64_t brackets = (bits.opens | bits.closes) & ~in_string; brackets != 0;
+         brackets &= brackets - 1) {
+        const int at = std::countr_zero(brackets);
+        if ((bits.opens >> at & 1) != 0) {
+            ++depth_;
+        } else if (--depth_ == 1) {
+            in_string_ = false;
+            return block + at + 1;
+        }
+    }
+    in_string_ = (in_string >> 63) != 0;
+    return block + block_bytes;
+}
 
 void element_scanner::start_element(const char* at) {
     in_element_ = true;
@@ -58,7 +129,18 @@ std::size_t element_scanner::scan(std::string_view data) {
         return static_cast<std::size_t>(scanned_end - begin);
     };
 
+    // Within an element, a block without a backslash is read whole; all else
+    // goes byte by byte, and both ways must agree.
+    const char* bytewise_until = p;
     while (p < end) {
+        if (depth_ >= 2 && !in_escape_ && p >= bytewise_until && end - p >= block_bytes) {
+            if (const char* after = read_block(p)) {
+                p = after;
+                if (depth_ == 1) return element_ended(p, p);
+                continue;
+            }
+            bytewise_until = p + block_bytes;
+        }
         if (in_escape_) {
             in_escape_ = false;
             ++p;
