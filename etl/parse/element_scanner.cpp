@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -41,6 +42,7 @@ struct block_bits {
     std::uint64_t backslashes = 0;
     std::uint64_t opens = 0;   // '{' or '['
     std::uint64_t closes = 0;  // '}' or ']'
+    std::uint64_t separators = 0;  // ',' or ':'
 };
 
 block_bits classify(const char* block) {
@@ -58,6 +60,9 @@ block_bits classify(const char* block) {
         bits.backslashes |= bits_of(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('\\'))) << shift;
         bits.opens |= bits_of(_mm_cmpeq_epi8(folded, _mm_set1_epi8('{'))) << shift;
         bits.closes |= bits_of(_mm_cmpeq_epi8(folded, _mm_set1_epi8('}'))) << shift;
+        bits.separators |= bits_of(_mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(',')),
+                                                _mm_cmpeq_epi8(bytes, _mm_set1_epi8(':'))))
+                           << shift;
     }
 #else
     for (int i = 0; i < 64; ++i) {
@@ -67,6 +72,7 @@ block_bits classify(const char* block) {
         if (c == '\\') bits.backslashes |= bit;
         if (c == '{' || c == '[') bits.opens |= bit;
         if (c == '}' || c == ']') bits.closes |= bit;
+        if (c == ',' || c == ':') bits.separators |= bit;
     }
 #endif
     return bits;
@@ -84,37 +90,88 @@ std::uint64_t prefix_parity(std::uint64_t bits) {
     return bits;
 }
 
+// The position of the highest bit set in `bits` (not 0), from `block`.
+const char* last_of(const char* block, std::uint64_t bits) {
+    return block + 63 - std::countl_zero(bits);
+}
+
+// Boost.JSON reads some tokens through a fixed window when its buffer holds one
+// (a literal's 4 or 5 bytes, a \u escape's 11, a number's 34), and else byte by
+// byte: on malformed input the two fail at different bytes. Before elements
+// were fed to it together, every element's end was the end of a buffer. So the
+// parser is still stopped there whenever such a token may begin within this
+// many bytes before it, and its errors name the same bytes as they did.
+constexpr std::ptrdiff_t token_window = 40;
+
+// Elements fed to the JSON parser in one piece at most: bounds ended_.
+constexpr std::size_t max_elements_per_piece = 256;
+
 }  // namespace
 
 const char* element_scanner::read_block(const char* block) {
     const block_bits bits = classify(block);
     if (bits.backslashes != 0) return nullptr;
     const std::uint64_t in_string = prefix_parity(bits.quotes) ^ (in_string_ ? ~std::uint64_t{0} : 0);
+    // Outside strings, anything but quotes, brackets and separators may begin a
+    // number or literal (whitespace too, here: that only stops the parser more often).
+    const std::uint64_t value_bytes =
+        ~(bits.quotes | bits.opens | bits.closes | bits.separators | in_string);
     for (std::uint64_t brackets = (bits.opens | bits.closes) & ~in_string; brackets != 0;
          brackets &= brackets - 1) {
         const int at = std::countr_zero(brackets);
         if ((bits.opens >> at & 1) != 0) {
             ++depth_;
         } else if (--depth_ == 1) {
+            const std::uint64_t before = value_bytes & ((std::uint64_t{1} << at) - 1);
+            if (before != 0) last_value_byte_ = last_of(block, before);
             in_string_ = false;
             return block + at + 1;
         }
     }
+    if (value_bytes != 0) last_value_byte_ = last_of(block, value_bytes);
     in_string_ = (in_string >> 63) != 0;
     return block + block_bytes;
 }
 
+bool element_scanner::must_stop_after(const char* element_end) const {
+    return !begun_here_ || ended_.size() + 1 >= max_elements_per_piece ||
+           (last_value_byte_ != nullptr && element_end - last_value_byte_ <= token_window);
+}
+
+void element_scanner::end_element(const char* end) {
+    in_element_ = false;
+    if (std::exchange(taken_before_end_, false)) return;
+    if (begun_here_) {
+        const auto length = static_cast<std::size_t>(end - kept_from_);
+        ended_.emplace_back(kept_from_, std::min(length, max_raw_bytes_));
+        return;
+    }
+    keep(kept_from_, end);
+    std::swap(raw_, spanned_);
+    ended_.emplace_back(spanned_);
+}
+
+std::string_view element_scanner::take_raw() {
+    if (taken_ < ended_.size()) return ended_[taken_++];
+    // A literal directly in the array (true, false, null) ends for the JSON
+    // parser at its last letter, and for this scanner at the delimiter after it,
+    // which may come in a later chunk: its text so far is all of it.
+    if (in_element_ && !taken_before_end_) {
+        taken_before_end_ = true;
+        return raw_;
+    }
+    return {};
+}
+
 void element_scanner::start_element(const char* at) {
     in_element_ = true;
-    raw_.clear();
-    truncated_ = false;
+    begun_here_ = true;
     kept_from_ = at;
 }
 
 void element_scanner::keep(const char* from, const char* to) {
     const auto length = static_cast<std::size_t>(to - from);
     const std::size_t room = max_raw_bytes_ - std::min(max_raw_bytes_, raw_.size());
-    if (length > room) truncated_ = true;
     raw_.append(from, std::min(length, room));
 }
 
@@ -123,9 +180,11 @@ std::size_t element_scanner::scan(std::string_view data) {
     const char* const end = begin + data.size();
     const char* p = begin;
     kept_from_ = begin;
-    const auto element_ended = [&](const char* raw_end, const char* scanned_end) {
-        keep(kept_from_, raw_end);
-        in_element_ = false;
+    begun_here_ = false;
+    last_value_byte_ = nullptr;
+    ended_.clear();
+    taken_ = 0;
+    const auto scanned = [&](const char* scanned_end) {
         return static_cast<std::size_t>(scanned_end - begin);
     };
 
@@ -136,7 +195,11 @@ std::size_t element_scanner::scan(std::string_view data) {
         if (depth_ >= 2 && !in_escape_ && p >= bytewise_until && end - p >= block_bytes) {
             if (const char* after = read_block(p)) {
                 p = after;
-                if (depth_ == 1) return element_ended(p, p);
+                if (depth_ == 1) {
+                    const bool stop = must_stop_after(p);
+                    end_element(p);
+                    if (stop) return scanned(p);
+                }
                 continue;
             }
             bytewise_until = p + block_bytes;
@@ -151,13 +214,17 @@ std::size_t element_scanner::scan(std::string_view data) {
             p = find_quote_or_backslash(p, end);
             if (p == end) break;
             if (*p == '\\') {
+                last_value_byte_ = p;  // an escape may be \uXXXX
                 in_escape_ = true;
                 ++p;
                 continue;
             }
             in_string_ = false;
             ++p;
-            if (depth_ == 1) return element_ended(p, p);  // a bare string element
+            if (depth_ == 1) {  // a bare string element
+                end_element(p);
+                return scanned(p);
+            }
             continue;
         }
         const char c = *p;
@@ -166,7 +233,8 @@ std::size_t element_scanner::scan(std::string_view data) {
                 in_bare_ = false;
                 if (c == ']') --depth_;
                 // The delimiter goes to the JSON parser too: only it ends a number.
-                return element_ended(p, p + 1);
+                end_element(p);
+                return scanned(p + 1);
             }
             ++p;
             continue;
@@ -184,7 +252,11 @@ std::size_t element_scanner::scan(std::string_view data) {
         case '}':
         case ']':
             --depth_;
-            if (depth_ == 1) return element_ended(p + 1, p + 1);
+            if (depth_ == 1) {
+                const bool stop = must_stop_after(p + 1);
+                end_element(p + 1);
+                if (stop) return scanned(p + 1);
+            }
             break;
         case ',':
         case ':':
@@ -194,6 +266,7 @@ std::size_t element_scanner::scan(std::string_view data) {
         case '\r':
             break;
         default:
+            last_value_byte_ = p;
             if (depth_ == 1) {
                 start_element(p);
                 in_bare_ = true;
@@ -202,7 +275,10 @@ std::size_t element_scanner::scan(std::string_view data) {
         }
         ++p;
     }
-    if (in_element_) keep(kept_from_, end);
+    if (in_element_) {
+        if (begun_here_) raw_.clear();
+        keep(kept_from_, end);
+    }
     return data.size();
 }
 

@@ -1,13 +1,14 @@
 #pragma once
 // Finds where each element of the top-level array begins and ends, across
-// chunks, and keeps the current element's text (capped). The JSON
-// parser's events carry no positions, so a rejection's raw text comes from here.
+// chunks, and keeps each element's text (capped). The JSON parser's events
+// carry no positions, so a rejection's raw text comes from here.
 // It trusts the JSON parser to report malformed input; on such input its state
 // is meaningless, and the response is abandoned anyway.
 
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace comeback::detail {
 
@@ -15,16 +16,18 @@ class element_scanner {
 public:
     explicit element_scanner(std::size_t max_raw_bytes) : max_raw_bytes_(max_raw_bytes) {}
 
-    // Scans `data` up to and including the byte that ends the current element
-    // (for a bare number or literal, the delimiter after it), or to its end.
-    // Returns how many bytes were scanned: feed exactly those to the JSON parser,
-    // and its end-of-element event will see raw() complete.
+    // Scans `data` up to the end of an element the JSON parser must be stopped
+    // after (see must_stop_after), or to its end. Returns how many bytes were
+    // scanned: feed exactly those to the JSON parser, and each of its
+    // end-of-element events can take_raw() that element's text.
     std::size_t scan(std::string_view data);
 
-    // The current (or last ended) element's text, at most max_raw_bytes bytes.
-    const std::string& raw() const { return raw_; }
-    // True when raw() lost bytes to the cap.
-    bool raw_truncated() const { return truncated_; }
+    // The text of the oldest element ended in the last scan() and not yet
+    // taken, at most max_raw_bytes bytes. Failing that, the text so far of
+    // the element still open (a literal the JSON parser ended before this
+    // scanner saw its delimiter), once; else empty. It may be a view of the
+    // scanned data: valid until the next scan(), while that data is.
+    std::string_view take_raw();
 
 private:
     // Inside an element, strings and brackets are found a block at a time: most
@@ -39,12 +42,20 @@ private:
     const char* read_block(const char* block);
     void start_element(const char* at);
     void keep(const char* from, const char* to);
+    // Queues the element that ends at `end` (exclusive) for take_raw().
+    void end_element(const char* end);
+    bool must_stop_after(const char* element_end) const;
 
     std::size_t max_raw_bytes_;
-    std::string raw_;
-    bool truncated_ = false;
+    std::string raw_;        // the text of an element begun in an earlier scan()
+    std::string spanned_;    // that element's whole text once it has ended
+    std::vector<std::string_view> ended_;  // elements ended in the last scan()
+    std::size_t taken_ = 0;                 // of ended_
     const char* kept_from_ = nullptr;  // within the data being scanned
-    int depth_ = 0;                    // 1 inside the top-level array
+    const char* last_value_byte_ = nullptr;  // see must_stop_after
+    bool begun_here_ = false;  // the current element began in this scan()
+    bool taken_before_end_ = false;  // see take_raw()
+    int depth_ = 0;            // 1 inside the top-level array
     bool in_element_ = false;
     bool in_string_ = false;
     bool in_escape_ = false;  // a backslash ended the previous chunk

@@ -134,7 +134,7 @@ public:
     static constexpr std::size_t max_key_size = std::size_t(-1);
 
     element_reader(parser_options options, response_parser::batch_sink sink,
-                   const detail::element_scanner& scanner)
+                   detail::element_scanner& scanner)
         : options_(options), sink_(std::move(sink)), scanner_(scanner) {
         if (options_.batch_rows == 0) options_.batch_rows = 1;
         if (options_.max_field_bytes == 0) options_.max_field_bytes = 1;
@@ -555,6 +555,8 @@ private:
 
     void finish_element() {
         ++summary_.elements;
+        // Every element takes its text, so that each finds its own.
+        const std::string_view raw = scanner_.take_raw();
         if (!rejected_ && row_.id.empty()) reject("id is missing");
         if (rejected_) {
             rejection& r = batch_.rejections.emplace_back();
@@ -563,7 +565,7 @@ private:
             r.reason = std::move(reason_);
             // The raw text goes to the database too: cut whole characters, and
             // replace what PostgreSQL text cannot hold.
-            r.raw = to_storable_text(cut_at_char_boundary(scanner_.raw(), options_.max_raw_bytes));
+            r.raw = to_storable_text(cut_at_char_boundary(raw, options_.max_raw_bytes));
             ++summary_.rejected;
         } else {
             batch_.rows.push_back(std::move(row_));
@@ -575,7 +577,7 @@ private:
 
     parser_options options_;
     response_parser::batch_sink sink_;
-    const detail::element_scanner& scanner_;
+    detail::element_scanner& scanner_;
     parse_summary summary_;
     row_batch batch_;
     std::string failure_;
@@ -695,8 +697,8 @@ void response_parser::feed(std::string_view chunk) {
     if (impl_->finished) throw std::logic_error("response_parser: feed() after finish()");
     impl_->parser.handler().summary().bytes += chunk.size();
     impl_->note_first_content(chunk);
-    // Stop the JSON parser at each element's end, so that its end-of-element
-    // event finds the element's raw text complete in the scanner.
+    // The scanner goes ahead of the JSON parser by what it hands on, so that
+    // each end-of-element event finds that element's raw text complete.
     while (!chunk.empty()) {
         const std::size_t scanned = impl_->scanner.scan(chunk);
         impl_->write(chunk.substr(0, scanned), true);
