@@ -2,35 +2,59 @@
 
 #include "normalize/pseudonym.hpp"
 
+#include <algorithm>
+#include <bit>
+#include <functional>
 #include <stdexcept>
-
 #include <string_view>
-#include <unordered_map>
 
 namespace comeback {
 namespace {
 
 // One entity set: each id once, in order of first appearance, with the last
-// name seen. The index keys are views into the input rows, which outlive it.
+// name seen. The index is open addressing over positions in `out`: a batch
+// brings up to a contact per row, and a hash node for each was most of the
+// time normalize took.
 class entity_set {
 public:
     entity_set(std::vector<entity>& out, std::size_t expected) : out_(out) {
-        index_.reserve(expected);
         out_.reserve(expected);
+        positions_.assign(std::bit_ceil(std::max<std::size_t>(2 * expected, 16)), free_slot);
     }
 
     void add(const std::string& id, const std::optional<std::string>& name) {
-        const auto [it, inserted] = index_.try_emplace(std::string_view{id}, out_.size());
-        if (inserted) {
+        std::size_t& position = slot_of(id);
+        if (position == free_slot) {
+            position = out_.size();
             out_.push_back(entity{id, name});
+            if (2 * out_.size() > positions_.size()) grow();
         } else if (name) {
-            out_[it->second].name = name;
+            out_[position].name = name;
         }
     }
 
 private:
+    static constexpr std::size_t free_slot = std::size_t(-1);
+
+    // The slot holding `id`'s position in out_, or the free one where it would go.
+    std::size_t& slot_of(std::string_view id) {
+        const std::size_t mask = positions_.size() - 1;
+        for (std::size_t slot = std::hash<std::string_view>{}(id) & mask;; slot = (slot + 1) & mask) {
+            std::size_t& position = positions_[slot];
+            if (position == free_slot || out_[position].id == id) return position;
+        }
+    }
+
+    // Keeps at least half of the slots free, so that a search ends soon.
+    void grow() {
+        positions_.assign(2 * positions_.size(), free_slot);
+        for (std::size_t position = 0; position < out_.size(); ++position) {
+            slot_of(out_[position].id) = position;
+        }
+    }
+
     std::vector<entity>& out_;
-    std::unordered_map<std::string_view, std::size_t> index_;
+    std::vector<std::size_t> positions_;  // power-of-two size
 };
 
 std::optional<std::string> id_of(const std::optional<named_ref>& ref) {
