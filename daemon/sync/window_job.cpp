@@ -138,21 +138,28 @@ struct attempt_result {
 // outgrows the hold: it cannot be confirmed unparsed, and is not loaded.
 struct ticket_needed {};
 
+// The window's row in the ledger read at the start of the turn, unless there
+// is none or the window is held: a held window's fetches return content other
+// than its last load's until the hold ends, so it is fetched as ever.
+const ledger_entry* unheld_entry(const window_context& context, const window& w) {
+    const ledger_entry* entry = context.ledger ? find_window(*context.ledger, w.first_day, w.end_day) : nullptr;
+    return entry && entry->status != "held" ? entry : nullptr;
+}
+
 // The size of the window's last response, when the ledger read at the start
 // of the turn says its last load recorded the response's digest. A held
 // window keeps its last complete load's digest while fetches return other
 // content, which would cost every fetch of it a second request: none.
 std::optional<std::uint64_t> confirmable_bytes(const window_context& context, const window& w) {
-    const ledger_entry* entry = context.ledger ? find_window(*context.ledger, w.first_day, w.end_day) : nullptr;
-    if (!entry || entry->status == "held") return std::nullopt;
-    return entry->confirmable_bytes;
+    const ledger_entry* entry = unheld_entry(context, w);
+    return entry ? entry->confirmable_bytes : std::nullopt;
 }
 
 // The ledger read at the start of the turn says the window was planned and
 // never loaded: its first load needs no ticket (load/fencing.hpp).
 bool never_loaded(const window_context& context, const window& w) {
-    const ledger_entry* entry = context.ledger ? find_window(*context.ledger, w.first_day, w.end_day) : nullptr;
-    return entry && !entry->fetched_at && entry->status != "held";
+    const ledger_entry* entry = unheld_entry(context, w);
+    return entry && !entry->fetched_at;
 }
 
 window_key key_of(const config& cfg, const customer_config& customer, const window& w) {
