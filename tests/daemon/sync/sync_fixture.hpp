@@ -118,6 +118,14 @@ struct sync_fixture {
         return sync(w, 4, &ledger);
     }
 
+    // What a turn reads first, having planned `w`: its ledger row pending
+    // until a load completes it.
+    std::vector<ledger_entry> plan(const window& w) {
+        const std::vector<window> planned{w};
+        return plan_and_read_ledger(db.connection(), db.name(), customer().id, cfg.sync.date_criteria, planned,
+                                    cfg.privacy.rejected_raw_retention);
+    }
+
     // The ledger row of a window; fails the test when there is none.
     ledger_entry ledger_of(const window& w) {
         const auto entries = read_ledger(db.connection(), db.name(), customer().id, cfg.sync.date_criteria);

@@ -471,22 +471,16 @@ TEST_CASE("a planned window's first load in a turn takes no fetch ticket; one lo
         return f.one<std::string>("SELECT coalesce(fetch_ticket::text, 'none') FROM {}.sync_windows WHERE first_day = '" +
                                   date::format("%F", of.first_day) + "'");
     };
-    // What a turn reads first: the windows planned, pending, never loaded.
-    auto plan = [&](const window& of) {
-        const std::vector<window> planned{of};
-        return plan_and_read_ledger(f.db.connection(), f.db.name(), f.customer().id, f.cfg.sync.date_criteria,
-                                    planned, f.cfg.privacy.rejected_raw_retention);
-    };
 
     SECTION("never loaded: no ticket; the window records the counter as it stands") {
-        const auto ledger = plan(w);
+        const auto ledger = f.plan(w);
         REQUIRE(f.sync(w, 4, &ledger).committed);
         CHECK(tickets() == 0);
         CHECK(window_ticket(w) == "none");  // no fetch has taken one yet
         CHECK(f.requests("rows") == 1);
         REQUIRE(f.sync(other).committed);  // without the turn's ledger: ticket 1
         const window third = f.window_of(date::year_month_day{date::year{2024} / 7 / 1});
-        const auto later = plan(third);
+        const auto later = f.plan(third);
         REQUIRE(f.sync(third, 4, &later).committed);
         CHECK(tickets() == 1);
         CHECK(window_ticket(third) == "1");
@@ -497,7 +491,7 @@ TEST_CASE("a planned window's first load in a turn takes no fetch ticket; one lo
         CHECK(stale.dropped());
     }
     SECTION("loaded meanwhile: the response is not loaded, the window is fetched again with a ticket") {
-        const auto ledger = plan(w);
+        const auto ledger = f.plan(w);
         REQUIRE(f.sync(w).committed);  // another fetch, with ticket 1, loads it first
         responses.write("M1.json", "[" + fixture_rows(6) + "]");
         const window_outcome outcome = f.sync(w, 4, &ledger);
@@ -710,9 +704,7 @@ TEST_CASE("a small window's first load is one hand-off to a database thread, two
     // A window the turn planned and never loaded takes no ticket: its load is
     // the only call.
     const window next = f.window_of(date::year_month_day{date::year{2024} / 3 / 11});
-    const std::vector<window> planned{next};
-    const auto ledger = plan_and_read_ledger(f.db.connection(), f.db.name(), f.customer().id,
-                                             f.cfg.sync.date_criteria, planned, f.cfg.privacy.rejected_raw_retention);
+    const auto ledger = f.plan(next);
     before = f.workers.calls();
     REQUIRE(f.sync(next, 4, &ledger).committed);
     CHECK(f.workers.calls() - before == 1);
