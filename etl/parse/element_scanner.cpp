@@ -187,6 +187,13 @@ std::size_t element_scanner::scan(std::string_view data) {
     const auto scanned = [&](const char* scanned_end) {
         return static_cast<std::size_t>(scanned_end - begin);
     };
+    // The element that ends at `after` (exclusive) is queued; returns whether
+    // the JSON parser must stop there.
+    const auto element_ended = [&](const char* after) {
+        const bool stop = must_stop_after(after);
+        end_element(after);
+        return stop;
+    };
 
     // Within an element, a block without a backslash is read whole; all else
     // goes byte by byte, and both ways must agree.
@@ -195,11 +202,7 @@ std::size_t element_scanner::scan(std::string_view data) {
         if (depth_ >= 2 && !in_escape_ && p >= bytewise_until && end - p >= block_bytes) {
             if (const char* after = read_block(p)) {
                 p = after;
-                if (depth_ == 1) {
-                    const bool stop = must_stop_after(p);
-                    end_element(p);
-                    if (stop) return scanned(p);
-                }
+                if (depth_ == 1 && element_ended(p)) return scanned(p);
                 continue;
             }
             bytewise_until = p + block_bytes;
@@ -252,11 +255,7 @@ std::size_t element_scanner::scan(std::string_view data) {
         case '}':
         case ']':
             --depth_;
-            if (depth_ == 1) {
-                const bool stop = must_stop_after(p + 1);
-                end_element(p + 1);
-                if (stop) return scanned(p + 1);
-            }
+            if (depth_ == 1 && element_ended(p + 1)) return scanned(p + 1);
             break;
         case ',':
         case ':':
