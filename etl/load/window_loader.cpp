@@ -414,8 +414,6 @@ struct window_loader::impl {
     // unchanged ones left as they are (see sql::window_loader::merge_comebacks).
     void merge_comebacks(const std::string& stamp) {
         batch.add_command(sql::window_loader::sort_set_operations.text());
-        // A recheck also lists its inserts: one whose stored row was deleted
-        // by hand may still have an open history version.
         const auto& s = sql::window_loader::merge_comebacks;
         batch.add(s, [this, &s](const pqxx::result& rows) {
             const pqxx::row row = sql::single_row(rows, s);
@@ -425,7 +423,7 @@ struct window_loader::impl {
             counts.undeleted = row[3].as<std::size_t>();
             note_change_range(row[4], row[5]);
             changed_without_occurs_at = changed_without_occurs_at || row[6].as<bool>();
-        }, key.customer_id, stamp, sql_time::micros(key.from), sql_time::micros(key.to), options.recheck);
+        }, key.customer_id, stamp, sql_time::micros(key.from), sql_time::micros(key.to));
         batch.add_command(sql::window_loader::hash_set_operations.text());
     }
 
@@ -440,18 +438,11 @@ struct window_loader::impl {
            previous_fetch ? std::optional<long long>(sql_time::micros(*previous_fetch)) : std::nullopt);
     }
 
-    // Updates, undeletes and deletes (load_delta) close the comeback's current
-    // version, then open a new one. Most windows have none: a first load only
-    // inserts (which opened their versions), a re-run of unchanged data
-    // changes nothing, so the statements are skipped.
-    void write_history(const std::string& stamp) {
-        batch.send();  // the counts say whether there is history to write
-        const bool inserts_listed = options.recheck && counts.inserted > 0;
-        if (counts.updated + counts.undeleted + counts.deleted == 0 && !inserts_listed) return;
-        for (const auto* s : {&sql::window_loader::close_history_versions, &sql::window_loader::open_history_versions}) {
-            batch.add(*s, sql::expect_no_rows(*s), key.customer_id, stamp);
-        }
-    }
+    // The counts of the merge and the soft delete, which the ledger row
+    // records: history went with them (a comebacks row holds its current
+    // version, so an update or a delete moves the version it ends in the same
+    // statement).
+    void read_counts() { batch.send(); }
 
     // Other windows whose data this load changed, told so with the ledger
     // row. A renamed entity may be named by any window.
@@ -586,9 +577,9 @@ load_counts window_loader::commit(const fetch_info& info) {
     impl_->finished = true;
     auto& counts = impl_->counts;
     const std::string content = impl_->digest.finish();
-    // A recheck takes the general path, which repairs history too. It needs
-    // no probe for live rows in range: without any, the merge's EXCEPT and
-    // the soft delete find nothing, as they would have.
+    // A recheck takes the general path, which repairs rows changed by hand.
+    // It needs no probe for live rows in range: without any, the merge's
+    // EXCEPT and the soft delete find nothing, as they would have.
     const load_start start = impl_->read_start(content, info.response_digest,
                                                {.probe_live_rows = !impl_->options.recheck});
     const std::string& stamp = start.stamp;
@@ -614,7 +605,7 @@ load_counts window_loader::commit(const fetch_info& info) {
         impl_->merge_entities(stamp);
         if (live_in_range || !impl_->insert_all_new(stamp)) impl_->merge_comebacks(stamp);
         if (live_in_range) impl_->soft_delete(stamp, last.fetched_at);
-        impl_->write_history(stamp);
+        impl_->read_counts();
         counts.duplicates = impl_->staged - counts.rows_seen;
     }
     impl_->store_rejections(stamp);

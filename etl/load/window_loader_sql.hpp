@@ -32,16 +32,13 @@ SELECT set_config('search_path', quote_ident($1), true) AS search_path,
        coalesce(s.bytes > $3::bigint, false) AS staging_large
 FROM (SELECT pg_relation_size(to_regclass('pg_temp.load_comebacks'))
            + pg_relation_size(to_regclass('pg_temp.load_entities'))
-           + pg_relation_size(to_regclass('pg_temp.load_rejections'))
-           + pg_relation_size(to_regclass('pg_temp.load_delta')) AS bytes) s
+           + pg_relation_size(to_regclass('pg_temp.load_rejections')) AS bytes) s
 )sql"};
 
 // Staging lives for the session, so a connection loading many windows creates
 // it once, when a load first needs it (a window confirmed from its response
 // digest does not); a rolled-back transaction that created it takes it along.
 // Each load that stages empties it first (stage_rows, truncate_staging).
-// load_delta holds the window's updates, undeletes and deletes (not its
-// inserts): their current history versions are closed at commit.
 // load_latest_comebacks is the staged comebacks, one per id (the last index
 // wins), instants as timestamptz: what both merge statements start from.
 inline constexpr statement create_staging{"create_staging", R"sql(
@@ -72,21 +69,6 @@ CREATE TEMP TABLE load_rejections (
     comeback_id text COLLATE "C",
     reason      text NOT NULL,
     raw         text NOT NULL
-);
-
-CREATE TEMP TABLE load_delta (
-    comeback_id        text COLLATE "C" NOT NULL,
-    change             text NOT NULL,
-    contact_id         text,
-    booked_by_user_id  text,
-    assigned_user_id   text,
-    assigned_group_id  text,
-    assigned_office_id text,
-    state              text,
-    origin             text,
-    occurs_at          timestamptz,
-    booked_at          timestamptz,
-    is_deleted         boolean NOT NULL
 );
 
 CREATE TEMP VIEW load_latest_comebacks AS
@@ -121,7 +103,6 @@ inline constexpr statement stage_rows{"stage_rows", R"sql(
 WITH comebacks AS (DELETE FROM pg_temp.load_comebacks),
 entities AS (DELETE FROM pg_temp.load_entities),
 rejections AS (DELETE FROM pg_temp.load_rejections),
-delta AS (DELETE FROM pg_temp.load_delta),
 new_comebacks AS (
     INSERT INTO pg_temp.load_comebacks (
         idx, comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
@@ -136,7 +117,7 @@ FROM unnest($13::bigint[], $14::text[], $15::text[], $16::text[])
 )sql"};
 
 inline constexpr statement truncate_staging{"truncate_staging", R"sql(
-TRUNCATE pg_temp.load_comebacks, pg_temp.load_entities, pg_temp.load_rejections, pg_temp.load_delta
+TRUNCATE pg_temp.load_comebacks, pg_temp.load_entities, pg_temp.load_rejections
 )sql"};
 
 // Entities first: comebacks reference them. One statement for the four
@@ -326,9 +307,10 @@ inline constexpr statement after_insert_all_new{"after_insert_all_new", R"sql(
 RELEASE SAVEPOINT insert_all_new
 )sql"};
 
-// A first load's comebacks, all taken to be new, with their first history
-// versions: the primary key's own uniqueness check is the lookup, and one
-// that exists after all fails the statement (unique_violation). Returns how
+// A first load's comebacks, all taken to be new, each its own first version
+// (a comebacks row holds its current version: schema/008): the primary key's
+// own uniqueness check is the lookup, and one that exists after all fails the
+// statement (unique_violation). Returns how
 // many, the occurs_at range they span (microseconds) and whether one has no
 // occurs_at.
 inline constexpr statement insert_all_new{"insert_all_new", R"sql(
@@ -340,21 +322,12 @@ WITH latest AS MATERIALIZED (
 added AS (
     INSERT INTO comebacks (customer_id, comeback_id, contact_id, booked_by_user_id,
                            assigned_user_id, assigned_group_id, assigned_office_id, state,
-                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at)
+                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at,
+                           version_from, version_change)
     SELECT $1, comeback_id, contact_id, booked_by_user_id,
            assigned_user_id, assigned_group_id, assigned_office_id, state,
-           origin, occurs_at, booked_at, $2::timestamptz, $2::timestamptz, NULL
-    FROM latest
-),
-opened AS (
-    INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
-                                  contact_id, booked_by_user_id, assigned_user_id,
-                                  assigned_group_id, assigned_office_id, state, origin,
-                                  occurs_at, booked_at, is_deleted)
-    SELECT $1, comeback_id, $2::timestamptz, NULL, 'insert',
-           contact_id, booked_by_user_id, assigned_user_id,
-           assigned_group_id, assigned_office_id, state, origin,
-           occurs_at, booked_at, false
+           origin, occurs_at, booked_at, $2::timestamptz, $2::timestamptz, NULL,
+           $2::timestamptz, 'insert'
     FROM latest
 )
 SELECT count(*),
@@ -381,25 +354,15 @@ WITH latest AS MATERIALIZED (
 added AS (
     INSERT INTO comebacks (customer_id, comeback_id, contact_id, booked_by_user_id,
                            assigned_user_id, assigned_group_id, assigned_office_id, state,
-                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at)
+                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at,
+                           version_from, version_change)
     SELECT $1, comeback_id, contact_id, booked_by_user_id,
            assigned_user_id, assigned_group_id, assigned_office_id, state,
-           origin, occurs_at, booked_at, $2::timestamptz, $2::timestamptz, NULL
+           origin, occurs_at, booked_at, $2::timestamptz, $2::timestamptz, NULL,
+           $2::timestamptz, 'insert'
     FROM latest
     ON CONFLICT (customer_id, comeback_id) DO NOTHING
-    RETURNING comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
-              assigned_office_id, state, origin, occurs_at, booked_at
-),
-opened AS (
-    INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
-                                  contact_id, booked_by_user_id, assigned_user_id,
-                                  assigned_group_id, assigned_office_id, state, origin,
-                                  occurs_at, booked_at, is_deleted)
-    SELECT $1, comeback_id, $2::timestamptz, NULL, 'insert',
-           contact_id, booked_by_user_id, assigned_user_id,
-           assigned_group_id, assigned_office_id, state, origin,
-           occurs_at, booked_at, false
-    FROM added
+    RETURNING occurs_at
 )
 SELECT count(*),
        (extract(epoch FROM min(occurs_at)) * 1000000)::bigint,
@@ -422,11 +385,9 @@ inline constexpr statement hash_set_operations{"hash_set_operations", R"sql(
 RESET enable_hashagg
 )sql"};
 
-// Dedupes the window, diffs it against the stored rows, upserts what differs
-// and opens the first history version of every new comeback, in one
-// statement. $3..$4: the window's occurs_at range (microseconds); $5: list
-// the inserts in load_delta too (a recheck: a stored row deleted by hand may
-// have left its history version open).
+// Dedupes the window, diffs it against the stored rows and upserts what
+// differs, with history, in one statement. $3..$4: the window's occurs_at
+// range (microseconds).
 //
 // Rows identical to a stored live row of the window's range need no lookup:
 // one index range scan and an EXCEPT (NULLs compare equal, like IS NOT
@@ -441,9 +402,10 @@ RESET enable_hashagg
 // CTEs share the statement's snapshot, so `delta` compares with the rows as
 // they were before this window.
 //
-// Each new comeback is written once to comebacks and once to history; only
-// updates and undeletes also go to load_delta, to close their current history
-// version first (close_history_versions). Returns the window's distinct
+// A comebacks row holds its comeback's current version (schema/008): a new
+// comeback is one row, written once; an update or undelete rewrites the row
+// as the version that begins at $2 and moves the version it ends, as `delta`
+// read it, to comeback_versions (`closed`). Returns the window's distinct
 // comebacks, the inserted, updated and undeleted counts, the occurs_at range
 // the changes touched (old and new values, microseconds), and whether a change
 // had no occurs_at.
@@ -472,12 +434,13 @@ delta AS MATERIALIZED (
                 ELSE 'update' END AS change,
            s.contact_id, s.booked_by_user_id, s.assigned_user_id, s.assigned_group_id,
            s.assigned_office_id, s.state, s.origin, s.occurs_at, s.booked_at,
-           c.occurs_at AS stored_occurs_at
+           c.occurs_at AS stored_occurs_at,
+           c AS stored
     FROM candidates s
     LEFT JOIN LATERAL (
         SELECT c.comeback_id, c.deleted_at, c.contact_id, c.booked_by_user_id,
                c.assigned_user_id, c.assigned_group_id, c.assigned_office_id, c.state,
-               c.origin, c.occurs_at, c.booked_at
+               c.origin, c.occurs_at, c.booked_at, c.version_from, c.version_change
         FROM comebacks c
         WHERE c.customer_id = $1 AND c.comeback_id = s.comeback_id
         LIMIT 1  -- keeps the lookup a per-row index probe, never flattened into a join
@@ -492,10 +455,12 @@ delta AS MATERIALIZED (
 added AS (  -- plain inserts: under the customer's lock nobody else adds them
     INSERT INTO comebacks (customer_id, comeback_id, contact_id, booked_by_user_id,
                            assigned_user_id, assigned_group_id, assigned_office_id, state,
-                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at)
+                           origin, occurs_at, booked_at, first_seen_at, last_seen_at, deleted_at,
+                           version_from, version_change)
     SELECT $1, d.comeback_id, d.contact_id, d.booked_by_user_id,
            d.assigned_user_id, d.assigned_group_id, d.assigned_office_id, d.state,
-           d.origin, d.occurs_at, d.booked_at, $2::timestamptz, $2::timestamptz, NULL
+           d.origin, d.occurs_at, d.booked_at, $2::timestamptz, $2::timestamptz, NULL,
+           $2::timestamptz, 'insert'
     FROM delta d
     WHERE d.change = 'insert'
 ),
@@ -503,18 +468,21 @@ merged AS (
     INSERT INTO comebacks AS t (customer_id, comeback_id, contact_id, booked_by_user_id,
                                 assigned_user_id, assigned_group_id, assigned_office_id, state,
                                 origin, occurs_at, booked_at, first_seen_at, last_seen_at,
-                                deleted_at)
+                                deleted_at, version_from, version_change)
     SELECT $1, d.comeback_id, d.contact_id, d.booked_by_user_id,
            d.assigned_user_id, d.assigned_group_id, d.assigned_office_id, d.state,
-           d.origin, d.occurs_at, d.booked_at, $2::timestamptz, $2::timestamptz, NULL
+           d.origin, d.occurs_at, d.booked_at, $2::timestamptz, $2::timestamptz, NULL,
+           $2::timestamptz, d.change
     FROM delta d
     WHERE d.change <> 'insert'
     ON CONFLICT (customer_id, comeback_id) DO UPDATE
     SET (contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
-         assigned_office_id, state, origin, occurs_at, booked_at, last_seen_at, deleted_at) =
+         assigned_office_id, state, origin, occurs_at, booked_at, last_seen_at, deleted_at,
+         version_from, version_change) =
         (excluded.contact_id, excluded.booked_by_user_id, excluded.assigned_user_id,
          excluded.assigned_group_id, excluded.assigned_office_id, excluded.state,
-         excluded.origin, excluded.occurs_at, excluded.booked_at, excluded.last_seen_at, NULL)
+         excluded.origin, excluded.occurs_at, excluded.booked_at, excluded.last_seen_at, NULL,
+         excluded.version_from, excluded.version_change)
     WHERE t.deleted_at IS NOT NULL
        OR (t.contact_id, t.booked_by_user_id, t.assigned_user_id, t.assigned_group_id,
            t.assigned_office_id, t.state, t.origin, t.occurs_at, t.booked_at)
@@ -523,27 +491,18 @@ merged AS (
            excluded.assigned_group_id, excluded.assigned_office_id, excluded.state,
            excluded.origin, excluded.occurs_at, excluded.booked_at)
 ),
-opened AS (  -- a new comeback has no history yet: nothing to close
-    INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
-                                  contact_id, booked_by_user_id, assigned_user_id,
-                                  assigned_group_id, assigned_office_id, state, origin,
-                                  occurs_at, booked_at, is_deleted)
-    SELECT $1, d.comeback_id, $2::timestamptz, NULL, 'insert',
-           d.contact_id, d.booked_by_user_id, d.assigned_user_id,
-           d.assigned_group_id, d.assigned_office_id, d.state, d.origin,
-           d.occurs_at, d.booked_at, false
+closed AS (
+    INSERT INTO comeback_versions (customer_id, comeback_id, valid_from, valid_to, change,
+                                   contact_id, booked_by_user_id, assigned_user_id,
+                                   assigned_group_id, assigned_office_id, state, origin,
+                                   occurs_at, booked_at, is_deleted)
+    SELECT $1, d.comeback_id, (d.stored).version_from, $2::timestamptz, (d.stored).version_change,
+           (d.stored).contact_id, (d.stored).booked_by_user_id, (d.stored).assigned_user_id,
+           (d.stored).assigned_group_id, (d.stored).assigned_office_id, (d.stored).state,
+           (d.stored).origin, (d.stored).occurs_at, (d.stored).booked_at,
+           (d.stored).deleted_at IS NOT NULL
     FROM delta d
-    WHERE d.change = 'insert'
-),
-changed AS (
-    INSERT INTO pg_temp.load_delta (comeback_id, change, contact_id, booked_by_user_id,
-                                    assigned_user_id, assigned_group_id, assigned_office_id,
-                                    state, origin, occurs_at, booked_at, is_deleted)
-    SELECT d.comeback_id, d.change, d.contact_id, d.booked_by_user_id,
-           d.assigned_user_id, d.assigned_group_id, d.assigned_office_id,
-           d.state, d.origin, d.occurs_at, d.booked_at, false
-    FROM delta d
-    WHERE d.change <> 'insert' OR $5::boolean
+    WHERE d.change <> 'insert'
 )
 SELECT (SELECT count(*) FROM latest),
        count(*) FILTER (WHERE change = 'insert'),
@@ -564,6 +523,10 @@ FROM delta
 // that saw it. The stored side is an index range scan and the comparison a
 // hashed EXCEPT, linear whatever the planner believes (NOT EXISTS became a
 // nested loop scanning the staged window per stored row).
+//
+// Each deleted row becomes the version the delete begins; the version it
+// ends, read by primary key in the statement's snapshot (before the update),
+// moves to comeback_versions. One row a deleted comeback.
 inline constexpr statement soft_delete{"soft_delete", R"sql(
 WITH missing AS (
     SELECT comeback_id FROM comebacks
@@ -579,45 +542,30 @@ gone AS (
     UPDATE comebacks c
     SET deleted_at = $2::timestamptz,
         last_seen_at = greatest(c.last_seen_at,
-                                timestamptz 'epoch' + $5::bigint * interval '1 microsecond')
+                                timestamptz 'epoch' + $5::bigint * interval '1 microsecond'),
+        version_from = $2::timestamptz,
+        version_change = 'delete'
     FROM missing m
     WHERE c.customer_id = $1 AND c.comeback_id = m.comeback_id
-    RETURNING c.comeback_id, c.contact_id, c.booked_by_user_id, c.assigned_user_id,
-              c.assigned_group_id, c.assigned_office_id, c.state, c.origin, c.occurs_at,
-              c.booked_at
+    RETURNING c.comeback_id
 )
-INSERT INTO pg_temp.load_delta (comeback_id, change, contact_id, booked_by_user_id,
-                                assigned_user_id, assigned_group_id, assigned_office_id,
-                                state, origin, occurs_at, booked_at, is_deleted)
-SELECT comeback_id, 'delete', contact_id, booked_by_user_id,
-       assigned_user_id, assigned_group_id, assigned_office_id,
-       state, origin, occurs_at, booked_at, true
-FROM gone
-)sql"};
-
-// Closes the current history version of every comeback in load_delta at $2.
-// It is found through the primary key's (customer_id, comeback_id) prefix: a
-// comeback has a handful of versions.
-inline constexpr statement close_history_versions{"close_history_versions", R"sql(
-UPDATE comeback_history h
-SET valid_to = $2::timestamptz
-WHERE h.customer_id = $1 AND h.valid_to IS NULL AND h.valid_from < $2::timestamptz
-  AND h.comeback_id = ANY (ARRAY(SELECT comeback_id FROM pg_temp.load_delta))
-)sql"};
-
-// Opens the new version of every update, undelete and delete in load_delta;
-// inserts opened theirs in merge_comebacks or insert_all_new.
-inline constexpr statement open_history_versions{"open_history_versions", R"sql(
-INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change,
-                              contact_id, booked_by_user_id, assigned_user_id,
-                              assigned_group_id, assigned_office_id, state, origin,
-                              occurs_at, booked_at, is_deleted)
-SELECT $1, d.comeback_id, $2::timestamptz, NULL, d.change,
-       d.contact_id, d.booked_by_user_id, d.assigned_user_id,
-       d.assigned_group_id, d.assigned_office_id, d.state, d.origin,
-       d.occurs_at, d.booked_at, d.is_deleted
-FROM pg_temp.load_delta d
-WHERE d.change <> 'insert'
+INSERT INTO comeback_versions (customer_id, comeback_id, valid_from, valid_to, change,
+                               contact_id, booked_by_user_id, assigned_user_id,
+                               assigned_group_id, assigned_office_id, state, origin,
+                               occurs_at, booked_at, is_deleted)
+SELECT $1, g.comeback_id, c.version_from, $2::timestamptz, c.version_change,
+       c.contact_id, c.booked_by_user_id, c.assigned_user_id,
+       c.assigned_group_id, c.assigned_office_id, c.state, c.origin,
+       c.occurs_at, c.booked_at, false
+FROM gone g
+CROSS JOIN LATERAL (
+    SELECT c.version_from, c.version_change, c.contact_id, c.booked_by_user_id,
+           c.assigned_user_id, c.assigned_group_id, c.assigned_office_id, c.state,
+           c.origin, c.occurs_at, c.booked_at
+    FROM comebacks c
+    WHERE c.customer_id = $1 AND c.comeback_id = g.comeback_id
+    LIMIT 1
+) c
 )sql"};
 
 // The window's rejected elements, once per raw text: seen again, the stored
@@ -755,7 +703,6 @@ inline constexpr std::array statements{
     insert_new_skipping_stored,
     undo_insert_all_new,    after_insert_all_new,   sort_set_operations,
     merge_comebacks,        hash_set_operations,    soft_delete,
-    close_history_versions, open_history_versions,  store_rejections,
-    confirm_unparsed};
+    store_rejections,       confirm_unparsed};
 
 }  // namespace comeback::sql::window_loader

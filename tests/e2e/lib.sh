@@ -265,7 +265,7 @@ table_rows() {
                     FROM information_schema.columns
                     WHERE table_schema = '$s' AND table_name = '$table'
                       AND column_name NOT LIKE '%\\_seen\\_at'
-                      AND column_name NOT IN ('valid_from', 'valid_to', 'deleted_at', 'fetched_at',
+                      AND column_name NOT IN ('valid_from', 'valid_to', 'version_from', 'deleted_at', 'fetched_at',
                                               'attempted_at', 'changed_at', 'compared_at',
                                               'attempts', 'fetch_ms', 'load_ms', 'response_bytes',
                                               'fetch_ticket', 'times_seen', 'last_http_status',

@@ -1,6 +1,8 @@
 #include "load/migrations.hpp"
 
 #include "load/embedded_migrations.hpp"
+#include "load/migrations_sql.hpp"
+#include "load_test_data.hpp"
 #include "support/database.hpp"
 #include "support/fixtures.hpp"
 
@@ -175,4 +177,114 @@ TEST_CASE("a schema name that is not a plain identifier is refused before any SQ
         INFO(bad);
         CHECK_THROWS_AS(migrate(*connection, bad), std::invalid_argument);
     }
+}
+
+namespace {
+
+// Brings `db` up to migration `last` as a binary that knew no newer one would.
+void migrate_up_to(scratch_schema& db, int last) {
+    pqxx::work tx{db.connection()};
+    tx.exec0("CREATE SCHEMA " + db.quoted());
+    tx.exec0("SET LOCAL search_path TO " + db.quoted());
+    tx.exec0(std::string(sql::migrations::create_migrations_table.text()));
+    for (const auto& migration : embedded_migrations()) {
+        if (migration.version > last) continue;
+        tx.exec0(std::string(migration.sql));
+        tx.exec_params0(std::string(sql::migrations::record_applied.text()), migration.version,
+                        std::string(migration.name), std::string(migration.checksum));
+    }
+    tx.commit();
+}
+
+// comeback_history's rows, one text each, in key order.
+std::vector<std::string> history_rows(pqxx::connection& connection, const std::string& schema) {
+    pqxx::read_transaction tx{connection};
+    std::vector<std::string> rows;
+    for (const auto& row : tx.exec("SELECT h::text FROM " + schema +
+                                   ".comeback_history h ORDER BY customer_id, comeback_id, valid_from")) {
+        rows.push_back(row[0].as<std::string>());
+    }
+    return rows;
+}
+
+}  // namespace
+
+TEST_CASE("008 moves each current version into its comebacks row; comeback_history reads the same rows") {
+    scratch_schema db;
+    migrate_up_to(db, 7);
+    {
+        pqxx::work tx{db.connection()};
+        tx.exec0("SET LOCAL search_path TO " + db.quoted());
+        // K1 updated, K2 deleted, K3 as first loaded; K4's history and K5's
+        // comebacks row deleted by hand.
+        tx.exec0(R"sql(
+INSERT INTO comebacks (customer_id, comeback_id, state, occurs_at, first_seen_at, last_seen_at, deleted_at)
+VALUES ('M1', 'K1', 'Completed', '2024-05-06 10:00Z', '2024-05-01 00:00Z', '2024-05-03 00:00Z', NULL),
+       ('M1', 'K2', 'New', '2024-05-07 10:00Z', '2024-05-01 00:00Z', '2024-05-02 00:00Z', '2024-05-03 00:00Z'),
+       ('M1', 'K3', 'New', '2024-05-08 10:00Z', '2024-05-01 00:00Z', '2024-05-01 00:00Z', NULL),
+       ('M1', 'K4', 'New', '2024-05-09 10:00Z', '2024-05-01 00:00Z', '2024-05-01 00:00Z', NULL);
+INSERT INTO comeback_history (customer_id, comeback_id, valid_from, valid_to, change, state, occurs_at, is_deleted)
+VALUES ('M1', 'K1', '2024-05-01 00:00Z', '2024-05-02 00:00Z', 'insert', 'New', '2024-05-06 10:00Z', false),
+       ('M1', 'K1', '2024-05-02 00:00Z', NULL, 'update', 'Completed', '2024-05-06 10:00Z', false),
+       ('M1', 'K2', '2024-05-01 00:00Z', '2024-05-03 00:00Z', 'insert', 'New', '2024-05-07 10:00Z', false),
+       ('M1', 'K2', '2024-05-03 00:00Z', NULL, 'delete', 'New', '2024-05-07 10:00Z', true),
+       ('M1', 'K3', '2024-05-01 00:00Z', NULL, 'insert', 'New', '2024-05-08 10:00Z', false),
+       ('M1', 'K5', '2024-05-01 00:00Z', NULL, 'insert', 'New', '2024-05-10 10:00Z', false);
+GRANT SELECT ON comeback_history TO PUBLIC;
+)sql");
+        tx.commit();
+    }
+    const auto before = history_rows(db.connection(), db.quoted());
+    REQUIRE(before.size() == 6);
+
+    CHECK(migrate(db.connection(), db.name()) == newest_known_migration() - 7);
+
+    auto after = history_rows(db.connection(), db.quoted());
+    REQUIRE(after.size() == 7);
+    // K1, K2 and K3 read exactly as before; K4 has its version again, from
+    // when it was first seen; K5's open version, which no comeback stands
+    // for any more, has ended.
+    CHECK(std::vector<std::string>(after.begin(), after.begin() + 5) ==
+          std::vector<std::string>(before.begin(), before.begin() + 5));
+    CHECK(one_text(db.connection(), "SELECT valid_from = '2024-05-01 00:00Z' AND valid_to IS NULL AND change = 'insert' FROM " +
+                                        db.quoted() + ".comeback_history WHERE comeback_id = 'K4'") == "t");
+    CHECK(one_text(db.connection(), "SELECT valid_to IS NOT NULL FROM " + db.quoted() +
+                                        ".comeback_history WHERE comeback_id = 'K5'") == "t");
+    // What is stored once: every current version in comebacks, only closed ones in the table.
+    CHECK(count_rows(db.connection(), db.name(), "comeback_versions") == 3);
+    CHECK(count_rows(db.connection(), db.name(), "comeback_versions WHERE valid_to IS NULL") == 0);
+    CHECK(one_text(db.connection(), "SELECT string_agg(comeback_id || ':' || version_change, ',' ORDER BY comeback_id) FROM " +
+                                        db.quoted() + ".comebacks") == "K1:update,K2:delete,K3:insert,K4:insert");
+    // The state changes read the view: K1 New -> Completed.
+    CHECK(one_text(db.connection(), "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ',' ORDER BY seen_at) FROM " +
+                                        db.quoted() + ".comeback_state_changes WHERE comeback_id = 'K1'") ==
+          "->New,New>Completed");
+    // The grant on the table holds for the view.
+    CHECK(one_text(db.connection(), "SELECT has_table_privilege('public', '" + db.quoted() +
+                                        ".comeback_history', 'SELECT')") == "t");
+}
+
+TEST_CASE("a DELETE on comeback_history deletes closed versions, and a current one with its comeback") {
+    scratch_schema db;
+    migrate(db.connection(), db.name());
+    {
+        pqxx::work tx{db.connection()};
+        tx.exec0("SET LOCAL search_path TO " + db.quoted());
+        tx.exec0(R"sql(
+INSERT INTO comebacks (customer_id, comeback_id, state, first_seen_at, last_seen_at, version_from, version_change)
+VALUES ('M1', 'K1', 'Completed', '2024-05-01 00:00Z', '2024-05-02 00:00Z', '2024-05-02 00:00Z', 'update'),
+       ('M1', 'K2', 'New', '2024-05-01 00:00Z', '2024-05-02 00:00Z', '2024-05-01 00:00Z', 'insert');
+INSERT INTO comeback_versions (customer_id, comeback_id, valid_from, valid_to, change, state, is_deleted)
+VALUES ('M1', 'K1', '2024-05-01 00:00Z', '2024-05-02 00:00Z', 'insert', 'New', false);
+)sql");
+        tx.commit();
+    }
+    pqxx::work tx{db.connection()};
+    // Old history only: the current versions stay.
+    CHECK(tx.exec("DELETE FROM " + db.quoted() + ".comeback_history WHERE valid_to < '2024-06-01'").affected_rows() == 1);
+    CHECK(tx.exec1("SELECT count(*) FROM " + db.quoted() + ".comebacks")[0].as<int>() == 2);
+    // Everything of K1: its current version is the comeback itself.
+    CHECK(tx.exec("DELETE FROM " + db.quoted() + ".comeback_history WHERE comeback_id = 'K1'").affected_rows() == 1);
+    CHECK(tx.exec1("SELECT string_agg(comeback_id, ',') FROM " + db.quoted() + ".comebacks")[0].as<std::string>() == "K2");
+    CHECK(tx.exec1("SELECT count(*) FROM " + db.quoted() + ".comeback_versions")[0].as<int>() == 0);
 }

@@ -68,7 +68,7 @@ TEST_CASE("loading the same window twice writes no tuple and no history row") {
     CHECK(counts.confirmed == !compare_rows);
     CHECK(counts.rows_seen == 3);
     CHECK(counts.changed() == 0);
-    for (const char* table : {"comebacks", "comeback_history", "contacts", "users", "user_groups", "offices"}) {
+    for (const char* table : {"comebacks", "comeback_versions", "contacts", "users", "user_groups", "offices"}) {
         INFO("table " << table);
         CHECK(after.at(table) == before.at(table));
     }
@@ -660,8 +660,8 @@ TEST_CASE("recheck repairs rows changed by hand, which a confirmed load leaves a
     CHECK_FALSE(counts.confirmed);
     CHECK(counts.inserted == 1);
     CHECK(count_rows(db.connection(), db.name(), "comebacks") == 3);
-    // The history version the deleted row left open is closed by the one the repair opens.
-    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K2'") == 2);
+    // The deleted row took its current version along; the repair begins a new one.
+    CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K2'") == 1);
     CHECK(count_rows(db.connection(), db.name(), "comeback_history WHERE comeback_id = 'K2' AND valid_to IS NULL") == 1);
 }
 
@@ -768,8 +768,9 @@ void stamps_from_a_clock_an_hour_ahead(loaded_schema& db) {
     tx.exec0("UPDATE " + db.quoted() + ".sync_windows SET fetched_at = fetched_at + interval '1 hour', "
              "changed_at = changed_at + interval '1 hour', compared_at = compared_at + interval '1 hour', "
              "attempted_at = attempted_at + interval '1 hour'");
-    tx.exec0("UPDATE " + db.quoted() + ".comeback_history SET valid_from = valid_from + interval '1 hour', "
+    tx.exec0("UPDATE " + db.quoted() + ".comeback_versions SET valid_from = valid_from + interval '1 hour', "
              "valid_to = valid_to + interval '1 hour'");
+    tx.exec0("UPDATE " + db.quoted() + ".comebacks SET version_from = version_from + interval '1 hour'");
     tx.commit();
 }
 
