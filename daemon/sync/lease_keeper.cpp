@@ -55,6 +55,16 @@ const lease_id& lease_keeper::customer_key(pqxx::connection& connection, const s
     return found->second;
 }
 
+void lease_keeper::look_up_keys(pqxx::connection& connection, const std::vector<std::string>& customer_ids) {
+    std::vector<std::string> missing;
+    for (const std::string& id : customer_ids) {
+        if (customer_keys_.find(id) == customer_keys_.end()) missing.push_back(id);
+    }
+    if (missing.empty()) return;
+    auto leases = customer_leases(connection, schema_, missing);
+    for (std::size_t i = 0; i < missing.size(); ++i) customer_keys_.emplace(missing[i], std::move(leases[i]));
+}
+
 const lease_id& lease_keeper::slot_key(pqxx::connection& connection, unsigned slot) {
     auto found = slot_keys_.find(slot);
     if (found == slot_keys_.end())
@@ -151,12 +161,20 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
     }
     co_await session_.run([&](pqxx::connection& connection) {
         for (const std::string& id : given_back) release_lease(connection, customer_key(connection, id));
-        for (const std::string& id : wanted) {
-            if (holding >= share) break;
-            if (try_acquire_lease(connection, customer_key(connection, id))) {
-                taken.push_back(id);
+        // In turns of as many as the share still lacks, so a turn never
+        // takes more: a fleet's first round is one lookup and one turn.
+        look_up_keys(connection, wanted);
+        for (std::size_t next = 0; next < wanted.size() && holding < share;) {
+            const std::size_t turn = std::min(share - holding, wanted.size() - next);
+            std::vector<lease_id> leases;
+            for (std::size_t i = next; i < next + turn; ++i) leases.push_back(customer_key(connection, wanted[i]));
+            const std::vector<bool> won = try_acquire_leases(connection, leases);
+            for (std::size_t i = 0; i < turn; ++i) {
+                if (!won[i]) continue;
+                taken.push_back(wanted[next + i]);
                 ++holding;
             }
+            next += turn;
         }
     });
     for (const std::string& id : taken) held_[id] = next_grant_++;

@@ -65,6 +65,8 @@ private:
     void forget_all();
     bool configured(std::string_view customer_id) const;
     const lease_id& customer_key(pqxx::connection& connection, const std::string& customer_id);
+    // Fills customer_keys_ for every one of `customer_ids` it lacks, in one transaction.
+    void look_up_keys(pqxx::connection& connection, const std::vector<std::string>& customer_ids);
     const lease_id& slot_key(pqxx::connection& connection, unsigned slot);
 
     db_workers::session session_;

@@ -1,5 +1,6 @@
 #include "load/lease.hpp"
 
+#include "load/copy_text.hpp"
 #include "load/identifier.hpp"
 #include "load/lease_sql.hpp"
 #include "load/prepared.hpp"
@@ -7,7 +8,7 @@
 #include <pqxx/pqxx>
 
 #include <functional>
-
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -15,38 +16,75 @@ namespace comeback {
 
 namespace {
 
-// The key a statement computes in `schema`; its transaction may register the
-// customer, so it commits. A session lock taken later survives transactions.
-std::int64_t read_key(pqxx::connection& connection, std::string_view schema,
-                      const std::function<pqxx::result(pqxx::work&)>& statement) {
-    check_schema_name(schema);
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        pqxx::work tx{connection, "lease key"};
-        sql::exec1(tx, sql::use_schema, std::string(schema));
-        const pqxx::result rows = statement(tx);
-        tx.commit();
-        if (!rows.empty()) return rows[0][0].as<std::int64_t>();
+// Its transaction may register customers, so it commits. A session lock
+// taken later survives transactions.
+pqxx::result read_keys(pqxx::connection& connection, std::string_view schema,
+                       const std::function<pqxx::result(pqxx::work&)>& statement) {
+    pqxx::work tx{connection, "lease key"};
+    sql::exec1(tx, sql::use_schema, std::string(schema));
+    pqxx::result rows = statement(tx);
+    tx.commit();
+    return rows;
+}
+
+[[noreturn]] void no_key(std::string_view schema) {
+    throw std::runtime_error("no lease key in schema " + std::string(schema) + " (is it migrated?)");
+}
+
+// `count` values, each written by `write_one`, as one PostgreSQL array
+// literal (copy_text quotes and escapes them).
+template <typename Each>
+std::string array_of(std::size_t count, Each&& write_one) {
+    copy_text rows;
+    for (std::size_t i = 0; i < count; ++i) {
+        write_one(rows, i);
+        rows.end_row();
     }
-    throw std::runtime_error("no lease key in schema " + std::string(schema) +
-                             " (is it migrated?)");
+    return copy_text::array_literals(rows.view(), 1).front();
 }
 
 }  // namespace
 
 lease_id customer_lease(pqxx::connection& connection, std::string_view schema,
                         std::string_view customer_id) {
-    const std::string customer(customer_id);
-    const auto key = read_key(connection, schema, [&](pqxx::work& tx) {
-        return sql::exec(tx, sql::lease::customer_key, customer);
-    });
-    return {key, "customer " + customer};
+    return std::move(customer_leases(connection, schema, {std::string(customer_id)}).front());
+}
+
+std::vector<lease_id> customer_leases(pqxx::connection& connection, std::string_view schema,
+                                      const std::vector<std::string>& customer_ids) {
+    check_schema_name(schema);
+    std::map<std::string, std::int64_t, std::less<>> keys;
+    // A customer another session registered at the same moment gets its key
+    // on the second attempt.
+    for (int attempt = 0; attempt < 2 && keys.size() < customer_ids.size(); ++attempt) {
+        std::vector<std::string_view> missing;
+        for (const auto& id : customer_ids) {
+            if (keys.find(id) == keys.end()) missing.push_back(id);
+        }
+        const std::string ids = array_of(missing.size(), [&](copy_text& rows, std::size_t i) { rows.text(missing[i]); });
+        for (const auto& row : read_keys(connection, schema, [&](pqxx::work& tx) {
+                 return sql::exec(tx, sql::lease::customer_keys, ids);
+             })) {
+            keys.emplace(row[0].as<std::string>(), row[1].as<std::int64_t>());
+        }
+    }
+    std::vector<lease_id> leases;
+    leases.reserve(customer_ids.size());
+    for (const auto& id : customer_ids) {
+        auto found = keys.find(id);
+        if (found == keys.end()) no_key(schema);
+        leases.push_back({found->second, "customer " + id});
+    }
+    return leases;
 }
 
 lease_id instance_slot_lease(pqxx::connection& connection, std::string_view schema, unsigned slot) {
-    const auto key = read_key(connection, schema, [&](pqxx::work& tx) {
+    check_schema_name(schema);
+    const pqxx::result rows = read_keys(connection, schema, [&](pqxx::work& tx) {
         return sql::exec(tx, sql::lease::instance_slot_key, static_cast<long long>(slot));
     });
-    return {key, "instance slot " + std::to_string(slot)};
+    if (rows.empty()) no_key(schema);
+    return {rows[0][0].as<std::int64_t>(), "instance slot " + std::to_string(slot)};
 }
 
 bool try_acquire_lease(pqxx::connection& connection, const lease_id& lease) {
@@ -54,6 +92,17 @@ bool try_acquire_lease(pqxx::connection& connection, const lease_id& lease) {
     // is the honest wrapper: nothing here should be rolled back.
     pqxx::nontransaction tx{connection, "lease"};
     return sql::exec1(tx, sql::lease::try_acquire, lease.key)[0].as<bool>();
+}
+
+std::vector<bool> try_acquire_leases(pqxx::connection& connection, const std::vector<lease_id>& leases) {
+    std::vector<bool> taken(leases.size(), false);
+    if (leases.empty()) return taken;
+    const std::string keys = array_of(leases.size(), [&](copy_text& rows, std::size_t i) { rows.number(leases[i].key); });
+    pqxx::nontransaction tx{connection, "lease"};
+    for (const auto& row : sql::exec(tx, sql::lease::try_acquire_each, keys)) {
+        taken.at(row[0].as<std::size_t>() - 1) = row[1].as<bool>();
+    }
+    return taken;
 }
 
 void release_lease(pqxx::connection& connection, const lease_id& lease) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace comeback {
 
@@ -26,6 +27,11 @@ struct lease_id {
 lease_id customer_lease(pqxx::connection& connection, std::string_view schema,
                         std::string_view customer_id);
 
+// The leases of many customers, in the order of `customer_ids`: one
+// transaction for all of them. Throws as customer_lease.
+std::vector<lease_id> customer_leases(pqxx::connection& connection, std::string_view schema,
+                                      const std::vector<std::string>& customer_ids);
+
 // Instance slot `slot`'s lease in `schema`. Throws as customer_lease.
 lease_id instance_slot_lease(pqxx::connection& connection, std::string_view schema, unsigned slot);
 
@@ -34,6 +40,10 @@ lease_id instance_slot_lease(pqxx::connection& connection, std::string_view sche
 // session (PostgreSQL counts them): each true needs one release.
 // Throws pqxx exceptions.
 bool try_acquire_lease(pqxx::connection& connection, const lease_id& lease);
+
+// Tries each lease once, without waiting, in one statement: which were
+// taken, in the order of `leases`. Throws pqxx exceptions.
+std::vector<bool> try_acquire_leases(pqxx::connection& connection, const std::vector<lease_id>& leases);
 
 // Releases one hold of the lease. Throws std::logic_error when this session
 // does not hold it, pqxx exceptions when the database fails.

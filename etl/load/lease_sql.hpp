@@ -12,23 +12,34 @@
 
 namespace comeback::sql::lease {
 
-// The customer's ($1) lease key in the current schema (search_path), its
-// lease number drawn from sync_customers' identity the first time. Rows come
-// from `known` or `added`, never both; none when another session registered
-// the customer at the same moment (run it again: it is known then).
-inline constexpr statement customer_key{"customer_key", R"sql(
-WITH known AS (
-    SELECT lease_key FROM sync_customers WHERE customer_id = $1
+// The lease keys of the customers in $1 (a text array) in the current schema
+// (search_path), one row each: the customer id and its key, its lease number
+// drawn from sync_customers' identity the first time. Rows come from `known`
+// or `added`, never both; a customer another session registered at the same
+// moment has none (run it again for those: they are known then). One
+// statement and one commit for a whole fleet, where a statement and a durable
+// commit per customer kept a daemon of 10,000 customers from its first fetch
+// for seconds.
+inline constexpr statement customer_keys{"customer_keys", R"sql(
+WITH wanted AS (
+    SELECT DISTINCT u.customer_id COLLATE "C" AS customer_id FROM unnest($1::text[]) AS u(customer_id)
+),
+known AS (
+    SELECT s.customer_id, s.lease_key
+    FROM wanted w
+    JOIN sync_customers s ON s.customer_id = w.customer_id
 ),
 added AS (
     INSERT INTO sync_customers (customer_id)
-    SELECT $1 WHERE NOT EXISTS (SELECT FROM known)
+    SELECT w.customer_id FROM wanted w
+    WHERE NOT EXISTS (SELECT FROM known k WHERE k.customer_id = w.customer_id)
+    ORDER BY w.customer_id
     ON CONFLICT (customer_id) DO NOTHING
-    RETURNING lease_key
+    RETURNING customer_id, lease_key
 )
-SELECT ((n.oid::bigint - 2147483648) << 32) | k.lease_key
+SELECT k.customer_id, ((n.oid::bigint - 2147483648) << 32) | k.lease_key
 FROM pg_namespace n,
-     (SELECT lease_key FROM known UNION ALL SELECT lease_key FROM added) k
+     (SELECT customer_id, lease_key FROM known UNION ALL SELECT customer_id, lease_key FROM added) k
 WHERE n.nspname = current_schema()
 )sql"};
 
@@ -43,10 +54,17 @@ inline constexpr statement try_acquire{"try_acquire", R"sql(
 SELECT pg_try_advisory_lock($1::bigint)
 )sql"};
 
+// Tries each lease key of $1 (a bigint array) once, without waiting: one row
+// per key, its position in $1 (from 1) and whether this session took it.
+inline constexpr statement try_acquire_each{"try_acquire_each", R"sql(
+SELECT u.position, pg_try_advisory_lock(u.key)
+FROM unnest($1::bigint[]) WITH ORDINALITY AS u(key, position)
+)sql"};
+
 inline constexpr statement release{"release", R"sql(
 SELECT pg_advisory_unlock($1::bigint)
 )sql"};
 
-inline constexpr std::array statements{customer_key, instance_slot_key, try_acquire, release};
+inline constexpr std::array statements{customer_keys, instance_slot_key, try_acquire, try_acquire_each, release};
 
 }  // namespace comeback::sql::lease

@@ -12,6 +12,7 @@
 #include <pqxx/pqxx>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 using namespace comeback;
@@ -53,6 +54,39 @@ TEST_CASE("a customer keeps its lease number, and every customer gets its own") 
     CHECK(customer_lease(*connect(), db.name(), "M1").key == once.key);
     CHECK(customer_lease(db.connection(), db.name(), "M2").key != once.key);
     CHECK(once.name == "customer M1");
+}
+
+TEST_CASE("a fleet's leases are looked up together, each the key it has alone, and tried in one statement") {
+    leased_schema db;
+    const lease_id known = customer_lease(db.connection(), db.name(), "M2");
+    std::vector<std::string> fleet;
+    for (int i = 0; i < 500; ++i) fleet.push_back("F" + std::to_string(i));
+    fleet.push_back("M2");
+    fleet.push_back("tab\tand \"quote\"");
+
+    const auto leases = customer_leases(db.connection(), db.name(), fleet);
+    REQUIRE(leases.size() == fleet.size());
+    CHECK(leases[500].key == known.key);
+    CHECK(leases[501].name == "customer tab\tand \"quote\"");
+    std::set<std::int64_t> distinct;
+    for (std::size_t i = 0; i < fleet.size(); ++i) {
+        INFO(fleet[i]);
+        distinct.insert(leases[i].key);
+        CHECK(leases[i].key == customer_lease(*connect(), db.name(), fleet[i]).key);
+    }
+    CHECK(distinct.size() == fleet.size());
+
+    // Another session holds two of them: those two are not taken, every other one is.
+    auto other = connect();
+    REQUIRE(try_acquire_lease(*other, leases[7]));
+    REQUIRE(try_acquire_lease(*other, leases[500]));
+    const auto taken = try_acquire_leases(db.connection(), leases);
+    REQUIRE(taken.size() == leases.size());
+    for (std::size_t i = 0; i < leases.size(); ++i) {
+        INFO(fleet[i]);
+        CHECK(taken[i] == (i != 7 && i != 500));
+    }
+    CHECK(try_acquire_leases(db.connection(), {}).empty());
 }
 
 TEST_CASE("two customer ids whose hashes collide never share a lease") {
