@@ -48,21 +48,20 @@ void lease_keeper::forget_all() {
     slot_keys_.clear();
 }
 
-const lease_id& lease_keeper::customer_key(pqxx::connection& connection, const std::string& customer_id) {
-    auto found = customer_keys_.find(customer_id);
-    if (found == customer_keys_.end())
-        found = customer_keys_.emplace(customer_id, customer_lease(connection, schema_, customer_id)).first;
-    return found->second;
-}
-
-void lease_keeper::look_up_keys(pqxx::connection& connection, const std::vector<std::string>& customer_ids) {
+std::vector<lease_id> lease_keeper::customer_keys(pqxx::connection& connection,
+                                                const std::vector<std::string>& customer_ids) {
     std::vector<std::string> missing;
     for (const std::string& id : customer_ids) {
         if (customer_keys_.find(id) == customer_keys_.end()) missing.push_back(id);
     }
-    if (missing.empty()) return;
-    auto leases = customer_leases(connection, schema_, missing);
-    for (std::size_t i = 0; i < missing.size(); ++i) customer_keys_.emplace(missing[i], std::move(leases[i]));
+    if (!missing.empty()) {
+        auto found = customer_leases(connection, schema_, missing);
+        for (std::size_t i = 0; i < missing.size(); ++i) customer_keys_.emplace(missing[i], std::move(found[i]));
+    }
+    std::vector<lease_id> leases;
+    leases.reserve(customer_ids.size());
+    for (const std::string& id : customer_ids) leases.push_back(customer_keys_.at(id));
+    return leases;
 }
 
 const lease_id& lease_keeper::slot_key(pqxx::connection& connection, unsigned slot) {
@@ -107,7 +106,7 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
     std::vector<std::string> taken;
     std::vector<std::string> given_back;
     co_await session_.run([&](pqxx::connection& connection) {
-        for (const std::string& id : to_release) release_lease(connection, customer_key(connection, id));
+        release_leases(connection, customer_keys(connection, to_release));
 
         // Our slot: re-taking it is the liveness check (leases are re-entrant,
         // so take then release leaves the count as it was).
@@ -160,15 +159,13 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
         if (!held(id)) wanted.push_back(id);
     }
     co_await session_.run([&](pqxx::connection& connection) {
-        for (const std::string& id : given_back) release_lease(connection, customer_key(connection, id));
+        release_leases(connection, customer_keys(connection, given_back));
         // In turns of as many as the share still lacks, so a turn never
         // takes more: a fleet's first round is one lookup and one turn.
-        look_up_keys(connection, wanted);
         for (std::size_t next = 0; next < wanted.size() && holding < share;) {
             const std::size_t turn = std::min(share - holding, wanted.size() - next);
-            std::vector<lease_id> leases;
-            for (std::size_t i = next; i < next + turn; ++i) leases.push_back(customer_key(connection, wanted[i]));
-            const std::vector<bool> won = try_acquire_leases(connection, leases);
+            const std::vector<std::string> trying(wanted.begin() + next, wanted.begin() + next + turn);
+            const std::vector<bool> won = try_acquire_leases(connection, customer_keys(connection, trying));
             for (std::size_t i = 0; i < turn; ++i) {
                 if (!won[i]) continue;
                 taken.push_back(wanted[next + i]);
@@ -206,7 +203,7 @@ asio::awaitable<void> lease_keeper::release_all() {
     forget_all();
     try {
         co_await session_.run([&](pqxx::connection& connection) {
-            for (const lease_id& lease : leases) release_lease(connection, lease);
+            release_leases(connection, leases);
         });
     } catch (const std::exception& error) {
         // The locks go with the session when the process exits anyway.

@@ -64,9 +64,9 @@ private:
     boost::asio::awaitable<void> round_on_connection();
     void forget_all();
     bool configured(std::string_view customer_id) const;
-    const lease_id& customer_key(pqxx::connection& connection, const std::string& customer_id);
-    // Fills customer_keys_ for every one of `customer_ids` it lacks, in one transaction.
-    void look_up_keys(pqxx::connection& connection, const std::vector<std::string>& customer_ids);
+    // The leases of `customer_ids`, in order; the keys customer_keys_ lacks
+    // come from one transaction (load/lease.hpp, customer_leases).
+    std::vector<lease_id> customer_keys(pqxx::connection& connection, const std::vector<std::string>& customer_ids);
     const lease_id& slot_key(pqxx::connection& connection, unsigned slot);
 
     db_workers::session session_;

@@ -88,10 +88,7 @@ lease_id instance_slot_lease(pqxx::connection& connection, std::string_view sche
 }
 
 bool try_acquire_lease(pqxx::connection& connection, const lease_id& lease) {
-    // A session lock survives the statement's transaction, so a nontransaction
-    // is the honest wrapper: nothing here should be rolled back.
-    pqxx::nontransaction tx{connection, "lease"};
-    return sql::exec1(tx, sql::lease::try_acquire, lease.key)[0].as<bool>();
+    return try_acquire_leases(connection, {lease}).front();
 }
 
 std::vector<bool> try_acquire_leases(pqxx::connection& connection, const std::vector<lease_id>& leases) {
@@ -105,10 +102,19 @@ std::vector<bool> try_acquire_leases(pqxx::connection& connection, const std::ve
     return taken;
 }
 
-void release_lease(pqxx::connection& connection, const lease_id& lease) {
+void release_lease(pqxx::connection& connection, const lease_id& lease) { release_leases(connection, {lease}); }
+
+void release_leases(pqxx::connection& connection, const std::vector<lease_id>& leases) {
+    if (leases.empty()) return;
+    const std::string keys = array_of(leases.size(), [&](copy_text& rows, std::size_t i) { rows.number(leases[i].key); });
     pqxx::nontransaction tx{connection, "lease"};
-    if (!sql::exec1(tx, sql::lease::release, lease.key)[0].as<bool>()) {
-        throw std::logic_error("release_lease: this session does not hold the lease of " + lease.name);
+    std::string not_held;
+    for (const auto& row : sql::exec(tx, sql::lease::release_each, keys)) {
+        if (row[1].as<bool>()) continue;
+        not_held += (not_held.empty() ? "" : ", ") + leases.at(row[0].as<std::size_t>() - 1).name;
+    }
+    if (!not_held.empty()) {
+        throw std::logic_error("release_leases: this session does not hold the lease of " + not_held);
     }
 }
 

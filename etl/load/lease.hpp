@@ -49,4 +49,10 @@ std::vector<bool> try_acquire_leases(pqxx::connection& connection, const std::ve
 // does not hold it, pqxx exceptions when the database fails.
 void release_lease(pqxx::connection& connection, const lease_id& lease);
 
+// Releases one hold of each lease in one statement (a reload that drops many
+// customers, a shutdown). Throws std::logic_error naming the leases this
+// session did not hold, after releasing the others; pqxx exceptions when the
+// database fails.
+void release_leases(pqxx::connection& connection, const std::vector<lease_id>& leases);
+
 }  // namespace comeback

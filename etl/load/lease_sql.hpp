@@ -50,10 +50,6 @@ FROM pg_namespace n
 WHERE n.nspname = current_schema()
 )sql"};
 
-inline constexpr statement try_acquire{"try_acquire", R"sql(
-SELECT pg_try_advisory_lock($1::bigint)
-)sql"};
-
 // Tries each lease key of $1 (a bigint array) once, without waiting: one row
 // per key, its position in $1 (from 1) and whether this session took it.
 inline constexpr statement try_acquire_each{"try_acquire_each", R"sql(
@@ -61,10 +57,13 @@ SELECT u.position, pg_try_advisory_lock(u.key)
 FROM unnest($1::bigint[]) WITH ORDINALITY AS u(key, position)
 )sql"};
 
-inline constexpr statement release{"release", R"sql(
-SELECT pg_advisory_unlock($1::bigint)
+// Releases one hold of each lease key of $1 (a bigint array): one row per
+// key, its position in $1 (from 1) and whether this session held it.
+inline constexpr statement release_each{"release_each", R"sql(
+SELECT u.position, pg_advisory_unlock(u.key)
+FROM unnest($1::bigint[]) WITH ORDINALITY AS u(key, position)
 )sql"};
 
-inline constexpr std::array statements{customer_keys, instance_slot_key, try_acquire, try_acquire_each, release};
+inline constexpr std::array statements{customer_keys, instance_slot_key, try_acquire_each, release_each};
 
 }  // namespace comeback::sql::lease

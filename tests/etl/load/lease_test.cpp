@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -87,6 +88,30 @@ TEST_CASE("a fleet's leases are looked up together, each the key it has alone, a
         CHECK(taken[i] == (i != 7 && i != 500));
     }
     CHECK(try_acquire_leases(db.connection(), {}).empty());
+
+    // Released together: the other session takes every one of them.
+    std::vector<lease_id> mine;
+    for (std::size_t i = 0; i < leases.size(); ++i) {
+        if (taken[i]) mine.push_back(leases[i]);
+    }
+    release_leases(db.connection(), mine);
+    const auto retaken = try_acquire_leases(*other, mine);
+    CHECK(std::count(retaken.begin(), retaken.end(), true) == static_cast<long>(mine.size()));
+}
+
+TEST_CASE("releasing leases this session does not hold names them, and releases the others") {
+    leased_schema db;
+    const auto leases = customer_leases(db.connection(), db.name(), {"M1", "M2", "M3"});
+    REQUIRE(try_acquire_lease(db.connection(), leases[1]));
+    try {
+        release_leases(db.connection(), leases);
+        FAIL("no logic_error");
+    } catch (const std::logic_error& error) {
+        CHECK(std::string(error.what()) ==
+              "release_leases: this session does not hold the lease of customer M1, customer M3");
+    }
+    // M2 was released all the same.
+    CHECK(try_acquire_lease(*connect(), leases[1]));
 }
 
 TEST_CASE("two customer ids whose hashes collide never share a lease") {
