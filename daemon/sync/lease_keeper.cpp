@@ -48,8 +48,8 @@ void lease_keeper::forget_all() {
     slot_keys_.clear();
 }
 
-std::vector<lease_id> lease_keeper::customer_keys(pqxx::connection& connection,
-                                                const std::vector<std::string>& customer_ids) {
+std::vector<lease_id> lease_keeper::leases_of(pqxx::connection& connection,
+                                            const std::vector<std::string>& customer_ids) {
     std::vector<std::string> missing;
     for (const std::string& id : customer_ids) {
         if (customer_keys_.find(id) == customer_keys_.end()) missing.push_back(id);
@@ -106,7 +106,7 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
     std::vector<std::string> taken;
     std::vector<std::string> given_back;
     co_await session_.run([&](pqxx::connection& connection) {
-        release_leases(connection, customer_keys(connection, to_release));
+        release_leases(connection, leases_of(connection, to_release));
 
         // Our slot: re-taking it is the liveness check (leases are re-entrant,
         // so take then release leaves the count as it was).
@@ -159,13 +159,13 @@ asio::awaitable<void> lease_keeper::round_on_connection() {
         if (!held(id)) wanted.push_back(id);
     }
     co_await session_.run([&](pqxx::connection& connection) {
-        release_leases(connection, customer_keys(connection, given_back));
+        release_leases(connection, leases_of(connection, given_back));
         // In turns of as many as the share still lacks, so a turn never
         // takes more: a fleet's first round is one lookup and one turn.
         for (std::size_t next = 0; next < wanted.size() && holding < share;) {
             const std::size_t turn = std::min(share - holding, wanted.size() - next);
             const std::vector<std::string> trying(wanted.begin() + next, wanted.begin() + next + turn);
-            const std::vector<bool> won = try_acquire_leases(connection, customer_keys(connection, trying));
+            const std::vector<bool> won = try_acquire_leases(connection, leases_of(connection, trying));
             for (std::size_t i = 0; i < turn; ++i) {
                 if (!won[i]) continue;
                 taken.push_back(wanted[next + i]);

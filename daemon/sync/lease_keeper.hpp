@@ -66,7 +66,7 @@ private:
     bool configured(std::string_view customer_id) const;
     // The leases of `customer_ids`, in order; the keys customer_keys_ lacks
     // come from one transaction (load/lease.hpp, customer_leases).
-    std::vector<lease_id> customer_keys(pqxx::connection& connection, const std::vector<std::string>& customer_ids);
+    std::vector<lease_id> leases_of(pqxx::connection& connection, const std::vector<std::string>& customer_ids);
     const lease_id& slot_key(pqxx::connection& connection, unsigned slot);
 
     db_workers::session session_;

@@ -20,6 +20,7 @@ namespace {
 // taken later survives transactions.
 pqxx::result read_keys(pqxx::connection& connection, std::string_view schema,
                        const std::function<pqxx::result(pqxx::work&)>& statement) {
+    check_schema_name(schema);
     pqxx::work tx{connection, "lease key"};
     sql::exec1(tx, sql::use_schema, std::string(schema));
     pqxx::result rows = statement(tx);
@@ -43,6 +44,20 @@ std::string array_of(std::size_t count, Each&& write_one) {
     return copy_text::array_literals(rows.view(), 1).front();
 }
 
+// Runs a per-lease statement (try_acquire_each, release_each) over every key
+// of `leases` in one round trip: its boolean for each, in the order of
+// `leases`. A session lock outlives the statement's transaction, so a
+// nontransaction is the honest wrapper: nothing here should be rolled back.
+std::vector<bool> each_lease(pqxx::connection& connection, const sql::statement& s,
+                             const std::vector<lease_id>& leases) {
+    std::vector<bool> results(leases.size(), false);
+    if (leases.empty()) return results;
+    const std::string keys = array_of(leases.size(), [&](copy_text& rows, std::size_t i) { rows.number(leases[i].key); });
+    pqxx::nontransaction tx{connection, "lease"};
+    for (const auto& row : sql::exec(tx, s, keys)) results.at(row[0].as<std::size_t>() - 1) = row[1].as<bool>();
+    return results;
+}
+
 }  // namespace
 
 lease_id customer_lease(pqxx::connection& connection, std::string_view schema,
@@ -52,7 +67,6 @@ lease_id customer_lease(pqxx::connection& connection, std::string_view schema,
 
 std::vector<lease_id> customer_leases(pqxx::connection& connection, std::string_view schema,
                                       const std::vector<std::string>& customer_ids) {
-    check_schema_name(schema);
     std::map<std::string, std::int64_t, std::less<>> keys;
     // A customer another session registered at the same moment gets its key
     // on the second attempt.
@@ -79,7 +93,6 @@ std::vector<lease_id> customer_leases(pqxx::connection& connection, std::string_
 }
 
 lease_id instance_slot_lease(pqxx::connection& connection, std::string_view schema, unsigned slot) {
-    check_schema_name(schema);
     const pqxx::result rows = read_keys(connection, schema, [&](pqxx::work& tx) {
         return sql::exec(tx, sql::lease::instance_slot_key, static_cast<long long>(slot));
     });
@@ -92,26 +105,16 @@ bool try_acquire_lease(pqxx::connection& connection, const lease_id& lease) {
 }
 
 std::vector<bool> try_acquire_leases(pqxx::connection& connection, const std::vector<lease_id>& leases) {
-    std::vector<bool> taken(leases.size(), false);
-    if (leases.empty()) return taken;
-    const std::string keys = array_of(leases.size(), [&](copy_text& rows, std::size_t i) { rows.number(leases[i].key); });
-    pqxx::nontransaction tx{connection, "lease"};
-    for (const auto& row : sql::exec(tx, sql::lease::try_acquire_each, keys)) {
-        taken.at(row[0].as<std::size_t>() - 1) = row[1].as<bool>();
-    }
-    return taken;
+    return each_lease(connection, sql::lease::try_acquire_each, leases);
 }
 
 void release_lease(pqxx::connection& connection, const lease_id& lease) { release_leases(connection, {lease}); }
 
 void release_leases(pqxx::connection& connection, const std::vector<lease_id>& leases) {
-    if (leases.empty()) return;
-    const std::string keys = array_of(leases.size(), [&](copy_text& rows, std::size_t i) { rows.number(leases[i].key); });
-    pqxx::nontransaction tx{connection, "lease"};
+    const std::vector<bool> held = each_lease(connection, sql::lease::release_each, leases);
     std::string not_held;
-    for (const auto& row : sql::exec(tx, sql::lease::release_each, keys)) {
-        if (row[1].as<bool>()) continue;
-        not_held += (not_held.empty() ? "" : ", ") + leases.at(row[0].as<std::size_t>() - 1).name;
+    for (std::size_t i = 0; i < leases.size(); ++i) {
+        if (!held[i]) not_held += (not_held.empty() ? "" : ", ") + leases[i].name;
     }
     if (!not_held.empty()) {
         throw std::logic_error("release_leases: this session does not hold the lease of " + not_held);
