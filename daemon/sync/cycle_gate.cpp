@@ -11,7 +11,8 @@ namespace comeback {
 namespace asio = boost::asio;
 
 std::size_t cycle_capacity(const config& cfg) {
-    return cfg.database.pool_size + cfg.vitec.max_concurrent_requests;
+    const std::size_t slots = cfg.database.pool_size + cfg.vitec.max_concurrent_requests;
+    return slots + slots / 4;
 }
 
 // A place is a message in the channel: entering sends one (waiting while the

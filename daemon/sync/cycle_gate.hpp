@@ -9,7 +9,10 @@
 // ticket, gives it back while its request is in flight, and holds one again
 // from its response's first bytes to its commit (window_job.cpp, load_side):
 // a gate as wide as the request slots and the sessions together keeps both
-// busy, one set of windows waiting for Vitec while another loads.
+// busy, one set of windows waiting for Vitec while another loads, and a
+// quarter more keeps a line waiting at the request limiter, so a start it
+// offers is taken at once while the customers inside are between windows
+// (reading their ledger, or handing a response to a database thread).
 //
 // A customer waiting out a retry's back-off steps out and lets another in
 // (window_context::pass), so customers whose windows fail cannot keep healthy
@@ -27,7 +30,8 @@
 
 namespace comeback {
 
-// The rule: database.pool_size plus max_concurrent_requests.
+// The rule: database.pool_size plus max_concurrent_requests, and a quarter
+// of that more.
 std::size_t cycle_capacity(const config& cfg);
 
 class cycle_gate {

@@ -26,15 +26,21 @@ struct waiter {
 }  // namespace
 
 struct request_limiter::state : std::enable_shared_from_this<state> {
-    state(net::any_io_executor executor, unsigned max_concurrent, double per_second)
+    state(net::any_io_executor executor, unsigned max_concurrent, double per_second,
+          std::chrono::duration<double> catch_up_window)
         : executor(executor), max_concurrent(std::max(1u, max_concurrent)), per_second(per_second),
-          refill_timer(executor) {}
+          catch_up(std::max(0.0, per_second * catch_up_window.count())), refill_timer(executor) {}
 
     net::any_io_executor executor;
     unsigned max_concurrent;
     double per_second;
+    double catch_up;  // starts' worth of lateness made up, beyond the one token
     unsigned in_flight = 0;
     double tokens = 1;
+    // Whether a request waited for a token since the last refill: only then
+    // does the time since count beyond one token (a late timer), never an
+    // idle spell (a burst).
+    bool waited_for_token = false;
     clock_type::time_point refilled_at = clock_type::now();
     net::steady_timer refill_timer;
     bool refill_pending = false;
@@ -46,7 +52,7 @@ struct request_limiter::state : std::enable_shared_from_this<state> {
         if (per_second <= 0) return;
         auto now = clock_type::now();
         std::chrono::duration<double> elapsed = now - refilled_at;
-        tokens = std::min(1.0, tokens + elapsed.count() * per_second);
+        tokens = std::min(waited_for_token ? 1.0 + catch_up : 1.0, tokens + elapsed.count() * per_second);
         refilled_at = now;
     }
 
@@ -60,6 +66,7 @@ struct request_limiter::state : std::enable_shared_from_this<state> {
         refill();
         while (!closed && in_flight < max_concurrent && !turn_order.empty()) {
             if (per_second > 0 && tokens < 1.0) {
+                waited_for_token = true;
                 schedule_refill();
                 return;
             }
@@ -77,6 +84,7 @@ struct request_limiter::state : std::enable_shared_from_this<state> {
             next->granted = true;
             next->wakeup.cancel();
         }
+        waited_for_token = false;  // none waits, or they wait for a slot: no credit
     }
 
     void schedule_refill() {
@@ -123,8 +131,8 @@ void request_limiter::permit::release() {
 }
 
 request_limiter::request_limiter(net::any_io_executor executor, unsigned max_concurrent,
-                                 double per_second)
-    : state_(std::make_shared<state>(executor, max_concurrent, per_second)) {}
+                                 double per_second, std::chrono::milliseconds catch_up)
+    : state_(std::make_shared<state>(executor, max_concurrent, per_second, catch_up)) {}
 
 request_limiter::~request_limiter() { state_->close(); }
 

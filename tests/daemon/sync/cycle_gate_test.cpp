@@ -104,3 +104,15 @@ TEST_CASE("a moved pass is given back once, by its last holder") {
     io.run();
     CHECK(entered);
 }
+
+TEST_CASE("the gate holds the request slots and the database sessions, and a quarter more waiting in line") {
+    config cfg;
+    cfg.database.pool_size = 10;
+    cfg.vitec.max_concurrent_requests = 64;
+    // 74 kept the request limiter waiting for customers between windows at
+    // 500 requests a second: 92 keep a line at it.
+    CHECK(cycle_capacity(cfg) == 92);
+    cfg.database.pool_size = 2;
+    cfg.vitec.max_concurrent_requests = 1;
+    CHECK(cycle_capacity(cfg) == 3);
+}

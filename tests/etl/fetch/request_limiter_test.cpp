@@ -6,10 +6,16 @@
 
 #include "fake_vitec_server.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
+
+#include <functional>
+#include <thread>
+#include <vector>
 
 using namespace comeback;
 using namespace comeback::test;
@@ -80,4 +86,80 @@ TEST_CASE("waiting customers take turns, so one with many windows cannot starve 
     // The first "big" starts at once; from then on the two queues alternate.
     CHECK(order == std::vector<std::string>{"big", "big", "small", "big", "small", "big", "big", "big"});
     CHECK(limiter.in_flight() == 0);
+}
+
+namespace {
+
+// Starts `count` requests at once on `limiter`, each holding its slot for
+// `hold(k)` (k: the order it was granted in) with the I/O thread blocked, as a
+// busy process is late for the limiter's next timer. Returns when each started.
+std::vector<std::chrono::steady_clock::time_point> grants(net::io_context& io, request_limiter& limiter, int count,
+                                                          std::function<std::chrono::milliseconds(int)> hold) {
+    std::vector<std::chrono::steady_clock::time_point> at;
+    for (int i = 0; i < count; ++i) {
+        net::co_spawn(io, [&]() -> net::awaitable<void> {
+            auto permit = co_await limiter.acquire("M1");
+            const int k = static_cast<int>(at.size());
+            at.push_back(std::chrono::steady_clock::now());
+            // Lets the requests not yet asking ask first, so they wait while it blocks.
+            co_await net::post(io, net::use_awaitable);
+            std::this_thread::sleep_for(hold(k));
+        }, net::detached);
+    }
+    io.run();
+    return at;
+}
+
+}  // namespace
+
+TEST_CASE("a start the I/O thread was late for is made up, so a busy process keeps the pace") {
+    // 20 a second: a start every 50 ms. Every other request blocks the thread
+    // for 80 ms, so the limiter's timer fires 30 ms late; made up, the next
+    // start follows 20 ms later and each pair takes 100 ms. Lost (a bucket of
+    // one token), each pair would take 130 ms.
+    net::io_context io;
+    request_limiter limiter(io.get_executor(), 8, 20, 100ms);
+    const auto at = grants(io, limiter, 11, [](int k) { return k % 2 == 0 ? 80ms : 0ms; });
+    REQUIRE(at.size() == 11);
+    const auto elapsed = at.back() - at.front();
+    CHECK(elapsed < 575ms);   // 650 ms when the lateness is lost
+    CHECK(elapsed >= 400ms);  // 10 intervals, less at most the 100 ms made up
+}
+
+TEST_CASE("lateness is made up only as far as the catch-up reaches") {
+    // The thread is blocked for 500 ms (ten starts' time) with requests
+    // waiting: at most 1 + 100 ms' worth (two) start at once after it, the
+    // rest at the even pace.
+    net::io_context io;
+    request_limiter limiter(io.get_executor(), 16, 20, 100ms);
+    const auto at = grants(io, limiter, 8, [](int k) { return k == 0 ? 500ms : 0ms; });
+    REQUIRE(at.size() == 8);
+    int together = 0;  // started within 10 ms of the stall's end
+    for (std::size_t k = 1; k < at.size(); ++k) together += at[k] - at[1] < 10ms;
+    CHECK(together == 3);
+    CHECK(at.back() - at[1] >= 4 * 50ms - 5ms);  // the other four follow a start every 50 ms
+}
+
+TEST_CASE("a quiet spell earns no burst: after it, starts are spaced again") {
+    net::io_context io;
+    request_limiter limiter(io.get_executor(), 8, 20, 100ms);
+    std::vector<std::chrono::steady_clock::time_point> at;
+    net::co_spawn(io, [&]() -> net::awaitable<void> {
+        // Two before: the second waits for its token, as a busy limiter's requests do.
+        { auto first = co_await limiter.acquire("M1"); }
+        { auto second = co_await limiter.acquire("M1"); }
+        net::steady_timer quiet(io, 300ms);
+        co_await quiet.async_wait(net::use_awaitable);
+        for (int i = 0; i < 3; ++i) {
+            net::co_spawn(io, [&]() -> net::awaitable<void> {
+                auto permit = co_await limiter.acquire("M2");
+                at.push_back(std::chrono::steady_clock::now());
+            }, net::detached);
+        }
+    }, net::detached);
+    io.run();
+    REQUIRE(at.size() == 3);
+    // One at once, the others 50 ms apart (timers never fire early). Had the
+    // quiet 300 ms counted as lateness, all three would start together.
+    CHECK(at[2] - at[0] >= 100ms - 1ms);
 }
