@@ -82,6 +82,8 @@ public:
         const config& cfg = *shared;
         state_.cfg = std::move(shared);
         state_.client = std::make_shared<vitec_client>(io_.get_executor(), cfg.vitec);
+        state_.client->count_request_starts(request_starts_);
+        metrics_.watch_request_starts(request_starts_);
         state_.db = &db_;
         state_.gate = &gate_;
         state_.database = &database_;
@@ -295,6 +297,7 @@ private:
         }
         try {
             state_.client = std::make_shared<vitec_client>(io_.get_executor(), fresh->vitec);
+            state_.client->count_request_starts(request_starts_);
         } catch (const std::exception& error) {
             log_event(spdlog::level::err, "reload.refused", {{"error", error.what()}});
             notify_ready();
@@ -344,6 +347,8 @@ private:
     lease_keeper leases_;
     shutdown_signal shutdown_;
     metrics_registry metrics_;
+    // The request limiter's starts, for /metrics; shared by the client a reload makes.
+    const std::shared_ptr<request_start_stats> request_starts_ = std::make_shared<request_start_stats>();
     database_monitor database_;
     std::optional<status_page_cache> status_page_;
     std::optional<metrics_server> server_;

@@ -159,6 +159,11 @@ void metrics_registry::observe(histogram& h, double seconds) {
     h.sum += seconds;
 }
 
+void metrics_registry::watch_request_starts(std::shared_ptr<const request_start_stats> stats) {
+    std::lock_guard lock(mutex_);
+    request_starts_ = std::move(stats);
+}
+
 void metrics_registry::set_database(bool up, std::string reason, std::optional<clock::time_point> last_ok) {
     std::lock_guard lock(mutex_);
     if (!up && database_up_) database_down_since_ = clock::now();
@@ -317,6 +322,19 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
     header(out, "healthy", "gauge",
            "1 while the database answers and some customer succeeded within 3 poll intervals, else 0 (/healthz).");
     line("healthy", "", "", health_locked(now).healthy ? 1 : 0);
+
+    if (request_starts_) {
+        header(out, "requests_waiting", "gauge",
+               "Requests waiting for their start at the request limiter (a free slot, or the next start "
+               "vitec.max_requests_per_second allows).");
+        line("requests_waiting", "", "", request_starts_->waiting.load(std::memory_order_relaxed));
+        header(out, "requests_started_total", "counter", "Requests the request limiter started.");
+        line("requests_started_total", "", "", request_starts_->started.load(std::memory_order_relaxed));
+        header(out, "request_start_wait_seconds_total", "counter",
+               "Seconds the started requests waited for their start at the request limiter, in all.");
+        line("request_start_wait_seconds_total", "", "",
+             number(static_cast<double>(request_starts_->wait_microseconds.load(std::memory_order_relaxed)) / 1e6));
+    }
 
     header(out, "metrics_connections_open", "gauge", "Connections open to the /metrics listener.");
     line("metrics_connections_open", "", "", listener_.open);

@@ -25,6 +25,11 @@
 //                                             last word (daemon/sync/database_monitor)
 //   database_last_ok_timestamp_seconds        gauge, Unix time of the last probe the
 //                                             database answered; absent before the first
+//   requests_waiting                          gauge, requests waiting for their start at
+//                                             the request limiter now (a free slot, or the
+//                                             next start max_requests_per_second allows)
+//   requests_started_total                    counter; requests the limiter started
+//   request_start_wait_seconds_total          counter; the time they waited for it
 //   metrics_connections_open                  gauge, connections open to the listener
 //   metrics_connections_dropped_total{reason} counter; connections the listener closed
 //                                             unanswered: limit (max_connections) or
@@ -56,6 +61,7 @@
 #include <cstdint>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -64,6 +70,7 @@
 #include <vector>
 
 #include "config/values.hpp"
+#include "fetch/request_stats.hpp"
 
 namespace comeback {
 
@@ -126,6 +133,10 @@ public:
 
     health_status health(clock::time_point now = clock::now()) const;
 
+    // Where the request limiter counts its starts (fetch/request_stats.hpp);
+    // read at each render. Null: the three series are absent.
+    void watch_request_starts(std::shared_ptr<const request_start_stats> stats);
+
     // The /metrics listener's own connections and answers (metrics_server).
     void listener_connections_open(std::size_t open);
     void listener_dropped(connection_drop reason);
@@ -181,6 +192,7 @@ private:
     std::string database_reason_;
     clock::time_point database_down_since_{};
     std::optional<clock::time_point> database_last_ok_;
+    std::shared_ptr<const request_start_stats> request_starts_;
     struct listener_series {
         std::size_t open = 0;
         std::uint64_t dropped_limit = 0;

@@ -14,6 +14,8 @@
 //
 // Used from one thread at a time (see vitec_client.hpp).
 
+#include "fetch/request_stats.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
@@ -46,6 +48,10 @@ public:
     // the default, tests widen it to see it at work.
     request_limiter(boost::asio::any_io_executor executor, unsigned max_concurrent,
                     double per_second, std::chrono::milliseconds catch_up = default_catch_up);
+
+    // Counts the requests waiting for a start and their waits into `stats`
+    // (null: nowhere) from now on.
+    void count_into(std::shared_ptr<request_start_stats> stats);
 
     static constexpr std::chrono::milliseconds default_catch_up{10};
     ~request_limiter();

@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "config/secret.hpp"
 #include "fetch/outcome.hpp"
+#include "fetch/request_stats.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -76,6 +77,10 @@ public:
 
     // Connections opened so far (keep-alive reuse shows as fewer of them).
     std::uint64_t connections_opened() const;
+
+    // Counts the requests waiting for their start at the client's limiter,
+    // and their waits, into `stats` (fetch/request_stats.hpp).
+    void count_request_starts(std::shared_ptr<request_start_stats> stats);
 
 private:
     struct impl;

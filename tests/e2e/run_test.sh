@@ -33,6 +33,12 @@ grep -q '^comeback_sync_freshness_seconds{customer="M1"}' <<<"$metrics" || fail 
 ! grep -q '^comeback_sync_requests_total{customer="M1"' <<<"$metrics" ||
     fail "/metrics gives the healthy M1 series of its own by default"
 grep -q '^comeback_sync_customers_in_trouble 1$' <<<"$metrics" || fail "/metrics does not count M3 in trouble"
+# The request limiter's starts and waits (the operator's sign that the limits bound the pace).
+started_before=$(sed -n 's/^comeback_sync_requests_started_total \([0-9]*\)$/\1/p' <<<"$metrics")
+((${started_before:-0} >= 1)) || fail "/metrics counts no request starts: $(grep requests_ <<<"$metrics")"
+grep -q '^comeback_sync_requests_waiting [0-9]*$' <<<"$metrics" || fail "/metrics has no requests_waiting"
+grep -q '^comeback_sync_request_start_wait_seconds_total [0-9.e+-]*$' <<<"$metrics" ||
+    fail "/metrics has no request_start_wait_seconds_total"
 health=$(curl -sS -w ' %{http_code}' "http://127.0.0.1:$metrics_port/healthz")
 [[ "$health" == $'ok\n 200' ]] || fail "/healthz answered: $health"
 echo "ok: /metrics and /healthz answer"
@@ -50,6 +56,11 @@ wait_for 60 "M2 windows complete after SIGHUP" \
 wait_for 30 "M3 windows complete after SIGHUP" \
     "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M3' AND status = 'complete'"
 grep -q 'reload.done.*unparked.*1' "$work/run.log" || fail "reload.done does not say M3 was unparked"
+# The client the reload made counts its starts on, into the same series.
+metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics") || fail "GET /metrics failed"
+started_after=$(sed -n 's/^comeback_sync_requests_started_total \([0-9]*\)$/\1/p' <<<"$metrics")
+((${started_after:-0} > started_before)) ||
+    fail "request starts after the reload not counted: $started_before before, ${started_after:-none} after"
 kill -0 "$daemon" || fail "run exited after SIGHUP"
 echo "ok: M2 synced and M3 tried again after SIGHUP"
 

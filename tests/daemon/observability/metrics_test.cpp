@@ -45,6 +45,9 @@ TEST_CASE("every rendered line is a comment or a valid sample, and every metric 
     registry.count_request("odd \"id\"\\\n", "transient");
     registry.window_succeeded("M1", {.inserted = 3}, 0.2s, t0 + 10s);
     registry.window_failed("odd \"id\"\\\n", 40s);
+    auto starts = std::make_shared<request_start_stats>();
+    starts->wait_microseconds = 1'234'567;
+    registry.watch_request_starts(starts);
 
     const auto text = registry.render_prometheus(t0 + 20s);
     const std::regex sample(
@@ -305,4 +308,24 @@ TEST_CASE("a customer without a success 3 poll intervals after it was configured
     CHECK(has_line(late, R"(comeback_sync_windows_total{customer="M1",result="ok"} 0)"));
     CHECK(late.find(R"(windows_total{customer="M2")") == std::string::npos);
     CHECK(has_line(late, "comeback_sync_customers_in_trouble 1"));
+}
+
+TEST_CASE("the request limiter's waiting requests and their waits are shown once it is watched") {
+    metrics_registry registry(300s, t0);
+    CHECK(registry.render_prometheus(t0).find("requests_waiting") == std::string::npos);
+    auto stats = std::make_shared<request_start_stats>();
+    stats->waiting = 3;
+    stats->started = 120;
+    stats->wait_microseconds = 2'500'000;
+    registry.watch_request_starts(stats);
+    auto text = registry.render_prometheus(t0);
+    CHECK(has_line(text, "comeback_sync_requests_waiting 3"));
+    CHECK(has_line(text, "comeback_sync_requests_started_total 120"));
+    CHECK(has_line(text, "comeback_sync_request_start_wait_seconds_total 2.5"));
+    // Read at each render: what the limiter counts meanwhile shows at the next.
+    stats->waiting = 0;
+    stats->started = 123;
+    text = registry.render_prometheus(t0);
+    CHECK(has_line(text, "comeback_sync_requests_waiting 0"));
+    CHECK(has_line(text, "comeback_sync_requests_started_total 123"));
 }

@@ -163,3 +163,24 @@ TEST_CASE("a quiet spell earns no burst: after it, starts are spaced again") {
     // quiet 300 ms counted as lateness, all three would start together.
     CHECK(at[2] - at[0] >= 100ms - 1ms);
 }
+
+TEST_CASE("the limiter counts the requests waiting for a start, the starts and their waits") {
+    net::io_context io;
+    request_limiter limiter(io.get_executor(), 1, 20);  // a start every 50 ms, one at a time
+    auto stats = std::make_shared<request_start_stats>();
+    limiter.count_into(stats);
+    std::vector<std::uint64_t> waiting_seen;
+    for (int i = 0; i < 3; ++i) {
+        net::co_spawn(io, [&]() -> net::awaitable<void> {
+            auto permit = co_await limiter.acquire("M1");
+            co_await net::post(io, net::use_awaitable);  // the others ask meanwhile
+            waiting_seen.push_back(stats->waiting.load());
+        }, net::detached);
+    }
+    io.run();
+    // The first starts at once; the second waited with the third behind it.
+    CHECK(waiting_seen == std::vector<std::uint64_t>{2, 1, 0});
+    CHECK(stats->waiting == 0);
+    CHECK(stats->started == 3);
+    CHECK(stats->wait_microseconds >= 150'000 - 2'000);  // 50 and 100 ms, timers never early
+}
