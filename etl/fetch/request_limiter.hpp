@@ -43,18 +43,18 @@ public:
         std::shared_ptr<state> owner_;
     };
 
+    // How much lateness is made up (see above).
+    static constexpr std::chrono::milliseconds default_catch_up{10};
+
     // max_concurrent 0 is read as 1; per_second <= 0 means no rate cap.
-    // `catch_up`: how much lateness is made up (see above); the daemon keeps
-    // the default, tests widen it to see it at work.
+    // `catch_up`: the daemon keeps the default, tests widen it to see it at work.
     request_limiter(boost::asio::any_io_executor executor, unsigned max_concurrent,
                     double per_second, std::chrono::milliseconds catch_up = default_catch_up);
+    ~request_limiter();
 
     // Counts the requests waiting for a start and their waits into `stats`
     // (null: nowhere) from now on.
     void count_into(std::shared_ptr<request_start_stats> stats);
-
-    static constexpr std::chrono::milliseconds default_catch_up{10};
-    ~request_limiter();
 
     // Waits until this key's turn comes and a slot and a token are free.
     // Throws boost::system::system_error (operation_aborted) if the limiter is
