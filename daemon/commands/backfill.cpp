@@ -141,7 +141,7 @@ private:
 
         auto reporter = report_progress();
         asio::co_spawn(io_, std::move(reporter), asio::detached);
-        asio::co_spawn(io_, database_.keep_probing(), asio::detached);
+        asio::co_spawn(io_, database_.keep_probing(answered_at_start_), asio::detached);
         // Customers in parallel; the client's limiter keeps the total polite.
         std::vector<asio::awaitable<void>> customers;
         for (std::size_t i = 0; i < selected_.size(); ++i) {
@@ -153,6 +153,11 @@ private:
         } catch (...) {
             failure = std::current_exception();
         }
+        log_event(spdlog::level::info, "backfill.finished",
+                  {{"windows", progress_->done()},
+                   {"failed", progress_->failed()},
+                   {"database_connections", db_.connections_opened() + database_.connections_opened()},
+                   {"vitec_connections", client_.connections_opened()}});
         shutdown_.trigger();  // stops the progress reporter
         if (failure) std::rethrow_exception(failure);
     }
@@ -309,6 +314,14 @@ private:
     }
 
 public:
+    // The connection start-up's migration check used (null: it made none): the
+    // pool goes on with it, and the first probe waits an interval, as the
+    // database has just answered.
+    void start_with(std::unique_ptr<database_connection> connection) {
+        answered_at_start_ = connection != nullptr;
+        db_.adopt(std::move(connection));
+    }
+
     // Picks the customers named by --customer; false (after explaining) when one is unknown.
     bool select_customers() {
         for (const auto& customer : cfg_.customers) {
@@ -342,6 +355,7 @@ private:
     std::mt19937_64 rng_{std::random_device{}()};
     bool terminal_;
     bool interrupted_ = false;
+    bool answered_at_start_ = false;
     std::exception_ptr failure_;
     std::vector<const customer_config*> selected_;
     std::vector<customer_result> results_;
@@ -355,7 +369,7 @@ private:
 int backfill_command(const command_line& line, const config& cfg) {
     backfill job(line, cfg);
     if (!job.select_customers()) return exit_usage;
-    migrate_at_start(cfg.database);
+    job.start_with(migrate_at_start(cfg.database));
     return job.run();
 }
 

@@ -235,11 +235,12 @@ int migrate_if_enabled(database_connection& connection, const database_config& c
     return applied;
 }
 
-void migrate_at_start(const database_config& config) {
-    if (!config.auto_migrate) return;
-    database_connection connection(config);
-    const int applied = migrate_if_enabled(connection, config);
+std::unique_ptr<database_connection> migrate_at_start(const database_config& config) {
+    if (!config.auto_migrate) return nullptr;
+    auto connection = std::make_unique<database_connection>(config);
+    const int applied = migrate_if_enabled(*connection, config);
     log_event(spdlog::level::info, "migrate.done", {{"schema", config.schema}, {"applied", applied}});
+    return connection;
 }
 
 }  // namespace comeback

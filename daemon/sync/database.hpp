@@ -93,10 +93,12 @@ void with_deadline(database_connection& connection, std::chrono::milliseconds li
 // applied. Throws as migrate_at_start does.
 int migrate_if_enabled(database_connection& connection, const database_config& config);
 
-// What run and backfill do before any work: apply the embedded migrations to
+// What backfill does before any work: apply the embedded migrations to
 // database.schema, unless database.auto_migrate is false, and log
-// migrate.done. Throws database_unreachable, migration_error
-// (load/migrations.hpp), no_answer_error and pqxx exceptions.
-void migrate_at_start(const database_config& config);
+// migrate.done. Returns the connection it used (null when auto_migrate is
+// false), for the pool to go on with (db_workers::adopt). Throws
+// database_unreachable, migration_error (load/migrations.hpp),
+// no_answer_error and pqxx exceptions.
+std::unique_ptr<database_connection> migrate_at_start(const database_config& config);
 
 }  // namespace comeback

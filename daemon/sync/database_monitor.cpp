@@ -39,8 +39,9 @@ database_monitor::~database_monitor() {
     probe_workers_.stop();
 }
 
-asio::awaitable<void> database_monitor::keep_probing() {
+asio::awaitable<void> database_monitor::keep_probing(bool answered_now) {
     bool go_on = true;
+    if (answered_now) go_on = co_await shutdown_.sleep(config_.probe_interval, &probe_asked_);
     while (go_on) {
         asked_ = false;
         co_await probe_once();

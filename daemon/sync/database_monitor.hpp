@@ -46,8 +46,11 @@ public:
     database_monitor(const database_monitor&) = delete;
     database_monitor& operator=(const database_monitor&) = delete;
 
-    // Probes until the shutdown, every probe_interval. Never throws.
-    boost::asio::awaitable<void> keep_probing();
+    // Probes until the shutdown, every probe_interval, the first at once or,
+    // when the caller has just seen the database answer (`answered_now`),
+    // one interval later: a backfill shorter than that opens no connection
+    // for probes. Never throws.
+    boost::asio::awaitable<void> keep_probing(bool answered_now = false);
 
     // Whether the last probe found the database answering (true before the first).
     bool up() const { return up_; }
@@ -60,6 +63,8 @@ public:
     // Woken whenever a probe finds the database answering after it was down;
     // recoveries() counts those times.
     wakeup& recovered() { return recovered_; }
+    // Connections the probes opened so far.
+    std::uint64_t connections_opened() const { return probe_workers_.connections_opened(); }
     std::uint64_t recoveries() const { return recoveries_; }
 
 private:

@@ -3,6 +3,7 @@
 #include "load/database_failure.hpp"
 #include "sync/database.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -23,6 +25,22 @@ namespace comeback {
 namespace asio = boost::asio;
 using slot_channel = asio::experimental::channel<void(boost::system::error_code)>;
 using steady = std::chrono::steady_clock;
+
+namespace {
+
+// How long a checkout that finds every open connection out waits for one to
+// come back before it opens another, and how far apart the pool opens new
+// connections while it grows. A new connection costs the server a process,
+// its start and its cold catalog caches (tens of milliseconds of its CPU,
+// more than most calls take): short calls in bursts (a re-run's
+// confirmations) share the connections there are instead of opening the
+// whole pool at once, while sustained demand (first loads) still grows it to
+// its bound within a second (pool_size tenths). Measured on a forced re-run of
+// 250 windows: a pool of 6 opened all 6 with no wait, 5 or 6 with waits of 20
+// to 50 ms, and 2 with a tenth of a second, its server's CPU halved.
+constexpr auto reuse_wait = std::chrono::milliseconds(100);
+
+}  // namespace
 
 // One run() call, shared by the pool thread doing it and the deadline timer
 // on the I/O thread.
@@ -60,6 +78,31 @@ struct db_workers::shared_state {
     std::vector<std::unique_ptr<database_connection>> idle;
     std::vector<std::size_t> free_lanes;  // under idle_mutex
     std::size_t next_shared_lane = 0;     // under idle_mutex
+    // Counted sessions alive, and the checkouts waiting for one of them to
+    // give its connection back (reuse_wait). Touched from the io_context only.
+    std::size_t out = 0;
+    std::deque<asio::steady_timer*> reuse_waiters;
+    steady::time_point last_growth{};  // when a checkout last went without a connection
+
+    // Waits until a session gives a connection back, or `until`.
+    asio::awaitable<void> wait_for_a_returned_connection(steady::time_point until) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, until);
+        reuse_waiters.push_back(&timer);
+        // Also when the frame is destroyed mid-wait: no pointer outlives the timer.
+        struct leave {
+            std::deque<asio::steady_timer*>& waiters;
+            asio::steady_timer* timer;
+            ~leave() { std::erase(waiters, timer); }
+        } leaving{reuse_waiters, &timer};
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    // A connection came back to `idle`: the longest waiting checkout takes it.
+    void wake_a_waiter() {
+        if (reuse_waiters.empty()) return;
+        asio::steady_timer* first = reuse_waiters.front();
+        reuse_waiters.pop_front();
+        first->cancel();
+    }
 
     // A lane of its own for a new session, under idle_mutex. With more
     // sessions than threads (never, as run and backfill size them) the
@@ -76,6 +119,7 @@ struct db_workers::shared_state {
     }
 
     std::atomic<std::uint64_t> calls_made{0};  // run() calls handed to a pool thread
+    std::atomic<std::uint64_t> connections{0};  // opened by sessions, or adopted
     mutable std::mutex calls_mutex;
     std::set<std::shared_ptr<call_state>> running;  // calls whose work has started
 
@@ -115,6 +159,10 @@ const database_config& db_workers::config() const { return state_->config; }
 
 std::uint64_t db_workers::calls() const { return state_->calls_made.load(std::memory_order_relaxed); }
 
+std::uint64_t db_workers::connections_opened() const {
+    return state_->connections.load(std::memory_order_relaxed);
+}
+
 std::optional<std::string> db_workers::stalled(steady::time_point now) const {
     // A cut call ends within moments; one still running a connect timeout
     // later than its limit did not answer to the cut either.
@@ -136,13 +184,37 @@ asio::awaitable<db_workers::session> db_workers::checkout() {
     session taken;
     taken.state_ = state_;
     taken.counted_ = true;
-    std::lock_guard lock(state_->idle_mutex);
-    if (!state_->idle.empty()) {
+    ++state_->out;
+    auto take_idle = [&] {
+        std::lock_guard lock(state_->idle_mutex);
+        if (state_->idle.empty()) return false;
         taken.connection_ = std::move(state_->idle.back());
         state_->idle.pop_back();
+        return true;
+    };
+    // Every open connection is out: one coming back soon is cheaper than a
+    // new one, and the pool grows one connection per reuse_wait (above). A
+    // session alone has nothing to wait for.
+    const auto entered = steady::now();
+    while (!take_idle() && state_->out > 1) {
+        const auto until = std::max(entered, state_->last_growth) + reuse_wait;
+        if (steady::now() >= until) break;
+        co_await state_->wait_for_a_returned_connection(until);
     }
+    if (!taken.connection_) state_->last_growth = steady::now();  // it opens one at its first run()
+    std::lock_guard lock(state_->idle_mutex);
     state_->take_lane(taken);
     co_return taken;
+}
+
+void db_workers::adopt(std::unique_ptr<database_connection> connection) {
+    if (!connection) return;
+    state_->connections.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(state_->idle_mutex);
+        state_->idle.push_back(std::move(connection));
+    }
+    state_->wake_a_waiter();
 }
 
 db_workers::session db_workers::dedicated() {
@@ -178,12 +250,20 @@ db_workers::session& db_workers::session::operator=(session&& other) noexcept {
 
 db_workers::session::~session() {
     if (!state_) return;
+    bool returned = false;
     {
         std::lock_guard lock(state_->idle_mutex);
-        if (connection_ && counted_) state_->idle.push_back(std::move(connection_));
+        if (connection_ && counted_) {
+            state_->idle.push_back(std::move(connection_));
+            returned = true;
+        }
         if (owns_lane_) state_->free_lanes.push_back(lane_);
     }
-    if (counted_) state_->slots.try_receive([](boost::system::error_code) {});
+    if (counted_) {
+        --state_->out;
+        state_->slots.try_receive([](boost::system::error_code) {});
+        if (returned) state_->wake_a_waiter();
+    }
 }
 
 bool db_workers::session::connection_lost() { return connection_ && !connection_->alive(); }
@@ -234,7 +314,10 @@ asio::awaitable<void> db_workers::session::run(std::function<void(pqxx::connecti
                 // terminated backend) is replaced before it costs an attempt,
                 // unless the caller's work still holds what it built on it (pin()).
                 if (connection_ && !pinned_ && !connection_->alive()) connection_.reset();
-                if (!connection_) connection_ = std::make_unique<database_connection>(state_->config);
+                if (!connection_) {
+                    connection_ = std::make_unique<database_connection>(state_->config);
+                    state_->connections.fetch_add(1, std::memory_order_relaxed);
+                }
                 {
                     std::lock_guard lock(call->mutex);
                     call->connection = connection_.get();

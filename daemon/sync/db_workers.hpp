@@ -97,7 +97,16 @@ public:
     };
 
     // Waits until a connection slot is free. Call from the io_context only.
+    // The session takes an idle connection; when every open one is out, it
+    // waits a little for one to come back before it opens another at its
+    // first run(), and the pool opens one more connection at a time, so it
+    // grows to what the work keeps busy, not to what a burst of short calls
+    // touches at once (db_workers.cpp, reuse_wait).
     boost::asio::awaitable<session> checkout();
+    // Hands the pool a connection opened elsewhere (start-up's migration
+    // check), to be used as if the pool had opened it. Call from the
+    // io_context's thread, or before it runs.
+    void adopt(std::unique_ptr<database_connection> connection);
     // A session outside the bound, for long-lived holders (the lease keeper).
     session dedicated();
 
@@ -112,6 +121,8 @@ public:
     // Calls handed to a pool thread so far (session::run), each a hand-off
     // from the I/O thread and back. Thread-safe.
     std::uint64_t calls() const;
+    // Connections the sessions opened so far, and those adopted. Thread-safe.
+    std::uint64_t connections_opened() const;
 
     // Drops queued work and waits for running work; idempotent.
     void stop();

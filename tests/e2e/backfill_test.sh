@@ -4,7 +4,8 @@
 # reschedules, deletions, renames) is reflected, with history; database.pool_size
 # bounds the connections with more requests in flight than it; a customer with
 # request slots to spare has two windows in flight, one loading while the next
-# is fetched, and one without has one.
+# is fetched, and one without has one; a re-run of unchanged windows opens no
+# more database connections than its short calls keep busy.
 source "$(dirname "$0")/lib.sh"
 e2e_init backfill
 
@@ -27,6 +28,13 @@ run_cs backfill2 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_T
 confirmed=$(grep -c 'window.loaded.*confirmed=true' "$work/backfill2.log" || true)
 ((confirmed > 0)) || fail "no window of the unchanged re-fetch was confirmed by its digest"
 echo "ok: nothing changed; $confirmed windows confirmed without comparing rows"
+# Confirmations are short calls: the connection of the migration check serves
+# them, and the pool opens another only for calls that keep it busy (one
+# opened per call at once, and one for the first probe, before).
+connections=$(grep -o 'backfill.finished.*database_connections=[0-9]*' "$work/backfill2.log" | grep -o '[0-9]*$')
+[[ -n $connections ]] || fail "backfill.finished did not say how many database connections it opened"
+((connections <= 2)) || fail "the forced re-run opened $connections database connections, expected 2 at most"
+echo "ok: the re-run opened $connections database connection(s)"
 
 note "--force keeps a row deleted by hand; --recheck restores it"
 victim=$(sql "SELECT comeback_id FROM $schema.comebacks WHERE customer_id = 'M1' ORDER BY comeback_id LIMIT 1")

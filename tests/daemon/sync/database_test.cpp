@@ -1,7 +1,8 @@
 // The daemon's database sessions against the real PostgreSQL, some through a
 // TCP proxy that swallows traffic like a network partition: every session
 // carries the database.* limits, a database that stops answering fails the
-// call within its limit (never a hang), and the pool recovers on its own.
+// call within its limit (never a hang), and the pool recovers on its own and
+// opens the connections its work keeps busy, not one for every call at once.
 
 #include "sync/database.hpp"
 
@@ -12,7 +13,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
 #include <cstdlib>
+#include <functional>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -207,5 +213,86 @@ TEST_CASE("a session's calls run on a thread of its own, and sessions at once on
     CHECK(first.front() != second.front());
     CHECK(first.front() != std::this_thread::get_id());
     CHECK(workers.calls() == 45);
+    workers.stop();
+}
+
+namespace {
+
+int backend_pid(pqxx::connection& connection) {
+    return pqxx::nontransaction{connection}.exec1("SELECT pg_backend_pid()")[0].as<int>();
+}
+
+// Starts `count` coroutines at once on `io`, each checking out a session and
+// running `work` on it, and runs them all to their end.
+void checkouts_at_once(boost::asio::io_context& io, db_workers& workers, int count,
+                       const std::function<void(pqxx::connection&)>& work) {
+    for (int i = 0; i < count; ++i) {
+        boost::asio::co_spawn(
+            io,
+            [&]() -> boost::asio::awaitable<void> {
+                db_workers::session session = co_await workers.checkout();
+                co_await session.run(work);
+            },
+            boost::asio::detached);
+    }
+    io.restart();
+    io.run();
+}
+
+}  // namespace
+
+TEST_CASE("a burst of short calls shares the connections the pool has instead of opening one a call") {
+    migrated_schema db;
+    boost::asio::io_context io;
+    database_config config{"application_name=" + db.application_name(), db.name()};
+    db_workers workers(io.get_executor(), config, 8, 8);
+    std::mutex mutex;
+    std::set<int> backends;
+    // Eight calls at once, as a re-run's confirmations arrive: without the
+    // wait for a connection to come back, each opened one of its own.
+    checkouts_at_once(io, workers, 8, [&](pqxx::connection& c) {
+        const int pid = backend_pid(c);
+        std::lock_guard lock(mutex);
+        backends.insert(pid);
+    });
+    INFO("connections opened: " << workers.connections_opened());
+    CHECK(workers.connections_opened() <= 3);
+    CHECK(backends.size() == workers.connections_opened());
+    workers.stop();
+}
+
+TEST_CASE("calls that keep their connections busy still grow the pool to its bound") {
+    migrated_schema db;
+    boost::asio::io_context io;
+    database_config config{"application_name=" + db.application_name(), db.name()};
+    db_workers workers(io.get_executor(), config, 3, 3);
+    std::mutex mutex;
+    std::set<int> backends;
+    checkouts_at_once(io, workers, 3, [&](pqxx::connection& c) {
+        pqxx::nontransaction{c}.exec("SELECT pg_sleep(0.5)");
+        const int pid = backend_pid(c);
+        std::lock_guard lock(mutex);
+        backends.insert(pid);
+    });
+    CHECK(workers.connections_opened() == 3);
+    CHECK(backends.size() == 3);
+    workers.stop();
+}
+
+TEST_CASE("a connection handed to the pool serves its first session") {
+    migrated_schema db;
+    boost::asio::io_context io;
+    database_config config{"application_name=" + db.application_name(), db.name()};
+    db_workers workers(io.get_executor(), config, 1, 1);
+    auto connection = std::make_unique<database_connection>(config);
+    const int adopted = backend_pid(connection->get());
+    workers.adopt(std::move(connection));
+    int used = 0;
+    run(io, [&]() -> boost::asio::awaitable<void> {
+        db_workers::session session = co_await workers.checkout();
+        co_await session.run([&](pqxx::connection& c) { used = backend_pid(c); });
+    }());
+    CHECK(used == adopted);
+    CHECK(workers.connections_opened() == 1);
     workers.stop();
 }
