@@ -1,6 +1,7 @@
 #include "sync/response_hold.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace comeback {
@@ -13,6 +14,23 @@ constexpr std::size_t smallest_spare = 64 * 1024;
 
 }  // namespace
 
+held_bytes::held_bytes(std::size_t capacity)
+    : data_(std::make_unique_for_overwrite<char[]>(capacity)), capacity_(capacity) {}
+
+void held_bytes::reserve(std::size_t capacity) {
+    if (capacity <= capacity_) return;
+    auto larger = std::make_unique_for_overwrite<char[]>(capacity);
+    if (size_ > 0) std::memcpy(larger.get(), data_.get(), size_);
+    data_ = std::move(larger);
+    capacity_ = capacity;
+}
+
+void held_bytes::append(std::string_view bytes) {
+    if (bytes.size() > room()) reserve(std::max(size_ + bytes.size(), 2 * capacity_));
+    if (!bytes.empty()) std::memcpy(end(), bytes.data(), bytes.size());
+    size_ += bytes.size();
+}
+
 held_response::held_response(response_hold* hold, std::size_t expected)
     : hold_(hold), holding_(hold != nullptr), expected_(expected) {
     if (hold_) ++hold_->holders;
@@ -21,63 +39,97 @@ held_response::held_response(response_hold* hold, std::size_t expected)
 held_response::~held_response() {
     release();
     if (hold_ && --hold_->holders == 0) {
-        hold_->spare = {};
+        std::vector<held_bytes>().swap(hold_->spare);
         hold_->spare_bytes = 0;
     }
 }
 
+void held_response::forget_room() {
+    if (hold_) hold_->held -= offered_;
+    offered_ = 0;
+}
+
+void held_response::start_buffer(std::size_t want) {
+    auto& spare = hold_->spare;
+    auto best = spare.end();
+    for (auto it = spare.begin(); it != spare.end(); ++it) {
+        if (it->capacity() >= want && (best == spare.end() || it->capacity() < best->capacity())) best = it;
+    }
+    if (best != spare.end()) {
+        hold_->spare_bytes -= best->capacity();
+        bytes_ = std::move(*best);
+        bytes_.clear();
+        std::swap(*best, spare.back());
+        spare.pop_back();
+    } else {
+        // A quarter more than asked: the next window's response, a little
+        // larger than this one, still fits once this buffer is a spare.
+        bytes_ = held_bytes(std::min(want + want / 4, std::max(want, hold_->per_response)));
+    }
+}
+
+std::span<char> held_response::room(std::size_t wanted) {
+    if (!holding_) return {};
+    forget_room();
+    const auto left = [](std::size_t limit, std::size_t used) { return used < limit ? limit - used : 0; };
+    wanted = std::min({wanted, left(hold_->per_response, bytes_.size()), left(hold_->total, hold_->held)});
+    if (wanted == 0) return {};
+    if (bytes_.capacity() == 0) start_buffer(std::max(wanted, std::min(expected_, hold_->per_response)));
+    if (bytes_.room() == 0) {
+        bytes_.reserve(std::min(std::max(2 * bytes_.capacity(), bytes_.size() + wanted), hold_->per_response));
+    }
+    offered_ = std::min(wanted, bytes_.room());
+    hold_->held += offered_;
+    drop_spares_beyond(hold_->total - hold_->held);
+    return {bytes_.end(), offered_};
+}
+
 bool held_response::keep(std::string_view chunk) {
     if (!holding_) return false;
-    if (bytes_.size() + chunk.size() > hold_->per_response ||
-        hold_->held + chunk.size() > hold_->total) {
-        holding_ = false;
-        return false;
-    }
-    if (bytes_.empty()) {
-        const std::size_t want = std::max(chunk.size(), std::min(expected_, hold_->per_response));
-        // The smallest spare that takes `want` whole.
-        auto& spare = hold_->spare;
-        auto best = spare.end();
-        for (auto it = spare.begin(); it != spare.end(); ++it) {
-            if (it->capacity() >= want && (best == spare.end() || it->capacity() < best->capacity())) best = it;
+    const char* room_start = bytes_.end();
+    const bool in_room = offered_ > 0 && chunk.data() >= room_start &&
+                         chunk.data() + chunk.size() <= room_start + offered_;
+    forget_room();
+    if (in_room) {
+        // Counted when offered: within both limits.
+        if (chunk.data() != room_start) std::memmove(bytes_.end(), chunk.data(), chunk.size());
+        bytes_.commit(chunk.size());
+    } else {
+        if (bytes_.size() + chunk.size() > hold_->per_response ||
+            hold_->held + chunk.size() > hold_->total) {
+            holding_ = false;
+            return false;
         }
-        if (best != spare.end()) {
-            hold_->spare_bytes -= best->capacity();
-            bytes_.swap(*best);
-            std::swap(*best, spare.back());
-            spare.pop_back();
-        } else {
-            // A quarter more than asked: the next window's response, a little
-            // larger than this one, still fits once this buffer is a spare.
-            bytes_.reserve(std::min(want + want / 4, std::max(want, hold_->per_response)));
+        if (bytes_.capacity() == 0) {
+            start_buffer(std::max(chunk.size(), std::min(expected_, hold_->per_response)));
         }
+        bytes_.append(chunk);
     }
-    bytes_.append(chunk);
     hold_->held += chunk.size();
     hold_->peak = std::max(hold_->peak, hold_->held);
     drop_spares_beyond(hold_->total - hold_->held);
     return true;
 }
 
-std::string held_response::take() {
+held_bytes held_response::take() {
+    forget_room();
     if (hold_) hold_->held -= bytes_.size();
-    std::string bytes;
-    bytes.swap(bytes_);
     holding_ = false;
-    return bytes;
+    return std::exchange(bytes_, held_bytes());
 }
 
 void held_response::release() {
+    forget_room();
     if (hold_) {
         hold_->held -= bytes_.size();
         const std::size_t room = hold_->total - hold_->held;
         if (bytes_.capacity() >= smallest_spare && hold_->spare_bytes + bytes_.capacity() <= room) {
             bytes_.clear();
             hold_->spare_bytes += bytes_.capacity();
-            hold_->spare.push_back(std::exchange(bytes_, std::string()));
+            hold_->spare.push_back(std::exchange(bytes_, held_bytes()));
         }
     }
-    std::string().swap(bytes_);
+    bytes_ = held_bytes();
     holding_ = false;
 }
 

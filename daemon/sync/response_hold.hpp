@@ -1,11 +1,41 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
+#include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
 namespace comeback {
+
+// The memory of one held response: appended to, or written in place by the
+// client reading the body (held_response::room), which a std::string cannot
+// take without first zeroing what the read then overwrites.
+class held_bytes {
+public:
+    held_bytes() = default;
+    explicit held_bytes(std::size_t capacity);  // not initialized
+
+    std::string_view view() const { return {data_.get(), size_}; }
+    std::size_t size() const { return size_; }
+    std::size_t capacity() const { return capacity_; }
+    bool empty() const { return size_ == 0; }
+    char* end() { return data_.get() + size_; }  // the first byte past what is held
+    std::size_t room() const { return capacity_ - size_; }
+
+    // Appends, doubling the capacity when it runs short.
+    void append(std::string_view bytes);
+    // Makes room for at least `capacity` bytes, keeping what is held.
+    void reserve(std::size_t capacity);
+    // `n` bytes written at end() are held.
+    void commit(std::size_t n) { size_ += n; }
+    void clear() { size_ = 0; }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
 
 // Memory for responses held unparsed until they end (see sync_window): at most
 // per_response bytes of one response and `total` over all responses in flight;
@@ -15,7 +45,7 @@ namespace comeback {
 struct response_hold {
     std::size_t per_response = 4 * 1024 * 1024;
     std::size_t total = 32 * 1024 * 1024;
-    std::size_t held = 0;  // now, by every window
+    std::size_t held = 0;  // now, by every window (with the room offered to reads in progress)
     std::size_t peak = 0;  // the most held at once
 
     // Buffers of responses done with, kept for the next ones while any
@@ -25,7 +55,7 @@ struct response_hold {
     // thread. What they take counts with `held` against `total`; all of
     // them are freed when the last held_response goes, so an idle daemon
     // keeps none.
-    std::vector<std::string> spare;
+    std::vector<held_bytes> spare;
     std::size_t spare_bytes = 0;  // the spare buffers' capacity
     std::size_t holders = 0;      // held_response objects that exist
 };
@@ -45,25 +75,40 @@ public:
 
     bool holding() const { return holding_; }
     bool empty() const { return bytes_.empty(); }
-    std::string_view bytes() const { return bytes_; }
+    std::string_view bytes() const { return bytes_.view(); }
+
+    // Where the client may read the next bytes of the body to, so they are
+    // held without a copy: up to `wanted` bytes at the end of what is held,
+    // counted against both limits until keep() takes them. Empty when not
+    // holding or when either limit leaves no room (the client then reads
+    // into a buffer of its own, and keep() decides). The room is good until
+    // the next call of room(), keep() or release().
+    std::span<char> room(std::size_t wanted);
 
     // Keeps `chunk` when both limits allow it; else stops holding (the caller
-    // parses what is held and everything after).
+    // parses what is held and everything after). A chunk inside the last
+    // room() is kept where it is (moved to the front of the room if it does
+    // not start there), as that room was counted when offered.
     bool keep(std::string_view chunk);
 
     // What is held, no longer counted or held.
-    std::string take();
+    held_bytes take();
 
     // Stops holding; the buffer goes back to the hold's spares when they have room.
     void release();
 
 private:
     void drop_spares_beyond(std::size_t room);
+    void forget_room();
+    // A buffer for the first bytes: the smallest spare that takes `want`
+    // whole, else a new one.
+    void start_buffer(std::size_t want);
 
     response_hold* hold_;
     bool holding_;
     std::size_t expected_;
-    std::string bytes_;
+    held_bytes bytes_;
+    std::size_t offered_ = 0;  // the last room() offered, counted in hold_->held
 };
 
 }  // namespace comeback

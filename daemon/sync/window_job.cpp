@@ -439,8 +439,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         }
     };
     auto parse_held = [&]() -> asio::awaitable<void> {
-        const std::string bytes = held.take();
-        co_await parse(bytes);
+        const held_bytes bytes = held.take();
+        co_await parse(bytes.view());
     };
     // A held body enters the digest when it stops being held: at the end
     // (on the loader's thread when it may confirm the window), else here once
@@ -461,10 +461,14 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         co_await parse(chunk);
     };
 
+    // While it is held, the client reads the body straight into the held
+    // buffer (sink() then keeps it in place).
+    const body_room room = [&](std::size_t wanted) { return held.room(wanted); };
+
     int http_status = 0;             // of the response, when one was read
     std::exception_ptr fetch_error;  // a programming error on the fetch side
     try {
-        fetch_result fetched = co_await context.client.fetch(request, sink);
+        fetch_result fetched = co_await context.client.fetch(request, sink, room);
         http_status = fetched.http_status;
         if (fetched.ok()) {
             try {

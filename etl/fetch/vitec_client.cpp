@@ -51,6 +51,9 @@ constexpr auto idle_limit = std::chrono::seconds(30);
 // small_read and grows to read_chunk for a body larger than that.
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t small_read = 16 * 1024;
+// A body read straight into the sink's room (body_room) is read up to this
+// much at a time: fewer, larger reads than Beast's 64 KiB.
+constexpr std::size_t direct_read = 1024 * 1024;
 
 // How many bytes of body one read takes: no more than the body announces.
 std::size_t body_read_size(const boost::optional<std::uint64_t>& announced) {
@@ -281,7 +284,7 @@ struct vitec_client::impl {
                                               clock_type::time_point deadline,
                                               const clock_type::time_point ceiling,
                                               const basic_credentials& credentials,
-                                              const body_sink& sink) {
+                                              const body_sink& sink, const body_room& room) {
         exchange_outcome out;
         auto& lowest = conn.lowest();
         lowest.expires_at(deadline);
@@ -342,9 +345,90 @@ struct vitec_client::impl {
         bool error_body_cut = false;
         bool array_checked = false;
         bool is_first_chunk = true;
+        // Hands a piece of a body that is not an error's to the sink. False:
+        // it ended the exchange (out.result.failure says why).
+        auto deliver = [&](std::string_view got, bool more_to_come) -> net::awaitable<bool> {
+            if (is_first_chunk && got.starts_with("\xEF\xBB\xBF")) got.remove_prefix(3);  // UTF-8 BOM
+            is_first_chunk = false;
+            if (!array_checked) {
+                auto first = got.find_first_not_of(" \t\r\n");
+                if (first != std::string_view::npos) {
+                    array_checked = true;
+                    if (got[first] != '[') {
+                        out.result.failure = classify_broken_body(
+                            "the body is not a JSON array (it starts with '" +
+                            credentials.shown(got.substr(first), 20, true) + "')");
+                        co_return false;
+                    }
+                }
+            }
+            auto sink_started = clock_type::now();
+            try {
+                co_await sink(got);
+            } catch (const response_error& error) {
+                // The parser may quote the body; redacted whole, before the message is cut.
+                std::string reason = error.what();
+                credentials.redact(reason);
+                out.result.failure = classify_broken_body(reason, error.kind());
+                co_return false;
+            }
+            deadline = std::min(deadline + (clock_type::now() - sink_started), ceiling);
+            if (clock_type::now() >= ceiling && more_to_come) {
+                out.result.failure = classify_transport_error(beast::error::timeout, "read body from",
+                                                              base.authority);
+                out.result.failure->message +=
+                    " (loading the rows held the body back past twice vitec.request_timeout)";
+                co_return false;
+            }
+            out.result.bytes += got.size();
+            co_return true;
+        };
+        if (const auto length = parser.content_length(); !failure && room && length) {
+            // A body of announced length whose sink offers room is read from
+            // the socket straight into it, past Beast's parser: one copy (the
+            // kernel's) where the parser's buffer and the read chunk made
+            // three, and reads as large as the room. What the head's read
+            // brought of the body goes first.
+            std::uint64_t remaining = *length;
+            if (const auto buffered = conn.buffer.data(); buffered.size() > 0 && remaining > 0) {
+                const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffered.size(), remaining));
+                const std::string_view got(static_cast<const char*>(buffered.data()), n);
+                remaining -= n;
+                const bool delivered = co_await deliver(got, remaining > 0);
+                conn.buffer.consume(n);
+                if (!delivered) co_return out;
+            }
+            while (remaining > 0) {
+                const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, direct_read));
+                std::span<char> into = room(wanted);
+                if (into.empty()) into = chunk.first(std::min(chunk.size(), wanted));
+                lowest.expires_at(deadline);
+                auto [read_error, n] = co_await stream.async_read_some(net::buffer(into.data(), into.size()),
+                                                                       tuple_awaitable);
+                // The server closed before the length it announced, as Beast's parser says it.
+                if (read_error == net::error::eof) read_error = http::error::partial_message;
+                if (read_error) {
+                    out.result.failure = classify_transport_error(read_error, "read body from", base.authority);
+                    co_return out;
+                }
+                remaining -= n;
+                if (!co_await deliver(std::string_view(into.data(), n), remaining > 0)) co_return out;
+            }
+            if (!array_checked) {
+                out.result.failure = classify_broken_body("the body is empty, expected a JSON array");
+                co_return out;
+            }
+            out.keep_alive = parser.keep_alive();
+            co_return out;
+        }
         while (!parser.is_done()) {
-            parser.get().body().data = chunk.data();
-            parser.get().body().size = chunk.size();
+            // A chunked body goes through Beast's parser, which copies it
+            // from its read buffer into the sink's room when there is one,
+            // else into the read chunk.
+            std::span<char> into = failure || !room ? std::span<char>() : room(chunk.size());
+            if (into.empty()) into = chunk;
+            parser.get().body().data = into.data();
+            parser.get().body().size = into.size();
             lowest.expires_at(deadline);
             auto [read_error, n] = co_await http::async_read(stream, conn.buffer, parser, tuple_awaitable);
             if (read_error == http::error::need_buffer) read_error = {};
@@ -357,52 +441,20 @@ struct vitec_client::impl {
                 out.result.failure = classify_transport_error(read_error, "read body from", base.authority);
                 co_return out;
             }
-            std::string_view got(chunk.data(), chunk.size() - parser.get().body().size);
+            std::string_view got(into.data(), into.size() - parser.get().body().size);
             if (got.empty()) continue;
             if (failure) {
                 // Only the start of an error body is kept, for its message; a
                 // longer one is not worth reading, so the connection is dropped.
-                const std::size_t room = error_body_limit - error_body.size();
-                error_body.append(got.substr(0, room));
-                if (got.size() > room || (error_body.size() == error_body_limit && !parser.is_done())) {
+                const std::size_t left = error_body_limit - error_body.size();
+                error_body.append(got.substr(0, left));
+                if (got.size() > left || (error_body.size() == error_body_limit && !parser.is_done())) {
                     error_body_cut = true;
                     break;
                 }
                 continue;
             }
-            if (is_first_chunk && got.starts_with("\xEF\xBB\xBF")) got.remove_prefix(3);  // UTF-8 BOM
-            is_first_chunk = false;
-            if (!array_checked) {
-                auto first = got.find_first_not_of(" \t\r\n");
-                if (first != std::string_view::npos) {
-                    array_checked = true;
-                    if (got[first] != '[') {
-                        out.result.failure = classify_broken_body(
-                            "the body is not a JSON array (it starts with '" +
-                            credentials.shown(got.substr(first), 20, true) + "')");
-                        co_return out;
-                    }
-                }
-            }
-            auto sink_started = clock_type::now();
-            try {
-                co_await sink(got);
-            } catch (const response_error& error) {
-                // The parser may quote the body; redacted whole, before the message is cut.
-                std::string reason = error.what();
-                credentials.redact(reason);
-                out.result.failure = classify_broken_body(reason, error.kind());
-                co_return out;
-            }
-            deadline = std::min(deadline + (clock_type::now() - sink_started), ceiling);
-            if (clock_type::now() >= ceiling && !parser.is_done()) {
-                out.result.failure = classify_transport_error(beast::error::timeout, "read body from",
-                                                              base.authority);
-                out.result.failure->message +=
-                    " (loading the rows held the body back past twice vitec.request_timeout)";
-                co_return out;
-            }
-            out.result.bytes += got.size();
+            if (!co_await deliver(got, !parser.is_done())) co_return out;
         }
         if (failure) {
             facts.content_type = content_type;
@@ -420,7 +472,8 @@ struct vitec_client::impl {
         co_return out;
     }
 
-    net::awaitable<fetch_result> fetch(const window_request& request, const body_sink& sink) {
+    net::awaitable<fetch_result> fetch(const window_request& request, const body_sink& sink,
+                                       const body_room& room) {
         auto permit = co_await limiter.acquire(request.customer_id);
         const auto started = clock_type::now();
         fetch_result result;
@@ -453,7 +506,7 @@ struct vitec_client::impl {
                 break;
             }
             auto out = co_await conn->visit([&](auto& stream) {
-                return exchange(stream, *conn, request_bytes, deadline, ceiling, credentials, sink);
+                return exchange(stream, *conn, request_bytes, deadline, ceiling, credentials, sink, room);
             });
             // A reused connection the server had already closed fails before any
             // response byte: that says nothing about this request, so it is
@@ -507,9 +560,9 @@ vitec_client::vitec_client(net::any_io_executor executor, const vitec_config& co
 vitec_client::~vitec_client() = default;
 
 net::awaitable<fetch_result> vitec_client::fetch(const window_request& request,
-                                                 const body_sink& sink) {
+                                                 const body_sink& sink, const body_room& room) {
     auto keep = impl_;  // the client may be destroyed by its owner while this runs
-    co_return co_await keep->fetch(request, sink);
+    co_return co_await keep->fetch(request, sink, room);
 }
 
 std::string vitec_client::target_for(const window_request& request) const {

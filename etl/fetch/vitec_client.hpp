@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,13 @@ struct window_request {
 // Throwing comeback::response_error (etl/parse/response_parser.hpp) marks the response broken;
 // any other exception propagates out of fetch() (the connection is dropped).
 using body_sink = std::function<boost::asio::awaitable<void>(std::string_view chunk)>;
+
+// Optional, beside a sink: where the sink would keep the next bytes of the
+// body (at most the count asked for; empty: nowhere). The client then reads a
+// body of announced length from the socket straight into that memory and
+// hands the sink a chunk that lies in it, so the sink keeps it without a
+// copy. Asked again before every read.
+using body_room = std::function<std::span<char>(std::size_t wanted)>;
 
 struct fetch_result {
     std::optional<comeback::failure> failure;  // empty: the whole body reached the sink
@@ -68,7 +76,7 @@ public:
     // for the kinds); throws only what the sink throws other than
     // response_error, and std::bad_alloc.
     boost::asio::awaitable<fetch_result> fetch(const window_request& request,
-                                               const body_sink& sink);
+                                               const body_sink& sink, const body_room& room = {});
 
     // The request target for a window, e.g.
     // "/Report/Task/M1/Comeback?from=...&to=...&date=Occurrence" (with the base

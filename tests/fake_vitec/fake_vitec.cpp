@@ -60,6 +60,7 @@ struct fault_spec {
     bool object = false;                    // 200, application/json, an object
     bool empty = false;                     // 200, application/json, [] (a silent cap, an expired view)
     bool echo_auth = false;                 // the error body quotes the Authorization header
+    bool content_length = false;            // a 200's body announced by Content-Length, not chunked
 };
 
 fault_spec parse_fault(std::string_view text) {
@@ -90,6 +91,7 @@ fault_spec parse_fault(std::string_view text) {
         else if (key == "object") spec.object = true;
         else if (key == "empty") spec.empty = true;
         else if (key == "echo-auth") spec.echo_auth = true;
+        else if (key == "content-length") spec.content_length = true;
         else throw std::invalid_argument("unknown fault item '" + item + "'");
     }
     return spec;
@@ -250,7 +252,8 @@ private:
 };
 
 // Writes a chunked body produced piece by piece by `next` (which appends to
-// its argument and returns false at the end). Honours truncate and stall, and
+// its argument and returns false at the end), or with the fault's
+// content-length one announced by its length. Honours truncate and stall, and
 // the connection's bandwidth through `link` when given.
 template <class Stream, class Producer>
 net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type, bool keep_alive,
@@ -258,12 +261,33 @@ net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type,
     http::response<http::empty_body> response{http::status::ok, 11};
     response.set(http::field::server, "fake-vitec");
     response.set(http::field::content_type, content_type);
-    response.chunked(true);
     response.keep_alive(keep_alive);
+    constexpr std::size_t chunk_size = 64 * 1024;
+    if (fault.content_length) {
+        // The whole body first, to announce its length; then sent in the
+        // same pieces, cut short by truncate.
+        std::string body;
+        while (next(body)) {
+        }
+        response.content_length(body.size());
+        http::response_serializer<http::empty_body> serializer{response};
+        co_await http::async_write_header(stream, serializer, net::use_awaitable);
+        const std::size_t end = fault.truncate ? std::min(*fault.truncate, body.size() - 1) : body.size();
+        for (std::size_t at = 0; at < end; at += chunk_size) {
+            const std::size_t piece = std::min(chunk_size, end - at);
+            co_await net::async_write(stream, net::buffer(body.data() + at, piece), net::use_awaitable);
+            if (link) co_await link->carried(piece);
+            if (at == 0 && fault.stall > 0ms) {
+                net::steady_timer timer(co_await net::this_coro::executor, fault.stall);
+                co_await timer.async_wait(net::use_awaitable);
+            }
+        }
+        co_return end == body.size();
+    }
+    response.chunked(true);
     http::response_serializer<http::empty_body> serializer{response};
     co_await http::async_write_header(stream, serializer, net::use_awaitable);
 
-    constexpr std::size_t chunk_size = 64 * 1024;
     std::string chunk;
     std::size_t sent = 0;
     bool more = true;
@@ -802,7 +826,7 @@ int main(int argc, char** argv) {
         "POST /_control/generation?value=K, POST /_control/network?latency=MS&bandwidth=RATE, GET /_control/dump.\n"
         "Per request: header X-Fake-Vitec-Fault: S or query parameter fault=S.\n"
         "Fault specs S are comma-separated: status=N, retry-after=V, message=TEXT, latency=MS, stall=MS,\n"
-        "truncate=BYTES, reset, invalid-json, html, object, empty, echo-auth.\n"
+        "truncate=BYTES, reset, invalid-json, html, object, empty, echo-auth, content-length.\n"
         "Network conditions (--latency, --bandwidth) apply to every report request on top of any fault;\n"
         "both wait on timers, so one server keeps thousands of slow requests in flight."};
     std::uint16_t port = 0;

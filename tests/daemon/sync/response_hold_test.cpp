@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 
 using namespace comeback;
@@ -34,7 +36,7 @@ TEST_CASE("a response is held within its own limit and the total over all respon
     CHECK(b.keep(mib));
     CHECK_FALSE(b.keep(mib));  // past the total
     CHECK(hold.peak == 5 * mib.size());
-    const std::string taken = b.take();
+    const held_bytes taken = b.take();
     CHECK(taken.size() == 2 * mib.size());
     CHECK(hold.held == 3 * mib.size());
     a.release();
@@ -97,4 +99,43 @@ TEST_CASE("a small buffer is not kept, and a hold of none keeps nothing") {
     held_response none(nullptr, 1024);
     CHECK_FALSE(none.holding());
     CHECK_FALSE(none.keep("[]"));
+}
+
+TEST_CASE("bytes read into the room offered are held where they are, within both limits") {
+    response_hold hold;
+    hold.per_response = 3 * 1024 * 1024;
+    hold.total = 4 * 1024 * 1024;
+    held_response a(&hold, 0);
+    std::span<char> room = a.room(mib.size());
+    REQUIRE(room.size() == mib.size());
+    CHECK(hold.held == mib.size());  // counted while the read is in progress
+    std::memcpy(room.data(), mib.data(), mib.size());
+    CHECK(a.keep(std::string_view(room.data(), 1000)));  // a read that brought less
+    CHECK(a.bytes().data() == room.data());              // kept in place, not copied
+    CHECK(hold.held == 1000);                            // the rest of the room given back
+
+    // A chunk that starts inside the room (the client dropped a byte order
+    // mark) is moved to the front of it.
+    room = a.room(10);
+    REQUIRE(room.size() == 10);
+    std::memcpy(room.data(), "\xEF\xBB\xBF[1,2]", 8);
+    CHECK(a.keep(std::string_view(room.data() + 3, 5)));
+    CHECK(a.bytes().substr(1000) == "[1,2]");
+
+    // Rooms stop at the response's own limit (a full buffer grows, up to it)...
+    for (std::span<char> more = a.room(mib.size()); !more.empty(); more = a.room(mib.size())) {
+        REQUIRE(a.keep(std::string_view(more.data(), more.size())));
+    }
+    CHECK(a.bytes().size() == hold.per_response);
+    CHECK(a.holding());
+    // ...and at the total over every response.
+    held_response b(&hold, 0);
+    CHECK(b.room(10 * mib.size()).size() == hold.total - hold.per_response);
+    CHECK(hold.held == hold.total);
+    CHECK(b.room(0).empty());  // a new room gives the last one back
+    CHECK(hold.held == hold.per_response);
+    a.release();
+    b.release();
+    CHECK(hold.held == 0);
+    CHECK(b.room(1).empty());  // released: holds nothing more
 }
