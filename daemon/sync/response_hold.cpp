@@ -11,6 +11,8 @@ namespace {
 // A buffer smaller than this comes from the allocator's own free lists
 // cheaply: not worth keeping.
 constexpr std::size_t smallest_spare = 64 * 1024;
+// The first room offered for a response of unknown size.
+constexpr std::size_t first_room = 8 * 1024;
 
 }  // namespace
 
@@ -74,7 +76,12 @@ std::span<char> held_response::room(std::size_t wanted) {
     const auto left = [](std::size_t limit, std::size_t used) { return used < limit ? limit - used : 0; };
     wanted = std::min({wanted, left(hold_->per_response, bytes_.size()), left(hold_->total, hold_->held)});
     if (wanted == 0) return {};
-    if (bytes_.capacity() == 0) start_buffer(std::max(wanted, std::min(expected_, hold_->per_response)));
+    // The first buffer: as large as the last response when one is known,
+    // else small (a fleet's responses are a few KB; the client asks for
+    // room by its read size), growing by doubling when full.
+    if (bytes_.capacity() == 0) {
+        start_buffer(expected_ > 0 ? std::min(expected_, hold_->per_response) : std::min(wanted, first_room));
+    }
     if (bytes_.room() == 0) {
         bytes_.reserve(std::min(std::max(2 * bytes_.capacity(), bytes_.size() + wanted), hold_->per_response));
     }
