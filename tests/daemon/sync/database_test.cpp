@@ -17,7 +17,6 @@
 #include <boost/asio/detached.hpp>
 
 #include <cstdlib>
-#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -44,6 +43,14 @@ struct proxied_database {
         config.conninfo = "host=127.0.0.1 port=" + std::to_string(proxy.port());
         config.timeouts.connect_timeout = 2s;
     }
+};
+
+// A migrated schema, an io_context and a database configuration whose
+// sessions name the schema's test (kill_sessions finds them).
+struct pool_case {
+    migrated_schema db;
+    boost::asio::io_context io;
+    database_config config{"application_name=" + db.application_name(), db.name()};
 };
 
 }  // namespace
@@ -125,9 +132,8 @@ TEST_CASE("the pool cuts a call the database does not answer, and works again on
 }
 
 TEST_CASE("a pinned session's closed connection fails the next call, so what was built on it goes first") {
-    migrated_schema db;
-    boost::asio::io_context io;
-    database_config config{"application_name=" + db.application_name(), db.name()};
+    pool_case pool;
+    auto& [db, io, config] = pool;
     db_workers workers(io.get_executor(), config, 1, 1);
     const pqxx::connection* first = nullptr;
     const pqxx::connection* second = nullptr;
@@ -163,9 +169,8 @@ TEST_CASE("a pinned session's closed connection fails the next call, so what was
 }
 
 TEST_CASE("a pooled connection the server closed is replaced before it costs a call") {
-    migrated_schema db;
-    boost::asio::io_context io;
-    database_config config{"application_name=" + db.application_name(), db.name()};
+    pool_case pool;
+    auto& [db, io, config] = pool;
     db_workers workers(io.get_executor(), config, 1, 1);
     auto backend = [&] {
         int pid = 0;
@@ -184,9 +189,8 @@ TEST_CASE("a pooled connection the server closed is replaced before it costs a c
 }
 
 TEST_CASE("a session's calls run on a thread of its own, and sessions at once on threads apart") {
-    migrated_schema db;
-    boost::asio::io_context io;
-    database_config config{"application_name=" + db.application_name(), db.name()};
+    pool_case pool;
+    auto& [db, io, config] = pool;
     db_workers workers(io.get_executor(), config, 3, 2);
     std::vector<std::thread::id> first, second, later;
     run(io, [&]() -> boost::asio::awaitable<void> {
@@ -223,38 +227,40 @@ int backend_pid(pqxx::connection& connection) {
 }
 
 // Starts `count` coroutines at once on `io`, each checking out a session and
-// running `work` on it, and runs them all to their end.
-void checkouts_at_once(boost::asio::io_context& io, db_workers& workers, int count,
-                       const std::function<void(pqxx::connection&)>& work) {
+// running `sql` (if any) on it, runs them all to their end and returns the
+// server processes they ran on.
+std::set<int> backends_of_checkouts_at_once(boost::asio::io_context& io, db_workers& workers, int count,
+                                            const std::string& sql = {}) {
+    std::mutex mutex;
+    std::set<int> backends;
     for (int i = 0; i < count; ++i) {
         boost::asio::co_spawn(
             io,
             [&]() -> boost::asio::awaitable<void> {
                 db_workers::session session = co_await workers.checkout();
-                co_await session.run(work);
+                co_await session.run([&](pqxx::connection& c) {
+                    if (!sql.empty()) pqxx::nontransaction{c}.exec(sql);
+                    const int pid = backend_pid(c);
+                    std::lock_guard lock(mutex);
+                    backends.insert(pid);
+                });
             },
             boost::asio::detached);
     }
     io.restart();
     io.run();
+    return backends;
 }
 
 }  // namespace
 
 TEST_CASE("a burst of short calls shares the connections the pool has instead of opening one a call") {
-    migrated_schema db;
-    boost::asio::io_context io;
-    database_config config{"application_name=" + db.application_name(), db.name()};
+    pool_case pool;
+    auto& [db, io, config] = pool;
     db_workers workers(io.get_executor(), config, 8, 8);
-    std::mutex mutex;
-    std::set<int> backends;
     // Eight calls at once, as a re-run's confirmations arrive: without the
     // wait for a connection to come back, each opened one of its own.
-    checkouts_at_once(io, workers, 8, [&](pqxx::connection& c) {
-        const int pid = backend_pid(c);
-        std::lock_guard lock(mutex);
-        backends.insert(pid);
-    });
+    const std::set<int> backends = backends_of_checkouts_at_once(io, workers, 8);
     INFO("connections opened: " << workers.connections_opened());
     CHECK(workers.connections_opened() <= 3);
     CHECK(backends.size() == workers.connections_opened());
@@ -262,27 +268,18 @@ TEST_CASE("a burst of short calls shares the connections the pool has instead of
 }
 
 TEST_CASE("calls that keep their connections busy still grow the pool to its bound") {
-    migrated_schema db;
-    boost::asio::io_context io;
-    database_config config{"application_name=" + db.application_name(), db.name()};
+    pool_case pool;
+    auto& [db, io, config] = pool;
     db_workers workers(io.get_executor(), config, 3, 3);
-    std::mutex mutex;
-    std::set<int> backends;
-    checkouts_at_once(io, workers, 3, [&](pqxx::connection& c) {
-        pqxx::nontransaction{c}.exec("SELECT pg_sleep(0.5)");
-        const int pid = backend_pid(c);
-        std::lock_guard lock(mutex);
-        backends.insert(pid);
-    });
+    const std::set<int> backends = backends_of_checkouts_at_once(io, workers, 3, "SELECT pg_sleep(0.5)");
     CHECK(workers.connections_opened() == 3);
     CHECK(backends.size() == 3);
     workers.stop();
 }
 
 TEST_CASE("a connection handed to the pool serves its first session") {
-    migrated_schema db;
-    boost::asio::io_context io;
-    database_config config{"application_name=" + db.application_name(), db.name()};
+    pool_case pool;
+    auto& [db, io, config] = pool;
     db_workers workers(io.get_executor(), config, 1, 1);
     auto connection = std::make_unique<database_connection>(config);
     const int adopted = backend_pid(connection->get());
