@@ -383,6 +383,7 @@ struct vitec_client::impl {
             out.result.bytes += got.size();
             co_return true;
         };
+        bool whole = false;  // the body was read to its end
         if (const auto length = parser.content_length(); !failure && room && length) {
             // A body of announced length whose sink offers room is read from
             // the socket straight into it, past Beast's parser: one copy (the
@@ -414,14 +415,9 @@ struct vitec_client::impl {
                 remaining -= n;
                 if (!co_await deliver(std::string_view(into.data(), n), remaining > 0)) co_return out;
             }
-            if (!array_checked) {
-                out.result.failure = classify_broken_body("the body is empty, expected a JSON array");
-                co_return out;
-            }
-            out.keep_alive = parser.keep_alive();
-            co_return out;
+            whole = true;
         }
-        while (!parser.is_done()) {
+        while (!whole && !parser.is_done()) {
             // A chunked body goes through Beast's parser, which copies it
             // from its read buffer into the sink's room when there is one,
             // else into the read chunk.
@@ -456,6 +452,7 @@ struct vitec_client::impl {
             }
             if (!co_await deliver(got, !parser.is_done())) co_return out;
         }
+        whole = whole || parser.is_done();
         if (failure) {
             facts.content_type = content_type;
             if (retry_after) facts.retry_after = *retry_after;
@@ -468,7 +465,7 @@ struct vitec_client::impl {
             out.result.failure = classify_broken_body("the body is empty, expected a JSON array");
             co_return out;
         }
-        out.keep_alive = parser.is_done() && parser.keep_alive();
+        out.keep_alive = whole && parser.keep_alive();
         co_return out;
     }
 
