@@ -11,7 +11,7 @@ namespace {
 // A buffer smaller than this comes from the allocator's own free lists
 // cheaply: not worth keeping.
 constexpr std::size_t smallest_spare = 64 * 1024;
-// The first room offered for a response of unknown size.
+// The first buffer of a response of unknown size.
 constexpr std::size_t first_room = 8 * 1024;
 
 }  // namespace
@@ -51,7 +51,12 @@ void held_response::forget_room() {
     offered_ = 0;
 }
 
-void held_response::start_buffer(std::size_t want) {
+void held_response::start_buffer(std::size_t at_least) {
+    // As large as the last response when one is known, else small (a
+    // fleet's responses are a few KB; the client asks for room by its read
+    // size, and a room may be smaller than asked), growing by doubling.
+    const std::size_t want =
+        std::max(at_least, expected_ > 0 ? std::min(expected_, hold_->per_response) : first_room);
     auto& spare = hold_->spare;
     auto best = spare.end();
     for (auto it = spare.begin(); it != spare.end(); ++it) {
@@ -76,12 +81,7 @@ std::span<char> held_response::room(std::size_t wanted) {
     const auto left = [](std::size_t limit, std::size_t used) { return used < limit ? limit - used : 0; };
     wanted = std::min({wanted, left(hold_->per_response, bytes_.size()), left(hold_->total, hold_->held)});
     if (wanted == 0) return {};
-    // The first buffer: as large as the last response when one is known,
-    // else small (a fleet's responses are a few KB; the client asks for
-    // room by its read size), growing by doubling when full.
-    if (bytes_.capacity() == 0) {
-        start_buffer(expected_ > 0 ? std::min(expected_, hold_->per_response) : std::min(wanted, first_room));
-    }
+    if (bytes_.capacity() == 0) start_buffer(0);
     if (bytes_.room() == 0) {
         bytes_.reserve(std::min(std::max(2 * bytes_.capacity(), bytes_.size() + wanted), hold_->per_response));
     }
@@ -107,9 +107,7 @@ bool held_response::keep(std::string_view chunk) {
             holding_ = false;
             return false;
         }
-        if (bytes_.capacity() == 0) {
-            start_buffer(std::max(chunk.size(), std::min(expected_, hold_->per_response)));
-        }
+        if (bytes_.capacity() == 0) start_buffer(chunk.size());
         bytes_.append(chunk);
     }
     hold_->held += chunk.size();

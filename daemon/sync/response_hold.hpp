@@ -65,7 +65,7 @@ struct response_hold {
 class held_response {
 public:
     // `hold` null: holds nothing. `expected`: the size of the window's last
-    // response; the first chunk kept reserves that much (within
+    // response (0: unknown); the first buffer is that large (within
     // per_response), so a response as large as the last one is held in one
     // buffer, not copied at every doubling.
     held_response(response_hold* hold, std::size_t expected);
@@ -100,9 +100,10 @@ public:
 private:
     void drop_spares_beyond(std::size_t room);
     void forget_room();
-    // A buffer for the first bytes: the smallest spare that takes `want`
-    // whole, else a new one.
-    void start_buffer(std::size_t want);
+    // A buffer for the first bytes, of at least `at_least` (what must fit at
+    // once) and the size the response is expected to have: the smallest
+    // spare that takes that whole, else a new one.
+    void start_buffer(std::size_t at_least);
 
     response_hold* hold_;
     bool holding_;
