@@ -263,30 +263,31 @@ net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type,
     response.set(http::field::content_type, content_type);
     response.keep_alive(keep_alive);
     constexpr std::size_t chunk_size = 64 * 1024;
+    std::string whole;  // with content-length: the body, made first to announce its length
+    std::size_t offset = 0;
     if (fault.content_length) {
-        // The whole body first, to announce its length; then sent in the
-        // same pieces, cut short by truncate.
-        std::string body;
-        while (next(body)) {
+        while (next(whole)) {
         }
-        response.content_length(body.size());
-        http::response_serializer<http::empty_body> serializer{response};
-        co_await http::async_write_header(stream, serializer, net::use_awaitable);
-        const std::size_t end = fault.truncate ? std::min(*fault.truncate, body.size() - 1) : body.size();
-        for (std::size_t at = 0; at < end; at += chunk_size) {
-            const std::size_t piece = std::min(chunk_size, end - at);
-            co_await net::async_write(stream, net::buffer(body.data() + at, piece), net::use_awaitable);
-            if (link) co_await link->carried(piece);
-            if (at == 0 && fault.stall > 0ms) {
-                net::steady_timer timer(co_await net::this_coro::executor, fault.stall);
-                co_await timer.async_wait(net::use_awaitable);
-            }
-        }
-        co_return end == body.size();
+        response.content_length(whole.size());
+    } else {
+        response.chunked(true);
     }
-    response.chunked(true);
     http::response_serializer<http::empty_body> serializer{response};
     co_await http::async_write_header(stream, serializer, net::use_awaitable);
+    // The pieces, from `next` or from the body made first, and how each goes out.
+    auto produce = [&](std::string& out) {
+        if (!fault.content_length) return next(out);
+        const std::size_t piece = std::min(whole.size() - offset, chunk_size);
+        out.append(whole, offset, piece);
+        offset += piece;
+        return offset < whole.size();
+    };
+    auto write = [&](const std::string& piece) -> net::awaitable<void> {
+        if (fault.content_length)
+            co_await net::async_write(stream, net::buffer(piece), net::use_awaitable);
+        else
+            co_await net::async_write(stream, http::make_chunk(net::buffer(piece)), net::use_awaitable);
+    };
 
     std::string chunk;
     std::size_t sent = 0;
@@ -294,20 +295,19 @@ net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type,
     bool first = true;
     while (more) {
         chunk.clear();
-        while (more && chunk.size() < chunk_size) more = next(chunk);
+        while (more && chunk.size() < chunk_size) more = produce(chunk);
         if (fault.truncate) {
             auto allowed = *fault.truncate > sent ? *fault.truncate - sent : 0;
             // Always short of the end: a truncated body never happens to be whole.
             if (!more && chunk.size() > 0) allowed = std::min(allowed, chunk.size() - 1);
             if (allowed < chunk.size()) {
                 chunk.resize(allowed);
-                if (!chunk.empty())
-                    co_await net::async_write(stream, http::make_chunk(net::buffer(chunk)), net::use_awaitable);
+                if (!chunk.empty()) co_await write(chunk);
                 co_return false;  // the caller closes the connection mid-body
             }
         }
         if (!chunk.empty()) {
-            co_await net::async_write(stream, http::make_chunk(net::buffer(chunk)), net::use_awaitable);
+            co_await write(chunk);
             sent += chunk.size();
             if (link) co_await link->carried(chunk.size());
         }
@@ -317,7 +317,7 @@ net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type,
         }
         first = false;
     }
-    co_await net::async_write(stream, http::make_chunk_last(), net::use_awaitable);
+    if (!fault.content_length) co_await net::async_write(stream, http::make_chunk_last(), net::use_awaitable);
     co_return true;
 }
 
