@@ -32,6 +32,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 #include <unistd.h>
 
 namespace comeback {
@@ -59,7 +60,8 @@ public:
     backfill(const command_line& line, const config& cfg)
         : line_(line),
           cfg_(cfg),
-          db_(io_.get_executor(), cfg.database, cfg.database.pool_size, cfg.database.pool_size),
+          pool_size_(backfill_pool_size(cfg.database, std::thread::hardware_concurrency())),
+          db_(io_.get_executor(), cfg.database, pool_size_, pool_size_),
           client_(io_.get_executor(), cfg.vitec),
           shutdown_(io_.get_executor()),
           database_(io_.get_executor(), cfg.database, shutdown_, &db_),
@@ -137,7 +139,7 @@ private:
         progress_.emplace(total);
         log_event(spdlog::level::info, "backfill.started",
                   {{"customers", selected_.size()}, {"windows", total}, {"force", line_.force || line_.recheck},
-                   {"recheck", line_.recheck}});
+                   {"recheck", line_.recheck}, {"database_pool", pool_size_}});
 
         auto reporter = report_progress();
         asio::co_spawn(io_, std::move(reporter), asio::detached);
@@ -346,6 +348,7 @@ private:
     const command_line& line_;
     const config& cfg_;
     command_io_context io_;
+    unsigned pool_size_;  // connections for loads at most (backfill_pool_size)
     db_workers db_;
     response_hold hold_;  // responses held unparsed, over every customer
     vitec_client client_;

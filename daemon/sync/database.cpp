@@ -7,15 +7,18 @@
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <map>
+#include <sstream>
 #include <thread>
 
 namespace comeback {
@@ -94,6 +97,39 @@ std::string one_line(std::string text) {
     return out;
 }
 
+// The entries of libpq's comma-separated host or hostaddr list; an empty one
+// is libpq's default.
+std::vector<std::string> list_entries(const std::string& list) {
+    std::vector<std::string> entries;
+    std::istringstream in(list);
+    for (std::string entry; std::getline(in, entry, ',');) entries.push_back(entry);
+    if (list.empty() || list.back() == ',') entries.emplace_back();
+    return entries;
+}
+
+bool loopback_address(const std::string& text) {
+    in_addr v4{};
+    if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
+// A host entry without a hostaddr: empty is libpq's default Unix socket; a
+// path (or an abstract socket, '@') is a Unix socket directory.
+bool local_host(const std::string& host) {
+    return host.empty() || host.front() == '/' || host.front() == '@' || host == "localhost" ||
+           loopback_address(host);
+}
+
+std::string setting_or_environment(const std::map<std::string, std::string>& keys, const std::string& key,
+                                   const char* variable) {
+    if (auto found = keys.find(key); found != keys.end()) return found->second;
+    const char* value = std::getenv(variable);
+    return value ? value : "";
+}
+
 }  // namespace
 
 std::string session_conninfo(const database_config& config) {
@@ -109,6 +145,26 @@ std::string session_conninfo(const database_config& config) {
     std::string text;
     for (const auto& [key, value] : keys) text += (text.empty() ? "" : " ") + key + "=" + quoted(value);
     return text;
+}
+
+bool database_on_this_machine(const database_config& config) {
+    const auto keys = parse_conninfo(config.conninfo);
+    const auto hosts = list_entries(setting_or_environment(keys, "host", "PGHOST"));
+    const std::string addresses = setting_or_environment(keys, "hostaddr", "PGHOSTADDR");
+    const auto hostaddrs = addresses.empty() ? std::vector<std::string>{} : list_entries(addresses);
+    const std::size_t servers = std::max(hosts.size(), hostaddrs.size());
+    for (std::size_t i = 0; i < servers; ++i) {
+        const std::string address = i < hostaddrs.size() ? hostaddrs[i] : "";
+        const std::string host = i < hosts.size() ? hosts[i] : "";
+        // libpq connects to hostaddr when given; host then only names it.
+        if (!address.empty() ? !loopback_address(address) : !local_host(host)) return false;
+    }
+    return true;
+}
+
+unsigned backfill_pool_size(const database_config& config, unsigned cpus) {
+    if (config.pool_size_set || !database_on_this_machine(config)) return config.pool_size;
+    return std::min(config.pool_size, std::max(2u, cpus));
 }
 
 std::vector<std::string> conninfo_overrides(const database_config& config) {

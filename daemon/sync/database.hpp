@@ -42,6 +42,23 @@ std::string session_conninfo(const database_config& config);
 // check-config). Empty when it overrides none; never a password.
 std::vector<std::string> conninfo_overrides(const database_config& config);
 
+// Whether every server database.conninfo names (host and hostaddr, else
+// libpq's PGHOST and PGHOSTADDR, else its default Unix socket) is this
+// machine: a Unix socket directory, `localhost` or a loopback address. A
+// host given by any other name counts as elsewhere (it is not resolved).
+// Throws std::invalid_argument when the conninfo does not parse.
+bool database_on_this_machine(const database_config& config);
+
+// The connections a backfill opens at most: database.pool_size, unless the
+// file left it out and the database runs on this machine, whose `cpus` it
+// then shares: at most that many, and at least 2. A backfill's windows are
+// mostly first loads of many rows, each a busy server process; more of them
+// than there are cores to run them only contend (for the CPU, for extending
+// the same table and its indexes) and take longer together than fewer do.
+// `run` keeps the configured pool: its windows are small, and its loads
+// wait on commits more than they compute. See docs/operations.md.
+unsigned backfill_pool_size(const database_config& config, unsigned cpus);
+
 // How long one call to the database may go without an answer before the
 // daemon cuts its connection: a statement may run statement_timeout, and the
 // call may first have to connect (connect_timeout).

@@ -936,7 +936,8 @@ config load_config_text(std::string_view yaml, const config_origin& origin) {
     section s(top, "");
     read_database(doc, s, cfg.database);
     read_vitec(doc, s, cfg.vitec);
-    if (cfg.database.pool_size == 0) cfg.database.pool_size = default_pool_size(cfg.vitec.max_concurrent_requests);
+    cfg.database.pool_size_set = cfg.database.pool_size != 0;
+    if (!cfg.database.pool_size_set) cfg.database.pool_size = default_pool_size(cfg.vitec.max_concurrent_requests);
     read_sync(doc, s, cfg.sync);
     read_customers(doc, s, cfg.vitec, cfg.customers);
     read_metrics(s, cfg.metrics);

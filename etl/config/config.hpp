@@ -57,6 +57,9 @@ struct database_config {
     // Connections for loads, fetch tickets and ledger reads, each with a thread
     // of its own. The loader fills in default_pool_size() when the key is absent.
     unsigned pool_size = 0;
+    // The file set pool_size: nothing may size the pool otherwise (a backfill
+    // sizes a defaulted one to a database on this machine, backfill_pool_size).
+    bool pool_size_set = false;
 };
 
 // database.pool_size when the file leaves it out: one connection a request in

@@ -5,7 +5,8 @@
 # bounds the connections with more requests in flight than it; a customer with
 # request slots to spare has two windows in flight, one loading while the next
 # is fetched, and one without has one; a re-run of unchanged windows opens no
-# more database connections than its short calls keep busy.
+# more database connections than its short calls keep busy; a database on this
+# machine with database.pool_size left out gets a pool of its cores at most.
 source "$(dirname "$0")/lib.sh"
 e2e_init backfill
 
@@ -19,6 +20,15 @@ run_cs backfill1 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_T
 dump_expected "$work/expected0.csv" --customers M1,M2,M3
 report_csv "$work/actual0.csv" "$work/expected0.csv.header"
 expect_same "$work/expected0.csv" "$work/actual0.csv" "comeback_report equals the fake data set"
+# The database runs on this machine and database.pool_size is left out: the
+# backfill opens at most as many connections as the machine has cores (at
+# least 2), within the default of max_concurrent_requests + 2.
+pool=$(grep -o 'backfill.started.*database_pool=[0-9]*' "$work/backfill1.log" | grep -o '[0-9]*$')
+cores=$(getconf _NPROCESSORS_ONLN)
+expected_pool=$((cores < 2 ? 2 : cores > 6 ? 6 : cores))
+[[ $pool == "$expected_pool" ]] ||
+    fail "backfill.started says database_pool=${pool:-(none)}; expected $expected_pool on $cores cores"
+echo "ok: a pool of $pool for a database on this machine's $cores cores"
 
 note "a forced second backfill changes nothing"
 before=$(db_digest)
@@ -91,6 +101,8 @@ done
 wait "$pool_pid" || fail "backfill with database.pool_size: 2 exited $?: $(tail -n 5 "$work/backfill4.log")"
 # The pool's two, and the database probe's one (docs/operations.md).
 ((most >= 1 && most <= 3)) || fail "backfill held $most connections at once with database.pool_size: 2"
+grep -q 'backfill.started.*database_pool=2' "$work/backfill4.log" ||
+    fail "backfill.started does not say database_pool=2 for database.pool_size: 2"
 dump_expected "$work/expected4.csv" --customers "$pool_customers" --generation 2
 report_csv "$work/actual4.csv" "$work/expected4.csv.header"
 expect_same "$work/expected4.csv" "$work/actual4.csv" "comeback_report equals the data set after a backfill through 2 connections"

@@ -7,6 +7,7 @@
 #include "sync/database.hpp"
 
 #include "load/database_failure.hpp"
+#include "support/scoped.hpp"
 #include "support/tcp_proxy.hpp"
 #include "sync/db_workers.hpp"
 #include "sync_fixture.hpp"
@@ -54,6 +55,56 @@ struct pool_case {
 };
 
 }  // namespace
+
+TEST_CASE("a database on this machine is one every server of the conninfo names is on loopback or a socket") {
+    env_guard host{"PGHOST", nullptr};
+    env_guard hostaddr{"PGHOSTADDR", nullptr};
+    auto local = [](const std::string& conninfo) {
+        database_config config;
+        config.conninfo = conninfo;
+        return database_on_this_machine(config);
+    };
+    CHECK(local(""));  // libpq's default Unix socket
+    CHECK(local("host=/var/run/postgresql dbname=x"));
+    CHECK(local("host=localhost"));
+    CHECK(local("host=127.0.0.2 port=5433"));
+    CHECK(local("host=::1"));
+    CHECK(local("postgresql://127.0.0.1:5432/comeback"));
+    CHECK(local("postgresql:///comeback?host=/tmp"));
+    CHECK(local("host=db.example.net hostaddr=127.0.0.1"));  // libpq connects to hostaddr
+    CHECK(local("host=/tmp,localhost"));
+    CHECK_FALSE(local("host=db.example.net"));
+    CHECK_FALSE(local("host=/tmp,db.example.net"));
+    CHECK_FALSE(local("host=localhost hostaddr=192.0.2.7"));
+    CHECK_FALSE(local("postgresql://10.1.2.3/comeback"));
+    CHECK_FALSE(local("host=128.0.0.1"));
+    CHECK_THROWS_AS(local("host='unterminated"), std::invalid_argument);
+
+    SECTION("without a host in the conninfo, libpq's environment names the server") {
+        env_guard elsewhere{"PGHOST", "db.example.net"};
+        CHECK_FALSE(local(""));
+        CHECK(local("host=/tmp"));
+        env_guard address{"PGHOSTADDR", "127.0.0.1"};
+        CHECK(local(""));
+    }
+}
+
+TEST_CASE("a backfill opens at most as many connections as a database on this machine has cores, unless set") {
+    env_guard host{"PGHOST", nullptr};
+    env_guard hostaddr{"PGHOSTADDR", nullptr};
+    database_config config;
+    config.conninfo = "host=/var/run/postgresql";
+    config.pool_size = 6;  // the default for max_concurrent_requests: 4
+    CHECK(backfill_pool_size(config, 2) == 2);
+    CHECK(backfill_pool_size(config, 1) == 2);  // a pool has at least 2
+    CHECK(backfill_pool_size(config, 4) == 4);
+    CHECK(backfill_pool_size(config, 16) == 6);
+    config.conninfo = "host=db.example.net";
+    CHECK(backfill_pool_size(config, 2) == 6);  // another machine's cores are unknown
+    config.conninfo = "host=localhost";
+    config.pool_size_set = true;  // the operator's choice stands
+    CHECK(backfill_pool_size(config, 2) == 6);
+}
 
 TEST_CASE("every session carries the database.* limits, and a setting the conninfo makes wins") {
     database_config config;

@@ -873,4 +873,7 @@ TEST_CASE("database.pool_size follows max_concurrent_requests up to 10, unless s
     CHECK(pool("  pool_size: 40\n", "  max_concurrent_requests: 64\n") == 40);
     CHECK(pool("  pool_size: 2\n", "  max_concurrent_requests: 64\n") == 2);
     check_refused(dir, with("  pool_size: 1\n", ""), "3:14: database.pool_size", "must be at least 2");
+    // Whether the file chose it (a backfill sizes only a defaulted pool).
+    CHECK_FALSE(with("", "").cfg->database.pool_size_set);
+    CHECK(with("  pool_size: 6\n", "").cfg->database.pool_size_set);
 }
