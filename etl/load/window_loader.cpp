@@ -45,10 +45,12 @@ const std::vector<std::string> entity_columns{"seq", "kind", "entity_id", "name"
 const std::vector<std::string> rejection_columns{"idx", "comeback_id", "reason", "raw"};
 
 // One COPY ... FROM STDIN of preformatted rows, sent 64 KiB at a time (COPY
-// data need not end at a row, but tablewriter's chunks must: it strips one
-// trailing newline and adds its own). pqxx 6.4's only public way to send
-// preformatted COPY data is tablewriter, deprecated in favour of stream_to,
-// which cannot take it. The server reports bad data when the COPY ends.
+// data need not end at a row, but tablewriter's chunks must: it adds a
+// newline to each, after copying the chunk without the one it ends in, if
+// it does; so each goes without its last newline, and is copied once less).
+// pqxx 6.4's only public way to send preformatted COPY data is tablewriter,
+// deprecated in favour of stream_to, which cannot take it. The server
+// reports bad data when the COPY ends.
 void send_copy(pqxx::transaction_base& tx, const char* table, const std::vector<std::string>& columns,
                std::string_view rows) {
     if (rows.empty()) return;
@@ -63,7 +65,7 @@ void send_copy(pqxx::transaction_base& tx, const char* table, const std::vector<
             const auto end = rows.substr(0, chunk).rfind('\n');
             take = end == std::string_view::npos ? rows.find('\n') + 1 : end + 1;
         }
-        writer.write_raw_line(std::string(rows.substr(0, take)));
+        writer.write_raw_line(std::string(rows.substr(0, take - 1)));
         rows.remove_prefix(take);
     }
     writer.complete();
