@@ -33,6 +33,10 @@ TEST_CASE("COPY text escapes backslash and the control characters COPY reads as 
     // Text that merely looks like an escape or a NULL stays text.
     CHECK(escaped("\\N") == "\\\\N");
     CHECK(escaped("") == "");
+    // Escapes at either end and side by side, and text between them.
+    CHECK(escaped("\tab\n") == "\\tab\\n");
+    CHECK(escaped("\n\r\\") == "\\n\\r\\\\");
+    CHECK(escaped("a\tb\tc") == "a\\tb\\tc");
 }
 
 TEST_CASE("COPY text leaves other bytes as they are, UTF-8 included") {
