@@ -64,20 +64,26 @@ TEST_CASE("a database on this machine is one every server of the conninfo names 
         config.conninfo = conninfo;
         return database_on_this_machine(config);
     };
-    CHECK(local(""));  // libpq's default Unix socket
-    CHECK(local("host=/var/run/postgresql dbname=x"));
-    CHECK(local("host=localhost"));
-    CHECK(local("host=127.0.0.2 port=5433"));
-    CHECK(local("host=::1"));
-    CHECK(local("postgresql://127.0.0.1:5432/comeback"));
-    CHECK(local("postgresql:///comeback?host=/tmp"));
-    CHECK(local("host=db.example.net hostaddr=127.0.0.1"));  // libpq connects to hostaddr
-    CHECK(local("host=/tmp,localhost"));
-    CHECK_FALSE(local("host=db.example.net"));
-    CHECK_FALSE(local("host=/tmp,db.example.net"));
-    CHECK_FALSE(local("host=localhost hostaddr=192.0.2.7"));
-    CHECK_FALSE(local("postgresql://10.1.2.3/comeback"));
-    CHECK_FALSE(local("host=128.0.0.1"));
+    const std::vector<std::pair<std::string, bool>> cases{
+        {"", true},  // libpq's default Unix socket
+        {"host=/var/run/postgresql dbname=x", true},
+        {"host=localhost", true},
+        {"host=127.0.0.2 port=5433", true},
+        {"host=::1", true},
+        {"postgresql://127.0.0.1:5432/comeback", true},
+        {"postgresql:///comeback?host=/tmp", true},
+        {"host=db.example.net hostaddr=127.0.0.1", true},  // libpq connects to hostaddr
+        {"host=/tmp,localhost", true},
+        {"host=db.example.net", false},
+        {"host=/tmp,db.example.net", false},
+        {"host=localhost hostaddr=192.0.2.7", false},
+        {"postgresql://10.1.2.3/comeback", false},
+        {"host=128.0.0.1", false},
+    };
+    for (const auto& [conninfo, on_this_machine] : cases) {
+        INFO(conninfo);
+        CHECK(local(conninfo) == on_this_machine);
+    }
     CHECK_THROWS_AS(local("host='unterminated"), std::invalid_argument);
 
     SECTION("without a host in the conninfo, libpq's environment names the server") {
