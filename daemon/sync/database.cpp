@@ -149,8 +149,13 @@ std::string session_conninfo(const database_config& config) {
 
 bool database_on_this_machine(const database_config& config) {
     const auto keys = parse_conninfo(config.conninfo);
-    const auto hosts = list_entries(setting_or_environment(keys, "host", "PGHOST"));
+    const std::string host_list = setting_or_environment(keys, "host", "PGHOST");
     const std::string addresses = setting_or_environment(keys, "hostaddr", "PGHOSTADDR");
+    // A service file (pg_service.conf) may name any server: not read here.
+    if (host_list.empty() && addresses.empty() && !setting_or_environment(keys, "service", "PGSERVICE").empty()) {
+        return false;
+    }
+    const auto hosts = list_entries(host_list);
     const auto hostaddrs = addresses.empty() ? std::vector<std::string>{} : list_entries(addresses);
     const std::size_t servers = std::max(hosts.size(), hostaddrs.size());
     for (std::size_t i = 0; i < servers; ++i) {

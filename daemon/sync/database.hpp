@@ -45,7 +45,8 @@ std::vector<std::string> conninfo_overrides(const database_config& config);
 // Whether every server database.conninfo names (host and hostaddr, else
 // libpq's PGHOST and PGHOSTADDR, else its default Unix socket) is this
 // machine: a Unix socket directory, `localhost` or a loopback address. A
-// host given by any other name counts as elsewhere (it is not resolved).
+// host given by any other name counts as elsewhere (it is not resolved), and
+// so does a service (pg_service.conf) that the conninfo names no host beside.
 // Throws std::invalid_argument when the conninfo does not parse.
 bool database_on_this_machine(const database_config& config);
 

@@ -59,6 +59,7 @@ struct pool_case {
 TEST_CASE("a database on this machine is one every server of the conninfo names is on loopback or a socket") {
     env_guard host{"PGHOST", nullptr};
     env_guard hostaddr{"PGHOSTADDR", nullptr};
+    env_guard service{"PGSERVICE", nullptr};
     auto local = [](const std::string& conninfo) {
         database_config config;
         config.conninfo = conninfo;
@@ -79,6 +80,8 @@ TEST_CASE("a database on this machine is one every server of the conninfo names 
         {"host=localhost hostaddr=192.0.2.7", false},
         {"postgresql://10.1.2.3/comeback", false},
         {"host=128.0.0.1", false},
+        {"service=reports", false},  // pg_service.conf may name any server
+        {"service=reports host=/tmp", true},
     };
     for (const auto& [conninfo, on_this_machine] : cases) {
         INFO(conninfo);
