@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #include <utility>
 
 namespace comeback {
@@ -28,7 +29,7 @@ void held_bytes::reserve(std::size_t capacity) {
 }
 
 void held_bytes::append(std::string_view bytes) {
-    if (bytes.size() > room()) reserve(std::max(size_ + bytes.size(), 2 * capacity_));
+    if (bytes.size() > room()) throw std::logic_error("held_bytes::append: no room for the bytes");
     if (!bytes.empty()) std::memcpy(end(), bytes.data(), bytes.size());
     size_ += bytes.size();
 }
@@ -75,6 +76,12 @@ void held_response::start_buffer(std::size_t at_least) {
     }
 }
 
+void held_response::grow(std::size_t needed) {
+    // Doubling, never past the response's limit, which the callers checked
+    // `needed` against.
+    bytes_.reserve(std::min(std::max(2 * bytes_.capacity(), bytes_.size() + needed), hold_->per_response));
+}
+
 std::span<char> held_response::room(std::size_t wanted) {
     if (!holding_) return {};
     forget_room();
@@ -82,9 +89,7 @@ std::span<char> held_response::room(std::size_t wanted) {
     wanted = std::min({wanted, left(hold_->per_response, bytes_.size()), left(hold_->total, hold_->held)});
     if (wanted == 0) return {};
     if (bytes_.capacity() == 0) start_buffer(0);
-    if (bytes_.room() == 0) {
-        bytes_.reserve(std::min(std::max(2 * bytes_.capacity(), bytes_.size() + wanted), hold_->per_response));
-    }
+    if (bytes_.room() == 0) grow(wanted);
     offered_ = std::min(wanted, bytes_.room());
     hold_->held += offered_;
     drop_spares_beyond(hold_->total - hold_->held);
@@ -108,6 +113,7 @@ bool held_response::keep(std::string_view chunk) {
             return false;
         }
         if (bytes_.capacity() == 0) start_buffer(chunk.size());
+        if (bytes_.room() < chunk.size()) grow(chunk.size());
         bytes_.append(chunk);
     }
     hold_->held += chunk.size();

@@ -23,7 +23,8 @@ public:
     char* end() { return data_.get() + size_; }  // the first byte past what is held
     std::size_t room() const { return capacity_ - size_; }
 
-    // Appends, doubling the capacity when it runs short.
+    // Appends bytes that fit in room() (reserve first); throws
+    // std::logic_error when they do not.
     void append(std::string_view bytes);
     // Makes room for at least `capacity` bytes, keeping what is held.
     void reserve(std::size_t capacity);
@@ -104,6 +105,9 @@ private:
     // once) and the size the response is expected to have: the smallest
     // spare that takes that whole, else a new one.
     void start_buffer(std::size_t at_least);
+    // Room for `needed` more bytes (within per_response): the one rule by
+    // which a held buffer grows.
+    void grow(std::size_t needed);
 
     response_hold* hold_;
     bool holding_;

@@ -101,6 +101,16 @@ TEST_CASE("a small buffer is not kept, and a hold of none keeps nothing") {
     CHECK_FALSE(none.keep("[]"));
 }
 
+TEST_CASE("a held buffer grows by doubling but never past the response's own limit") {
+    response_hold hold;
+    hold.per_response = 3 * 1024 * 1024;
+    held_response a(&hold, 0);
+    for (int i = 0; i < 3; ++i) REQUIRE(a.keep(mib));  // 1.25 MiB first, then 2.5, then 5 uncapped
+    const held_bytes taken = a.take();
+    CHECK(taken.size() == hold.per_response);
+    CHECK(taken.capacity() <= hold.per_response);
+}
+
 TEST_CASE("bytes read into the room offered are held where they are, within both limits") {
     response_hold hold;
     hold.per_response = 3 * 1024 * 1024;
