@@ -57,6 +57,35 @@ start_backfill() {
         >>"$work/killed-backfill.log" 2>&1 &
     victim=$!
 }
+# kill_while_held HOLD SECONDS PAUSE LOG COMMAND...: COMMAND in the background,
+# output appended to LOG, while the proxy holds HOLD; SIGKILL PAUSE seconds
+# after the hold is met (within SECONDS). True when the kill landed while held.
+kill_while_held() {
+    local hold=$1 seconds=$2 pause=$3 log=$4 before killed=1
+    shift 4
+    before=$(proxy_held_count)
+    proxy_do "$hold"
+    "$@" >>"$log" 2>&1 &
+    victim=$!
+    if proxy_wait_held "$seconds" "$before"; then
+        sleep "$pause"
+        kill -KILL "$victim" 2>/dev/null && killed=0
+    fi
+    wait "$victim" 2>/dev/null || true
+    # The dead daemon's connections end; whatever was held is dropped.
+    proxy_do reset
+    proxy_do heal
+    return $killed
+}
+# require_every_hold HOLDS COUNTS: fails unless each hold of the array HOLDS
+# has a kill in the associative array COUNTS.
+require_every_hold() {
+    local -n each=$1 count=$2
+    local hold
+    for hold in "${each[@]}"; do
+        ((${count[$hold]:-0} >= 1)) || fail "no kill while '$hold' was held: the daemon never sent it"
+    done
+}
 # The test's day windows are small, so their rows reach staging in the
 # statement that empties it (stage_rows), not by COPY. Each hold must be hit.
 holds=("hold-after COMMIT" "hold-before COMMIT" "hold-after stage_rows" "hold-before stage_rows")
@@ -70,25 +99,16 @@ for ((round = 0; kills < 24 && round < 60; round++)); do
            victim=$!
            kill_at_random "$victim" 25 ;;
         3) hold=${holds[$(((round / 4) % ${#holds[@]}))]}
-           before=$(proxy_held_count)
-           proxy_do "$hold"
            # --recheck compares every window: each one stages and commits.
-           start_backfill --recheck
-           if proxy_wait_held 30 "$before"; then
-               kill -KILL "$victim" 2>/dev/null &&
-                   { kills=$((kills + 1)); held_kills=$((held_kills + 1)); held_by[$hold]=$((${held_by[$hold]:-0} + 1)); }
-           fi
-           wait "$victim" 2>/dev/null || true
-           # The dead daemon's connections end; whatever was held is dropped.
-           proxy_do reset
-           proxy_do heal ;;
+           if kill_while_held "$hold" 30 0 "$work/killed-backfill.log" "$COMEBACK_SYNC" backfill \
+               -c "$work/killed.yaml" --from "$span_from" --to "$span_to" --recheck; then
+               kills=$((kills + 1)) held_kills=$((held_kills + 1)) held_by[$hold]=$((${held_by[$hold]:-0} + 1))
+           fi ;;
     esac
 done
 echo "ok: $kills kills, $held_kills of them while a window's staging or COMMIT was held"
 ((kills >= 20)) || fail "only $kills kills hit a running process"
-for hold in "${holds[@]}"; do
-    ((${held_by[$hold]:-0} >= 1)) || fail "no kill while '$hold' was held: the daemon never sent it"
-done
+require_every_hold holds held_by
 
 note "a backfill and a run to the end"
 run_cs final backfill -c "$work/killed.yaml" --from "$span_from" --to "$span_to" || fail "the last backfill exited $?"
@@ -132,26 +152,17 @@ big_holds=("hold-after COPY load_comebacks" "hold-after M3-U")
 declare -A big_held_by
 for ((round = 0; round < 4; round++)); do
     hold=${big_holds[$((round % ${#big_holds[@]}))]}
-    before=$(proxy_held_count)
-    proxy_do "$hold"
     # The first round loads the windows for the first time; --recheck makes
-    # the later ones compare (and so stage) every window again.
+    # the later ones compare (and so stage) every window again. The kill
+    # waits a moment, so the server reads what was let through.
     extra=()
     ((round > 0)) && extra=(--recheck)
-    "$COMEBACK_SYNC" backfill -c "$work/big-killed.yaml" --from "$big_from" --to "$big_to" "${extra[@]}" \
-        >>"$work/big-killed-backfill.log" 2>&1 &
-    victim=$!
-    if proxy_wait_held 60 "$before"; then
-        sleep 0.2  # the server reads what was let through
-        kill -KILL "$victim" 2>/dev/null && big_held_by[$hold]=$((${big_held_by[$hold]:-0} + 1))
+    if kill_while_held "$hold" 60 0.2 "$work/big-killed-backfill.log" "$COMEBACK_SYNC" backfill \
+        -c "$work/big-killed.yaml" --from "$big_from" --to "$big_to" "${extra[@]}"; then
+        big_held_by[$hold]=$((${big_held_by[$hold]:-0} + 1))
     fi
-    wait "$victim" 2>/dev/null || true
-    proxy_do reset
-    proxy_do heal
 done
-for hold in "${big_holds[@]}"; do
-    ((${big_held_by[$hold]:-0} >= 1)) || fail "no kill while '$hold' was held: the daemon never sent it"
-done
+require_every_hold big_holds big_held_by
 echo "ok: killed while a COPY waited for data ${big_held_by[${big_holds[0]}]} times, mid-data ${big_held_by[${big_holds[1]}]} times"
 run_cs big-final backfill -c "$work/big-killed.yaml" --from "$big_from" --to "$big_to" ||
     fail "the last backfill of the large windows exited $?"
