@@ -76,6 +76,7 @@ public:
 private:
     void on_accept(const beast::error_code& error, tcp::socket socket);
     void make_room();
+    bool room_due_ = false;  // make_room is posted
 
     asio::steady_timer retry_timer_;
     std::chrono::milliseconds accept_delay_{0};
@@ -104,6 +105,15 @@ public:
         beast::error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
         stream_.close();
+    }
+
+    // Whether the client has begun a request the session has yet to answer:
+    // bytes of it read, bytes waiting in the socket, or the answer being
+    // sent. The listener spares such a session when it makes room.
+    bool speaking() const {
+        if (reader_.pending() > 0 || !reply_.bytes.empty()) return true;
+        beast::error_code error;
+        return stream_.socket().available(error) > 0 && !error;
     }
 
     // Where the listener keeps this session among the open ones.
@@ -222,29 +232,51 @@ void listener::on_accept(const beast::error_code& error, tcp::socket socket) {
     accept_delay_ = 0ms;
     // The next accept first, so nothing below (memory exhausted) can end accepting.
     accept();
-    if (open_.size() >= max_connections) make_room();
     auto connection = std::make_shared<session>(std::move(socket), shared_from_this());
     connection->entry = open_.insert(open_.end(), connection);
     connection->listed = true;
     registry.listener_connections_open(open_.size());
     connection->start();
+    if (open_.size() > max_connections && !room_due_) {
+        room_due_ = true;
+        asio::post(acceptor.get_executor(), [self = shared_from_this()] { self->make_room(); });
+    }
 }
 
-// max_connections are open: the oldest goes. A well-behaved client asks at
-// once and is answered long before it is the oldest, so it gets in even while
-// idle connections flood the listener; and the open sockets stay bounded,
-// unlike leaving new ones in the kernel's backlog behind idle ones.
+// More than max_connections are open: the oldest that has not begun a
+// request goes, or the oldest of all when every one has, until
+// max_connections are left. A well-behaved client asks at once, so it gets in
+// even while idle connections flood the listener; and the open sockets stay
+// bounded, unlike leaving new ones in the kernel's backlog behind idle ones.
+// A flood of requests that never end still loses its oldest, each to its
+// request_timeout at the latest.
+//
+// Posted, not run from on_accept: a read already taken from a socket has its
+// completion queued, and only once that has run does its session count what
+// it read (reader_.pending). On the queue's other side, bytes not yet read
+// wait in the socket (speaking looks there). So however quickly a flood is
+// accepted, a client whose request has arrived is not taken for idle. Until
+// it runs, an accept or two more may be open.
 void listener::make_room() {
-    auto oldest = open_.front().lock();
-    if (!oldest) {  // ended, never left unlisted; defensive
-        open_.pop_front();
-        return;
-    }
-    oldest->close();
-    registry.listener_dropped(connection_drop::limit);
-    if (auto held = limit_log_.admit()) {
-        log_event(spdlog::level::warn, "metrics.connection_limit",
-                  {{"max_connections", max_connections}, {"suppressed", *held}});
+    room_due_ = false;
+    while (open_.size() > max_connections) {
+        std::shared_ptr<session> victim;
+        for (const auto& entry : open_) {
+            auto candidate = entry.lock();
+            if (!candidate) continue;  // ending: its destructor unlists it
+            if (!victim) victim = candidate;  // the oldest, should every one be speaking
+            if (!candidate->speaking()) {
+                victim = std::move(candidate);
+                break;
+            }
+        }
+        if (!victim) return;
+        victim->close();  // unlists it
+        registry.listener_dropped(connection_drop::limit);
+        if (auto held = limit_log_.admit()) {
+            log_event(spdlog::level::warn, "metrics.connection_limit",
+                      {{"max_connections", max_connections}, {"suppressed", *held}});
+        }
     }
 }
 

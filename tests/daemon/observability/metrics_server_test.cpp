@@ -320,6 +320,37 @@ TEST_CASE("beyond max_connections the oldest connection makes room, so a new cli
     CHECK(open <= 2);
 }
 
+TEST_CASE("making room spares a connection whose request has begun, however old") {
+    metrics_registry registry(300s);
+    metrics_server server(loopback_settings(2), registry);
+    // The oldest has sent part of a request: it is spoken for, not idle.
+    raw_client asking(server.port());
+    REQUIRE(asking.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    raw_client idle(server.port());
+    // Two more connections at the limit: each closes the oldest idle one.
+    raw_client newer(server.port());
+    raw_client newest(server.port());
+    CHECK(eventually([&] { return idle.closed_by_server() && newer.closed_by_server(); }));
+    CHECK_FALSE(asking.closed_by_server());
+    CHECK_FALSE(newest.closed_by_server());
+    REQUIRE(asking.send("Connection: close\r\n\r\n"));
+    CHECK(asking.read_to_end().starts_with("HTTP/1.1 200 "));
+
+    // When every open connection has begun a request, one goes all the same:
+    // the limit holds.
+    std::vector<std::unique_ptr<raw_client>> askers;
+    for (int i = 0; i < 3; ++i) {
+        askers.push_back(std::make_unique<raw_client>(server.port()));
+        REQUIRE(askers.back()->send("GET /healthz HTTP/1.1\r\n"));
+    }
+    CHECK(eventually([&] {
+        std::size_t closed = 0;
+        for (auto& client : askers) closed += client->closed_by_server() ? 1 : 0;
+        return closed == 1;
+    }));
+    CHECK(eventually([&] { return sample(registry, "comeback_sync_metrics_connections_open") == 2; }));
+}
+
 TEST_CASE("out of file descriptors, the listener backs off instead of spinning, then serves again") {
     metrics_registry registry(300s);
     metrics_server server(loopback_settings(), registry);
