@@ -329,6 +329,26 @@ TEST_CASE("duplicates within a window are counted and the last index wins, acros
     CHECK(one_text(db.connection(), "SELECT rows_duplicate FROM " + db.quoted() + ".sync_windows") == "2");
 }
 
+TEST_CASE("a large first load with a duplicate keeps the last index, the same as a small one") {
+    // A first load beyond small_window_rows inserts every staged row as it
+    // comes; a repeated id fails that insert, and the general path dedupes.
+    loaded_schema db;
+    const auto key = window_of("M1", week1);
+    std::vector<sample> rows;
+    for (std::size_t i = 0; i < window_loader::small_window_rows + 50; ++i) {
+        rows.push_back({.id = "K" + std::to_string(i), .contact_id = "C" + std::to_string(i % 300)});
+    }
+    rows.push_back({.id = "K7", .state = "Last"});
+    const auto counts = load(db.connection(), db.name(), key, rows);
+
+    CHECK(counts.rows_seen == window_loader::small_window_rows + 50);
+    CHECK(counts.duplicates == 1);
+    CHECK(counts.inserted == window_loader::small_window_rows + 50);
+    CHECK(count_rows(db.connection(), db.name(), "comebacks") == static_cast<long long>(window_loader::small_window_rows) + 50);
+    CHECK(one_text(db.connection(), "SELECT state || ' ' || contact_id FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'K7'") == "Last C1");
+    CHECK(one_text(db.connection(), "SELECT count(*) FROM " + db.quoted() + ".comeback_versions") == "0");
+}
+
 TEST_CASE("a rejected element is stored once per window and seen again bumps its last_seen_at") {
     loaded_schema db;
     const auto key = window_of("M1", week1);
