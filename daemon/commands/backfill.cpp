@@ -5,6 +5,7 @@
 
 #include "exit_codes.hpp"
 #include "fetch/vitec_client.hpp"
+#include "load/contact_memo.hpp"
 #include "load/ledger.hpp"
 #include "load/migrations.hpp"
 #include "model/timestamp.hpp"
@@ -209,6 +210,7 @@ private:
         context.load.recheck = line_.recheck;
         context.database = &database_;
         context.hold = &hold_;
+        context.load.contacts = &contacts_;
         context.load.accept_deletes = line_.accept_deletes;
         std::vector<asio::awaitable<void>> lanes;
         for (std::size_t i = 0; i < windows_in_flight_per_customer(); ++i) lanes.push_back(customer_lane(work));
@@ -351,6 +353,10 @@ private:
     unsigned pool_size_;  // connections for loads at most (backfill_pool_size)
     db_workers db_;
     response_hold hold_;  // responses held unparsed, over every customer
+    // The contacts this backfill's loads stored, so its later windows do not
+    // look them up again (a backfill's windows name the same contacts over
+    // and over; run's windows are fewer, smaller and mostly confirmed).
+    contact_memo contacts_;
     vitec_client client_;
     shutdown_signal shutdown_;
     database_monitor database_;

@@ -1,5 +1,6 @@
 #include "load/window_loader.hpp"
 
+#include "load/contact_memo.hpp"
 #include "load/content_digest.hpp"
 #include "load/copy_text.hpp"
 #include "load/database_failure.hpp"
@@ -36,9 +37,11 @@ namespace {
 const std::array<const char*, 3> entity_kinds{"user", "user_group", "office"};
 
 // The staging tables' columns in the order copy_text writes them (see
-// sql::window_loader::create_staging).
+// sql::window_loader::create_staging). A comeback row's first column is
+// whether its contact is known (contact_memo), which the content digest
+// leaves out: the same response digests the same whatever the memo knew.
 const std::vector<std::string> comeback_columns{
-    "idx", "comeback_id", "contact_id", "booked_by_user_id", "assigned_user_id",
+    "contact_known", "idx", "comeback_id", "contact_id", "booked_by_user_id", "assigned_user_id",
     "assigned_group_id", "assigned_office_id", "state", "origin", "occurs_at_us",
     "booked_at_us", "contact_name"};
 const std::vector<std::string> entity_columns{"seq", "kind", "entity_id", "name"};
@@ -72,17 +75,20 @@ void send_copy(pqxx::transaction_base& tx, const char* table, const std::vector<
 }
 
 // Id -> name of one batch's entities of one kind (the name may be unknown).
-using name_index = std::unordered_map<std::string_view, const std::optional<std::string>*>;
+using name_index = std::unordered_map<std::string_view, const entity*>;
 
 name_index index_names(const std::vector<entity>& entities) {
     name_index names;
     names.reserve(entities.size());
-    for (const auto& e : entities) names[e.id] = &e.name;
+    for (const auto& e : entities) names[e.id] = &e;
     return names;
 }
 
-// No name: the comeback names no entity of the kind.
-const std::optional<std::string> no_name;
+// The name of an entity a comeback names, or of none (null: it names none).
+const std::optional<std::string>& name_of(const entity* e) {
+    static const std::optional<std::string> no_name;
+    return e ? e->name : no_name;
+}
 
 // A load's content below this many formatted bytes is held in memory until
 // commit, so a load that turns out to confirm its window's last one never
@@ -120,6 +126,7 @@ struct window_loader::impl {
           tx(connection, "load window"),
           batch(tx) {
         digest.add(digest_version);
+        if (options.contacts) memo.emplace(*options.contacts, key.customer_id);
     }
 
     std::string schema;
@@ -151,9 +158,11 @@ struct window_loader::impl {
     copy_text rejections;
     content_digest digest;
     std::string digest_tail;  // scratch: the names one comeback row refers to
-    // Scratch: per comeback of a batch, the names of its contact, booked-by
-    // user, assigned user, group and office (no_name when it has none).
-    std::vector<std::array<const std::optional<std::string>*, 5>> resolved_names;
+    // Scratch: per comeback of a batch, its contact, booked-by user, assigned
+    // user, group and office in the batch (null when it names none).
+    std::vector<std::array<const entity*, 5>> resolved;
+    // With load_options::contacts: the window's contacts as the memo sees them.
+    std::optional<contact_memo::window> memo;
 
     // What changed stored data in this load, for the ledger's changed_at.
     std::size_t renamed = 0;  // stored entities that took a new name
@@ -171,10 +180,9 @@ struct window_loader::impl {
         const name_index users = index_names(batch.users);
         const name_index groups = index_names(batch.user_groups);
         const name_index offices = index_names(batch.offices);
-        auto name_of = [&](const comeback_record& c, const std::optional<std::string>& id,
-                           const name_index& known,
-                           const char* what) -> const std::optional<std::string>* {
-            if (!id) return &no_name;
+        auto resolve = [&](const comeback_record& c, const std::optional<std::string>& id,
+                           const name_index& known, const char* what) -> const entity* {
+            if (!id) return nullptr;
             auto found = known.find(*id);
             if (found == known.end()) {
                 throw std::logic_error("window_loader::add: comeback " + c.id + " of customer " +
@@ -184,23 +192,28 @@ struct window_loader::impl {
             return found->second;
         };
         // Resolve everything first: a refused batch formats nothing.
-        resolved_names.clear();
-        resolved_names.reserve(batch.comebacks.size());
+        resolved.clear();
+        resolved.reserve(batch.comebacks.size());
         for (const auto& c : batch.comebacks) {
-            resolved_names.push_back({name_of(c, c.contact_id, contacts, "contact"),
-                                      name_of(c, c.booked_by_user_id, users, "user"),
-                                      name_of(c, c.assigned_user_id, users, "user"),
-                                      name_of(c, c.assigned_group_id, groups, "user group"),
-                                      name_of(c, c.assigned_office_id, offices, "office")});
+            resolved.push_back({resolve(c, c.contact_id, contacts, "contact"),
+                                resolve(c, c.booked_by_user_id, users, "user"),
+                                resolve(c, c.assigned_user_id, users, "user"),
+                                resolve(c, c.assigned_group_id, groups, "user group"),
+                                resolve(c, c.assigned_office_id, offices, "office")});
         }
+        // Per contact of the batch (its place in batch.contacts): known.
+        static const std::vector<bool> none_known;
+        const std::vector<bool>& known =
+            memo ? memo->sight(batch.contacts, std::chrono::steady_clock::now()) : none_known;
 
         // The digest takes each comeback row with the names it refers to, so it
         // does not depend on how the response was cut into batches.
         for (std::size_t i = 0; i < batch.comebacks.size(); ++i) {
             const comeback_record& c = batch.comebacks[i];
-            const auto& [contact_name, booked_by_name, assigned_user_name, group_name,
-                         office_name] = resolved_names[i];
-            const std::size_t row_start = comebacks.size();
+            const auto& [contact, booked_by, assigned_user, group, office] = resolved[i];
+            const bool contact_known = contact && !known.empty() && known[contact - batch.contacts.data()];
+            comebacks.plain(contact_known ? "t" : "f");
+            const std::size_t row_start = comebacks.size() + 1;  // past the tab
             comebacks.number(static_cast<long long>(c.index));
             comebacks.text(c.id);
             comebacks.text(c.contact_id);
@@ -212,12 +225,12 @@ struct window_loader::impl {
             comebacks.text(c.origin);
             comebacks.micros(c.occurs_at);
             comebacks.micros(c.booked_at);
-            comebacks.text(*contact_name);
+            comebacks.text(name_of(contact));
             comebacks.end_row();
             digest.add(comebacks.view().substr(row_start));
             digest_tail.clear();
-            for (const auto* name : {booked_by_name, assigned_user_name, group_name, office_name}) {
-                if (*name) copy_text::append_escaped(digest_tail, **name);
+            for (const entity* e : {booked_by, assigned_user, group, office}) {
+                if (const auto& name = name_of(e)) copy_text::append_escaped(digest_tail, *name);
                 else digest_tail += "\\N";
                 digest_tail += '\t';
             }
@@ -609,6 +622,12 @@ load_counts window_loader::commit(const fetch_info& info) {
         if (live_in_range) impl_->soft_delete(stamp, last.fetched_at);
         impl_->read_counts();
         counts.duplicates = impl_->staged - counts.rows_seen;
+        impl_->store_rejections(stamp);
+        impl_->finish(stamp, info, content);
+        // Committed: the memo learns what the merge wrote, as of when the
+        // load began, before its transaction and its stamp.
+        if (impl_->memo) impl_->memo->committed(impl_->started);
+        return counts;
     }
     impl_->store_rejections(stamp);
     impl_->finish(stamp, info, content);

@@ -23,6 +23,8 @@
 
 namespace comeback {
 
+class contact_memo;
+
 struct fetch_info {
     int http_status = 200;
     std::chrono::milliseconds duration{0};
@@ -100,6 +102,11 @@ struct load_options {
     // throws loaded_meanwhile (load/database_failure.hpp) having written
     // nothing; it records the customer's counter as the window's ticket.
     bool first_load_unticketed = false;
+    // What this process's loads have stored of the customers' contacts
+    // (load/contact_memo.hpp): contacts it knows to be stored as the window
+    // names them are not looked up again, and what the load merges is learnt
+    // once it commits. Null: every contact is looked up.
+    contact_memo* contacts = nullptr;
 };
 
 // One window's transaction. Its statements go to the server in batches

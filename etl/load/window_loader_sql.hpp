@@ -54,7 +54,8 @@ CREATE TEMP TABLE load_comebacks (
     origin             text,
     occurs_at_us       bigint,
     booked_at_us       bigint,
-    contact_name       text
+    contact_name       text,
+    contact_known      boolean NOT NULL
 );
 
 CREATE TEMP TABLE load_entities (
@@ -82,8 +83,8 @@ ORDER BY comeback_id COLLATE "C", idx DESC
 )sql"};
 
 // What an earlier load of the session staged, deleted before this load
-// stages its own, and this load's comebacks ($1..$12, a column each) and
-// entities ($13..$16) added in the same statement, as arrays: a small
+// stages its own, and this load's comebacks ($1..$13, a column each) and
+// entities ($14..$17) added in the same statement, as arrays: a small
 // window's rows, where two COPYs cost four round trips; a large window passes
 // empty arrays and COPYs its rows after. Every statement of the load reads
 // its rows from staging, whichever way they came.
@@ -105,15 +106,17 @@ entities AS (DELETE FROM pg_temp.load_entities),
 rejections AS (DELETE FROM pg_temp.load_rejections),
 new_comebacks AS (
     INSERT INTO pg_temp.load_comebacks (
-        idx, comeback_id, contact_id, booked_by_user_id, assigned_user_id, assigned_group_id,
-        assigned_office_id, state, origin, occurs_at_us, booked_at_us, contact_name)
+        contact_known, idx, comeback_id, contact_id, booked_by_user_id, assigned_user_id,
+        assigned_group_id, assigned_office_id, state, origin, occurs_at_us, booked_at_us,
+        contact_name)
     SELECT *
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[])
+    FROM unnest($1::boolean[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[],
+                $13::text[])
 )
 INSERT INTO pg_temp.load_entities (seq, kind, entity_id, name)
 SELECT *
-FROM unnest($13::bigint[], $14::text[], $15::text[], $16::text[])
+FROM unnest($14::bigint[], $15::text[], $16::text[], $17::text[])
 )sql"};
 
 inline constexpr statement truncate_staging{"truncate_staging", R"sql(
@@ -138,9 +141,13 @@ TRUNCATE pg_temp.load_comebacks, pg_temp.load_entities, pg_temp.load_rejections
 // (privacy.contact_names: omit) writes no contact name at all. A customer
 // without erasures, the usual case, skips the lookup of each contact there:
 // the EXISTS is an InitPlan, evaluated once per statement.
+//
+// A contact whose deciding row (the one whose name wins) the loader flagged
+// contact_known is stored as this load would leave it, last_seen_at recent
+// enough (load/contact_memo.hpp): it is not looked up at all.
 inline constexpr statement merge_entities{"merge_entities", R"sql(
 WITH contact_latest AS (
-    SELECT DISTINCT ON (contact_id COLLATE "C") contact_id, contact_name AS name
+    SELECT DISTINCT ON (contact_id COLLATE "C") contact_id, contact_name AS name, contact_known
     FROM pg_temp.load_comebacks
     WHERE contact_id IS NOT NULL
     ORDER BY contact_id COLLATE "C", contact_name IS NULL, idx DESC
@@ -154,6 +161,7 @@ contact_staged AS (
           AND (SELECT EXISTS (SELECT FROM contact_erasures WHERE customer_id = $1))
         LIMIT 1
     ) x ON true
+    WHERE NOT s.contact_known
 ),
 contact_due AS MATERIALIZED (
     SELECT s.contact_id, n.name, e.contact_id IS NOT NULL AS stored,

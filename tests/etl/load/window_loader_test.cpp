@@ -1,8 +1,10 @@
 #include "load/window_loader.hpp"
 
+#include "load/contact_memo.hpp"
 #include "load/database_failure.hpp"
 #include "load/fencing.hpp"
 #include "load/migrations.hpp"
+#include "load/privacy.hpp"
 #include "load/statement_batch.hpp"
 #include "load_test_data.hpp"
 #include "support/database.hpp"
@@ -347,6 +349,55 @@ TEST_CASE("a large first load with a duplicate keeps the last index, the same as
     CHECK(count_rows(db.connection(), db.name(), "comebacks") == static_cast<long long>(window_loader::small_window_rows) + 50);
     CHECK(one_text(db.connection(), "SELECT state || ' ' || contact_id FROM " + db.quoted() + ".comebacks WHERE comeback_id = 'K7'") == "Last C1");
     CHECK(one_text(db.connection(), "SELECT count(*) FROM " + db.quoted() + ".comeback_versions") == "0");
+}
+
+TEST_CASE("with a contact memo, a contact a committed load stored as the window names it is not looked up") {
+    loaded_schema db;
+    contact_memo memo;
+    load_options options;
+    options.contacts = &memo;
+    // Staging outlives the load on its connection: what the load flagged.
+    auto flags = [&] {
+        return one_text(db.connection(), "SELECT string_agg(contact_id || ':' || contact_known, ',' ORDER BY idx) "
+                                         "FROM pg_temp.load_comebacks");
+    };
+    auto names = [&] {
+        return one_text(db.connection(), "SELECT string_agg(contact_id || ':' || coalesce(name, 'NULL'), ',' "
+                                         "ORDER BY contact_id) FROM " + db.quoted() + ".contacts");
+    };
+    const auto week3 = week2 + date::days{7};
+    auto at = [](date::local_days day) { return utc(day, std::chrono::hours{10}); };
+
+    load(db.connection(), db.name(), window_of("M1", week1),
+         {{.id = "K1", .contact_id = "C1", .contact_name = "Anna"}, {.id = "K2", .contact_id = "C2", .contact_name = "Bo"}},
+         options);
+    CHECK(flags() == "C1:false,C2:false");
+
+    // C1 as stored, C2 renamed, C3 new: only C1 goes unlooked-up.
+    const auto counts = load(db.connection(), db.name(), window_of("M1", week2),
+                             {{.id = "K3", .contact_id = "C1", .contact_name = "Anna", .occurs_at = at(week2)},
+                              {.id = "K4", .contact_id = "C2", .contact_name = "Bosse", .occurs_at = at(week2)},
+                              {.id = "K5", .contact_id = "C3", .contact_name = "Cilla", .occurs_at = at(week2)}},
+                             options);
+    CHECK(flags() == "C1:true,C2:false,C3:false");
+    CHECK(names() == "C1:Anna,C2:Bosse,C3:Cilla");
+    CHECK(counts.inserted == 3);
+
+    // Erased since: the skipped contact stays erased, as a merge would leave it.
+    forget_contact(db.connection(), db.name(), "M1", "C1");
+    load(db.connection(), db.name(), window_of("M1", week3),
+         {{.id = "K6", .contact_id = "C1", .contact_name = "Anna", .occurs_at = at(week3)},
+          {.id = "K7", .contact_id = "C2", .contact_name = "Bosse", .occurs_at = at(week3)}},
+         options);
+    CHECK(flags() == "C1:true,C2:true");
+    CHECK(names() == "C1:NULL,C2:Bosse,C3:Cilla");
+
+    // A load that never commits teaches the memo nothing.
+    {
+        window_loader loader{db.connection(), db.name(), window_of("M1", week3), options};
+        loader.add(batch_of("M1", {{.id = "K8", .contact_id = "C4", .contact_name = "Dan", .occurs_at = at(week3)}}), {});
+    }
+    CHECK(memo.size() == 3);
 }
 
 TEST_CASE("a rejected element is stored once per window and seen again bumps its last_seen_at") {
