@@ -7,8 +7,8 @@
 // sql::window_loader::merge_entities looked each one up by primary key to
 // find that nothing was due. The loader flags each staged row whose contact
 // this memo knows to be stored under the row's name (or whose row has no
-// name: a missing name never replaces one); the merge skips a contact whose
-// deciding row (the last one with a name) is flagged.
+// name: a missing name never replaces one); the merge leaves out the flagged
+// rows and so skips a contact whose rows were all flagged.
 //
 // Skipping writes nothing the merge would have written, because:
 // - the memo learns a contact only from a load that merged it and committed:
@@ -22,9 +22,10 @@
 //   contact's last_seen_at stays within the two days docs/data-model.md
 //   promises (a database clock stepped forward may see it older, for at
 //   most the same 12 hours);
-// - a window's flags only ever turn from known to unknown for a contact as
-//   its batches come (contact_memo::window), so a deciding row that is
-//   flagged means every row of the contact was.
+// - a window's flags for a contact are all unknown, or known until a row
+//   with another name and unknown from there on (contact_memo::window): so
+//   the rows left unflagged still hold the one whose name wins (the last
+//   one with a name), and a contact the merge skips had all its rows known.
 // Another process that renames a contact meanwhile is overwritten by a merge
 // and left alone by a skip; either order of the two loads would give one of
 // the two.

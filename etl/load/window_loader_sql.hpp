@@ -142,14 +142,17 @@ TRUNCATE pg_temp.load_comebacks, pg_temp.load_entities, pg_temp.load_rejections
 // without erasures, the usual case, skips the lookup of each contact there:
 // the EXISTS is an InitPlan, evaluated once per statement.
 //
-// A contact whose deciding row (the one whose name wins) the loader flagged
-// contact_known is stored as this load would leave it, last_seen_at recent
-// enough (load/contact_memo.hpp): it is not looked up at all.
+// A contact whose rows the loader all flagged contact_known is stored as this
+// load would leave it, last_seen_at recent enough (load/contact_memo.hpp):
+// its rows are left out before the sort, and it is not looked up at all. The
+// rows of any other contact are either all unflagged, or flagged up to an
+// unflagged row with a name and unflagged after it, so the rows left still
+// hold the one whose name wins.
 inline constexpr statement merge_entities{"merge_entities", R"sql(
 WITH contact_latest AS (
-    SELECT DISTINCT ON (contact_id COLLATE "C") contact_id, contact_name AS name, contact_known
+    SELECT DISTINCT ON (contact_id COLLATE "C") contact_id, contact_name AS name
     FROM pg_temp.load_comebacks
-    WHERE contact_id IS NOT NULL
+    WHERE contact_id IS NOT NULL AND NOT contact_known
     ORDER BY contact_id COLLATE "C", contact_name IS NULL, idx DESC
 ),
 contact_staged AS (
@@ -161,7 +164,6 @@ contact_staged AS (
           AND (SELECT EXISTS (SELECT FROM contact_erasures WHERE customer_id = $1))
         LIMIT 1
     ) x ON true
-    WHERE NOT s.contact_known
 ),
 contact_due AS MATERIALIZED (
     SELECT s.contact_id, n.name, e.contact_id IS NOT NULL AS stored,

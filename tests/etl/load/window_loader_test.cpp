@@ -392,6 +392,19 @@ TEST_CASE("with a contact memo, a contact a committed load stored as the window 
     CHECK(flags() == "C1:true,C2:true");
     CHECK(names() == "C1:NULL,C2:Bosse,C3:Cilla");
 
+    // Within a window: C2 as stored in one batch and renamed in the next
+    // takes the new name; C3 renamed, then named no more, keeps the new one.
+    const auto week4 = week3 + date::days{7};
+    load(db.connection(), db.name(), window_of("M1", week4),
+         {batch_of("M1", {{.id = "K10", .contact_id = "C2", .contact_name = "Bosse", .occurs_at = at(week4)},
+                          {.id = "K11", .contact_id = "C3", .contact_name = "Camilla", .occurs_at = at(week4)}}),
+          batch_of("M1", {{.id = "K12", .contact_id = "C2", .contact_name = "Bo", .occurs_at = at(week4)},
+                          {.id = "K13", .contact_id = "C3", .contact_name = std::nullopt, .occurs_at = at(week4)}},
+                   2)},
+         {}, options);
+    CHECK(flags() == "C2:true,C3:false,C2:false,C3:false");
+    CHECK(names() == "C1:NULL,C2:Bo,C3:Camilla");
+
     // A load that never commits teaches the memo nothing.
     {
         window_loader loader{db.connection(), db.name(), window_of("M1", week3), options};
