@@ -61,11 +61,6 @@ std::size_t contact_memo::size() const {
     return stored_.size();
 }
 
-void contact_memo::clear() {
-    std::lock_guard lock(mutex_);
-    stored_.clear();
-}
-
 void contact_memo::customer_secret(std::string_view customer, std::uint64_t (&secret)[2]) const {
     secret[0] = contact_secret_[0] ^ siphash(contact_secret_, customer);
     secret[1] = contact_secret_[1];

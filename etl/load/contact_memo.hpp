@@ -34,8 +34,11 @@
 // names by 32 bits of another; the keys are random per process, so nobody who
 // can write a contact's name can aim for a collision, and a rename taken for
 // the same name by chance (one in four billion) lasts until the entry's
-// lifetime ends. Bounded: at most `capacity` contacts (16 bytes each, 32 while
-// the table grows); one more and it starts over empty.
+// lifetime ends. The SipHash-2-4 is the memo's own: OpenSSL's (EVP_MAC
+// "SIPHASH") gives the same values, which the test checks, but took 63 to 114
+// ns a short id against 38 to 51 ns here, a context reused, and a first load
+// hashes about two million. Bounded: at most `capacity` contacts (16 bytes
+// each, 32 while the table grows); one more and it starts over empty.
 // Thread-safe: a command's loads run on several database threads.
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -43,8 +46,6 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <optional>
-#include <string>
 #include <string_view>
 #include <vector>
 
@@ -63,9 +64,6 @@ public:
     contact_memo& operator=(const contact_memo&) = delete;
 
     std::size_t size() const;
-    // Forgets every contact (a test's, or an operator's after changing data
-    // by hand; nothing in the daemon needs it).
-    void clear();
 
     // One window's contacts as its loader formats them: whether each row's
     // contact is known, and after the commit what the memo learns.

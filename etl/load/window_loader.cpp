@@ -202,16 +202,16 @@ struct window_loader::impl {
                                 resolve(c, c.assigned_office_id, offices, "office")});
         }
         // Per contact of the batch (its place in batch.contacts): known.
-        static const std::vector<bool> none_known;
-        const std::vector<bool>& known =
-            memo ? memo->sight(batch.contacts, std::chrono::steady_clock::now()) : none_known;
+        // Null without a memo: none is.
+        const std::vector<bool>* known =
+            memo ? &memo->sight(batch.contacts, std::chrono::steady_clock::now()) : nullptr;
 
         // The digest takes each comeback row with the names it refers to, so it
         // does not depend on how the response was cut into batches.
         for (std::size_t i = 0; i < batch.comebacks.size(); ++i) {
             const comeback_record& c = batch.comebacks[i];
             const auto& [contact, booked_by, assigned_user, group, office] = resolved[i];
-            const bool contact_known = contact && !known.empty() && known[contact - batch.contacts.data()];
+            const bool contact_known = contact && known && (*known)[contact - batch.contacts.data()];
             comebacks.plain(contact_known ? "t" : "f");
             const std::size_t row_start = comebacks.size() + 1;  // past the tab
             comebacks.number(static_cast<long long>(c.index));
@@ -622,15 +622,13 @@ load_counts window_loader::commit(const fetch_info& info) {
         if (live_in_range) impl_->soft_delete(stamp, last.fetched_at);
         impl_->read_counts();
         counts.duplicates = impl_->staged - counts.rows_seen;
-        impl_->store_rejections(stamp);
-        impl_->finish(stamp, info, content);
-        // Committed: the memo learns what the merge wrote, as of when the
-        // load began, before its transaction and its stamp.
-        if (impl_->memo) impl_->memo->committed(impl_->started);
-        return counts;
     }
     impl_->store_rejections(stamp);
     impl_->finish(stamp, info, content);
+    // Committed: the memo learns what the merge wrote (a confirmed load
+    // merged nothing), as of when the load began, before its transaction
+    // and its stamp.
+    if (impl_->memo && !counts.confirmed) impl_->memo->committed(impl_->started);
     return counts;
 }
 
