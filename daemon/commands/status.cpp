@@ -107,6 +107,7 @@ int status_command(const command_line& line, const config& cfg) {
                                          ? boost::json::value(day_text(s.stalest_window_first_day))
                                          : boost::json::value(nullptr);
             item["last_error"] = optional_text(s.last_error);
+            item["last_error_kind"] = optional_text(s.last_error_kind);
             item["windows_held"] = s.windows_held;
             boost::json::array held_windows;
             for (const auto& w : held) {
@@ -141,12 +142,12 @@ int status_command(const command_line& line, const config& cfg) {
                          age_text(s.last_success, now), std::to_string(s.windows_complete),
                          std::to_string(s.windows_failed), std::to_string(s.windows_pending),
                          std::to_string(s.windows_held), day_text(s.stalest_window_first_day),
-                         s.last_error.value_or("")});
+                         s.last_error_kind.value_or(""), s.last_error.value_or("")});
     }
     if (warning) std::cout << "WARNING: " << *warning << "\n\n";
     std::cout << "database: reachable (" << database << ")\n";
     std::cout << render_table({"customer", "last success", "freshness", "complete", "failed", "pending",
-                               "held", "stalest window", "last error"},
+                               "held", "stalest window", "error kind", "last error"},
                               table);
     if (!held.empty()) {
         std::vector<std::vector<std::string>> held_table;

@@ -50,7 +50,8 @@ void append_style(std::string& out) {
            ".strip{display:flex;flex-wrap:wrap;gap:1px;padding-bottom:.4em}\n"
            ".w,.key{display:inline-block;width:7px;height:16px}\n"
            ".error{color:#c62828}\n"
-           ".failure{max-width:40em;overflow-wrap:anywhere}\n";
+           ".failure{max-width:40em;overflow-wrap:anywhere}\n"
+           ".kind{font-weight:bold}\n";
     for (const auto& style : state_styles) {
         out += '.';
         out += style.state;
@@ -132,6 +133,11 @@ void append_customer(std::string& out, const status_customer& customer, instant 
         if (customer.last_error_at) {
             out += format_utc(*customer.last_error_at);
             out += ": ";
+        }
+        if (customer.last_error_kind) {
+            out += "<span class=\"kind\">";
+            out += html_escape(*customer.last_error_kind);
+            out += "</span> ";
         }
         out += html_escape(*customer.last_error);
     }

@@ -35,6 +35,7 @@ struct status_customer {
     std::optional<instant> last_success;
     std::optional<std::string> last_error;  // of the most recent attempt that left one
     std::optional<instant> last_error_at;
+    std::optional<std::string> last_error_kind;  // its failure kind; none for a held window's reason
     std::vector<status_window> windows;  // in time order
 };
 

@@ -23,6 +23,7 @@ status_snapshot build_status_snapshot(const std::vector<customer_status>& status
         customer.last_success = status.last_success;
         customer.last_error = status.last_error;
         customer.last_error_at = status.last_error_at;
+        customer.last_error_kind = status.last_error_kind;
     }
     for (auto& [id, customer] : customers) {
         customer.configured = std::any_of(cfg.customers.begin(), cfg.customers.end(),

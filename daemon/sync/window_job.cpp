@@ -559,7 +559,7 @@ asio::awaitable<void> record_failure(window_context& context, const config& cfg,
         db_workers::session session = co_await context.db.checkout();
         co_await session.run([&](pqxx::connection& connection) {
             record_window_failure(connection, cfg.database.schema, key, failed.http_status,
-                                  failed.message);
+                                  failed.kind, failed.message);
         });
     } catch (const std::exception& error) {
         log_event(spdlog::level::err, "ledger.record_failed",

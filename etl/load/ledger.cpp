@@ -81,6 +81,7 @@ struct attempt {
     std::optional<fetch_ticket> ticket;
     std::optional<changed_windows> others_changed;  // $27..$31
     bool ticket_from_counter = false;               // $32
+    std::optional<std::string> error_kind;          // $33
 };
 
 // Runs record_attempt with `a`'s parameters through `run(statement,
@@ -98,7 +99,7 @@ void with_attempt_parameters(const window_key& key, const attempt& a, Run&& run)
         std::string(date_criteria::occurrence_name),
         a.others_changed ? std::optional(sql_time::micros(a.others_changed->from)) : std::nullopt,
         a.others_changed ? std::optional(sql_time::micros(a.others_changed->to)) : std::nullopt,
-        a.ticket_from_counter);
+        a.ticket_from_counter, a.error_kind);
 }
 
 void record_attempt(pqxx::transaction_base& tx, const window_key& key, const attempt& a) {
@@ -229,6 +230,7 @@ std::vector<customer_status> read_sync_status(pqxx::connection& connection,
         status.last_error = optional_field<std::string>(row[7]);
         status.last_error_at = optional_instant(row[8]);
         status.windows_held = row[9].as<int>();
+        status.last_error_kind = optional_field<std::string>(row[10]);
         statuses.push_back(std::move(status));
     }
     return statuses;
@@ -255,7 +257,8 @@ std::vector<held_window> read_held_windows(pqxx::connection& connection, std::st
 }
 
 void record_window_failure(pqxx::connection& connection, std::string_view schema,
-                           const window_key& key, int http_status, std::string_view error) {
+                           const window_key& key, int http_status, failure_kind kind,
+                           std::string_view error) {
     check_schema_name(schema);
     check_window_key(key);
     pqxx::work tx{connection, "record window failure"};
@@ -264,6 +267,7 @@ void record_window_failure(pqxx::connection& connection, std::string_view schema
     failed.status = "failed";
     if (http_status != 0) failed.http_status = http_status;
     failed.error = to_storable_text(cut_at_char_boundary(error, 2000));
+    failed.error_kind = std::string(to_string(kind));
     record_attempt(tx, key, failed);
     tx.commit();
 }

@@ -10,6 +10,7 @@
 #include "load/pqxx_fwd.hpp"
 #include "model/comeback.hpp"
 #include "model/date_criteria.hpp"
+#include "model/failure.hpp"
 #include "plan/windows.hpp"
 
 #include <date/date.h>
@@ -99,6 +100,9 @@ struct customer_status {
     std::optional<std::string> last_error;
     std::optional<instant> last_error_at;  // when the attempt that left last_error was made
     int windows_held = 0;
+    // last_error's failure kind (model/failure.hpp's label); none when it is
+    // a held window's reason, or was recorded before migration 009.
+    std::optional<std::string> last_error_kind;
 };
 
 // One window of any customer.
@@ -140,11 +144,12 @@ std::vector<customer_status> read_sync_status(pqxx::connection& connection,
 std::vector<held_window> read_held_windows(pqxx::connection& connection, std::string_view schema);
 
 // Records a failed attempt: attempts + 1, status 'failed', the HTTP status
-// (0: none, stored as NULL) and the error (cleaned to storable text and cut
-// to 2000 bytes). What the window's last complete load recorded stays.
-// Never touches comebacks.
+// (0: none, stored as NULL), the failure's kind (its label) and the error
+// (cleaned to storable text and cut to 2000 bytes). What the window's last
+// complete load recorded stays. Never touches comebacks.
 void record_window_failure(pqxx::connection& connection, std::string_view schema,
-                           const window_key& key, int http_status, std::string_view error);
+                           const window_key& key, int http_status, failure_kind kind,
+                           std::string_view error);
 
 // Inside a window loader's transaction: search_path is the schema and the
 // customer's lock is held. `stamp` is the load's instant as timestamptz text.

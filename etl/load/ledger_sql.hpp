@@ -67,7 +67,8 @@ SELECT customer_id,
            AS stalest_window_fetched_at,
        last_error,
        (extract(epoch FROM last_error_at) * 1000000)::bigint AS last_error_at,
-       windows_held
+       windows_held,
+       last_error_kind
 FROM sync_status
 ORDER BY customer_id
 )sql"};
@@ -143,8 +144,9 @@ FROM (
 )sql"};
 
 // One attempt at a window, complete, held or failed: attempts + 1, status
-// ($7), the HTTP status ($12) and error ($13, NULL when complete; the reason
-// when held), attempted_at. A complete load also records its counts
+// ($7), the HTTP status ($12), error ($13, NULL when complete; the reason
+// when held) and the error's failure kind ($33, NULL unless failed),
+// attempted_at. A complete load also records its counts
 // ($8..$11), response size and durations ($14..$16), fetched_at ($17),
 // content digest ($18, NULL: keep it) and response digest ($25), and sets
 // changed_at when it changed data ($19) and compared_at when it compared rows
@@ -189,7 +191,8 @@ INSERT INTO sync_windows AS w (
     status, attempts, rows_seen, rows_duplicate, rows_changed, rows_rejected,
     last_http_status, last_error, response_bytes, fetch_ms, load_ms,
     fetched_at, attempted_at, content_digest, changed_at, compared_at,
-    held_digest, held_since, held_deletions, held_live_rows, response_digest, fetch_ticket)
+    held_digest, held_since, held_deletions, held_live_rows, response_digest, fetch_ticket,
+    last_error_kind)
 VALUES (
     $1, $2,
     date '1970-01-01' + $3::integer,
@@ -202,13 +205,15 @@ VALUES (
     $19::timestamptz, $20::timestamptz,
     $21, $22::timestamptz, $23, $24, $25,
     CASE WHEN $32::boolean THEN (SELECT fetches_started FROM sync_customers WHERE customer_id = $1)
-         ELSE $26 END)
+         ELSE $26 END,
+    $33)
 ON CONFLICT (customer_id, date_criteria, first_day, end_day) DO UPDATE SET
     status = CASE WHEN excluded.status = 'failed' AND w.status = 'held' THEN 'held'
                   ELSE excluded.status END,
     attempts = w.attempts + 1,
     last_http_status = excluded.last_http_status,
     last_error = excluded.last_error,
+    last_error_kind = excluded.last_error_kind,
     attempted_at = excluded.attempted_at,
     window_from = CASE WHEN excluded.status = 'complete' THEN excluded.window_from
                        ELSE w.window_from END,

@@ -669,6 +669,7 @@ confirmed AS (
         attempts = w.attempts + 1,
         last_http_status = $9,
         last_error = NULL,
+        last_error_kind = NULL,
         attempted_at = l.stamp,
         fetched_at = l.stamp,
         window_from = timestamptz 'epoch' + $5::bigint * interval '1 microsecond',

@@ -133,6 +133,9 @@ check_mode() {
     local error
     error=$(sql "SELECT last_error FROM $schema.sync_windows WHERE customer_id = '$customer'")
     [[ -n $error ]] || fail "$mode: the ledger holds no error"
+    local stored_kind
+    stored_kind=$(sql "SELECT last_error_kind FROM $schema.sync_windows WHERE customer_id = '$customer'")
+    [[ $stored_kind == "$kind" ]] || fail "$mode: the ledger's error kind is '$stored_kind', not $kind"
     echo "ok: $mode -> $kind in ${seconds}s, peak ${peak_kib} KiB; ledger: ${error:0:160}"
 }
 
@@ -148,6 +151,20 @@ check_mode empty-body broken_response yes ""
 check_mode echo-authorization request_rejected no "" --padding 280
 check_mode echo-authorization-text request_rejected no "" --padding 270
 grep -q "<redacted>" "$work/echo-authorization.log" || fail "the echoed header was not shown as <redacted>"
+
+# The on-call's view of the last failure: status names its kind, beside the
+# error, in JSON and in the table.
+env PGHOST=127.0.0.1 "$COMEBACK_SYNC" status -c "$confdir/config.yaml" --json >"$work/status.json" 2>&1 ||
+    fail "status --json exited $?: $(cat "$work/status.json")"
+grep -q '"customer_id":"H-echo-authorization-text"' "$work/status.json" || fail "status --json: $(cat "$work/status.json")"
+grep -q '"last_error_kind":"request_rejected"' "$work/status.json" ||
+    fail "status --json does not name the failure kind: $(cat "$work/status.json")"
+expect_no_secret "$work/status.json" "status --json"
+env PGHOST=127.0.0.1 "$COMEBACK_SYNC" status -c "$confdir/config.yaml" >"$work/status.txt" 2>&1 ||
+    fail "status exited $?: $(cat "$work/status.txt")"
+grep -q '^H-echo-authorization-text .* request_rejected ' "$work/status.txt" ||
+    fail "the status table does not name the failure kind: $(cat "$work/status.txt")"
+echo "ok: status names the last failure's kind"
 
 # One byte a second, as another user when possible: the process is non-dumpable,
 # so /proc/PID/status belongs to root, not to the user it runs as.

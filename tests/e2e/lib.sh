@@ -269,7 +269,7 @@ table_rows() {
                                               'attempted_at', 'changed_at', 'compared_at',
                                               'attempts', 'fetch_ms', 'load_ms', 'response_bytes',
                                               'fetch_ticket', 'times_seen', 'last_http_status',
-                                              'last_error', 'rows_changed')")
+                                              'last_error', 'last_error_kind', 'rows_changed')")
         psql -XqAt -v ON_ERROR_STOP=1 -c "COPY (SELECT '$table', $cols FROM $s.$table) TO STDOUT" |
             LC_ALL=C sort
     done

@@ -95,7 +95,8 @@ m2=$(customer_row M2)
 [[ "$(marks "$m2")" == "failed=$m2_failed pending=$m2_pending" ]] ||
     fail "M2's strip shows $(marks "$m2"), expected failed=$m2_failed pending=$m2_pending"
 grep -q '<td class="last-success">never</td>' <<<"$m2" || fail "M2 shows a last success"
-grep -q '<td class="failure">[^<]*401' <<<"$m2" || fail "M2 shows no 401 as its last failure: $m2"
+grep -q '<td class="failure">[^<]*<span class="kind">credentials_rejected</span> [^<]*401' <<<"$m2" ||
+    fail "M2 shows no 401, with its kind, as its last failure: $m2"
 echo "ok: M1 shows $m1_windows fresh windows, M2 $m2_failed failed and $m2_pending pending"
 
 # The markup in the seeded row is text: no element came of it (attribute

@@ -59,25 +59,27 @@ TEST_CASE("each window is a mark coloured by its ledger state, unknown states in
     CHECK(page.find("<script") == std::string::npos);
 }
 
-TEST_CASE("a customer never synced shows never, and a failure shows its time and message") {
+TEST_CASE("a customer never synced shows never, and a failure shows its time, kind and message") {
     status_customer fresh;
     fresh.customer_id = "M2";
     status_customer failing = customer("M3", {"failed"});
     failing.last_error = "HTTP 401 Unauthorized";
     failing.last_error_at = now - 1h;
+    failing.last_error_kind = "credentials_rejected";
     failing.configured = false;
     const auto page = render_status_page(snapshot_of({fresh, failing}), 1, now);
     CHECK(page.find("<td class=\"customer\">M2</td><td class=\"last-success\">never</td>"
                     "<td class=\"freshness\">never</td><td class=\"counts\">none yet</td>") !=
           std::string::npos);
-    CHECK(page.find("<td class=\"failure\">2026-05-11T11:00:00.000000Z: HTTP 401 Unauthorized</td>") !=
-          std::string::npos);
+    CHECK(page.find("<td class=\"failure\">2026-05-11T11:00:00.000000Z: <span class=\"kind\">credentials_rejected</span> "
+                    "HTTP 401 Unauthorized</td>") != std::string::npos);
     CHECK(page.find("M3 (not configured)") != std::string::npos);
 }
 
 TEST_CASE("every text from the database is escaped, so markup in it stays text") {
     status_customer evil = customer("<script>alert('id')</script>", {"<b>held</b>"});
     evil.last_error = "\"><img src=x onerror=alert(1)> & more";
+    evil.last_error_kind = "<img src=y>";
     status_snapshot s = snapshot_of({evil});
     s.read_error = "<script>alert('db')</script>";
     s.read_error_at = now;
@@ -90,6 +92,7 @@ TEST_CASE("every text from the database is escaped, so markup in it stays text")
     CHECK(page.find("&quot;&gt;&lt;img src=x onerror=alert(1)&gt; &amp; more") != std::string::npos);
     CHECK(page.find("&lt;script&gt;alert(&#39;db&#39;)&lt;/script&gt;") != std::string::npos);
     CHECK(page.find(": &lt;b&gt;held&lt;/b&gt;") != std::string::npos);
+    CHECK(page.find("<span class=\"kind\">&lt;img src=y&gt;</span>") != std::string::npos);
     CHECK(html_escape("a&b<c>d\"e'f") == "a&amp;b&lt;c&gt;d&quot;e&#39;f");
 }
 

@@ -54,6 +54,7 @@ TEST_CASE("a complete window past its freshness tier is stale; history and other
     m1.last_success = now - 1min;
     m1.last_error = "HTTP 503";
     m1.last_error_at = now - 1h;
+    m1.last_error_kind = "transient";
     const auto snapshot = build_status_snapshot({m1}, ledger, cfg, now);
 
     REQUIRE(snapshot.read_at == now);
@@ -63,6 +64,7 @@ TEST_CASE("a complete window past its freshness tier is stale; history and other
     CHECK(first.last_success == now - 1min);
     CHECK(first.last_error == "HTTP 503");
     CHECK(first.last_error_at == now - 1h);
+    CHECK(first.last_error_kind == "transient");
     std::vector<std::string> states;
     for (const auto& w : first.windows) states.push_back(w.state);
     CHECK(states == std::vector<std::string>{"complete", "stale", "complete", "complete", "held"});

@@ -92,6 +92,7 @@ TEST_CASE("a fault of each fetch kind is retried or not as its rule says, and re
             CHECK(entry.status == "failed");
             CHECK(entry.attempts == static_cast<int>(expected_attempts));
             CHECK(entry.last_error == outcome.error());
+            CHECK(f.one<std::string>("SELECT last_error_kind FROM {}.sync_windows") == to_string(injected.kind));
             if (injected.http_status != 0) CHECK(entry.last_http_status == injected.http_status);
             CHECK(f.comebacks() == 0);
 
@@ -171,6 +172,7 @@ TEST_CASE("a loader that loses its connection on every attempt fails the window 
     CHECK(entry.status == "failed");
     CHECK(entry.attempts == static_cast<int>(f.cfg.vitec.retry.max_attempts));
     CHECK(entry.last_error == outcome.error());
+    CHECK(f.one<std::string>("SELECT last_error_kind FROM {}.sync_windows") == "database_lost");
     CHECK(f.comebacks() == 0);
     CHECK(f.requests("database_lost") == f.cfg.vitec.retry.max_attempts);
     CHECK(f.windows("failed") == 1);

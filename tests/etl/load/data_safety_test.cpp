@@ -84,6 +84,8 @@ TEST_CASE("a load that would delete more than half of a window's live comebacks,
     CHECK(held[0].live_rows == 40);
     CHECK(held[0].held_since);
     CHECK(read_sync_status(db.connection(), db.name()).at(0).windows_held == 1);
+    // A hold is not a failure: its reason has no failure kind.
+    CHECK_FALSE(read_sync_status(db.connection(), db.name()).at(0).last_error_kind);
 
     SECTION("an empty response is held the same way") {
         const auto empty = load(db.connection(), db.name(), key, std::vector<normalized_batch>{});
@@ -100,8 +102,9 @@ TEST_CASE("a load that would delete more than half of a window's live comebacks,
         CHECK(read_held_windows(db.connection(), db.name()).empty());
     }
     SECTION("a failed attempt of a held window leaves it held") {
-        record_window_failure(db.connection(), db.name(), key, 503, "HTTP 503");
-        CHECK(one_text(db.connection(), "SELECT status || ' ' || held_deletions FROM " + db.quoted() + ".sync_windows") == "held 24");
+        record_window_failure(db.connection(), db.name(), key, 503, failure_kind::transient, "HTTP 503");
+        CHECK(one_text(db.connection(), "SELECT status || ' ' || held_deletions || ' ' || last_error_kind FROM " + db.quoted() +
+                                            ".sync_windows") == "held 24 transient");
     }
 }
 
@@ -243,7 +246,7 @@ TEST_CASE("forget_contact erases the name everywhere, and later loads keep it er
          .raw = "{\"id\":\"K9\",\"contact\":{\"id\":\"C1\",\"name\":\"Anna Andersson\"}}"},
         {.index = 6, .id = "K8", .reason = "occursAt: \"soon\" is not a timestamp", .raw = "{\"id\":\"K8\"}"}};
     load(db.connection(), db.name(), key, {batch_of("M1", {{.id = "K1"}, {.id = "K2", .contact_id = "C2", .contact_name = "Bea"}})}, naming);
-    record_window_failure(db.connection(), db.name(), window_of("M1", week2), 200,
+    record_window_failure(db.connection(), db.name(), window_of("M1", week2), 200, failure_kind::all_rejected,
                           "every element was rejected; the first: contact.name: \"Anna Andersson\"");
 
     const auto erasure = forget_contact(db.connection(), db.name(), "M1", "C1");

@@ -92,7 +92,7 @@ TEST_CASE("sync status counts each customer's windows and names the stalest wind
                          retention);
     load(db.connection(), db.name(), window_of("M1", week2), {{.id = "K1", .occurs_at = utc(week2, std::chrono::hours{3})}});
     load(db.connection(), db.name(), window_of("M1", third), {{.id = "K2", .occurs_at = utc(third, std::chrono::hours{3})}});
-    record_window_failure(db.connection(), db.name(), window_of("M1", week1), 500, "server error");
+    record_window_failure(db.connection(), db.name(), window_of("M1", week1), 500, failure_kind::transient, "server error");
     load(db.connection(), db.name(), window_of("M2", week1), {{.id = "K1"}});
 
     auto statuses = read_sync_status(db.connection(), db.name());
@@ -107,6 +107,7 @@ TEST_CASE("sync status counts each customer's windows and names the stalest wind
     CHECK(m1.stalest_window_first_day == week1);
     CHECK_FALSE(m1.stalest_window_fetched_at.has_value());
     CHECK(m1.last_error == "server error");
+    CHECK(m1.last_error_kind == "transient");
 
     const auto& m2 = statuses[1];
     CHECK(m2.customer_id == "M2");
@@ -114,6 +115,7 @@ TEST_CASE("sync status counts each customer's windows and names the stalest wind
     CHECK(m2.stalest_window_first_day == week1);
     CHECK(m2.stalest_window_fetched_at == m2.last_success);
     CHECK_FALSE(m2.last_error.has_value());
+    CHECK_FALSE(m2.last_error_kind.has_value());
 
     auto ledger = read_ledger(db.connection(), db.name(), "M1", occurrence);
     REQUIRE(ledger.size() == 3);
@@ -140,7 +142,7 @@ TEST_CASE("a failed attempt keeps everything the window's last complete load rec
     auto moved = key;
     moved.from += std::chrono::hours{1};
     moved.to += std::chrono::hours{1};
-    record_window_failure(db.connection(), db.name(), moved, 504, "gateway timeout");
+    record_window_failure(db.connection(), db.name(), moved, 504, failure_kind::transient, "gateway timeout");
 
     CHECK(text_of(kept) == before);
     CHECK(text_of("SELECT concat_ws('|', status, attempts, last_http_status, last_error,"
@@ -160,19 +162,20 @@ TEST_CASE("a failed attempt is recorded in the ledger without touching comebacks
     load(db.connection(), db.name(), key, two_comebacks);
     const auto comebacks_before = snapshot(db.connection(), db.name()).at("comebacks");
 
-    record_window_failure(db.connection(), db.name(), key, 503, "service unavailable");
-    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || last_http_status || ' ' || last_error || ' ' || (fetched_at IS NOT NULL) FROM " +
-                                        db.quoted() + ".sync_windows") == "failed 2 503 service unavailable true");
+    record_window_failure(db.connection(), db.name(), key, 503, failure_kind::transient, "service unavailable");
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || last_http_status || ' ' || last_error || ' ' || (fetched_at IS NOT NULL) || ' ' || last_error_kind FROM " +
+                                        db.quoted() + ".sync_windows") == "failed 2 503 service unavailable true transient");
     CHECK(snapshot(db.connection(), db.name()).at("comebacks") == comebacks_before);
 
-    record_window_failure(db.connection(), db.name(), window_of("M1", week2), 0, "connection reset");
+    record_window_failure(db.connection(), db.name(), window_of("M1", week2), 0, failure_kind::transient, "connection reset");
     CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_http_status::text, 'none') FROM " +
                                         db.quoted() + ".sync_windows WHERE first_day = '2024-05-13'") == "failed 1 none");
 
     // The next success clears the error.
     load(db.connection(), db.name(), key, two_comebacks);
-    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_error, 'cleared') FROM " +
-                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-06'") == "complete 3 cleared");
+    CHECK(one_text(db.connection(), "SELECT status || ' ' || attempts || ' ' || coalesce(last_error, 'cleared') || ' ' ||"
+                                    " coalesce(last_error_kind, 'cleared') FROM " +
+                                        db.quoted() + ".sync_windows WHERE first_day = '2024-05-06'") == "complete 3 cleared cleared");
 }
 
 TEST_CASE("a failure message with NUL, invalid UTF-8 or too many bytes is still recorded, cut and cleaned") {
@@ -180,7 +183,7 @@ TEST_CASE("a failure message with NUL, invalid UTF-8 or too many bytes is still 
     const auto key = window_of("M1", week1);
     // What a server may send back: a NUL, a lone byte that is not UTF-8, and far too much text.
     const std::string error = std::string("bad\0gateway \xff ", 14) + std::string(3000, 'x') + "\xc3\xa5";
-    record_window_failure(db.connection(), db.name(), key, 502, error);
+    record_window_failure(db.connection(), db.name(), key, 502, failure_kind::transient, error);
     CHECK(one_text(db.connection(), "SELECT left(last_error, 16) FROM " + db.quoted() + ".sync_windows") ==
           "bad\xEF\xBF\xBDgateway \xEF\xBF\xBD xx");
     CHECK(one_text(db.connection(), "SELECT octet_length(last_error) <= 2000 + 6 FROM " + db.quoted() + ".sync_windows") ==

@@ -93,6 +93,27 @@ TEST_CASE("comeback_report has exactly the contracted columns, in order") {
     CHECK(columns == contract);
 }
 
+TEST_CASE("sync_status keeps its columns in order and gains new ones only at the end") {
+    scratch_schema db;
+    migrate(db.connection(), db.name());
+    pqxx::read_transaction tx{db.connection()};
+    std::vector<std::string> columns;
+    for (const auto& row : tx.exec_params(
+             "SELECT column_name FROM information_schema.columns"
+             " WHERE table_schema = $1 AND table_name = 'sync_status' ORDER BY ordinal_position",
+             db.name())) {
+        columns.push_back(row[0].as<std::string>());
+    }
+    // 001's columns, 005's windows_held, 009's last_error_kind: `status` and
+    // dashboards read them by name or by position.
+    const std::vector<std::string> contract{
+        "customer_id",          "last_success",           "windows_complete",
+        "windows_failed",       "windows_pending",        "stalest_window_first_day",
+        "stalest_window_end_day", "stalest_window_fetched_at", "last_error",
+        "last_error_at",        "windows_held",           "last_error_kind"};
+    CHECK(columns == contract);
+}
+
 TEST_CASE("every key and unique index of the data tables starts with customer_id") {
     scratch_schema db;
     migrate(db.connection(), db.name());
