@@ -30,6 +30,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -108,35 +109,61 @@ private:
     asio::awaitable<void> main() {
         const date::time_zone& zone = find_zone(cfg_.vitec.timezone);
         const auto windows = plan_windows(line_.from, line_.to, cfg_.sync.window, zone);
-        std::size_t total = 0;
-        std::vector<std::vector<window>> todo;
-        std::vector<std::vector<ledger_entry>> ledgers;  // each customer's, as planned
-        for (const customer_config* customer : selected_) {
-            customer_result result;
-            result.id = customer->id;
-            result.planned = windows.size();
-            std::vector<ledger_entry> ledger;
-            db_workers::session session = co_await db_.checkout();
-            co_await session.run([&](pqxx::connection& connection) {
-                ledger = plan_and_read_ledger(connection, cfg_.database.schema, customer->id,
-                                              cfg_.sync.date_criteria, windows,
-                                              cfg_.privacy.rejected_raw_retention);
-            });
-            std::vector<window> pending;
-            for (const window& w : windows) {
-                const ledger_entry* entry = find_window(ledger, w.first_day, w.end_day);
-                const bool complete = entry && entry->status == "complete";
-                if (complete && !line_.force && !line_.recheck) {
-                    ++result.skipped;
-                } else {
-                    pending.push_back(w);
+        const std::size_t customers_selected = selected_.size();
+        std::vector<std::vector<window>> todo(customers_selected);
+        std::vector<std::vector<ledger_entry>> ledgers(customers_selected);  // each customer's, as planned
+        results_.resize(customers_selected);
+        log_event(spdlog::level::info, "backfill.planning",
+                  {{"customers", customers_selected}, {"windows", windows.size()}, {"database_pool", pool_size_}});
+        // Every session of the pool plans customers, each taking the next one:
+        // one round trip a customer, so thousands of customers or a database
+        // far away do not keep the first fetch waiting for a plan at a time.
+        std::size_t next_customer = 0;  // read and moved on io_'s thread only
+        bool planning_failed = false;
+        auto planner = [&]() -> asio::awaitable<void> {
+            while (next_customer < customers_selected && !planning_failed && !shutdown_.triggered()) {
+                const std::size_t i = next_customer++;
+                const customer_config& customer = *selected_[i];
+                std::vector<ledger_entry>& ledger = ledgers[i];
+                try {
+                    db_workers::session session = co_await db_.checkout();
+                    co_await session.run([&](pqxx::connection& connection) {
+                        ledger = plan_and_read_ledger(connection, cfg_.database.schema, customer.id,
+                                                      cfg_.sync.date_criteria, windows,
+                                                      cfg_.privacy.rejected_raw_retention);
+                    });
+                } catch (...) {
+                    planning_failed = true;  // the others take no new customer
+                    throw;
+                }
+                customer_result& result = results_[i];
+                result.id = customer.id;
+                result.planned = windows.size();
+                for (const window& w : windows) {
+                    const ledger_entry* entry = find_window(ledger, w.first_day, w.end_day);
+                    const bool complete = entry && entry->status == "complete";
+                    if (complete && !line_.force && !line_.recheck) {
+                        ++result.skipped;
+                    } else {
+                        todo[i].push_back(w);
+                    }
                 }
             }
-            total += pending.size();
-            todo.push_back(std::move(pending));
-            ledgers.push_back(std::move(ledger));
-            results_.push_back(std::move(result));
+        };
+        std::vector<asio::awaitable<void>> planners;
+        for (std::size_t i = 0; i < std::min<std::size_t>(pool_size_, customers_selected); ++i) {
+            planners.push_back(planner());
         }
+        co_await run_together(std::move(planners));
+        // Stopped while planning: a customer not planned yet runs none of its
+        // windows (its lanes count them as not run).
+        for (std::size_t i = next_customer; i < customers_selected; ++i) {
+            results_[i].id = selected_[i]->id;
+            results_[i].planned = windows.size();
+            todo[i] = windows;
+        }
+        std::size_t total = 0;
+        for (const auto& pending : todo) total += pending.size();
         progress_.emplace(total);
         log_event(spdlog::level::info, "backfill.started",
                   {{"customers", selected_.size()}, {"windows", total}, {"force", line_.force || line_.recheck},
