@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# SIGTERM during a backfill leaves no partial window, and a rerun completes.
+# SIGTERM during a backfill leaves no partial window, and a rerun completes;
+# SIGTERM while customers are planned stops the planning, and a customer not
+# planned yet runs none of its windows.
 source "$(dirname "$0")/lib.sh"
 e2e_init sigterm
 E2E_ROWS=20000
@@ -47,3 +49,37 @@ expect_same "$work/expected.csv" "$work/actual.csv" "the rerun completes the dat
 # The windows complete at SIGTERM already held all their rows: the rerun added none to them.
 report_csv "$work/after.csv" "$work/expected.csv.header" "$in_interrupted"
 expect_same "$work/after.csv" "$work/partial.csv" "windows complete at SIGTERM were whole"
+
+note "SIGTERM while customers are planned: a customer not planned yet runs nothing"
+# Two planners (database.pool_size: 2), both held by a transaction that
+# deleted a ledger row of M1 and of M2 and stays open; P3 waits for a planner.
+sed -i "s/^  schema: .*/&\\n  pool_size: 2/" "$work/config.yaml"
+echo "  - id: P3" >>"$work/config.yaml"  # last: planned after M1 and M2
+blocker_app="e2e-blocker-$$"
+PGAPPNAME=$blocker_app psql -XqAt -v ON_ERROR_STOP=1 \
+    -c "BEGIN" \
+    -c "DELETE FROM $schema.sync_windows w WHERE w.customer_id IN ('M1', 'M2')
+        AND w.first_day = (SELECT min(first_day) FROM $schema.sync_windows f WHERE f.customer_id = w.customer_id)" \
+    -c "SELECT pg_sleep(60)" >"$work/blocker.log" 2>&1 &
+blocker_pid=$!
+e2e_pids+=("$blocker_pid")
+wait_for 20 "the blocking transaction" \
+    "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$blocker_app' AND query LIKE '%pg_sleep%'"
+"$COMEBACK_SYNC" backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" >"$work/backfill3.log" 2>&1 &
+backfill=$!
+e2e_pids+=("$backfill")
+wait_for 20 "both planners waiting on the blocker" \
+    "SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> '$blocker_app'"
+kill -TERM "$backfill"
+sleep 0.5
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$blocker_app'" >/dev/null
+set +e; wait "$backfill"; code=$?; set -e
+((code == 1)) || fail "backfill exited $code after SIGTERM while planning (expected 1: windows not run)"
+[[ $(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id = 'P3'") == 0 ]] ||
+    fail "P3 was planned after SIGTERM"
+# customer windows skipped done failed held not-run ...: P3 ran none of its windows.
+p3=$(awk '$1 == "P3"' "$work/backfill3.log")
+read -r _ p3_windows _ p3_done _ _ p3_not_run _ <<<"$p3"
+((p3_windows > 0 && p3_done == 0 && p3_not_run == p3_windows)) ||
+    fail "P3's summary line is '$p3', expected all of its windows not run"
+echo "ok: SIGTERM while planning: exit 1, P3 not planned, its $p3_windows windows not run"
