@@ -163,25 +163,14 @@ note "customers are planned side by side: one whose plan waits on a lock does no
 stop_fake
 start_fake fake6 --customers M1,P2,P3
 write_config "$work/config.yaml" "M1 P2 P3"
-# M1's ledger has rows from the runs above; a transaction that deleted one and
-# stays open makes M1's plan (an insert of the same key) wait for it.
-blocker_app="e2e-blocker-$$"
-PGAPPNAME=$blocker_app psql -XqAt -v ON_ERROR_STOP=1 \
-    -c "BEGIN" \
-    -c "DELETE FROM $schema.sync_windows WHERE customer_id = 'M1'
-        AND first_day = (SELECT min(first_day) FROM $schema.sync_windows WHERE customer_id = 'M1')" \
-    -c "SELECT pg_sleep(60)" >"$work/blocker.log" 2>&1 &
-blocker_pid=$!
-e2e_pids+=("$blocker_pid")
-wait_for 20 "the blocking transaction" \
-    "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$blocker_app' AND query LIKE '%pg_sleep%'"
+# M1's ledger has rows from the runs above: its plan can be held.
+hold_plans M1
 "$COMEBACK_SYNC" backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" >"$work/backfill7.log" 2>&1 &
 planned_pid=$!
 wait_for 20 "P2 and P3 planned while M1's plan waits" \
     "SELECT count(DISTINCT customer_id) = 2 FROM $schema.sync_windows WHERE customer_id IN ('P2', 'P3')"
-[[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-          AND application_name <> '$blocker_app'") -ge 1 ]] || fail "M1's plan is not waiting on the blocker"
-sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$blocker_app'" >/dev/null
+(($(sql "$(plans_waiting_sql)") >= 1)) || fail "M1's plan is not waiting on the held ledger row"
+let_plans_go
 wait "$planned_pid" || fail "the backfill exited $? after M1's plan was let go: $(tail -n 5 "$work/backfill7.log")"
 grep -q 'backfill.planning customers=3 ' "$work/backfill7.log" || fail "no backfill.planning line"
 [[ $(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id IN ('M1', 'P2', 'P3') AND status <> 'complete'") == 0 ]] ||

@@ -181,6 +181,30 @@ wait_for() {
     fail "timed out after ${seconds}s waiting for: $what"
 }
 
+# hold_plans CUSTOMER...: a transaction that deleted the first ledger row of
+# each customer stays open (up to 60 s), so their plans (an insert of the same
+# key) wait for it; returns once it holds. plans_waiting counts the other
+# sessions waiting on a lock; let_plans_go ends the transaction.
+hold_plans() {
+    local list
+    list=$(printf "'%s'," "$@")
+    plan_holder="e2e-plan-holder-$$"
+    PGAPPNAME=$plan_holder psql -XqAt -v ON_ERROR_STOP=1 \
+        -c "BEGIN" \
+        -c "DELETE FROM $schema.sync_windows w WHERE w.customer_id IN (${list%,})
+            AND w.first_day = (SELECT min(first_day) FROM $schema.sync_windows f WHERE f.customer_id = w.customer_id)" \
+        -c "SELECT pg_sleep(60)" >"$work/plan_holder.log" 2>&1 &
+    e2e_pids+=("$!")
+    wait_for 20 "the transaction holding plans of $*" \
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$plan_holder' AND query LIKE '%pg_sleep%'"
+}
+plans_waiting_sql() {
+    echo "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> '$plan_holder'"
+}
+let_plans_go() {
+    sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$plan_holder'" >/dev/null
+}
+
 # start_run NAME CONFIG [env...]: comeback-sync run in the background; sets run_pid.
 start_run() {
     local name=$1 config=$2; shift 2

@@ -51,28 +51,18 @@ report_csv "$work/after.csv" "$work/expected.csv.header" "$in_interrupted"
 expect_same "$work/after.csv" "$work/partial.csv" "windows complete at SIGTERM were whole"
 
 note "SIGTERM while customers are planned: a customer not planned yet runs nothing"
-# Two planners (database.pool_size: 2), both held by a transaction that
-# deleted a ledger row of M1 and of M2 and stays open; P3 waits for a planner.
+# Two planners (database.pool_size: 2), both held on a ledger row of M1 and
+# of M2; P3 waits for a planner.
 sed -i "s/^  schema: .*/&\\n  pool_size: 2/" "$work/config.yaml"
 echo "  - id: P3" >>"$work/config.yaml"  # last: planned after M1 and M2
-blocker_app="e2e-blocker-$$"
-PGAPPNAME=$blocker_app psql -XqAt -v ON_ERROR_STOP=1 \
-    -c "BEGIN" \
-    -c "DELETE FROM $schema.sync_windows w WHERE w.customer_id IN ('M1', 'M2')
-        AND w.first_day = (SELECT min(first_day) FROM $schema.sync_windows f WHERE f.customer_id = w.customer_id)" \
-    -c "SELECT pg_sleep(60)" >"$work/blocker.log" 2>&1 &
-blocker_pid=$!
-e2e_pids+=("$blocker_pid")
-wait_for 20 "the blocking transaction" \
-    "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$blocker_app' AND query LIKE '%pg_sleep%'"
+hold_plans M1 M2
 "$COMEBACK_SYNC" backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" >"$work/backfill3.log" 2>&1 &
 backfill=$!
 e2e_pids+=("$backfill")
-wait_for 20 "both planners waiting on the blocker" \
-    "SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> '$blocker_app'"
+wait_for 20 "both planners waiting on the held ledger rows" "SELECT ($(plans_waiting_sql)) = 2"
 kill -TERM "$backfill"
 sleep 0.5
-sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$blocker_app'" >/dev/null
+let_plans_go
 set +e; wait "$backfill"; code=$?; set -e
 ((code == 1)) || fail "backfill exited $code after SIGTERM while planning (expected 1: windows not run)"
 [[ $(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id = 'P3'") == 0 ]] ||
