@@ -6,13 +6,20 @@
 #include <date/tz.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 
 namespace comeback {
 
-status_snapshot build_status_snapshot(const std::vector<customer_status>& statuses,
-                                      const std::vector<customer_ledger_entry>& windows,
-                                      const config& cfg, instant now) {
+namespace {
+
+using window_sink = std::function<void(const customer_ledger_entry&)>;
+
+// The snapshot of `statuses` and of the windows `feed` hands, one at a time,
+// to the sink it is given.
+status_snapshot build(const std::vector<customer_status>& statuses,
+                      const std::function<void(const window_sink&)>& feed, const config& cfg,
+                      instant now) {
     std::map<std::string, status_customer> customers;
     for (const customer_config& configured : cfg.customers) {
         customers[configured.id].customer_id = configured.id;
@@ -39,9 +46,13 @@ status_snapshot build_status_snapshot(const std::vector<customer_status>& status
         refresh_by_first_day[w.first_day] = refresh_interval(w, today, cfg.sync);
     }
 
-    for (const customer_ledger_entry& row : windows) {
-        status_customer& customer = customers[row.customer_id];
-        customer.customer_id = row.customer_id;
+    status_customer* customer = nullptr;  // of the window before: windows come by customer
+    feed([&](const customer_ledger_entry& row) {
+        if (!customer || customer->customer_id != row.customer_id) {
+            if (customer) customer->windows.shrink_to_fit();  // held until the next read
+            customer = &customers[row.customer_id];
+            customer->customer_id = row.customer_id;
+        }
         const ledger_entry& entry = row.entry;
         status_window w{entry.first_day, entry.end_day, entry.status, entry.fetched_at};
         const auto refresh = refresh_by_first_day.find(entry.first_day);
@@ -49,8 +60,9 @@ status_snapshot build_status_snapshot(const std::vector<customer_status>& status
             now - *entry.fetched_at >= refresh->second) {
             w.state = "stale";
         }
-        customer.windows.push_back(std::move(w));
-    }
+        customer->windows.push_back(std::move(w));
+    });
+    if (customer) customer->windows.shrink_to_fit();
 
     status_snapshot snapshot;
     snapshot.read_at = now;
@@ -59,10 +71,22 @@ status_snapshot build_status_snapshot(const std::vector<customer_status>& status
     return snapshot;
 }
 
+}  // namespace
+
+status_snapshot build_status_snapshot(const std::vector<customer_status>& statuses,
+                                      const std::vector<customer_ledger_entry>& windows,
+                                      const config& cfg, instant now) {
+    return build(statuses, [&](const window_sink& add) {
+        for (const customer_ledger_entry& row : windows) add(row);
+    }, cfg, now);
+}
+
 status_snapshot read_status_snapshot(pqxx::connection& connection, const config& cfg, instant now) {
     const auto statuses = read_sync_status(connection, cfg.database.schema);
-    const auto windows = read_all_ledgers(connection, cfg.database.schema, cfg.sync.date_criteria);
-    return build_status_snapshot(statuses, windows, cfg, now);
+    return build(statuses, [&](const window_sink& add) {
+        for_each_ledger_window(connection, cfg.database.schema, cfg.sync.date_criteria,
+                               ledger_read_chunk_rows, add);
+    }, cfg, now);
 }
 
 }  // namespace comeback

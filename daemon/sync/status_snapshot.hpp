@@ -19,8 +19,9 @@ status_snapshot build_status_snapshot(const std::vector<customer_status>& status
                                       const std::vector<customer_ledger_entry>& windows,
                                       const config& cfg, instant now);
 
-// Reads the ledger (two short read-only transactions) and builds the
-// snapshot, read_at = `now`. Throws pqxx exceptions.
+// Reads the ledger (two short read-only transactions; the windows a chunk at
+// a time, for_each_ledger_window) and builds the snapshot, read_at = `now`.
+// Throws pqxx exceptions.
 status_snapshot read_status_snapshot(pqxx::connection& connection, const config& cfg, instant now);
 
 }  // namespace comeback

@@ -9,6 +9,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -44,7 +45,7 @@ std::optional<instant> optional_instant(const pqxx::field& field) {
     return sql_time::from_micros(field.as<long long>());
 }
 
-// A row of sql::ledger::read_windows (or the same leading columns of read_all_windows).
+// A row of sql::ledger::read_windows (or of plan_windows, the same columns).
 ledger_entry ledger_entry_of(const pqxx::row& row) {
     ledger_entry entry;
     entry.first_day = sql_time::from_day_number(row[0].as<int>());
@@ -195,19 +196,32 @@ std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std
     return plan_and_read(connection, schema, customer_id, criteria, windows, rejected_raw_retention);
 }
 
-std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection,
-                                                   std::string_view schema,
-                                                   const date_criteria& criteria) {
+void for_each_ledger_window(pqxx::connection& connection, std::string_view schema,
+                            const date_criteria& criteria, std::size_t chunk_rows,
+                            const std::function<void(const customer_ledger_entry&)>& each) {
     check_schema_name(schema);
-    pqxx::read_transaction tx{connection, "read all ledgers"};
+    chunk_rows = std::max<std::size_t>(chunk_rows, 1);
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx{connection, "read all ledgers"};
     use_schema(tx, schema);
-    auto result = sql::exec(tx, sql::ledger::read_all_windows, criteria.name());
-    std::vector<customer_ledger_entry> entries;
-    entries.reserve(result.size());
-    for (const auto& row : result) {
-        entries.push_back({row[10].as<std::string>(), ledger_entry_of(row)});
+    customer_ledger_entry window;
+    int first_day = 0;
+    int end_day = 0;  // with customer "", before every window
+    for (;;) {
+        const pqxx::result chunk = sql::exec(tx, sql::ledger::read_all_windows, criteria.name(), window.customer_id,
+                                             first_day, end_day, static_cast<long long>(chunk_rows));
+        for (const auto& row : chunk) {
+            first_day = row[0].as<int>();
+            end_day = row[1].as<int>();
+            window.entry.first_day = sql_time::from_day_number(first_day);
+            window.entry.end_day = sql_time::from_day_number(end_day);
+            window.entry.status = row[2].as<std::string>();
+            window.entry.fetched_at = optional_instant(row[3]);
+            window.customer_id = row[4].as<std::string>();
+            each(window);
+        }
+        if (chunk.size() < chunk_rows) break;
     }
-    return entries;
+    tx.commit();
 }
 
 std::vector<customer_status> read_sync_status(pqxx::connection& connection,

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -131,10 +132,15 @@ std::vector<ledger_entry> plan_and_read_ledger(pqxx::connection& connection, std
                                                std::chrono::seconds rejected_raw_retention);
 
 // Every customer's ledger rows for one date criteria, by customer_id, then
-// first_day. As many rows as the ledger holds: one read per status page refresh.
-std::vector<customer_ledger_entry> read_all_ledgers(pqxx::connection& connection,
-                                                   std::string_view schema,
-                                                   const date_criteria& criteria);
+// first_day, handed to `each` one at a time with the fields the status page
+// shows (days, status, fetched_at; the others left empty). One repeatable-read
+// transaction, so one snapshot of the ledger, reading `chunk_rows` rows a
+// statement (at least 1): however many windows the ledger holds, neither libpq
+// nor this function holds more than a chunk of them.
+inline constexpr std::size_t ledger_read_chunk_rows = 10000;
+void for_each_ledger_window(pqxx::connection& connection, std::string_view schema,
+                            const date_criteria& criteria, std::size_t chunk_rows,
+                            const std::function<void(const customer_ledger_entry&)>& each);
 
 // One row per customer with ledger rows, from the sync_status view, by customer_id.
 std::vector<customer_status> read_sync_status(pqxx::connection& connection,

@@ -73,23 +73,22 @@ FROM sync_status
 ORDER BY customer_id
 )sql"};
 
-// Every customer's windows of one date criteria ($1), for the status page:
-// the columns of read_windows, then the customer.
+// Every customer's windows of one date criteria ($1), for the status page,
+// a chunk at a time: the next $5 rows after the window ($2 customer, $3 first
+// day, $4 end day; customer '' for the first chunk, before every id) in the
+// primary key's order, which one index range scan reads.
 inline constexpr statement read_all_windows{"read_all_windows", R"sql(
 SELECT first_day - date '1970-01-01' AS first_day,
        end_day - date '1970-01-01' AS end_day,
        status,
-       attempts,
        (extract(epoch FROM fetched_at) * 1000000)::bigint AS fetched_at,
-       last_error,
-       (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_at,
-       last_http_status,
-       held_deletions,
-       held_live_rows,
        customer_id
 FROM sync_windows
 WHERE date_criteria = $1
-ORDER BY customer_id, first_day, end_day
+  AND (customer_id, date_criteria, first_day, end_day)
+      > ($2, $1, date '1970-01-01' + $3::integer, date '1970-01-01' + $4::integer)
+ORDER BY customer_id, date_criteria, first_day, end_day
+LIMIT $5
 )sql"};
 
 // What a loader reads under the customer's lock before it writes, in one

@@ -189,3 +189,44 @@ TEST_CASE("a failure message with NUL, invalid UTF-8 or too many bytes is still 
     CHECK(one_text(db.connection(), "SELECT octet_length(last_error) <= 2000 + 6 FROM " + db.quoted() + ".sync_windows") ==
           "t");
 }
+
+TEST_CASE("every customer's windows are read a chunk at a time from one snapshot, in key order") {
+    migrated db;
+    // Three customers (one sorting before, one after the others byte-wise),
+    // four windows each, planned out of order.
+    std::vector<window> planned;
+    for (int week = 3; week >= 0; --week) planned.push_back(as_window(window_of("M1", week1 + date::days{7 * week})));
+    for (const char* customer : {"M2", "A0", "m1"}) {
+        plan_and_read_ledger(db.connection(), db.name(), customer, occurrence, planned, retention);
+    }
+    load(db.connection(), db.name(), window_of("M2", week2), {{.id = "K1", .occurs_at = utc(week2, std::chrono::hours{3})}});
+
+    auto read = [&](std::size_t chunk_rows, const std::function<void()>& after_first = {}) {
+        std::vector<std::string> rows;
+        for_each_ledger_window(db.connection(), db.name(), occurrence, chunk_rows, [&](const customer_ledger_entry& w) {
+            rows.push_back(w.customer_id + " " + date::format("%F", w.entry.first_day) + " " +
+                           date::format("%F", w.entry.end_day) + " " + w.entry.status +
+                           (w.entry.fetched_at ? " fetched" : ""));
+            if (rows.size() == 1 && after_first) after_first();
+        });
+        return rows;
+    };
+    const auto whole = read(1000);
+    REQUIRE(whole.size() == 12);
+    CHECK(whole.front() == "A0 2024-05-06 2024-05-13 pending");
+    CHECK(whole[5] == "M2 2024-05-13 2024-05-20 complete fetched");
+    CHECK(whole.back() == "m1 2024-05-27 2024-06-03 pending");
+    CHECK(std::is_sorted(whole.begin(), whole.end()));
+    for (std::size_t chunk : {1, 2, 3, 4, 5, 11, 12, 13}) {
+        INFO("chunk of " << chunk);
+        CHECK(read(chunk) == whole);
+    }
+
+    // A window planned by another session while the read is under way is
+    // not part of it: one snapshot, whatever the chunk size.
+    const std::vector<window> later{as_window(window_of("M9", week1))};
+    auto other = connect();
+    const auto during = read(2, [&] { plan_and_read_ledger(*other, db.name(), "M9", occurrence, later, retention); });
+    CHECK(during == whole);
+    CHECK(read(2).size() == 13);
+}
