@@ -205,6 +205,19 @@ let_plans_go() {
     sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$plan_holder'" >/dev/null
 }
 
+# fetch_until URL PATTERN [TRIES]: GETs URL every 0.2 s until its body matches
+# the grep pattern, at most TRIES times (150); the last body is in $fetched.
+# A GET that fails fails the test; none matching returns 1.
+fetch_until() {
+    local url=$1 pattern=$2 tries=${3:-150} i
+    for ((i = 0; i < tries; i++)); do
+        fetched=$(curl -fsS "$url") || fail "GET $url failed"
+        grep -q -- "$pattern" <<<"$fetched" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 # start_run NAME CONFIG [env...]: comeback-sync run in the background; sets run_pid.
 start_run() {
     local name=$1 config=$2; shift 2

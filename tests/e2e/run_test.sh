@@ -18,13 +18,10 @@ wait_for 60 "M1 windows complete" \
     "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M1' AND status = 'complete'"
 
 note "/metrics and /healthz"
-for ((i = 0; i < 300; i++)); do
-    metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics") || fail "GET /metrics failed"
-    grep -q '^comeback_sync_windows_total{customer="M3",result="failed"} [1-9]' <<<"$metrics" && break
-    sleep 0.2
-done
-grep -q '^comeback_sync_windows_total{customer="M3",result="failed"} [1-9]' <<<"$metrics" ||
-    fail "/metrics does not name the failing M3: $(head -c 3000 <<<"$metrics")"
+fetch_until "http://127.0.0.1:$metrics_port/metrics" \
+    '^comeback_sync_windows_total{customer="M3",result="failed"} [1-9]' 300 ||
+    fail "/metrics does not name the failing M3: $(head -c 3000 <<<"$fetched")"
+metrics=$fetched
 grep -q '^comeback_sync_requests_total{customer="M3",outcome="credentials_rejected"} [1-9]' <<<"$metrics" ||
     fail "/metrics does not say why M3 fails: $(head -c 3000 <<<"$metrics")"
 grep -q '^comeback_sync_requests_total{outcome="rows"} [1-9]' <<<"$metrics" ||

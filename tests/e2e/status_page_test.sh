@@ -126,13 +126,9 @@ sql "INSERT INTO $schema.sync_windows (customer_id, date_criteria, first_day, en
             (date '2010-01-04' + 7 * w)::timestamptz, (date '2010-01-11' + 7 * w)::timestamptz,
             'complete', 1, now(), now()
      FROM generate_series(1, 800) c, generate_series(0, 499) w" >/dev/null
-for ((i = 0; i < 150; i++)); do
-    page=$(curl -fsS "$url") || fail "GET / failed"
-    grep -q 'B0001 (not configured)' <<<"$page" && break
-    sleep 0.2
-done
-grep -q 'B0001 (not configured)' <<<"$page" ||
-    fail "the page never showed the 800 customers added: $(grep -o '<p class="[a-z-]*">[^<]*' <<<"$page" | head -5) $(grep -i 'status_page\|page' "$work/run.log" | tail -3)"
+fetch_until "$url" 'B0001 (not configured)' ||
+    fail "the page never showed the 800 customers added: $(grep -o '<p class="[a-z-]*">[^<]*' <<<"$fetched" | head -3)"
+page=$fetched
 grep -q '500 fresh</td>' <<<"$page" || fail "B0001's 500 windows are not counted: $(grep -m1 B0001 <<<"$page")"
 grep -q 'page 1 of 17' <<<"$page" || fail "803 customers are not 17 pages of 50"
 growth_mib=$((($(hwm_kib) - hwm_before) / 1024))
