@@ -45,7 +45,7 @@ std::optional<instant> optional_instant(const pqxx::field& field) {
     return sql_time::from_micros(field.as<long long>());
 }
 
-// A row of sql::ledger::read_windows (or of plan_windows, the same columns).
+// A row of sql::ledger::plan_windows (which read_ledger and plan_and_read_ledger run).
 ledger_entry ledger_entry_of(const pqxx::row& row) {
     ledger_entry entry;
     entry.first_day = sql_time::from_day_number(row[0].as<int>());

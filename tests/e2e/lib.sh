@@ -183,8 +183,8 @@ wait_for() {
 
 # hold_plans CUSTOMER...: a transaction that deleted the first ledger row of
 # each customer stays open (up to 60 s), so their plans (an insert of the same
-# key) wait for it; returns once it holds. plans_waiting counts the other
-# sessions waiting on a lock; let_plans_go ends the transaction.
+# key) wait for it; returns once it holds. plans_waiting_sql is a query that
+# counts the other sessions waiting on a lock; let_plans_go ends the transaction.
 hold_plans() {
     local list
     list=$(printf "'%s'," "$@")
