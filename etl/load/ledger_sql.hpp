@@ -56,6 +56,15 @@ FROM (SELECT * FROM sync_windows WHERE customer_id = $1 AND date_criteria = $2
 ORDER BY first_day, end_day
 )sql"};
 
+// Opens a read of the whole ledger (sync_status, read_all_windows): the
+// transaction's search_path, as sql::use_schema sets it, and no JIT. The
+// planner's estimate of a scan of every window passes jit_above_cost from some
+// tens of thousands of windows on, and compiling the plan then costs more than
+// it saves: at 400,000 windows, 1.7 s with JIT against 1.05 s without.
+inline constexpr statement use_schema_without_jit{"use_schema_without_jit", R"sql(
+SELECT set_config('search_path', quote_ident($1), true), set_config('jit', 'off', true)
+)sql"};
+
 inline constexpr statement read_sync_status{"read_sync_status", R"sql(
 SELECT customer_id,
        (extract(epoch FROM last_success) * 1000000)::bigint AS last_success,
@@ -260,8 +269,8 @@ WHERE status = 'held'
 ORDER BY held_since, customer_id, first_day
 )sql"};
 
-inline constexpr std::array statements{plan_windows,     read_sync_status,
-                                       read_all_windows, read_load_start,
-                                       record_attempt,   read_held_windows};
+inline constexpr std::array statements{plan_windows,     use_schema_without_jit, read_sync_status,
+                                       read_all_windows, read_load_start,        record_attempt,
+                                       read_held_windows};
 
 }  // namespace comeback::sql::ledger

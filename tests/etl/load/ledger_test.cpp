@@ -230,3 +230,69 @@ TEST_CASE("every customer's windows are read a chunk at a time from one snapshot
     CHECK(during == whole);
     CHECK(read(2).size() == 13);
 }
+
+TEST_CASE("the reads of the whole ledger run without PostgreSQL's JIT, the others keep the session's setting") {
+    migrated db;
+    const std::vector<window> windows{as_window(window_of("M1", week1)), as_window(window_of("M1", week2))};
+    plan_and_read_ledger(db.connection(), db.name(), "M1", occurrence, windows, retention);
+    load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}});
+
+    // Every statement's plan comes back as a notice, JIT for any plan at all.
+    struct plans : pqxx::errorhandler {
+        explicit plans(pqxx::connection_base& connection) : pqxx::errorhandler(connection) {}
+        bool operator()(const char message[]) noexcept override {
+            seen.emplace_back(message);
+            return true;
+        }
+        // The plans seen since the last call whose query text holds `text`.
+        std::vector<std::string> take(std::string_view text) {
+            std::vector<std::string> matching;
+            for (auto& plan : seen) {
+                if (plan.find(text) != std::string::npos) matching.push_back(std::move(plan));
+            }
+            seen.clear();
+            return matching;
+        }
+        std::vector<std::string> seen;
+    } heard{db.connection()};
+    {
+        pqxx::nontransaction session{db.connection()};
+        session.exec0("LOAD 'auto_explain'");
+        session.exec0("SET auto_explain.log_min_duration = 0");
+        session.exec0("SET auto_explain.log_level = notice");
+        session.exec0("SET client_min_messages = notice");
+        session.exec0("SET jit = on");
+        session.exec0("SET jit_above_cost = 0");
+    }
+    auto jit_in = [](const std::vector<std::string>& plans) {
+        return std::any_of(plans.begin(), plans.end(),
+                           [](const std::string& plan) { return plan.find("\nJIT:") != std::string::npos; });
+    };
+    // The session compiles: the check below would see JIT if it were used.
+    {
+        pqxx::read_transaction tx{db.connection()};
+        tx.exec1("SELECT count(*) FROM " + db.quoted() + ".sync_windows");
+    }
+    const auto control = heard.take("sync_windows");
+    REQUIRE(control.size() == 1);
+    REQUIRE(jit_in(control));
+
+    REQUIRE(read_sync_status(db.connection(), db.name()).size() == 1);
+    const auto status = heard.take("FROM sync_status");
+    REQUIRE(status.size() == 1);
+    CHECK_FALSE(jit_in(status));
+
+    std::size_t windows_read = 0;
+    for_each_ledger_window(db.connection(), db.name(), occurrence, 1, [&](const customer_ledger_entry&) { ++windows_read; });
+    CHECK(windows_read == 2);
+    const auto chunks = heard.take("FROM sync_windows");
+    CHECK(chunks.size() == 3);  // two windows a row at a time, then an empty chunk
+    CHECK_FALSE(jit_in(chunks));
+
+    // Only those transactions: a customer's own ledger read is planned as
+    // the session says, and so is the session's next statement.
+    REQUIRE(read_ledger(db.connection(), db.name(), "M1", occurrence).size() == 2);
+    CHECK(jit_in(heard.take("FROM sync_windows")));
+    pqxx::nontransaction after{db.connection()};
+    CHECK(after.exec1("SHOW jit")[0].as<std::string>() == "on");
+}
