@@ -57,6 +57,33 @@ struct customer_result {
     std::string last_error;
 };
 
+// Tasks started on io_ at any time, by any of them too; wait() returns
+// once every one has ended, then rethrowing the first exception any of
+// them ended with. It must outlive its tasks: wait for it.
+class task_group {
+public:
+    explicit task_group(asio::io_context& io) : io_(io), all_done_(io, asio::steady_timer::time_point::max()) {}
+
+    void spawn(asio::awaitable<void> task) {
+        ++running_;
+        asio::co_spawn(io_, std::move(task), [this](std::exception_ptr error) {
+            if (error && !first_error_) first_error_ = error;
+            if (--running_ == 0) all_done_.cancel();
+        });
+    }
+
+    asio::awaitable<void> wait() {
+        while (running_ > 0) co_await all_done_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (first_error_) std::rethrow_exception(first_error_);
+    }
+
+private:
+    asio::io_context& io_;
+    asio::steady_timer all_done_;
+    std::size_t running_ = 0;
+    std::exception_ptr first_error_;
+};
+
 class backfill {
 public:
     backfill(const command_line& line, const config& cfg)
@@ -113,15 +140,21 @@ private:
         std::vector<std::vector<window>> todo(customers_selected);
         std::vector<std::vector<ledger_entry>> ledgers(customers_selected);  // each customer's, as planned
         results_.resize(customers_selected);
+        progress_ = progress_tracker::while_planning();
         log_event(spdlog::level::info, "backfill.planning",
                   {{"customers", customers_selected}, {"windows", windows.size()}, {"database_pool", pool_size_}});
-        // Every session of the pool plans customers, each taking the next one:
-        // one round trip a customer, so thousands of customers or a database
-        // far away do not keep the first fetch waiting for a plan at a time.
+        asio::co_spawn(io_, report_progress(), asio::detached);
+        asio::co_spawn(io_, database_.keep_probing(answered_at_start_), asio::detached);
+
+        // Every session of the pool plans customers, each taking the next one
+        // (one round trip a customer), and a customer's windows start as soon
+        // as its own plan is read: thousands of customers or a database far
+        // away keep no fetch waiting for the others' plans. Customers run in
+        // parallel; the client's limiter keeps the total polite.
+        task_group customers(io_);
         std::size_t next_customer = 0;  // read and moved on io_'s thread only
-        bool planning_failed = false;
         auto planner = [&]() -> asio::awaitable<void> {
-            while (next_customer < customers_selected && !planning_failed && !shutdown_.triggered()) {
+            while (next_customer < customers_selected && !planning_failed_ && !shutdown_.triggered()) {
                 const std::size_t i = next_customer++;
                 const customer_config& customer = *selected_[i];
                 std::vector<ledger_entry>& ledger = ledgers[i];
@@ -133,7 +166,7 @@ private:
                                                       cfg_.privacy.rejected_raw_retention);
                     });
                 } catch (...) {
-                    planning_failed = true;  // the others take no new customer
+                    planning_failed_ = true;  // no new customer is planned, no new window starts
                     throw;
                 }
                 customer_result& result = results_[i];
@@ -148,40 +181,38 @@ private:
                         todo[i].push_back(w);
                     }
                 }
+                progress_->add_windows(todo[i].size());
+                customers.spawn(one_customer(customer, todo[i], ledger, result));
             }
         };
-        std::vector<asio::awaitable<void>> planners;
+        task_group planners(io_);
         for (std::size_t i = 0; i < std::min<std::size_t>(pool_size_, customers_selected); ++i) {
-            planners.push_back(planner());
-        }
-        co_await run_together(std::move(planners));
-        // Stopped while planning: a customer not planned yet runs none of its
-        // windows (its lanes count them as not run).
-        for (std::size_t i = next_customer; i < customers_selected; ++i) {
-            results_[i].id = selected_[i]->id;
-            results_[i].planned = windows.size();
-            todo[i] = windows;
-        }
-        std::size_t total = 0;
-        for (const auto& pending : todo) total += pending.size();
-        progress_.emplace(total);
-        log_event(spdlog::level::info, "backfill.started",
-                  {{"customers", selected_.size()}, {"windows", total}, {"force", line_.force || line_.recheck},
-                   {"recheck", line_.recheck}, {"database_pool", pool_size_}});
-
-        auto reporter = report_progress();
-        asio::co_spawn(io_, std::move(reporter), asio::detached);
-        asio::co_spawn(io_, database_.keep_probing(answered_at_start_), asio::detached);
-        // Customers in parallel; the client's limiter keeps the total polite.
-        std::vector<asio::awaitable<void>> customers;
-        for (std::size_t i = 0; i < selected_.size(); ++i) {
-            customers.push_back(one_customer(*selected_[i], todo[i], ledgers[i], results_[i]));
+            planners.spawn(planner());
         }
         std::exception_ptr failure;
         try {
-            co_await run_together(std::move(customers));
+            co_await planners.wait();
         } catch (...) {
-            failure = std::current_exception();
+            failure = std::current_exception();  // once the started windows have ended
+        }
+        if (!failure) {
+            // Stopped while planning: a customer not planned yet runs none of
+            // its windows.
+            for (std::size_t i = next_customer; i < customers_selected; ++i) {
+                results_[i].id = selected_[i]->id;
+                results_[i].planned = windows.size();
+                results_[i].not_run = windows.size();
+            }
+            progress_->all_planned();
+            log_event(spdlog::level::info, "backfill.started",
+                      {{"customers", customers_selected}, {"windows", progress_->total()},
+                       {"force", line_.force || line_.recheck}, {"recheck", line_.recheck},
+                       {"database_pool", pool_size_}});
+        }
+        try {
+            co_await customers.wait();
+        } catch (...) {
+            if (!failure) failure = std::current_exception();
         }
         log_event(spdlog::level::info, "backfill.finished",
                   {{"windows", progress_->done()},
@@ -190,22 +221,6 @@ private:
                    {"vitec_connections", client_.connections_opened()}});
         shutdown_.trigger();  // stops the progress reporter
         if (failure) std::rethrow_exception(failure);
-    }
-
-    // Runs every task at once on io_ and returns when all have ended, then
-    // rethrowing the first exception any of them ended with.
-    asio::awaitable<void> run_together(std::vector<asio::awaitable<void>> tasks) {
-        std::size_t running = tasks.size();
-        std::exception_ptr first_error;
-        asio::steady_timer all_done(io_, asio::steady_timer::time_point::max());
-        for (auto& task : tasks) {
-            asio::co_spawn(io_, std::move(task), [&](std::exception_ptr error) {
-                if (error && !first_error) first_error = error;
-                if (--running == 0) all_done.cancel();
-            });
-        }
-        if (running > 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (first_error) std::rethrow_exception(first_error);
     }
 
     // A customer's windows are started in order, one at a time, or two at a
@@ -239,19 +254,20 @@ private:
         context.hold = &hold_;
         context.load.contacts = &contacts_;
         context.load.accept_deletes = line_.accept_deletes;
-        std::vector<asio::awaitable<void>> lanes;
-        for (std::size_t i = 0; i < windows_in_flight_per_customer(); ++i) lanes.push_back(customer_lane(work));
-        co_await run_together(std::move(lanes));
+        task_group lanes(io_);
+        for (std::size_t i = 0; i < windows_in_flight_per_customer(); ++i) lanes.spawn(customer_lane(work));
+        co_await lanes.wait();
     }
 
     // Starts the customer's next window until none is left; once a window
-    // stopped the customer, or shutdown began, the rest count as not run.
+    // stopped the customer, shutdown began or a plan failed, the rest count
+    // as not run.
     asio::awaitable<void> customer_lane(customer_work& work) {
         const customer_config& customer = work.customer;
         customer_result& result = work.result;
         while (work.next < work.windows.size()) {
             const window& w = work.windows[work.next++];
-            if (shutdown_.triggered() || work.stopped) {
+            if (shutdown_.triggered() || work.stopped || planning_failed_) {
                 ++result.not_run;
                 continue;
             }
@@ -391,6 +407,7 @@ private:
     std::mt19937_64 rng_{std::random_device{}()};
     bool terminal_;
     bool interrupted_ = false;
+    bool planning_failed_ = false;  // a plan failed: the backfill ends with its error
     bool answered_at_start_ = false;
     std::exception_ptr failure_;
     std::vector<const customer_config*> selected_;

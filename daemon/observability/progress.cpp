@@ -14,14 +14,14 @@ double progress_tracker::rate(clock::time_point now) const {
 
 std::string progress_tracker::eta_text(clock::time_point now) const {
     const double per_second = rate(now);
-    if (per_second <= 0) return "?";
+    if (per_second <= 0 || planning_) return "?";
     const auto left = static_cast<double>(total_ - std::min(done_, total_)) / per_second;
     return human_duration(std::chrono::seconds(static_cast<std::int64_t>(left + 0.5)));
 }
 
 std::string progress_tracker::bar(clock::time_point now, std::size_t width) const {
-    std::string tail = fmt::format(" {}/{} windows  {} rows  {:.1f} win/s  ETA {}", done_, total_,
-                                   rows_, rate(now), eta_text(now));
+    std::string tail = fmt::format(" {}/{}{} windows  {} rows  {:.1f} win/s  ETA {}", done_, total_,
+                                   planning_ ? "+" : "", rows_, rate(now), eta_text(now));
     if (failed_ > 0) tail += fmt::format("  {} failed", failed_);
     const std::size_t room = width > tail.size() + 12 ? width - tail.size() - 2 : 10;
     const std::size_t filled = total_ == 0 ? room : static_cast<std::size_t>(room * std::min(done_, total_) / total_);

@@ -159,7 +159,7 @@ per_customer=$(sed -n 's/.*"peak_in_flight_by_path":{\([^}]*\)}.*/\1/p' <<<"$sta
     fail "a customer had more than one window in flight with no request slot to spare: $per_customer"
 echo "ok: one window in flight a customer ($per_customer)"
 
-note "customers are planned side by side: one whose plan waits on a lock does not hold up the others"
+note "customers are planned side by side and start as their plans are read: one whose plan waits on a lock does not hold up the others"
 stop_fake
 start_fake fake6 --customers M1,P2,P3
 write_config "$work/config.yaml" "M1 P2 P3"
@@ -167,12 +167,42 @@ write_config "$work/config.yaml" "M1 P2 P3"
 hold_plans M1
 "$COMEBACK_SYNC" backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" >"$work/backfill7.log" 2>&1 &
 planned_pid=$!
-wait_for 20 "P2 and P3 planned while M1's plan waits" \
-    "SELECT count(DISTINCT customer_id) = 2 FROM $schema.sync_windows WHERE customer_id IN ('P2', 'P3')"
+wait_for 20 "P2 and P3 planned and loaded while M1's plan waits" \
+    "SELECT count(DISTINCT customer_id) = 2 AND bool_and(status = 'complete')
+     FROM $schema.sync_windows WHERE customer_id IN ('P2', 'P3')"
 (($(sql "$(plans_waiting_sql)") >= 1)) || fail "M1's plan is not waiting on the held ledger row"
 let_plans_go
 wait "$planned_pid" || fail "the backfill exited $? after M1's plan was let go: $(tail -n 5 "$work/backfill7.log")"
 grep -q 'backfill.planning customers=3 ' "$work/backfill7.log" || fail "no backfill.planning line"
 [[ $(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id IN ('M1', 'P2', 'P3') AND status <> 'complete'") == 0 ]] ||
     fail "windows of M1, P2 or P3 are not complete"
-echo "ok: P2 and P3 planned while M1's plan waited; every window complete once it went on"
+grep -q 'backfill.started customers=3 ' "$work/backfill7.log" || fail "no backfill.started line once all were planned"
+echo "ok: P2 and P3 planned and loaded while M1's plan waited; every window complete once it went on"
+
+note "a plan that fails ends the backfill with its error: no further window starts"
+stop_fake
+start_fake fake7 --customers M1,P2,P3 --latency 200
+write_config "$work/config.yaml" "M1 P2 P3"
+sed -i 's/^  schema: .*/&\n  lock_timeout: 1s/' "$work/config.yaml"
+hold_plans M1
+started_at=$(sql "SELECT now()")
+set +e
+timeout 60 "$COMEBACK_SYNC" backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" --force \
+    >"$work/backfill8.log" 2>&1; code=$?
+set -e
+let_plans_go
+((code == 1)) || fail "a backfill whose plan of M1 failed exited $code (expected 1): $(tail -n 5 "$work/backfill8.log")"
+grep -q 'lock timeout' "$work/backfill8.log" || fail "the backfill does not name the failed plan's error: $(tail -n 5 "$work/backfill8.log")"
+# P2 and P3 were planned and started while M1's plan waited; at 200 ms a
+# request their windows take seconds, so once the plan failed most of them
+# never started.
+attempted=$(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id IN ('P2', 'P3')
+                 AND attempted_at >= '$started_at'")
+planned=$(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id IN ('P2', 'P3')")
+((attempted > 0)) || fail "no window of P2 or P3 started while M1's plan waited"
+((attempted < planned)) || fail "all $planned windows of P2 and P3 ran after M1's plan failed"
+run_cs backfill9 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_TO" ||
+    fail "the rerun after a failed plan exited $?"
+[[ $(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id IN ('M1', 'P2', 'P3') AND status <> 'complete'") == 0 ]] ||
+    fail "windows of M1, P2 or P3 are not complete after the rerun"
+echo "ok: the failed plan ended the backfill ($attempted of $planned windows of P2 and P3 had started); the rerun completed"

@@ -87,11 +87,16 @@ proxy_do "hold-before COMMIT"
 # Recent windows are fetched again every poll interval: one commits soon.
 proxy_wait_held 60 "$before" || fail "no COMMIT went through the proxy"
 await_health 503 "$bound" || fail "/healthz still answers '$health' ${bound}s into a partition mid-commit"
-# Nothing partial: every stored comeback lies in a complete window.
+# Nothing partial: every stored comeback lies in a window that had a complete
+# load (fetched_at). Not status = 'complete': a window whose attempt failed in
+# the partition above may have its failure recorded as the database comes
+# back (status 'failed'), keeping its last load's rows until a re-fetch
+# completes, and the hold may come before that re-fetch.
 orphans=$(sql "SELECT count(*) FROM $schema.comebacks c WHERE NOT EXISTS (
-    SELECT 1 FROM $schema.sync_windows w WHERE w.customer_id = c.customer_id AND w.status = 'complete'
+    SELECT 1 FROM $schema.sync_windows w WHERE w.customer_id = c.customer_id AND w.fetched_at IS NOT NULL
       AND c.occurs_at >= w.window_from AND c.occurs_at < w.window_to)")
-((orphans == 0)) || fail "$orphans comebacks lie outside every complete window: a partial window was committed"
+((orphans == 0)) || fail "$orphans comebacks lie outside every loaded window: a partial window was committed;
+windows: $(sql "SELECT customer_id, first_day, status, fetched_at, last_error_kind FROM $schema.sync_windows ORDER BY 1, 2")"
 proxy_do heal
 await_health 200 30 || fail "/healthz after the partition mid-commit healed: $health"
 kill -0 "$daemon" 2>/dev/null || fail "run died in the partition"

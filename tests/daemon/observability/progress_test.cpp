@@ -39,3 +39,17 @@ TEST_CASE("durations read as hours, minutes and seconds") {
     CHECK(human_duration(185s) == "3m05s");
     CHECK(human_duration(3720s) == "1h02m");
 }
+
+TEST_CASE("while customers are being planned the total grows and the time left is unknown") {
+    const auto start = progress_tracker::clock::time_point{} + 1000s;
+    auto progress = progress_tracker::while_planning(start);
+    progress.add_windows(3);
+    progress.window_done(10, false);
+    CHECK(progress.eta_text(start + 1s) == "?");
+    CHECK(progress.bar(start + 1s, 80).find(" 1/3+ windows") != std::string::npos);
+    progress.add_windows(1);
+    progress.all_planned();
+    CHECK(progress.total() == 4);
+    CHECK(progress.eta_text(start + 1s) == "3s");
+    CHECK(progress.bar(start + 1s, 80).find(" 1/4 windows") != std::string::npos);
+}
