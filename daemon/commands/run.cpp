@@ -98,7 +98,9 @@ public:
         if (cfg.metrics.listen) {
             status_page_.emplace(
                 status_page_refresh,
-                [this] { asio::co_spawn(io_, read_status_page(), asio::detached); },
+                [this](std::vector<std::size_t> pages) {
+                    asio::co_spawn(io_, read_status_page(std::move(pages)), asio::detached);
+                },
                 [] { return std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now()); });
             // On a thread of its own: no client of the listener can hold up the sync.
             server_.emplace(cfg.metrics, metrics_,
@@ -166,8 +168,9 @@ private:
         if (line_.once || shutdown_.triggered()) asio::co_spawn(io_, finish(), asio::detached);
     }
 
-    // One read of the ledger for the status page, off the I/O thread.
-    asio::awaitable<void> read_status_page() {
+    // One read of the ledger for the status page, with the strips of `pages`,
+    // off the I/O thread.
+    asio::awaitable<void> read_status_page(std::vector<std::size_t> pages) {
         const std::shared_ptr<const config> cfg = state_.cfg;
         const instant now =
             std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
@@ -175,7 +178,7 @@ private:
             status_snapshot snapshot;
             db_workers::session session = co_await db_.checkout();
             co_await session.run([&](pqxx::connection& connection) {
-                snapshot = read_status_snapshot(connection, *cfg, now);
+                snapshot = read_status_snapshot(connection, *cfg, now, pages);
             });
             status_page_->store(std::move(snapshot));
         } catch (const std::exception& error) {

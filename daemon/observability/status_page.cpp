@@ -74,12 +74,13 @@ void append_legend(std::string& out) {
     out += "(one mark per window, oldest first; hover for its days)</p>\n";
 }
 
-void append_counts(std::string& out, const std::vector<status_window>& windows) {
+void append_counts(std::string& out, const std::vector<status_state_count>& counts) {
     bool first = true;
     for (const auto& style : state_styles) {
-        const auto n = std::count_if(windows.begin(), windows.end(), [&](const status_window& w) {
-            return class_of(w.state) == style.state;
-        });
+        std::size_t n = 0;
+        for (const status_state_count& count : counts) {
+            if (class_of(count.state) == style.state) n += count.windows;
+        }
         if (n == 0) continue;
         if (!first) out += ", ";
         first = false;
@@ -90,11 +91,17 @@ void append_counts(std::string& out, const std::vector<status_window>& windows) 
     if (first) out += "none yet";
 }
 
-void append_strip(std::string& out, const std::vector<status_window>& windows) {
+void append_strip(std::string& out, const status_customer& customer) {
+    if (!customer.strip_read) {
+        out += "<p class=\"later\">Its windows show from the next read of the ledger.</p>";
+        return;
+    }
+    const std::vector<status_window>& windows = customer.windows;
     out += "<div class=\"strip\">";
-    const std::size_t hidden =
+    const std::size_t first =
         windows.size() > status_strip_max_windows ? windows.size() - status_strip_max_windows : 0;
-    for (std::size_t i = hidden; i < windows.size(); ++i) {
+    const std::size_t hidden = customer.windows_total - (windows.size() - first);
+    for (std::size_t i = first; i < windows.size(); ++i) {
         const status_window& w = windows[i];
         out += "<span class=\"w ";
         out += class_of(w.state);
@@ -127,7 +134,7 @@ void append_customer(std::string& out, const status_customer& customer, instant 
     out += "</td><td class=\"freshness\">";
     out += customer.last_success ? age_text(*customer.last_success, now) : "never";
     out += "</td><td class=\"counts\">";
-    append_counts(out, customer.windows);
+    append_counts(out, customer.counts);
     out += "</td><td class=\"failure\">";
     if (customer.last_error) {
         if (customer.last_error_at) {
@@ -142,8 +149,12 @@ void append_customer(std::string& out, const status_customer& customer, instant 
         out += html_escape(*customer.last_error);
     }
     out += "</td></tr>\n<tr class=\"windows\"><td colspan=\"5\">";
-    append_strip(out, customer.windows);
+    append_strip(out, customer);
     out += "</td></tr>\n";
+}
+
+std::size_t pages_of(std::size_t customers) {
+    return std::max<std::size_t>(1, (customers + status_customers_per_page - 1) / status_customers_per_page);
 }
 
 void append_pages(std::string& out, std::size_t page, std::size_t pages) {
@@ -155,6 +166,39 @@ void append_pages(std::string& out, std::size_t page, std::size_t pages) {
 }
 
 }  // namespace
+
+void add_window(status_customer& customer, status_window w) {
+    ++customer.windows_total;
+    const auto count = std::find_if(customer.counts.begin(), customer.counts.end(),
+                                    [&](const status_state_count& c) { return c.state == w.state; });
+    if (count != customer.counts.end()) {
+        ++count->windows;
+    } else {
+        customer.counts.push_back({w.state, 1});
+    }
+    if (!customer.strip_read) return;
+    // Older windows go a strip's length at a time: the strip never holds
+    // more than twice what it shows.
+    if (customer.windows.size() == 2 * status_strip_max_windows) {
+        customer.windows.erase(customer.windows.begin(), customer.windows.begin() + status_strip_max_windows);
+    }
+    customer.windows.push_back(std::move(w));
+}
+
+void trim_strip(status_customer& customer) {
+    auto& windows = customer.windows;
+    if (windows.size() > status_strip_max_windows) {
+        windows.erase(windows.begin(), windows.end() - status_strip_max_windows);
+    }
+    windows.shrink_to_fit();
+}
+
+std::pair<std::size_t, std::size_t> status_page_customers(std::size_t count, std::size_t page) {
+    const std::size_t pages = pages_of(count);
+    page = std::clamp<std::size_t>(page, 1, pages);
+    const std::size_t first = (page - 1) * status_customers_per_page;
+    return {first, std::min(count, first + status_customers_per_page)};
+}
 
 std::string html_escape(std::string_view text) {
     std::string out;
@@ -194,16 +238,21 @@ std::size_t status_page_number(std::string_view target) {
 
 std::string render_status_page(const status_snapshot& snapshot, std::size_t page, instant now) {
     const std::size_t count = snapshot.customers.size();
-    const std::size_t pages = std::max<std::size_t>(1, (count + status_customers_per_page - 1) /
-                                                           status_customers_per_page);
+    const std::size_t pages = pages_of(count);
     page = std::clamp<std::size_t>(page, 1, pages);
 
     std::string out;
     out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
            "<meta name=\"viewport\" content=\"width=device-width\">\n";
-    // No JavaScript: the page reloads itself, faster while nothing is read yet.
-    out += snapshot.read_at ? "<meta http-equiv=\"refresh\" content=\"30\">\n"
-                            : "<meta http-equiv=\"refresh\" content=\"2\">\n";
+    const auto [first, last] = status_page_customers(count, page);
+    const bool strips_missing =
+        std::any_of(snapshot.customers.begin() + first, snapshot.customers.begin() + last,
+                    [](const status_customer& customer) { return !customer.strip_read; });
+    // No JavaScript: the page reloads itself, faster while nothing is read
+    // yet, or while its strips wait for the next read.
+    out += !snapshot.read_at ? "<meta http-equiv=\"refresh\" content=\"2\">\n"
+           : strips_missing  ? "<meta http-equiv=\"refresh\" content=\"5\">\n"
+                             : "<meta http-equiv=\"refresh\" content=\"30\">\n";
     out += "<title>comeback-sync status</title>\n";
     append_style(out);
     out += "</head><body>\n<h1>comeback-sync status</h1>\n";
@@ -225,8 +274,6 @@ std::string render_status_page(const status_snapshot& snapshot, std::size_t page
     append_pages(out, page, pages);
     out += "<table>\n<thead><tr><th>customer</th><th>last success</th><th>freshness</th>"
            "<th>windows</th><th>last failure</th></tr></thead>\n<tbody>\n";
-    const std::size_t first = (page - 1) * status_customers_per_page;
-    const std::size_t last = std::min(count, first + status_customers_per_page);
     for (std::size_t i = first; i < last; ++i) append_customer(out, snapshot.customers[i], now);
     out += "</tbody></table>\n";
     append_pages(out, page, pages);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace comeback {
@@ -29,6 +30,12 @@ struct status_window {
     std::optional<instant> fetched_at;
 };
 
+// How many of a customer's windows are in one state (as status_window's).
+struct status_state_count {
+    std::string state;
+    std::size_t windows = 0;
+};
+
 struct status_customer {
     std::string customer_id;
     bool configured = true;  // false: in the ledger, no longer in the configuration
@@ -36,7 +43,16 @@ struct status_customer {
     std::optional<std::string> last_error;  // of the most recent attempt that left one
     std::optional<instant> last_error_at;
     std::optional<std::string> last_error_kind;  // its failure kind; none for a held window's reason
-    std::vector<status_window> windows;  // in time order
+    // Every window of the customer, counted by state (add_window).
+    std::vector<status_state_count> counts;
+    std::size_t windows_total = 0;
+    // Whether this read kept the customer's strip: only the customers of the
+    // pages lately asked for have one, so a read holds a few pages' windows,
+    // not the ledger's.
+    bool strip_read = false;
+    // With strip_read, its newest windows (at most status_strip_max_windows
+    // once add_window's caller called trim_strip), in time order.
+    std::vector<status_window> windows;
 };
 
 // What one read of the database saw.
@@ -53,6 +69,17 @@ struct status_snapshot {
 inline constexpr std::size_t status_customers_per_page = 50;
 // Weekly windows for ten years; a longer strip shows its newest windows.
 inline constexpr std::size_t status_strip_max_windows = 520;
+
+// Counts `w`, the customer's next window in time order, and keeps it in its
+// strip when strip_read.
+void add_window(status_customer& customer, status_window w);
+// Drops all but the newest status_strip_max_windows of the strip, and the
+// room it no longer needs.
+void trim_strip(status_customer& customer);
+
+// The customers of page `page` (1-based; past the last page: the last) of
+// `count` customers: [first, last).
+std::pair<std::size_t, std::size_t> status_page_customers(std::size_t count, std::size_t page);
 
 // The page number a request target asks for: "/?page=3" is 3; anything
 // missing or unreadable is 1.

@@ -14,19 +14,25 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace comeback {
 
 // How often the page may read the database.
 inline constexpr std::chrono::seconds status_page_refresh{5};
+// How many of the pages asked for lately a read keeps the strips of.
+inline constexpr std::size_t status_pages_kept = 8;
 
 class status_page_cache {
 public:
-    // `start_read` begins one read of the database and returns at once; the
-    // read ends by calling store() or store_failure(), from any thread. It is
-    // never called while a read is under way, nor sooner than `interval`
-    // after the previous read began or ended. `clock` gives the time (tests pass their own).
-    status_page_cache(std::chrono::milliseconds interval, std::function<void()> start_read,
+    // `start_read` begins one read of the database, for the strips of the
+    // pages it is given (the status_pages_kept asked for last, the latest
+    // first), and returns at once; the read ends by calling store() or
+    // store_failure(), from any thread. It is never called while a read is
+    // under way, nor sooner than `interval` after the previous read began or
+    // ended. `clock` gives the time (tests pass their own).
+    using read_starter = std::function<void(std::vector<std::size_t> pages)>;
+    status_page_cache(std::chrono::milliseconds interval, read_starter start_read,
                       std::function<instant()> clock);
 
     // The page for a request target ("/?page=2"). Thread-safe; never blocks on
@@ -41,13 +47,14 @@ public:
 
 private:
     std::chrono::milliseconds interval_;
-    std::function<void()> start_read_;
+    read_starter start_read_;
     std::function<instant()> clock_;
     std::mutex mutex_;
     // Shared with requests rendering it, so a request copies no customer.
     std::shared_ptr<const status_snapshot> snapshot_ = std::make_shared<status_snapshot>();
     std::optional<instant> last_read_;  // when the last read began, then when it ended
     bool reading_ = false;
+    std::vector<std::size_t> pages_asked_;  // the latest first, at most status_pages_kept
 };
 
 }  // namespace comeback

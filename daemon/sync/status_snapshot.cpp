@@ -19,7 +19,7 @@ using window_sink = std::function<void(const customer_ledger_entry&)>;
 // to the sink it is given.
 status_snapshot build(const std::vector<customer_status>& statuses,
                       const std::function<void(const window_sink&)>& feed, const config& cfg,
-                      instant now) {
+                      instant now, std::span<const std::size_t> strip_pages) {
     std::map<std::string, status_customer> customers;
     for (const customer_config& configured : cfg.customers) {
         customers[configured.id].customer_id = configured.id;
@@ -36,6 +36,13 @@ status_snapshot build(const std::vector<customer_status>& statuses,
         customer.configured = std::any_of(cfg.customers.begin(), cfg.customers.end(),
                                           [&](const customer_config& c) { return c.id == id; });
     }
+    // The strips of the pages asked for, by the customers' order as listed
+    // (a customer planned between the two reads comes without one).
+    for (const std::size_t page : strip_pages) {
+        const auto [first, last] = status_page_customers(customers.size(), page);
+        auto customer = std::next(customers.begin(), static_cast<std::ptrdiff_t>(first));
+        for (std::size_t i = first; i < last; ++i, ++customer) customer->second.strip_read = true;
+    }
 
     // The fresh range is the same for every customer: how often each of its
     // windows is due, by first day. History windows never go stale.
@@ -49,7 +56,7 @@ status_snapshot build(const std::vector<customer_status>& statuses,
     status_customer* customer = nullptr;  // of the window before: windows come by customer
     feed([&](const customer_ledger_entry& row) {
         if (!customer || customer->customer_id != row.customer_id) {
-            if (customer) customer->windows.shrink_to_fit();  // held until the next read
+            if (customer) trim_strip(*customer);  // held until the next read
             customer = &customers[row.customer_id];
             customer->customer_id = row.customer_id;
         }
@@ -60,9 +67,9 @@ status_snapshot build(const std::vector<customer_status>& statuses,
             now - *entry.fetched_at >= refresh->second) {
             w.state = "stale";
         }
-        customer->windows.push_back(std::move(w));
+        add_window(*customer, std::move(w));
     });
-    if (customer) customer->windows.shrink_to_fit();
+    if (customer) trim_strip(*customer);
 
     status_snapshot snapshot;
     snapshot.read_at = now;
@@ -75,18 +82,20 @@ status_snapshot build(const std::vector<customer_status>& statuses,
 
 status_snapshot build_status_snapshot(const std::vector<customer_status>& statuses,
                                       const std::vector<customer_ledger_entry>& windows,
-                                      const config& cfg, instant now) {
+                                      const config& cfg, instant now,
+                                      std::span<const std::size_t> strip_pages) {
     return build(statuses, [&](const window_sink& add) {
         for (const customer_ledger_entry& row : windows) add(row);
-    }, cfg, now);
+    }, cfg, now, strip_pages);
 }
 
-status_snapshot read_status_snapshot(pqxx::connection& connection, const config& cfg, instant now) {
+status_snapshot read_status_snapshot(pqxx::connection& connection, const config& cfg, instant now,
+                                     std::span<const std::size_t> strip_pages) {
     const auto statuses = read_sync_status(connection, cfg.database.schema);
     return build(statuses, [&](const window_sink& add) {
         for_each_ledger_window(connection, cfg.database.schema, cfg.sync.date_criteria,
                                ledger_read_chunk_rows, add);
-    }, cfg, now);
+    }, cfg, now, strip_pages);
 }
 
 }  // namespace comeback

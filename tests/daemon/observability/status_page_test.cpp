@@ -24,9 +24,10 @@ status_customer customer(std::string id, std::vector<std::string> states) {
     status_customer c;
     c.customer_id = std::move(id);
     c.last_success = now - 90s;
+    c.strip_read = true;
     int d = 1;
     for (auto& state : states) {
-        c.windows.push_back({day(d), day(d + 1), std::move(state), now - 90s});
+        add_window(c, {day(d), day(d + 1), std::move(state), now - 90s});
         ++d;
     }
     return c;
@@ -62,6 +63,7 @@ TEST_CASE("each window is a mark coloured by its ledger state, unknown states in
 TEST_CASE("a customer never synced shows never, and a failure shows its time, kind and message") {
     status_customer fresh;
     fresh.customer_id = "M2";
+    fresh.strip_read = true;
     status_customer failing = customer("M3", {"failed"});
     failing.last_error = "HTTP 401 Unauthorized";
     failing.last_error_at = now - 1h;
@@ -116,14 +118,45 @@ TEST_CASE("many customers are split into pages of a bounded size") {
 TEST_CASE("a long strip shows its newest windows and says how many are hidden") {
     status_customer long_history;
     long_history.customer_id = "M1";
-    for (std::size_t i = 0; i < status_strip_max_windows + 30; ++i) {
+    long_history.strip_read = true;
+    const std::size_t windows = 3 * status_strip_max_windows + 30;
+    for (std::size_t i = 0; i < windows; ++i) {
         const auto first = date::local_days{date::year{2000} / 1 / 3} + date::days{7 * int(i)};
-        long_history.windows.push_back({first, first + date::days{7}, "complete", now});
+        add_window(long_history, {first, first + date::days{7}, i < 10 ? "failed" : "complete", now});
+        CHECK(long_history.windows.size() <= 2 * status_strip_max_windows);  // never the whole history
     }
+    trim_strip(long_history);
+    CHECK(long_history.windows.size() == status_strip_max_windows);
+    CHECK(long_history.windows.capacity() == status_strip_max_windows);
+    CHECK(long_history.windows_total == windows);
     const auto page = render_status_page(snapshot_of({long_history}), 1, now);
     CHECK(count_of(page, "<span class=\"w ") == status_strip_max_windows);
-    CHECK(page.find("30 older windows not shown") != std::string::npos);
+    CHECK(page.find(std::to_string(windows - status_strip_max_windows) + " older windows not shown") !=
+          std::string::npos);
     CHECK(page.find("title=\"2000-01-03 to") == std::string::npos);
+    // The newest ones, the last among them.
+    const auto last = date::local_days{date::year{2000} / 1 / 3} + date::days{7 * int(windows - 1)};
+    CHECK(page.find("title=\"" + date::format("%F", last) + " to") != std::string::npos);
+    // Every window is counted, those not shown too.
+    CHECK(page.find(std::to_string(windows - 10) + " fresh, 10 failed") != std::string::npos);
+}
+
+TEST_CASE("a customer whose strip this read did not keep shows its counts, and the page reloads soon for the strip") {
+    status_customer listed;  // a customer of a page not asked for before
+    listed.customer_id = "M1";
+    listed.last_success = now - 90s;
+    add_window(listed, {day(1), day(2), "complete", now - 90s});
+    add_window(listed, {day(2), day(3), "failed", now - 90s});
+    CHECK(listed.windows.empty());
+    const auto page = render_status_page(snapshot_of({listed}), 1, now);
+    CHECK(page.find("<td class=\"counts\">1 fresh, 1 failed</td>") != std::string::npos);
+    CHECK(page.find("Its windows show from the next read of the ledger.") != std::string::npos);
+    CHECK(count_of(page, "<span class=\"w ") == 0);
+    CHECK(page.find("<meta http-equiv=\"refresh\" content=\"5\">") != std::string::npos);
+    // With every strip of the page read, it reloads at its usual pace.
+    const auto whole = render_status_page(snapshot_of({customer("M1", {"complete"})}), 1, now);
+    CHECK(whole.find("<meta http-equiv=\"refresh\" content=\"30\">") != std::string::npos);
+    CHECK(whole.find("next read") == std::string::npos);
 }
 
 TEST_CASE("before the first read the page says it is reading and reloads soon") {
@@ -146,7 +179,11 @@ TEST_CASE("the page number comes from the query, anything odd is page 1") {
 TEST_CASE("the cache reads the database at most once per interval, however often the page is asked for") {
     instant clock = now;
     int reads = 0;
-    status_page_cache cache(5s, [&] { ++reads; }, [&] { return clock; });
+    std::vector<std::size_t> pages_read;
+    status_page_cache cache(5s, [&](std::vector<std::size_t> pages) {
+        ++reads;
+        pages_read = std::move(pages);
+    }, [&] { return clock; });
 
     // The first request starts a read and is answered at once, before it ends.
     CHECK(cache.page("/").find("Reading the ledger") != std::string::npos);
@@ -180,4 +217,31 @@ TEST_CASE("the cache reads the database at most once per interval, however often
     CHECK(reads == 3);
     cache.store(snapshot_of({customer("M1", {"complete"})}));
     CHECK(cache.page("/").find("failed at") == std::string::npos);
+}
+
+TEST_CASE("a read keeps the strips of the pages asked for last, a bounded number of them") {
+    instant clock = now;
+    std::vector<std::vector<std::size_t>> reads;
+    status_page_cache cache(5s, [&](std::vector<std::size_t> pages) { reads.push_back(std::move(pages)); },
+                            [&] { return clock; });
+    cache.page("/?page=3");
+    REQUIRE(reads.size() == 1);
+    CHECK(reads[0] == std::vector<std::size_t>{3});
+    cache.store(snapshot_of({}));
+    // Asked for meanwhile: every page since, the latest first, each once.
+    for (const char* target : {"/", "/?page=2", "/?page=3", "/?page=2"}) cache.page(target);
+    CHECK(reads.size() == 1);
+    clock += 5s;
+    cache.page("/?page=4");
+    REQUIRE(reads.size() == 2);
+    CHECK(reads[1] == std::vector<std::size_t>{4, 2, 3, 1});
+    cache.store(snapshot_of({}));
+    // A client walking every page number cannot make a read keep more.
+    for (std::size_t page = 100; page < 200; ++page) cache.page("/?page=" + std::to_string(page));
+    clock += 5s;
+    cache.page("/?page=7");
+    REQUIRE(reads.size() == 3);
+    CHECK(reads[2].size() == status_pages_kept);
+    CHECK(reads[2].front() == 7);
+    CHECK(reads[2][1] == 199);
 }

@@ -36,6 +36,8 @@ customer_ledger_entry row(std::string customer, date::local_days first, std::str
     return {std::move(customer), entry};
 }
 
+const std::vector<std::size_t> first_page{1};
+
 }  // namespace
 
 TEST_CASE("a complete window past its freshness tier is stale; history and other states keep theirs") {
@@ -55,7 +57,7 @@ TEST_CASE("a complete window past its freshness tier is stale; history and other
     m1.last_error = "HTTP 503";
     m1.last_error_at = now - 1h;
     m1.last_error_kind = "transient";
-    const auto snapshot = build_status_snapshot({m1}, ledger, cfg, now);
+    const auto snapshot = build_status_snapshot({m1}, ledger, cfg, now, first_page);
 
     REQUIRE(snapshot.read_at == now);
     REQUIRE(snapshot.customers.size() == 2);
@@ -80,7 +82,7 @@ TEST_CASE("configured customers without ledger rows and ledger customers no long
     auto cfg = two_customers();
     customer_status gone;
     gone.customer_id = "M0";
-    const auto snapshot = build_status_snapshot({gone}, {row("M0", today, "complete", now)}, cfg, now);
+    const auto snapshot = build_status_snapshot({gone}, {row("M0", today, "complete", now)}, cfg, now, first_page);
     REQUIRE(snapshot.customers.size() == 3);
     CHECK(snapshot.customers[0].customer_id == "M0");
     CHECK_FALSE(snapshot.customers[0].configured);
@@ -88,4 +90,42 @@ TEST_CASE("configured customers without ledger rows and ledger customers no long
     CHECK(snapshot.customers[1].configured);
     CHECK(snapshot.customers[1].windows.empty());
     CHECK(snapshot.customers[2].customer_id == "M2");
+}
+
+TEST_CASE("a snapshot counts every customer's windows but keeps the strips of the pages asked for only") {
+    config cfg = two_customers();
+    cfg.customers.clear();
+    std::vector<customer_status> statuses;
+    std::vector<customer_ledger_entry> ledger;
+    for (int i = 0; i < 120; ++i) {  // pages of 50: 1 to 3
+        customer_status status;
+        status.customer_id = "C" + std::to_string(1000 + i);
+        statuses.push_back(status);
+        for (int week = 0; week < 4; ++week) {
+            ledger.push_back(row(status.customer_id, today - date::days{7 * (60 - week)}, "complete", now));
+        }
+    }
+    // More windows than a strip shows, for a customer of page 3.
+    for (std::size_t week = 4; week < status_strip_max_windows + 20; ++week) {
+        ledger.push_back(row("C1119", today - date::days{7 * (60 - int(week))}, "pending", std::nullopt));
+    }
+    const std::vector<std::size_t> pages{3, 99};  // past the last page: the last
+    const auto snapshot = build_status_snapshot(statuses, ledger, cfg, now, pages);
+    REQUIRE(snapshot.customers.size() == 120);
+    for (std::size_t i = 0; i < 120; ++i) {
+        const status_customer& customer = snapshot.customers[i];
+        INFO(customer.customer_id);
+        CHECK(customer.strip_read == (i >= 100));
+        CHECK(customer.windows.size() == (i < 100 ? 0 : i < 119 ? 4 : status_strip_max_windows));
+    }
+    const status_customer& longest = snapshot.customers[119];
+    CHECK(longest.windows_total == status_strip_max_windows + 20);
+    CHECK(longest.windows.front().first_day == today - date::days{7 * (60 - 20)});  // the newest kept
+    const auto pending = std::find_if(longest.counts.begin(), longest.counts.end(),
+                                      [](const status_state_count& c) { return c.state == "pending"; });
+    REQUIRE(pending != longest.counts.end());
+    CHECK(pending->windows == status_strip_max_windows + 16);
+    CHECK(snapshot.customers[0].windows_total == 4);
+    REQUIRE(snapshot.customers[0].counts.size() == 1);
+    CHECK(snapshot.customers[0].counts[0].windows == 4);
 }
