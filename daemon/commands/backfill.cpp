@@ -149,18 +149,22 @@ private:
         // Every session of the pool plans customers, each taking the next one
         // (one round trip a customer), and a customer's windows start as soon
         // as its own plan is read: thousands of customers or a database far
-        // away keep no fetch waiting for the others' plans. Customers run in
-        // parallel; the client's limiter keeps the total polite.
+        // away keep no fetch waiting for the others' plans. A planner keeps
+        // its session until no customer is left to plan, so planning, and
+        // with it the progress total, ends as soon as it can; the loads of
+        // the windows fetched meanwhile wait for the sessions. Customers run
+        // in parallel; the client's limiter keeps the total polite.
         task_group customers(io_);
         std::size_t next_customer = 0;  // read and moved on io_'s thread only
         auto planner = [&]() -> asio::awaitable<void> {
+            std::optional<db_workers::session> session;
             while (next_customer < customers_selected && !planning_failed_ && !shutdown_.triggered()) {
                 const std::size_t i = next_customer++;
                 const customer_config& customer = *selected_[i];
                 std::vector<ledger_entry>& ledger = ledgers[i];
                 try {
-                    db_workers::session session = co_await db_.checkout();
-                    co_await session.run([&](pqxx::connection& connection) {
+                    if (!session) session = co_await db_.checkout();
+                    co_await session->run([&](pqxx::connection& connection) {
                         ledger = plan_and_read_ledger(connection, cfg_.database.schema, customer.id,
                                                       cfg_.sync.date_criteria, windows,
                                                       cfg_.privacy.rejected_raw_retention);
