@@ -99,7 +99,8 @@ constexpr std::size_t hold_bytes = 4 * 1024 * 1024;
 // Staging tables larger than this on disk (about 16 pages, some 80 small
 // windows' rows, live or dead) are truncated rather than emptied row by row
 // when a load begins staging (sql::window_loader::begin_load says which): the
-// statements that read staging scan its dead rows too.
+// statements that read staging scan its dead rows too. A load that stages more
+// than this many bytes of rows truncates it before its own COMMIT.
 constexpr std::int64_t truncate_staging_above_bytes = 128 * 1024;
 
 // A load whose held comebacks and entities take at most this many formatted
@@ -147,6 +148,7 @@ struct window_loader::impl {
     std::optional<bool> staging_missing;
     bool staging_large = false;  // truncate rather than delete (begin_load)
     bool staging_ready = false;  // created or emptied for this load
+    std::size_t staged_bytes = 0;  // of rows this load sent to staging, as text
     long long entity_seq = 0;
     std::size_t staged = 0;  // comebacks added, duplicates included
     load_counts counts;      // filled in as commit() merges
@@ -291,6 +293,7 @@ struct window_loader::impl {
         if (with_held || !*staging_missing) queue_stage_rows(with_held);
         staging_ready = true;
         if (with_held) {
+            staged_bytes += comebacks.size() + entities.size();
             comebacks.clear();
             entities.clear();
         }
@@ -310,10 +313,15 @@ struct window_loader::impl {
         batch.add_values(s, values, sql::expect_no_rows(s));
     }
 
+    void copy_to_staging(const char* table, const std::vector<std::string>& columns, std::string_view rows) {
+        send_copy(direct(), table, columns, rows);
+        staged_bytes += rows.size();
+    }
+
     void stage_rejections() {
         if (rejections.size() == 0) return;
         ensure_staging(false);
-        send_copy(direct(), "load_rejections", rejection_columns, rejections.view());
+        copy_to_staging("load_rejections", rejection_columns, rejections.view());
         rejections.clear();
     }
 
@@ -322,9 +330,9 @@ struct window_loader::impl {
     // rows go with the statement that makes staging ready.
     void stage_all() {
         ensure_staging(!staging_ready && comebacks.size() + entities.size() <= array_stage_bytes);
-        if (comebacks.size() > 0) send_copy(direct(), "load_comebacks", comeback_columns, comebacks.view());
+        if (comebacks.size() > 0) copy_to_staging("load_comebacks", comeback_columns, comebacks.view());
         comebacks.clear();
-        if (entities.size() > 0) send_copy(direct(), "load_entities", entity_columns, entities.view());
+        if (entities.size() > 0) copy_to_staging("load_entities", entity_columns, entities.view());
         entities.clear();
         stage_rejections();
     }
@@ -506,8 +514,15 @@ struct window_loader::impl {
         commit_batch();
     }
 
-    // COMMIT with the last statements, in one message.
+    // COMMIT with the last statements, in one message. A load that staged
+    // more than a few pages' worth of rows empties staging first: the truncated
+    // files go at commit, not whenever the session next stages, which may be
+    // never (a connection that goes on confirming windows, or sits idle),
+    // while a large window's rows would take the server's disk.
     void commit_batch() {
+        if (static_cast<std::int64_t>(staged_bytes) > truncate_staging_above_bytes) {
+            batch.add_command(sql::window_loader::truncate_staging.text());
+        }
         batch.add_commit();
         batch.send();
         tx.commit();

@@ -96,7 +96,8 @@ ORDER BY comeback_id COLLATE "C", idx DESC
 // truncating empty tables than on loading. Deleted rows leave dead tuples that
 // the statements below scan past, so once the tables take more than a few
 // pages on disk (begin_load says so) the load truncates them first
-// (truncate_staging), once in many small loads and after every large one. The
+// (truncate_staging), once in many small loads; a large load truncates them
+// itself before its COMMIT, so its rows leave the disk with it. The
 // deletes cannot see the rows the same statement adds: it reads one snapshot,
 // taken before. Only a load that stages runs it: a confirmed window pays
 // nothing for it.
