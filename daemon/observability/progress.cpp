@@ -24,7 +24,9 @@ std::string progress_tracker::bar(clock::time_point now, std::size_t width) cons
                                    planning_ ? "+" : "", rows_, rate(now), eta_text(now));
     if (failed_ > 0) tail += fmt::format("  {} failed", failed_);
     const std::size_t room = width > tail.size() + 12 ? width - tail.size() - 2 : 10;
-    const std::size_t filled = total_ == 0 ? room : static_cast<std::size_t>(room * std::min(done_, total_) / total_);
+    // Nothing to do is done; nothing planned yet is not.
+    const std::size_t filled = total_ == 0 ? (planning_ ? 0 : room)
+                                           : static_cast<std::size_t>(room * std::min(done_, total_) / total_);
     return "[" + std::string(filled, '#') + std::string(room - filled, '.') + "]" + tail;
 }
 

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 using namespace comeback;
 using namespace std::chrono_literals;
 
@@ -43,6 +45,9 @@ TEST_CASE("durations read as hours, minutes and seconds") {
 TEST_CASE("while customers are being planned the total grows and the time left is unknown") {
     const auto start = progress_tracker::clock::time_point{} + 1000s;
     auto progress = progress_tracker::while_planning(start);
+    const std::string before_any = progress.bar(start, 80);
+    CHECK(before_any.find(" 0/0+ windows") != std::string::npos);
+    CHECK(std::count(before_any.begin(), before_any.end(), '#') == 0);
     progress.add_windows(3);
     progress.window_done(10, false);
     CHECK(progress.eta_text(start + 1s) == "?");
