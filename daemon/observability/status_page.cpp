@@ -100,7 +100,8 @@ void append_strip(std::string& out, const status_customer& customer) {
     out += "<div class=\"strip\">";
     const std::size_t first =
         windows.size() > status_strip_max_windows ? windows.size() - status_strip_max_windows : 0;
-    const std::size_t hidden = customer.windows_total - (windows.size() - first);
+    const std::size_t shown = windows.size() - first;
+    const std::size_t hidden = customer.windows_total > shown ? customer.windows_total - shown : 0;
     for (std::size_t i = first; i < windows.size(); ++i) {
         const status_window& w = windows[i];
         out += "<span class=\"w ";
