@@ -10,10 +10,14 @@
 //                             server runs them, its answer never arrives
 //   reset                     close every connection
 // When a hold-* pattern is met it prints "held PATTERN".
-//   db-proxy --upstream-port N [--upstream-host H] --port-file F
+//   db-proxy --upstream-port N [--upstream-host H] --port-file F [--delay-ms D]
+// --delay-ms: every piece is forwarded D ms after it arrived, each way (a
+// database D ms away: a round trip costs 2 D more).
 
 #include "support/tcp_proxy.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,18 +28,20 @@
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1", port_file;
     int upstream_port = 0;
+    int delay_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string option = argv[i];
         if (option == "--upstream-host") host = argv[i + 1];
         else if (option == "--upstream-port") upstream_port = std::atoi(argv[i + 1]);
         else if (option == "--port-file") port_file = argv[i + 1];
+        else if (option == "--delay-ms") delay_ms = std::atoi(argv[i + 1]);
         else {
             std::cerr << "db-proxy: unknown option " << option << '\n';
             return 2;
         }
     }
     if (upstream_port <= 0 || port_file.empty()) {
-        std::cerr << "usage: db-proxy --upstream-port N [--upstream-host H] --port-file F\n";
+        std::cerr << "usage: db-proxy --upstream-port N [--upstream-host H] --port-file F [--delay-ms D]\n";
         return 2;
     }
     std::mutex output;
@@ -43,7 +49,8 @@ int main(int argc, char** argv) {
         std::lock_guard lock(output);
         std::cout << line << std::endl;
     };
-    comeback::test::tcp_proxy proxy(host, static_cast<std::uint16_t>(upstream_port));
+    comeback::test::tcp_proxy proxy(host, static_cast<std::uint16_t>(upstream_port), 0,
+                                    std::chrono::milliseconds(std::max(delay_ms, 0)));
     proxy.on_held([&](const std::string& pattern) { say("held " + pattern); });
     {
         const std::string temporary = port_file + ".tmp";

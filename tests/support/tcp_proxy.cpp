@@ -13,7 +13,10 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <set>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -47,14 +50,27 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
     std::function<void(const std::string&)> held_listener;
     std::atomic<std::size_t> open{0};
     std::set<std::shared_ptr<link>> links;
+    std::chrono::milliseconds delay{0};  // set before the first connection
     std::thread thread;
+
+    // One direction of a delayed link: what was read, each piece due `delay`
+    // after it arrived, written in order while later pieces are read.
+    struct delayed {
+        explicit delayed(asio::io_context& io) : wake(io, asio::steady_timer::time_point::max()) {}
+        std::deque<std::pair<asio::steady_timer::time_point, std::string>> pieces;
+        asio::steady_timer wake;  // cancelled when a piece arrives or reading ends
+        bool ended = false;
+    };
 
     // Returns once traffic may flow.
     asio::awaitable<void> pass() {
         while (holding) co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
     }
 
-    asio::awaitable<void> pump(std::shared_ptr<link> l, tcp::socket& from, tcp::socket& to, bool from_client) {
+    // Forwards what `from` sends to `to`, or, with a delay, hands it to
+    // deliver_later through `later`.
+    asio::awaitable<void> pump(std::shared_ptr<link> l, tcp::socket& from, tcp::socket& to, bool from_client,
+                               std::shared_ptr<delayed> later) {
         std::array<char, 16384> buffer;
         for (;;) {
             co_await pass();
@@ -69,9 +85,45 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
                 held_here = deliver_pattern;
                 if (held_listener) held_listener(pattern);
             }
+            if (later) {
+                later->pieces.emplace_back(asio::steady_timer::clock_type::now() + delay,
+                                           std::string(buffer.data(), n));
+                later->wake.cancel();
+                continue;
+            }
             if (!held_here) co_await pass();
             auto [write_error, written] =
                 co_await asio::async_write(to, asio::buffer(buffer.data(), n), asio::as_tuple(asio::use_awaitable));
+            if (write_error) break;
+        }
+        if (later) {
+            later->ended = true;  // the writer closes both once it has written the rest
+            later->wake.cancel();
+            co_return;
+        }
+        boost::system::error_code ignored;
+        from.close(ignored);
+        to.close(ignored);
+        if (links.erase(l) > 0) --open;
+    }
+
+    // Writes what `pump` read for `to`, each piece once it is due.
+    asio::awaitable<void> deliver_later(std::shared_ptr<link> l, std::shared_ptr<delayed> later, tcp::socket& from,
+                                        tcp::socket& to) {
+        for (;;) {
+            if (later->pieces.empty()) {
+                if (later->ended) break;
+                later->wake.expires_at(asio::steady_timer::time_point::max());
+                co_await later->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+                continue;
+            }
+            asio::steady_timer due(io, later->pieces.front().first);
+            co_await due.async_wait(asio::as_tuple(asio::use_awaitable));
+            co_await pass();
+            const std::string piece = std::move(later->pieces.front().second);
+            later->pieces.pop_front();
+            auto [write_error, written] =
+                co_await asio::async_write(to, asio::buffer(piece), asio::as_tuple(asio::use_awaitable));
             if (write_error) break;
         }
         boost::system::error_code ignored;
@@ -89,8 +141,16 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
             auto [connect_error, endpoint] =
                 co_await asio::async_connect(l->server, endpoints, asio::as_tuple(asio::use_awaitable));
             if (!connect_error) {
-                asio::co_spawn(io, pump(l, l->client, l->server, true), asio::detached);
-                asio::co_spawn(io, pump(l, l->server, l->client, false), asio::detached);
+                for (const bool from_client : {true, false}) {
+                    tcp::socket& from = from_client ? l->client : l->server;
+                    tcp::socket& to = from_client ? l->server : l->client;
+                    std::shared_ptr<delayed> later;
+                    if (delay.count() > 0) {
+                        later = std::make_shared<delayed>(io);
+                        asio::co_spawn(io, deliver_later(l, later, from, to), asio::detached);
+                    }
+                    asio::co_spawn(io, pump(l, from, to, from_client, later), asio::detached);
+                }
                 co_return;
             }
         }
@@ -111,8 +171,10 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
     }
 };
 
-tcp_proxy::tcp_proxy(std::string upstream_host, std::uint16_t upstream_port, std::uint16_t listen_port)
+tcp_proxy::tcp_proxy(std::string upstream_host, std::uint16_t upstream_port, std::uint16_t listen_port,
+                     std::chrono::milliseconds delay)
     : impl_(std::make_shared<impl>(std::move(upstream_host), upstream_port, listen_port)) {
+    impl_->delay = delay;
     asio::co_spawn(impl_->io, impl_->accept(), asio::detached);
     impl_->thread = std::thread([state = impl_] { state->io.run(); });
 }

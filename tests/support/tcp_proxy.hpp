@@ -15,6 +15,7 @@
 //
 // Runs on a thread of its own; every method may be called from any thread.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,8 +26,11 @@ namespace comeback::test {
 class tcp_proxy {
 public:
     // Listens on 127.0.0.1 (`listen_port` 0: any free port) and forwards to
-    // upstream_host:upstream_port. Throws std::system_error when it cannot bind.
-    tcp_proxy(std::string upstream_host, std::uint16_t upstream_port, std::uint16_t listen_port = 0);
+    // upstream_host:upstream_port, each piece `delay` after it arrived (a
+    // network's latency each way: pieces keep flowing meanwhile; 0: at once).
+    // Throws std::system_error when it cannot bind.
+    tcp_proxy(std::string upstream_host, std::uint16_t upstream_port, std::uint16_t listen_port = 0,
+              std::chrono::milliseconds delay = std::chrono::milliseconds{0});
     ~tcp_proxy();
     tcp_proxy(const tcp_proxy&) = delete;
     tcp_proxy& operator=(const tcp_proxy&) = delete;
