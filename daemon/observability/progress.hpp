@@ -26,7 +26,6 @@ public:
     // Windows of a customer just planned.
     void add_windows(std::uint64_t windows) { total_ += windows; }
     void all_planned() { planning_ = false; }
-    bool planning() const { return planning_; }
 
     void window_done(std::uint64_t rows, bool failed) {
         ++done_;

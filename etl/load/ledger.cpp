@@ -61,15 +61,12 @@ ledger_entry ledger_entry_of(const pqxx::row& row) {
     return entry;
 }
 
-void use_schema(pqxx::transaction_base& tx, std::string_view schema) {
+// The transaction's search_path, by sql::use_schema or, for a read that
+// scans the whole ledger, sql::ledger::use_schema_without_jit.
+void use_schema(pqxx::transaction_base& tx, std::string_view schema,
+                const sql::statement& setting = sql::use_schema) {
     check_schema_name(schema);
-    sql::exec1(tx, sql::use_schema, std::string(schema));
-}
-
-// For a read that scans the whole ledger (sql::ledger::use_schema_without_jit).
-void read_whole_ledger(pqxx::transaction_base& tx, std::string_view schema) {
-    check_schema_name(schema);
-    sql::exec1(tx, sql::ledger::use_schema_without_jit, std::string(schema));
+    sql::exec1(tx, setting, std::string(schema));
 }
 
 // One attempt's columns (sql::ledger::record_attempt $7..$31); an empty
@@ -208,7 +205,7 @@ void for_each_ledger_window(pqxx::connection& connection, std::string_view schem
     check_schema_name(schema);
     chunk_rows = std::max<std::size_t>(chunk_rows, 1);
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx{connection, "read all ledgers"};
-    read_whole_ledger(tx, schema);
+    use_schema(tx, schema, sql::ledger::use_schema_without_jit);
     customer_ledger_entry window;
     int first_day = 0;
     int end_day = 0;  // with customer "", before every window
@@ -234,7 +231,7 @@ std::vector<customer_status> read_sync_status(pqxx::connection& connection,
                                               std::string_view schema) {
     check_schema_name(schema);
     pqxx::read_transaction tx{connection, "read sync status"};
-    read_whole_ledger(tx, schema);
+    use_schema(tx, schema, sql::ledger::use_schema_without_jit);
     auto result = sql::exec(tx, sql::ledger::read_sync_status);
     std::vector<customer_status> statuses;
     statuses.reserve(result.size());

@@ -62,6 +62,14 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
         bool ended = false;
     };
 
+    // Closes both sides of `l` (whichever are open) and forgets it.
+    void end(const std::shared_ptr<link>& l) {
+        boost::system::error_code ignored;
+        l->client.close(ignored);
+        l->server.close(ignored);
+        if (links.erase(l) > 0) --open;
+    }
+
     // Returns once traffic may flow.
     asio::awaitable<void> pass() {
         while (holding) co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -101,15 +109,11 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
             later->wake.cancel();
             co_return;
         }
-        boost::system::error_code ignored;
-        from.close(ignored);
-        to.close(ignored);
-        if (links.erase(l) > 0) --open;
+        end(l);
     }
 
     // Writes what `pump` read for `to`, each piece once it is due.
-    asio::awaitable<void> deliver_later(std::shared_ptr<link> l, std::shared_ptr<delayed> later, tcp::socket& from,
-                                        tcp::socket& to) {
+    asio::awaitable<void> deliver_later(std::shared_ptr<link> l, std::shared_ptr<delayed> later, tcp::socket& to) {
         for (;;) {
             if (later->pieces.empty()) {
                 if (later->ended) break;
@@ -126,10 +130,7 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
                 co_await asio::async_write(to, asio::buffer(piece), asio::as_tuple(asio::use_awaitable));
             if (write_error) break;
         }
-        boost::system::error_code ignored;
-        from.close(ignored);
-        to.close(ignored);
-        if (links.erase(l) > 0) --open;
+        end(l);
     }
 
     asio::awaitable<void> serve(std::shared_ptr<link> l) {
@@ -147,16 +148,14 @@ struct tcp_proxy::impl : std::enable_shared_from_this<impl> {
                     std::shared_ptr<delayed> later;
                     if (delay.count() > 0) {
                         later = std::make_shared<delayed>(io);
-                        asio::co_spawn(io, deliver_later(l, later, from, to), asio::detached);
+                        asio::co_spawn(io, deliver_later(l, later, to), asio::detached);
                     }
                     asio::co_spawn(io, pump(l, from, to, from_client, later), asio::detached);
                 }
                 co_return;
             }
         }
-        boost::system::error_code ignored;
-        l->client.close(ignored);
-        if (links.erase(l) > 0) --open;
+        end(l);
     }
 
     asio::awaitable<void> accept() {
