@@ -84,6 +84,8 @@ public:
         state_.client = std::make_shared<vitec_client>(io_.get_executor(), cfg.vitec);
         state_.client->count_request_starts(request_starts_);
         metrics_.watch_request_starts(request_starts_);
+        db_.count_checkouts(database_checkouts_);
+        metrics_.watch_database_checkouts(database_checkouts_);
         state_.db = &db_;
         state_.gate = &gate_;
         state_.database = &database_;
@@ -351,7 +353,9 @@ private:
     shutdown_signal shutdown_;
     metrics_registry metrics_;
     // The request limiter's starts, for /metrics; shared by the client a reload makes.
-    const std::shared_ptr<request_start_stats> request_starts_ = std::make_shared<request_start_stats>();
+    const std::shared_ptr<wait_stats> request_starts_ = std::make_shared<wait_stats>();
+    // The database pool's checkouts, for /metrics.
+    const std::shared_ptr<wait_stats> database_checkouts_ = std::make_shared<wait_stats>();
     database_monitor database_;
     std::optional<status_page_cache> status_page_;
     std::optional<metrics_server> server_;

@@ -159,9 +159,14 @@ void metrics_registry::observe(histogram& h, double seconds) {
     h.sum += seconds;
 }
 
-void metrics_registry::watch_request_starts(std::shared_ptr<const request_start_stats> stats) {
+void metrics_registry::watch_request_starts(std::shared_ptr<const wait_stats> stats) {
     std::lock_guard lock(mutex_);
     request_starts_ = std::move(stats);
+}
+
+void metrics_registry::watch_database_checkouts(std::shared_ptr<const wait_stats> stats) {
+    std::lock_guard lock(mutex_);
+    database_checkouts_ = std::move(stats);
 }
 
 void metrics_registry::set_database(bool up, std::string reason, std::optional<clock::time_point> last_ok) {
@@ -323,17 +328,37 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
            "1 while the database answers and some customer succeeded within 3 poll intervals, else 0 (/healthz).");
     line("healthy", "", "", health_locked(now).healthy ? 1 : 0);
 
+    // A bounded resource's waits (model/wait_stats.hpp): how many wait now,
+    // how many were given it, and their waits in all.
+    struct wait_series {
+        std::string_view waiting, started, wait_seconds;     // names
+        std::string_view waiting_help, started_help, wait_help;
+    };
+    auto waits = [&](const wait_stats& stats, const wait_series& names) {
+        header(out, names.waiting, "gauge", names.waiting_help);
+        line(names.waiting, "", "", stats.waiting.load(std::memory_order_relaxed));
+        header(out, names.started, "counter", names.started_help);
+        line(names.started, "", "", stats.started.load(std::memory_order_relaxed));
+        header(out, names.wait_seconds, "counter", names.wait_help);
+        line(names.wait_seconds, "", "",
+             number(static_cast<double>(stats.wait_microseconds.load(std::memory_order_relaxed)) / 1e6));
+    };
     if (request_starts_) {
-        header(out, "requests_waiting", "gauge",
+        waits(*request_starts_,
+              {"requests_waiting", "requests_started_total", "request_start_wait_seconds_total",
                "Requests waiting for their start at the request limiter (a free slot, or the next start "
-               "vitec.max_requests_per_second allows).");
-        line("requests_waiting", "", "", request_starts_->waiting.load(std::memory_order_relaxed));
-        header(out, "requests_started_total", "counter", "Requests the request limiter started.");
-        line("requests_started_total", "", "", request_starts_->started.load(std::memory_order_relaxed));
-        header(out, "request_start_wait_seconds_total", "counter",
-               "Seconds the started requests waited for their start at the request limiter, in all.");
-        line("request_start_wait_seconds_total", "", "",
-             number(static_cast<double>(request_starts_->wait_microseconds.load(std::memory_order_relaxed)) / 1e6));
+               "vitec.max_requests_per_second allows).",
+               "Requests the request limiter started.",
+               "Seconds the started requests waited for their start at the request limiter, in all."});
+    }
+    if (database_checkouts_) {
+        waits(*database_checkouts_,
+              {"database_sessions_waiting", "database_sessions_started_total",
+               "database_session_wait_seconds_total",
+               "Database work (loads, fetch tickets, ledger reads) waiting for a session of the pool now "
+               "(every one of database.pool_size in use, or waiting for one to come back).",
+               "Database sessions the pool handed out.",
+               "Seconds the handed-out sessions waited for the pool, in all."});
     }
 
     header(out, "metrics_connections_open", "gauge", "Connections open to the /metrics listener.");

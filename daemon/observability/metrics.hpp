@@ -30,6 +30,11 @@
 //                                             next start max_requests_per_second allows)
 //   requests_started_total                    counter; requests the limiter started
 //   request_start_wait_seconds_total          counter; the time they waited for it
+//   database_sessions_waiting                 gauge, database work waiting for a session
+//                                             of the pool now (all database.pool_size
+//                                             out, or one about to come back)
+//   database_sessions_started_total           counter; sessions the pool handed out
+//   database_session_wait_seconds_total       counter; the time they waited for one
 //   metrics_connections_open                  gauge, connections open to the listener
 //   metrics_connections_dropped_total{reason} counter; connections the listener closed
 //                                             unanswered: limit (max_connections) or
@@ -70,7 +75,7 @@
 #include <vector>
 
 #include "config/values.hpp"
-#include "fetch/request_stats.hpp"
+#include "model/wait_stats.hpp"
 
 namespace comeback {
 
@@ -133,9 +138,12 @@ public:
 
     health_status health(clock::time_point now = clock::now()) const;
 
-    // Where the request limiter counts its starts (fetch/request_stats.hpp);
+    // Where the request limiter counts its starts (model/wait_stats.hpp);
     // read at each render. Null: the three series are absent.
-    void watch_request_starts(std::shared_ptr<const request_start_stats> stats);
+    void watch_request_starts(std::shared_ptr<const wait_stats> stats);
+    // Where the database pool counts its checkouts (sync/db_workers.hpp,
+    // count_checkouts); read at each render. Null: the three series are absent.
+    void watch_database_checkouts(std::shared_ptr<const wait_stats> stats);
 
     // The /metrics listener's own connections and answers (metrics_server).
     void listener_connections_open(std::size_t open);
@@ -192,7 +200,8 @@ private:
     std::string database_reason_;
     clock::time_point database_down_since_{};
     std::optional<clock::time_point> database_last_ok_;
-    std::shared_ptr<const request_start_stats> request_starts_;
+    std::shared_ptr<const wait_stats> request_starts_;
+    std::shared_ptr<const wait_stats> database_checkouts_;
     struct listener_series {
         std::size_t open = 0;
         std::uint64_t dropped_limit = 0;

@@ -83,6 +83,7 @@ struct db_workers::shared_state {
     std::size_t out = 0;
     std::deque<asio::steady_timer*> reuse_waiters;
     steady::time_point last_growth{};  // when a checkout last went without a connection
+    std::shared_ptr<wait_stats> stats;  // the checkouts and their waits; null: not counted
 
     // Waits until a session gives a connection back, or `until`.
     asio::awaitable<void> wait_for_a_returned_connection(steady::time_point until) {
@@ -180,7 +181,13 @@ std::optional<std::string> db_workers::stalled(steady::time_point now) const {
 }
 
 asio::awaitable<db_workers::session> db_workers::checkout() {
-    co_await state_->slots.async_send(boost::system::error_code{}, asio::use_awaitable);
+    // Counted while it waits for a slot or for a connection to come back,
+    // however the wait ends (the frame may be destroyed while suspended).
+    std::optional<counted_wait> counted;
+    if (!state_->slots.try_send(boost::system::error_code{})) {
+        counted.emplace(state_->stats);
+        co_await state_->slots.async_send(boost::system::error_code{}, asio::use_awaitable);
+    }
     session taken;
     taken.state_ = state_;
     taken.counted_ = true;
@@ -199,8 +206,11 @@ asio::awaitable<db_workers::session> db_workers::checkout() {
     while (!take_idle() && state_->out > 1) {
         const auto until = std::max(entered, state_->last_growth) + reuse_wait;
         if (steady::now() >= until) break;
+        if (!counted) counted.emplace(state_->stats);
         co_await state_->wait_for_a_returned_connection(until);
     }
+    counted.reset();
+    if (state_->stats) ++state_->stats->started;
     if (!taken.connection_) state_->last_growth = steady::now();  // it opens one at its first run()
     std::lock_guard lock(state_->idle_mutex);
     state_->take_lane(taken);
@@ -216,6 +226,8 @@ void db_workers::adopt(std::unique_ptr<database_connection> connection) {
     }
     state_->wake_a_waiter();
 }
+
+void db_workers::count_checkouts(std::shared_ptr<wait_stats> stats) { state_->stats = std::move(stats); }
 
 db_workers::session db_workers::dedicated() {
     session taken;

@@ -15,6 +15,7 @@
 
 #include "config/config.hpp"
 #include "load/pqxx_fwd.hpp"
+#include "model/wait_stats.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -107,6 +108,10 @@ public:
     // check), to be used as if the pool had opened it. Call from the
     // io_context's thread, or before it runs.
     void adopt(std::unique_ptr<database_connection> connection);
+    // From now on counts the checkouts, those waiting now and their waits
+    // (for a slot, or for a connection to come back), into `stats`
+    // (model/wait_stats.hpp). Call from the io_context's thread, or before it runs.
+    void count_checkouts(std::shared_ptr<wait_stats> stats);
     // A session outside the bound, for long-lived holders (the lease keeper).
     session dedicated();
 

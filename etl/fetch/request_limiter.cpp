@@ -45,7 +45,7 @@ struct request_limiter::state : std::enable_shared_from_this<state> {
     net::steady_timer refill_timer;
     bool refill_pending = false;
     bool closed = false;
-    std::shared_ptr<request_start_stats> stats;  // null: not counted
+    std::shared_ptr<wait_stats> stats;  // null: not counted
     std::map<std::string, std::deque<std::shared_ptr<waiter>>> queues;
     std::deque<std::string> turn_order;  // keys with waiters, next turn first
 
@@ -137,7 +137,7 @@ request_limiter::request_limiter(net::any_io_executor executor, unsigned max_con
 
 request_limiter::~request_limiter() { state_->close(); }
 
-void request_limiter::count_into(std::shared_ptr<request_start_stats> stats) { state_->stats = std::move(stats); }
+void request_limiter::count_into(std::shared_ptr<wait_stats> stats) { state_->stats = std::move(stats); }
 
 net::awaitable<request_limiter::permit> request_limiter::acquire(std::string key) {
     auto owner = state_;
@@ -147,19 +147,7 @@ net::awaitable<request_limiter::permit> request_limiter::acquire(std::string key
     if (!w->granted) {
         // Counted while it waits, however the wait ends (the frame may be
         // destroyed while suspended, at shutdown).
-        struct counted_wait {
-            std::shared_ptr<request_start_stats> stats;
-            clock_type::time_point asked = clock_type::now();
-            explicit counted_wait(std::shared_ptr<request_start_stats> s) : stats(std::move(s)) {
-                if (stats) ++stats->waiting;
-            }
-            ~counted_wait() {
-                if (!stats) return;
-                --stats->waiting;
-                stats->wait_microseconds +=
-                    std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - asked).count();
-            }
-        } counted(owner->stats);
+        counted_wait counted(owner->stats);
         co_await w->wakeup.async_wait(net::as_tuple(net::use_awaitable));
     }
     if (!w->granted)

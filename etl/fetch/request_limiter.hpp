@@ -14,7 +14,7 @@
 //
 // Used from one thread at a time (see vitec_client.hpp).
 
-#include "fetch/request_stats.hpp"
+#include "model/wait_stats.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -54,7 +54,7 @@ public:
 
     // Counts the requests waiting for a start and their waits into `stats`
     // (null: nowhere) from now on.
-    void count_into(std::shared_ptr<request_start_stats> stats);
+    void count_into(std::shared_ptr<wait_stats> stats);
 
     // Waits until this key's turn comes and a slot and a token are free.
     // Throws boost::system::system_error (operation_aborted) if the limiter is

@@ -568,7 +568,7 @@ std::string vitec_client::target_for(const window_request& request) const {
 
 std::uint64_t vitec_client::connections_opened() const { return impl_->opened; }
 
-void vitec_client::count_request_starts(std::shared_ptr<request_start_stats> stats) {
+void vitec_client::count_request_starts(std::shared_ptr<wait_stats> stats) {
     impl_->limiter.count_into(std::move(stats));
 }
 

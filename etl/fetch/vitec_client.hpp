@@ -11,7 +11,7 @@
 #include "config/config.hpp"
 #include "config/secret.hpp"
 #include "fetch/outcome.hpp"
-#include "fetch/request_stats.hpp"
+#include "model/wait_stats.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -87,8 +87,8 @@ public:
     std::uint64_t connections_opened() const;
 
     // Counts the requests waiting for their start at the client's limiter,
-    // and their waits, into `stats` (fetch/request_stats.hpp).
-    void count_request_starts(std::shared_ptr<request_start_stats> stats);
+    // and their waits, into `stats` (model/wait_stats.hpp).
+    void count_request_starts(std::shared_ptr<wait_stats> stats);
 
 private:
     struct impl;

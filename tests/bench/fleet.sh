@@ -97,8 +97,9 @@ fleet_connections_sql="(SELECT count(*) FROM pg_stat_activity
 # fc_requests (what the server answered meanwhile: windows fetched first, and
 # again where their interval passed before the cycle ended).
 fleet_first_cycle() {
+    local config=${1:-$work/fleet.yaml}
     local start done_at sample complete total customers connections fake_t0 requests_t0 deadline count_from
-    fresh_database "$fleet_db" "$work/fleet.yaml"
+    fresh_database "$fleet_db" "$config"
     fake_t0=$(ticks "$fleet_fake_pid")
     requests_t0=$(fake_stat "$fleet_url" requests)
     fc_connections=0 fc_incomplete=
@@ -106,7 +107,7 @@ fleet_first_cycle() {
     deadline=$(calc "$(now) + 20 * $fleet_windows / $fleet_rate + 120" 0)
     start=$(now)
     count_from=$(calc "$start + 0.9 * $fleet_windows / $fleet_rate" 2)
-    fleet_start_daemon "$work/fleet.yaml"
+    fleet_start_daemon "$config"
     while :; do
         sleep 0.5
         fleet_alive
@@ -153,6 +154,11 @@ fleet_first_cycle() {
     fc_peak_kib=$(peak_rss_kib "$fleet_pid")
     fc_fake_cpu=$(calc "($(ticks "$fleet_fake_pid") - $fake_t0) / $clk_tck / $fc_s * 100" 0)
     fc_requests=$(($(fake_stat "$fleet_url" requests) - requests_t0))
+    # The mean wait of database work for a session of the pool (/metrics).
+    fc_session_wait_ms=$(curl -sS --fail --max-time 30 "http://127.0.0.1:$fleet_metrics_port/metrics" |
+        awk '/^comeback_sync_database_session_wait_seconds_total / { w = $2 }
+             /^comeback_sync_database_sessions_started_total / { n = $2 }
+             END { if (n > 0) printf "%.1f", w * 1000 / n; else print "?" }')
     # Where a window's time went, as the ledger records it (the last load of each).
     read -r fc_fetch_ms fc_load_ms fc_load_p99_ms < <(sql -d "$fleet_db" -F ' ' -c "
         SELECT round(avg(fetch_ms)), round(avg(load_ms)),
@@ -240,6 +246,46 @@ fleet_scrape() {
     mx_lines=$(wc -l <"$work/fleet-metrics.txt")
 }
 
+# ---------------------------------------------------------------- 7. a database far away
+# The first cycle again with every database round trip fleet_far_delay_ms
+# longer each way (db-proxy), first with the pool left to its default, then
+# with database.pool_size fleet_far_pool: a load holds its session for its
+# round trips, so the pool, not Vitec, can set the pace. fleet_far_database FLOOR_S
+fleet_far_database() {
+    local floor_s=$1 proxy_port pool config label
+    # It runs until its input ends: a FIFO this shell holds open, closed below.
+    rm -f "$work/far-proxy.in" "$work/far-proxy.port"
+    mkfifo "$work/far-proxy.in"
+    "$proxy_bin" --upstream-port "$PGPORT" --port-file "$work/far-proxy.port" --delay-ms "$fleet_far_delay_ms" \
+        <"$work/far-proxy.in" >"$work/far-proxy.log" 2>&1 &
+    local proxy_pid=$! proxy_fd tries
+    pids+=("$proxy_pid")
+    exec {proxy_fd}>"$work/far-proxy.in"
+    for ((tries = 0; tries < 100; tries++)); do
+        [[ -s $work/far-proxy.port ]] && break
+        kill -0 "$proxy_pid" 2>/dev/null || { cat "$work/far-proxy.log" >&2; fail "db-proxy exited"; }
+        sleep 0.1
+    done
+    proxy_port=$(cat "$work/far-proxy.port")
+    for pool in default "$fleet_far_pool"; do
+        config="$work/fleet-far-$pool.yaml"
+        sed "s|^  conninfo: .*|  conninfo: \"host=127.0.0.1 port=$proxy_port dbname=$fleet_db\"|" "$work/fleet.yaml" >"$config"
+        label="the pool left to its default ($fleet_pool_size)"
+        if [[ $pool != default ]]; then
+            sed -i "s|^  schema: \(.*\)$|  schema: \1\n  pool_size: $pool|" "$config"
+            label="\`database.pool_size: $pool\`"
+        fi
+        say "7. fleet: the first cycle with the database $fleet_far_delay_ms ms away each way, $label"
+        fleet_first_cycle "$config"
+        fleet_stop_daemon
+        local figure="$fc_s s"
+        [[ -n $fc_incomplete ]] && figure="not finished after $fc_s s ($fc_incomplete)"
+        row 7 "| 7 | fleet, first cycle, the database $fleet_far_delay_ms ms away each way (\`db-proxy --delay-ms\`), $label | $figure (a window: fetch $fc_fetch_ms ms, load $fc_load_ms ms; database work waited $fc_session_wait_ms ms for a session, mean; $fc_connections connections) | requests / rate $floor_s s | $(calc "$fc_s / $floor_s")x the floor | (no goal; how far the database is sets the pool a fleet needs) | |"
+    done
+    exec {proxy_fd}>&-
+    wait "$proxy_pid" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- the whole fleet part
 fleet_bench() {
     say "7. fleet: the first cycle of $fleet_customers customers, production durability"
@@ -258,7 +304,7 @@ fleet_bench() {
     row 7 "| 7 | fleet, first cycle: $fleet_customers customers x $fleet_rows comebacks, \`window: 14d\`, \`lookback: 7d\`, \`horizon: 21d\` ($fleet_windows requests), $fleet_latency_ms ms a request, $fleet_rate requests/s, $fleet_concurrency concurrent: until every fresh window is complete | $figure | requests / rate $floor_s s | ${ratio}x the floor | <= 1.1x | $(verdict "$ratio <= 1.1") |"
     row 7 "| 7 | fleet, first cycle: peak RSS | $(mib "$fc_peak_kib") MiB | \`comeback-sync --version\` $(mib "$version_kib") MiB | $(calc "$fc_peak_kib / $version_kib")x | < 64 MiB | $(verdict "$fc_peak_kib < 65536") |"
     row 7 "| 7 | fleet, first cycle: database connections, most at once (\`pg_stat_activity\`, every 0.5 s) | $fc_connections | the bound: \`database.pool_size\` + 2 = $fleet_connection_bound | | <= the bound | $(verdict "$fc_connections <= $fleet_connection_bound") |"
-    row 7 "| 7 | fleet, first cycle: a window's time in the ledger, mean (\`fetch_ms\`, \`load_ms\`) | fetch $fc_fetch_ms ms, load $fc_load_ms ms (99th percentile $fc_load_p99_ms ms) | the server's latency $fleet_latency_ms ms | | | |"
+    row 7 "| 7 | fleet, first cycle: a window's time in the ledger, mean (\`fetch_ms\`, \`load_ms\`) | fetch $fc_fetch_ms ms, load $fc_load_ms ms (99th percentile $fc_load_p99_ms ms); database work waited $fc_session_wait_ms ms for a session, mean | the server's latency $fleet_latency_ms ms | | | |"
     row 7 "| 7 | fleet, first cycle: comeback-sync's own CPU | $fc_cpu_s s ($(calc "$fc_cpu_s * 1000 / $fc_requests" 2) CPU-ms a request; $fc_requests requests for $fleet_windows windows) | wall time $fc_s s; fake server $fc_fake_cpu % of a core | $(calc "$fc_cpu_s / $fc_s * 100" 0) % of a core | | |"
 
     say "8. fleet: steady state for $fleet_steady_s s, poll_interval $fleet_poll"
@@ -302,4 +348,6 @@ fleet_bench() {
     figure="$fc_s s"
     [[ -n $fc_incomplete ]] && figure="not finished after $fc_s s ($fc_incomplete)"
     row 7 "| 7 | fleet, first cycle, **throwaway settings** | $figure (peak RSS $(mib "$fc_peak_kib") MiB, $fc_connections connections, own CPU $fc_cpu_s s; a window: fetch $fc_fetch_ms ms, load $fc_load_ms ms) | requests / rate $floor_s s | $(calc "$fc_s / $floor_s")x the floor | (for comparison) | |"
+
+    fleet_far_database "$floor_s"
 }

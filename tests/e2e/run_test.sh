@@ -36,6 +36,12 @@ started_before=$(sed -n 's/^comeback_sync_requests_started_total \([0-9]*\)$/\1/
 grep -q '^comeback_sync_requests_waiting [0-9]*$' <<<"$metrics" || fail "/metrics has no requests_waiting"
 grep -q '^comeback_sync_request_start_wait_seconds_total [0-9.e+-]*$' <<<"$metrics" ||
     fail "/metrics has no request_start_wait_seconds_total"
+# The database pool's sessions and waits (the sign that database.pool_size bounds the pace).
+sessions=$(sed -n 's/^comeback_sync_database_sessions_started_total \([0-9]*\)$/\1/p' <<<"$metrics")
+((${sessions:-0} >= 1)) || fail "/metrics counts no database sessions: $(grep database_ <<<"$metrics")"
+grep -q '^comeback_sync_database_sessions_waiting [0-9]*$' <<<"$metrics" || fail "/metrics has no database_sessions_waiting"
+grep -q '^comeback_sync_database_session_wait_seconds_total [0-9.e+-]*$' <<<"$metrics" ||
+    fail "/metrics has no database_session_wait_seconds_total"
 health=$(curl -sS -w ' %{http_code}' "http://127.0.0.1:$metrics_port/healthz")
 [[ "$health" == $'ok\n 200' ]] || fail "/healthz answered: $health"
 echo "ok: /metrics and /healthz answer"

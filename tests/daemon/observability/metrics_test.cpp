@@ -45,9 +45,10 @@ TEST_CASE("every rendered line is a comment or a valid sample, and every metric 
     registry.count_request("odd \"id\"\\\n", "transient");
     registry.window_succeeded("M1", {.inserted = 3}, 0.2s, t0 + 10s);
     registry.window_failed("odd \"id\"\\\n", 40s);
-    auto starts = std::make_shared<request_start_stats>();
+    auto starts = std::make_shared<wait_stats>();
     starts->wait_microseconds = 1'234'567;
     registry.watch_request_starts(starts);
+    registry.watch_database_checkouts(std::make_shared<wait_stats>());
 
     const auto text = registry.render_prometheus(t0 + 20s);
     const std::regex sample(
@@ -313,7 +314,7 @@ TEST_CASE("a customer without a success 3 poll intervals after it was configured
 TEST_CASE("the request limiter's waiting requests and their waits are shown once it is watched") {
     metrics_registry registry(300s, t0);
     CHECK(registry.render_prometheus(t0).find("requests_waiting") == std::string::npos);
-    auto stats = std::make_shared<request_start_stats>();
+    auto stats = std::make_shared<wait_stats>();
     stats->waiting = 3;
     stats->started = 120;
     stats->wait_microseconds = 2'500'000;
@@ -328,4 +329,24 @@ TEST_CASE("the request limiter's waiting requests and their waits are shown once
     text = registry.render_prometheus(t0);
     CHECK(has_line(text, "comeback_sync_requests_waiting 0"));
     CHECK(has_line(text, "comeback_sync_requests_started_total 123"));
+}
+
+TEST_CASE("the database pool's waiting work and its waits are shown once it is watched") {
+    metrics_registry registry(300s, t0);
+    CHECK(registry.render_prometheus(t0).find("database_session") == std::string::npos);
+    auto stats = std::make_shared<wait_stats>();
+    stats->waiting = 4;
+    stats->started = 900;
+    stats->wait_microseconds = 1'250'000;
+    registry.watch_database_checkouts(stats);
+    auto text = registry.render_prometheus(t0);
+    CHECK(has_line(text, "comeback_sync_database_sessions_waiting 4"));
+    CHECK(has_line(text, "comeback_sync_database_sessions_started_total 900"));
+    CHECK(has_line(text, "comeback_sync_database_session_wait_seconds_total 1.25"));
+    CHECK(has_line(text, "# TYPE comeback_sync_database_sessions_waiting gauge"));
+    CHECK(has_line(text, "# TYPE comeback_sync_database_session_wait_seconds_total counter"));
+    // The request limiter's series are apart: not watched, not shown.
+    CHECK(text.find("requests_waiting") == std::string::npos);
+    stats->waiting = 0;
+    CHECK(has_line(registry.render_prometheus(t0), "comeback_sync_database_sessions_waiting 0"));
 }

@@ -337,6 +337,45 @@ TEST_CASE("calls that keep their connections busy still grow the pool to its bou
     workers.stop();
 }
 
+TEST_CASE("the pool counts its checkouts, those waiting for a session and how long they waited") {
+    pool_case pool;
+    auto& [db, io, config] = pool;
+    db_workers workers(io.get_executor(), config, 2, 2);
+    auto stats = std::make_shared<wait_stats>();
+    workers.count_checkouts(stats);
+    // Four at once on a pool of two, each holding its session 0.2 s: two
+    // wait for a slot, and while they do the gauge says so.
+    std::vector<std::uint64_t> waiting_seen;
+    for (int i = 0; i < 4; ++i) {
+        boost::asio::co_spawn(
+            io,
+            [&]() -> boost::asio::awaitable<void> {
+                db_workers::session session = co_await workers.checkout();
+                co_await session.run([](pqxx::connection& c) { pqxx::nontransaction{c}.exec("SELECT pg_sleep(0.2)"); });
+                waiting_seen.push_back(stats->waiting.load());
+            },
+            boost::asio::detached);
+    }
+    io.run();
+    CHECK(stats->started == 4);
+    CHECK(stats->waiting == 0);
+    REQUIRE(waiting_seen.size() == 4);
+    // The first two end with the other two waiting for their slots.
+    CHECK(waiting_seen[0] + waiting_seen[1] >= 2);
+    // Two waits of a call each (0.2 s, or a connection's start beside it).
+    CHECK(stats->wait_microseconds >= 2 * 190'000);
+    CHECK(stats->wait_microseconds < 2'000'000);
+    // A checkout that finds a connection idle does not wait.
+    const auto waited = stats->wait_microseconds.load();
+    run(io, [&]() -> boost::asio::awaitable<void> {
+        db_workers::session session = co_await workers.checkout();
+        co_await session.run([](pqxx::connection& c) { pqxx::nontransaction{c}.exec("SELECT 1"); });
+    }());
+    CHECK(stats->started == 5);
+    CHECK(stats->wait_microseconds == waited);
+    workers.stop();
+}
+
 TEST_CASE("a connection handed to the pool serves its first session") {
     pool_case pool;
     auto& [db, io, config] = pool;

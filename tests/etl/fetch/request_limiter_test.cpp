@@ -167,7 +167,7 @@ TEST_CASE("a quiet spell earns no burst: after it, starts are spaced again") {
 TEST_CASE("the limiter counts the requests waiting for a start, the starts and their waits") {
     net::io_context io;
     request_limiter limiter(io.get_executor(), 1, 20);  // a start every 50 ms, one at a time
-    auto stats = std::make_shared<request_start_stats>();
+    auto stats = std::make_shared<wait_stats>();
     limiter.count_into(stats);
     std::vector<std::uint64_t> waiting_seen;
     for (int i = 0; i < 3; ++i) {
