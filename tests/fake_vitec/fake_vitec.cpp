@@ -114,7 +114,9 @@ struct queued_fault {
 
 struct server_state {
     fake::dataset_options data_options;
-    std::unique_ptr<fake::dataset> data;
+    // Shared with the responses being sent: a generation change mid-body
+    // replaces it here while they finish from the one they began with.
+    std::shared_ptr<const fake::dataset> data;
     // Per (customer, criterion) of the current generation, built on first use:
     // a window then costs the rows in it, not the customer's whole data set.
     std::map<std::pair<std::size_t, fake::date_criterion>, fake::date_index> indexes;
@@ -404,13 +406,14 @@ net::awaitable<void> handle_control(Stream& stream, server_state& state, const b
             co_await send(stream, http::status::ok, "application/json", "{}", keep_alive);
         } else if (path == "/_control/generation") {
             state.data_options.generation = static_cast<unsigned>(std::stoul(param(url, "value").value_or("0")));
-            state.data = std::make_unique<fake::dataset>(state.data_options);
+            state.data = std::make_shared<const fake::dataset>(state.data_options);
             state.indexes.clear();
             state.cache.clear();
             state.cache_bytes = 0;
             co_await send(stream, http::status::ok, "application/json", "{}", keep_alive);
         } else if (path == "/_control/dump") {
-            const auto& data = *state.data;
+            const std::shared_ptr<const fake::dataset> held = state.data;  // for the whole dump
+            const auto& data = *held;
             std::size_t customer = 0, slot = 0;
             bool header = true;
             co_await send_chunked(stream, "text/csv; charset=utf-8", keep_alive, fault_spec{},
@@ -642,7 +645,9 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state, pacer& l
         }
     }
 
-    const auto& data = *state.data;
+    // Held until the body is sent: the generation may change meanwhile.
+    const std::shared_ptr<const fake::dataset> held = state.data;
+    const auto& data = *held;
     const std::size_t index = *data.customer_index(customer);
     auto found = state.indexes.find({index, *criterion});
     if (found == state.indexes.end())
@@ -895,7 +900,7 @@ int main(int argc, char** argv) {
         options.from = parse_day(from, "--from");
         options.to = parse_day(to, "--to");
         state.data_options = options;
-        state.data = std::make_unique<fake::dataset>(options);
+        state.data = std::make_shared<const fake::dataset>(options);
         if (do_dump) {
             dump(*state.data, std::cout);
             return 0;
