@@ -311,42 +311,40 @@ TEST_CASE("a customer without a success 3 poll intervals after it was configured
     CHECK(has_line(late, "comeback_sync_customers_in_trouble 1"));
 }
 
-TEST_CASE("the request limiter's waiting requests and their waits are shown once it is watched") {
-    metrics_registry registry(300s, t0);
-    CHECK(registry.render_prometheus(t0).find("requests_waiting") == std::string::npos);
-    auto stats = std::make_shared<wait_stats>();
-    stats->waiting = 3;
-    stats->started = 120;
-    stats->wait_microseconds = 2'500'000;
-    registry.watch_request_starts(stats);
-    auto text = registry.render_prometheus(t0);
-    CHECK(has_line(text, "comeback_sync_requests_waiting 3"));
-    CHECK(has_line(text, "comeback_sync_requests_started_total 120"));
-    CHECK(has_line(text, "comeback_sync_request_start_wait_seconds_total 2.5"));
-    // Read at each render: what the limiter counts meanwhile shows at the next.
-    stats->waiting = 0;
-    stats->started = 123;
-    text = registry.render_prometheus(t0);
-    CHECK(has_line(text, "comeback_sync_requests_waiting 0"));
-    CHECK(has_line(text, "comeback_sync_requests_started_total 123"));
-}
-
-TEST_CASE("the database pool's waiting work and its waits are shown once it is watched") {
-    metrics_registry registry(300s, t0);
-    CHECK(registry.render_prometheus(t0).find("database_session") == std::string::npos);
-    auto stats = std::make_shared<wait_stats>();
-    stats->waiting = 4;
-    stats->started = 900;
-    stats->wait_microseconds = 1'250'000;
-    registry.watch_database_checkouts(stats);
-    auto text = registry.render_prometheus(t0);
-    CHECK(has_line(text, "comeback_sync_database_sessions_waiting 4"));
-    CHECK(has_line(text, "comeback_sync_database_sessions_started_total 900"));
-    CHECK(has_line(text, "comeback_sync_database_session_wait_seconds_total 1.25"));
-    CHECK(has_line(text, "# TYPE comeback_sync_database_sessions_waiting gauge"));
-    CHECK(has_line(text, "# TYPE comeback_sync_database_session_wait_seconds_total counter"));
-    // The request limiter's series are apart: not watched, not shown.
-    CHECK(text.find("requests_waiting") == std::string::npos);
-    stats->waiting = 0;
-    CHECK(has_line(registry.render_prometheus(t0), "comeback_sync_database_sessions_waiting 0"));
+TEST_CASE("the request limiter's and the database pool's waits are shown once each is watched, apart") {
+    struct watched {
+        void (metrics_registry::*watch)(std::shared_ptr<const wait_stats>);
+        std::string waiting, started, wait_seconds, other;  // `other`: the other one's gauge
+    };
+    const watched cases[] = {
+        {&metrics_registry::watch_request_starts, "comeback_sync_requests_waiting",
+         "comeback_sync_requests_started_total", "comeback_sync_request_start_wait_seconds_total",
+         "database_sessions_waiting"},
+        {&metrics_registry::watch_database_checkouts, "comeback_sync_database_sessions_waiting",
+         "comeback_sync_database_sessions_started_total", "comeback_sync_database_session_wait_seconds_total",
+         "requests_waiting"},
+    };
+    for (const watched& c : cases) {
+        INFO(c.waiting);
+        metrics_registry registry(300s, t0);
+        CHECK(registry.render_prometheus(t0).find(c.waiting) == std::string::npos);
+        auto stats = std::make_shared<wait_stats>();
+        stats->waiting = 3;
+        stats->started = 120;
+        stats->wait_microseconds = 2'500'000;
+        (registry.*c.watch)(stats);
+        auto text = registry.render_prometheus(t0);
+        CHECK(has_line(text, c.waiting + " 3"));
+        CHECK(has_line(text, c.started + " 120"));
+        CHECK(has_line(text, c.wait_seconds + " 2.5"));
+        CHECK(has_line(text, "# TYPE " + c.waiting + " gauge"));
+        CHECK(has_line(text, "# TYPE " + c.wait_seconds + " counter"));
+        CHECK(text.find(c.other) == std::string::npos);
+        // Read at each render: what the owner counts meanwhile shows at the next.
+        stats->waiting = 0;
+        stats->started = 123;
+        text = registry.render_prometheus(t0);
+        CHECK(has_line(text, c.waiting + " 0"));
+        CHECK(has_line(text, c.started + " 123"));
+    }
 }
