@@ -98,7 +98,9 @@ public:
                 {.grace = [this] { return cfg_.sync.shutdown_grace; },
                  .stopping = [this](std::string_view signal) { interrupted(signal); },
                  .hangup = {}}),  // SIGHUP is left to end a backfill
-          terminal_(::isatty(STDERR_FILENO) == 1) {}
+          terminal_(::isatty(STDERR_FILENO) == 1) {
+        db_.count_checkouts(checkouts_);
+    }
 
     ~backfill() {
         // Work still pending refers to the members below (command_io.hpp): the
@@ -222,6 +224,8 @@ private:
                   {{"windows", progress_->done()},
                    {"failed", progress_->failed()},
                    {"database_connections", db_.connections_opened() + database_.connections_opened()},
+                   {"database_sessions", checkouts_->started.load()},
+                   {"database_wait_s", static_cast<double>(checkouts_->wait_microseconds.load()) / 1e6},
                    {"vitec_connections", client_.connections_opened()}});
         shutdown_.trigger();  // stops the progress reporter
         if (failure) std::rethrow_exception(failure);
@@ -399,6 +403,8 @@ private:
     command_io_context io_;
     unsigned pool_size_;  // connections for loads at most (backfill_pool_size)
     db_workers db_;
+    // The pool's checkouts and their waits, for backfill.finished.
+    const std::shared_ptr<wait_stats> checkouts_ = std::make_shared<wait_stats>();
     response_hold hold_;  // responses held unparsed, over every customer
     // The contacts this backfill's loads stored, so its later windows do not
     // look them up again (a backfill's windows name the same contacts over

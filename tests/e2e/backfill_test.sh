@@ -71,6 +71,9 @@ connections=$(grep -o 'backfill.finished.*database_connections=[0-9]*' "$work/ba
 [[ -n $connections ]] || fail "backfill.finished did not say how many database connections it opened"
 ((connections <= 2)) || fail "the forced re-run opened $connections database connections, expected 2 at most"
 echo "ok: the re-run opened $connections database connection(s)"
+# How much database work there was and how long it waited for a session of the pool.
+grep -q 'backfill.finished.*database_sessions=[1-9][0-9]* database_wait_s=[0-9.e-]* ' "$work/backfill2.log" ||
+    fail "backfill.finished did not say how many database sessions it used and how long they waited: $(grep backfill.finished "$work/backfill2.log")"
 
 note "--force keeps a row deleted by hand; --recheck restores it"
 victim=$(sql "SELECT comeback_id FROM $schema.comebacks WHERE customer_id = 'M1' ORDER BY comeback_id LIMIT 1")
