@@ -83,10 +83,6 @@ fleet_alive() {
     kill -0 "$fleet_pid" 2>/dev/null || { tail -n 40 "$work/fleet-daemon.log" >&2; fail "the fleet daemon exited"; }
 }
 
-# Connections of the daemon now: every client session on the fleet's database but this one.
-fleet_connections_sql="(SELECT count(*) FROM pg_stat_activity
-                         WHERE datname = current_database() AND backend_type = 'client backend'
-                           AND pid <> pg_backend_pid())"
 
 # ---------------------------------------------------------------- 7. first cycle
 # Starts the daemon on an empty, migrated database and waits until every
@@ -121,11 +117,11 @@ fleet_first_cycle() {
         complete=0 total=0 customers=0
         if awk "BEGIN { exit !($(now) >= $count_from) }"; then
             sample=$(sql -d "$fleet_db" -c "SELECT count(*) FILTER (WHERE status = 'complete'), count(*),
-                                                   $fleet_connections_sql
+                                                   $daemon_connections_sql
                                             FROM vitec.sync_windows")
             IFS='|' read -r complete total connections <<<"$sample"
         else
-            connections=$(sql -d "$fleet_db" -c "SELECT $fleet_connections_sql")
+            connections=$(sql -d "$fleet_db" -c "SELECT $daemon_connections_sql")
         fi
         if ((complete == total && total >= fleet_windows)); then
             customers=$(sql -d "$fleet_db" -c "SELECT count(DISTINCT customer_id COLLATE \"C\") FROM vitec.sync_windows")
@@ -156,9 +152,7 @@ fleet_first_cycle() {
     fc_requests=$(($(fake_stat "$fleet_url" requests) - requests_t0))
     # The mean wait of database work for a session of the pool (/metrics).
     fc_session_wait_ms=$(curl -sS --fail --max-time 30 "http://127.0.0.1:$fleet_metrics_port/metrics" |
-        awk '/^comeback_sync_database_session_wait_seconds_total / { w = $2 }
-             /^comeback_sync_database_sessions_started_total / { n = $2 }
-             END { if (n > 0) printf "%.1f", w * 1000 / n; else print "?" }')
+        mean_session_wait_ms)
     # Where a window's time went, as the ledger records it (the last load of each).
     read -r fc_fetch_ms fc_load_ms fc_load_p99_ms < <(sql -d "$fleet_db" -F ' ' -c "
         SELECT round(avg(fetch_ms)), round(avg(load_ms)),
@@ -193,7 +187,7 @@ fleet_steady_state() {
         sleep "$fleet_sample_s"
         fleet_alive
         sql -d "$fleet_db" -c "$snapshot" >>"$work/fleet-snapshots.tsv"
-        connections=$(sql -d "$fleet_db" -c "SELECT $fleet_connections_sql")
+        connections=$(sql -d "$fleet_db" -c "SELECT $daemon_connections_sql")
         ((connections > st_connections)) && st_connections=$connections
         rss=$(rss_kib "$fleet_pid")
         ((rss > st_peak_rss_kib)) && st_peak_rss_kib=$rss

@@ -221,3 +221,17 @@ history_rows() { sql ${1:+-d "$1"} -c "SELECT count(*) FROM vitec.comeback_histo
 
 # A free TCP port on 127.0.0.1 (scripts/lib/ports.sh).
 free_port() { free_tcp_port || fail "no free port"; }
+
+# Connections of the daemon now: every client session on this database but the
+# asking one. A subquery: SELECT $daemon_connections_sql, or beside other columns.
+daemon_connections_sql="(SELECT count(*) FROM pg_stat_activity
+                         WHERE datname = current_database() AND backend_type = 'client backend'
+                           AND pid <> pg_backend_pid())"
+
+# The mean wait of database work for a pool session, in ms with one decimal
+# ("?" before the first), from a scrape of the daemon's /metrics on stdin.
+mean_session_wait_ms() {
+    awk '$1 == "comeback_sync_database_session_wait_seconds_total" { w = $2 }
+         $1 == "comeback_sync_database_sessions_started_total" { n = $2 }
+         END { if (n > 0) printf "%.1f\n", w * 1000 / n; else print "?" }'
+}
