@@ -52,7 +52,8 @@ struct load_message {
     // With unparsed: finishes the response digest, which has not seen the
     // held body yet. The loader runs it on its database thread, so the I/O
     // thread, which reads every connection, does not spend its time on
-    // SHA-256 (a third of it on a re-run of unchanged windows).
+    // hashing (a third of it on a re-run of unchanged windows when the
+    // digest was SHA-256).
     std::function<std::string()> finish_digest;
 };
 // The loader's answer to an unparsed response.
@@ -611,7 +612,7 @@ const std::string& executable_digest() {
         while (file.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || file.gcount() > 0) {
             d.add(std::string_view(buffer.data(), static_cast<std::size_t>(file.gcount())));
         }
-        return file.bad() ? std::string() : "sha256 " + d.finish();
+        return file.bad() ? std::string() : "xxh3-128 " + d.finish();
     }();
     return digest;
 }

@@ -102,15 +102,15 @@ boost::asio::awaitable<window_outcome> sync_window(window_context& context, cons
                                                    const window& w);
 
 // What names the running executable: "build-id " and the build ID the
-// linker wrote into it, else "sha256 " and SHA-256 of its file (a binary
-// linked without one); "" when neither can be had. Read once.
+// linker wrote into it, else "xxh3-128 " and the content_digest of its file
+// (a binary linked without one); "" when neither can be had. Read once.
 const std::string& executable_digest();
 
 // What decides how a response body becomes rows, other than the body: the
 // running executable (executable_digest: another build may parse or load the
 // same body differently), the API time zone, the field limit, the date criteria
 // and the privacy rule for contact names with its key. A response digest is
-// SHA-256 over this, then the body. Returned as hex; never holds the key.
+// content_digest over this, then the body. Returned as hex; never holds the key.
 std::string response_fingerprint(const config& cfg);
 
 // The kind of an exception that ended a customer's cycle: a database failure's

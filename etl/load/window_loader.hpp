@@ -29,7 +29,7 @@ struct fetch_info {
     int http_status = 200;
     std::chrono::milliseconds duration{0};
     std::uint64_t bytes = 0;
-    // SHA-256 (hex) of the response body and of what decides how it is loaded
+    // content_digest (hex) of the response body and of what decides how it is loaded
     // (sync/response_digest.hpp); empty: unknown. Recorded in the ledger, so a
     // later response with the same digest can confirm the window unparsed.
     std::string response_digest;
