@@ -3,11 +3,13 @@
 #include "load/embedded_migrations.hpp"
 #include "load/identifier.hpp"
 #include "load/migrations_sql.hpp"
+#include "load/prepared.hpp"
 
 #include <pqxx/pqxx>
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,26 @@ void check_applied(std::string_view schema, const std::map<int, applied_migratio
     }
 }
 
+// The migrations `schema` records, read without a transaction or a lock on
+// the session's search_path (set to the schema, as every session of the pool
+// sets it anyway); nullopt when the schema or its schema_migrations table
+// does not exist yet.
+std::optional<std::map<int, applied_migration>> read_applied_unlocked(pqxx::connection& connection,
+                                                                      std::string_view schema) {
+    sql::use_schema_for_session(connection, schema);
+    std::map<int, applied_migration> applied;
+    try {
+        pqxx::nontransaction tx{connection, "migrate-check"};
+        for (const auto& row : tx.exec(sql::migrations::read_applied)) {
+            applied.emplace(row[0].as<int>(),
+                            applied_migration{row[1].as<std::string>(), row[2].as<std::string>()});
+        }
+    } catch (const pqxx::undefined_table&) {
+        return std::nullopt;
+    }
+    return applied;
+}
+
 }  // namespace
 
 int newest_known_migration() {
@@ -79,6 +101,15 @@ int migrate(pqxx::connection& connection, std::string_view schema) {
     check_schema_name(schema);
     const std::string name{schema};
     const auto known = known_in_order();
+
+    // Up to date, as at every start but the first after an upgrade: one read,
+    // no lock, the same refusals. A migrator in progress elsewhere has not
+    // committed its rows yet, so this one finds a migration missing and waits
+    // for it below.
+    if (const auto applied = read_applied_unlocked(connection, schema)) {
+        check_applied(schema, *applied, known);
+        if (applied->size() == known.size()) return 0;  // none unknown (refused above), so every one
+    }
 
     pqxx::work tx{connection, "migrate"};
     tx.exec0(sql::migrations::quiet_notices);

@@ -19,8 +19,10 @@ public:
 // Brings `schema` (created when missing) up to the newest embedded migration in
 // one transaction, recording version, name, checksum and applied_at in
 // <schema>.schema_migrations. Concurrent callers are serialized by a
-// transaction advisory lock; the later one finds the work done. Returns how
-// many migrations it applied (0 when up to date).
+// transaction advisory lock; the later one finds the work done. A schema that
+// is up to date is only read (one statement, no lock), after the session's
+// search_path is set to it. Returns how many migrations it applied (0 when up
+// to date).
 // Throws migration_error (refusals, nothing applied), std::invalid_argument (a
 // schema name that is not a plain identifier) and pqxx exceptions (the
 // database failed; the transaction is rolled back).

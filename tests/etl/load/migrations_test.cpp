@@ -163,6 +163,24 @@ TEST_CASE("a database newer than the binary is refused, naming the versions it d
     CHECK_THAT(message, Catch::Contains("knows up to " + std::to_string(newest)));
 }
 
+TEST_CASE("an up-to-date schema is checked without the migration lock; one with work to do waits for it") {
+    scratch_schema db;
+    scratch_schema fresh;
+    migrate(db.connection(), db.name());
+    // Another migrator holds both schemas' locks.
+    auto holder = connect();
+    pqxx::work held{*holder};
+    held.exec_params1(std::string(sql::migrations::lock), db.name());
+    held.exec_params1(std::string(sql::migrations::lock), fresh.name());
+
+    auto checker = connect();
+    checker->set_variable("statement_timeout", "2000");
+    CHECK(migrate(*checker, db.name()) == 0);  // would wait out the statement_timeout on the lock
+    CHECK_THROWS_AS(migrate(*checker, fresh.name()), pqxx::sql_error);  // nothing there yet: the lock
+    held.abort();
+    CHECK(migrate(*checker, fresh.name()) == static_cast<int>(embedded_migrations().size()));
+}
+
 TEST_CASE("concurrent migrators apply each migration exactly once") {
     scratch_schema db;
     constexpr int migrators = 4;
