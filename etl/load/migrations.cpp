@@ -69,6 +69,15 @@ void check_applied(std::string_view schema, const std::map<int, applied_migratio
     }
 }
 
+// The migrations recorded in schema_migrations on `tx`'s search_path.
+std::map<int, applied_migration> read_applied(pqxx::transaction_base& tx) {
+    std::map<int, applied_migration> applied;
+    for (const auto& row : tx.exec(sql::migrations::read_applied)) {
+        applied.emplace(row[0].as<int>(), applied_migration{row[1].as<std::string>(), row[2].as<std::string>()});
+    }
+    return applied;
+}
+
 // The migrations `schema` records, read without a transaction or a lock on
 // the session's search_path (set to the schema, as every session of the pool
 // sets it anyway); nullopt when the schema or its schema_migrations table
@@ -76,17 +85,12 @@ void check_applied(std::string_view schema, const std::map<int, applied_migratio
 std::optional<std::map<int, applied_migration>> read_applied_unlocked(pqxx::connection& connection,
                                                                       std::string_view schema) {
     sql::use_schema_for_session(connection, schema);
-    std::map<int, applied_migration> applied;
     try {
         pqxx::nontransaction tx{connection, "migrate-check"};
-        for (const auto& row : tx.exec(sql::migrations::read_applied)) {
-            applied.emplace(row[0].as<int>(),
-                            applied_migration{row[1].as<std::string>(), row[2].as<std::string>()});
-        }
+        return read_applied(tx);
     } catch (const pqxx::undefined_table&) {
         return std::nullopt;
     }
-    return applied;
 }
 
 }  // namespace
@@ -121,11 +125,7 @@ int migrate(pqxx::connection& connection, std::string_view schema) {
     tx.exec_params1(sql::use_schema, name);
     tx.exec0(sql::migrations::create_migrations_table);
 
-    std::map<int, applied_migration> applied;
-    for (const auto& row : tx.exec(sql::migrations::read_applied)) {
-        applied.emplace(row[0].as<int>(),
-                        applied_migration{row[1].as<std::string>(), row[2].as<std::string>()});
-    }
+    const std::map<int, applied_migration> applied = read_applied(tx);
     check_applied(schema, applied, known);
 
     int count = 0;
