@@ -165,10 +165,9 @@ fleet_first_cycle() {
 # RSS, and how long each window went without a fetch, from snapshots of the
 # ledger every fleet_sample_s seconds. Sets st_* figures.
 fleet_steady_state() {
-    local start end daemon_t0 fake_t0 requests_t0 written_t0 history_t0 s samples rss connections
+    local start end daemon_t0 fake_t0 requests_t0 writes s samples rss connections
     local poll_s=$1
-    written_t0=$(write_mark "$fleet_db")
-    history_t0=$(history_rows "$fleet_db")
+    writes=$(writes_mark "$fleet_db")
     # A window's tier interval (the fleet's tiers: within fleet_fresh_days
     # every poll_interval, within 90 days hourly) beside its last fetch.
     local snapshot="COPY (SELECT customer_id, first_day,
@@ -201,8 +200,9 @@ fleet_steady_state() {
     st_rss_kib=$(rss_kib "$fleet_pid")
     ((st_requests > 0)) || fail "no window was fetched again in $st_s s of steady state"
     st_cpu_ms=$(calc "$st_cpu_s * 1000 / $st_requests" 2)
-    st_written=$(rows_written_since "$written_t0" "$fleet_db")
-    st_history=$(($(history_rows "$fleet_db") - history_t0))
+    local written history
+    writes_since "$writes" "$fleet_db"
+    st_written=$written st_history=$history
 
     # Freshness: for each window, the gaps between the fetches the snapshots
     # saw, and the open gap at the end, each over the window's tier interval;

@@ -219,6 +219,18 @@ rows_written_since() {
 
 history_rows() { sql ${1:+-d "$1"} -c "SELECT count(*) FROM vitec.comeback_history"; }
 
+# Both marks at once, for what a run is about to write: writes_mark [DATABASE]
+# prints "XMIN HISTORY_ROWS"; writes_since MARK [DATABASE] sets `written` (row
+# versions) and `history` (history rows) to what was written since it.
+writes_mark() { echo "$(write_mark "$@") $(history_rows "$@")"; }
+writes_since() {
+    local xmin history_mark
+    read -r xmin history_mark <<<"$1"
+    shift
+    written=$(rows_written_since "$xmin" "$@")
+    history=$(($(history_rows "$@") - history_mark))
+}
+
 # A free TCP port on 127.0.0.1 (scripts/lib/ports.sh).
 free_port() { free_tcp_port || fail "no free port"; }
 
