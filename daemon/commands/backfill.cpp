@@ -13,6 +13,7 @@
 #include "sync/command_io.hpp"
 #include "sync/database.hpp"
 #include "sync/database_monitor.hpp"
+#include "sync/confirmer.hpp"
 #include "sync/db_workers.hpp"
 #include "observability/progress.hpp"
 #include "sync/shutdown.hpp"
@@ -91,6 +92,7 @@ public:
           cfg_(cfg),
           pool_size_(backfill_pool_size(cfg.database, std::thread::hardware_concurrency())),
           db_(io_.get_executor(), cfg.database, pool_size_, pool_size_),
+          confirmations_(db_, cfg.database.schema),
           client_(io_.get_executor(), cfg.vitec),
           shutdown_(io_.get_executor()),
           database_(io_.get_executor(), cfg.database, shutdown_, &db_),
@@ -254,7 +256,7 @@ private:
 
     asio::awaitable<void> one_customer(const customer_config& customer, const std::vector<window>& windows,
                                        const std::vector<ledger_entry>& ledger, customer_result& result) {
-        customer_work work{customer, windows, result, window_context{client_, db_, shutdown_, nullptr, rng_}};
+        customer_work work{customer, windows, result, window_context{client_, db_, confirmations_, shutdown_, nullptr, rng_}};
         window_context& context = work.context;
         context.ledger = &ledger;
         context.load.recheck = line_.recheck;
@@ -403,6 +405,7 @@ private:
     command_io_context io_;
     unsigned pool_size_;  // connections for loads at most (backfill_pool_size)
     db_workers db_;
+    confirmer confirmations_;  // of every customer's windows
     // The pool's checkouts and their waits, for backfill.finished.
     const std::shared_ptr<wait_stats> checkouts_ = std::make_shared<wait_stats>();
     response_hold hold_;  // responses held unparsed, over every customer

@@ -17,6 +17,7 @@
 #include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/lease_keeper.hpp"
+#include "sync/confirmer.hpp"
 #include "sync/run_state.hpp"
 #include "sync/shutdown.hpp"
 #include "sync/status_snapshot.hpp"
@@ -62,6 +63,7 @@ public:
         : line_(line),
           // A thread per connection, and one for the lease keeper's own.
           db_(io_.get_executor(), shared->database, shared->database.pool_size + 1, shared->database.pool_size),
+          confirmations_(db_, shared->database.schema),
           gate_(io_.get_executor(), cycle_capacity(*shared)),
           leases_(db_, shared->database.schema,
                   [this](const std::string& id) {
@@ -87,6 +89,7 @@ public:
         db_.count_checkouts(database_checkouts_);
         metrics_.watch_database_checkouts(database_checkouts_);
         state_.db = &db_;
+        state_.confirmations = &confirmations_;
         state_.gate = &gate_;
         state_.database = &database_;
         state_.leases = &leases_;
@@ -348,6 +351,7 @@ private:
     const command_line& line_;
     command_io_context io_;
     db_workers db_;
+    confirmer confirmations_;  // of every customer's windows
     cycle_gate gate_;
     lease_keeper leases_;
     shutdown_signal shutdown_;

@@ -115,7 +115,7 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     result.next_fresh_due = decision.next_fresh_due;
 
     const std::shared_ptr<vitec_client> client = state.client;
-    window_context context{*client, *state.db, *state.shutdown, state.metrics, state.rng};
+    window_context context{*client, *state.db, *state.confirmations, *state.shutdown, state.metrics, state.rng};
     context.database = state.database;
     context.hold = &state.hold;
     context.pass = pass;

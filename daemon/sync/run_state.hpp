@@ -28,6 +28,7 @@ namespace comeback {
 
 class vitec_client;
 class db_workers;
+class confirmer;
 class database_monitor;
 class lease_keeper;
 class shutdown_signal;
@@ -68,6 +69,7 @@ struct run_state {
     customer_lookup lookup;  // of cfg
     std::shared_ptr<vitec_client> client;
     db_workers* db = nullptr;
+    confirmer* confirmations = nullptr;  // of db's schema
     database_monitor* database = nullptr;  // may be null: no waiting for the database
     lease_keeper* leases = nullptr;
     shutdown_signal* shutdown = nullptr;

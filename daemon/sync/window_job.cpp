@@ -11,6 +11,7 @@
 #include "observability/logging.hpp"
 #include "observability/metrics.hpp"
 #include "parse/response_parser.hpp"
+#include "sync/confirmer.hpp"
 #include "sync/database_monitor.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/shutdown.hpp"
@@ -50,10 +51,10 @@ struct load_message {
     // either has committed or waits for the parsed response.
     bool unparsed = false;
     // With unparsed: finishes the response digest, which has not seen the
-    // held body yet. The loader runs it on its database thread, so the I/O
-    // thread, which reads every connection, does not spend its time on
-    // hashing (a third of it on a re-run of unchanged windows when the
-    // digest was SHA-256).
+    // held body yet. The confirmer runs it on its database thread
+    // (sync/confirmer.hpp), so the I/O thread, which reads every connection,
+    // does not spend its time on hashing (a third of it on a re-run of
+    // unchanged windows when the digest was SHA-256).
     std::function<std::string()> finish_digest;
 };
 // The loader's answer to an unparsed response.
@@ -205,7 +206,7 @@ std::string message_of(const std::exception_ptr& error) {
 // queue (the fetch failed) or a failure here leaves the transaction to roll
 // back; the failure goes to `load_error` and the queue is closed for the
 // fetch side.
-asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
+asio::awaitable<void> load_side(db_workers& db, confirmer& confirmations, load_queue& queue,
                                 verdict_channel& verdicts, done_channel& done,
                                 const std::string& schema,
                                 const window_key& key, load_options options,
@@ -260,13 +261,12 @@ asio::awaitable<void> load_side(db_workers& db, load_queue& queue,
             if (error) throw boost::system::system_error(error, "load queue");
             if (message.finish && message.unparsed) {
                 if (still_held && !still_held()) throw lease_stopped{};
-                co_await run([&](pqxx::connection& connection) {
-                    message.finish->response_digest = message.finish_digest();
-                    counts = confirm_unparsed(connection, schema, key, *message.finish, options);
-                });
+                confirmer::verdict confirmed = co_await confirmations.confirm(
+                    key, *message.finish, options.fetch_ticket, std::move(message.finish_digest));
+                counts = std::move(confirmed.counts);
                 // Named, not a temporary inside the co_await: GCC 12 destroyed
                 // such a temporary twice (a double free of the digest string).
-                verdict answer{counts.has_value(), message.finish->response_digest};
+                verdict answer{counts.has_value(), std::move(confirmed.response_digest)};
                 co_await verdicts.async_send(boost::system::error_code{}, std::move(answer),
                                              asio::use_awaitable);
                 if (counts) break;
@@ -401,7 +401,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     });
     const contact_name_rule contact_rule = contact_rule_of(cfg);
     asio::co_spawn(executor,
-                   load_side(context.db, queue, verdicts, done, cfg.database.schema, key,
+                   load_side(context.db, context.confirmations, queue, verdicts, done, cfg.database.schema, key,
                              options_of(cfg, load), context.still_held, counts, load_error),
                    asio::detached);
     auto hand_on = [&](load_message message) -> asio::awaitable<void> {
@@ -426,7 +426,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // soon as it is in, and a slow load does not keep a connection idle. A
     // re-fetch held whole may confirm its window from its digest, unparsed; a
     // window whose last response was too large to hold is not held at all.
-    const bool may_confirm = last_response_bytes.has_value();
+    // Nothing confirms under --recheck: such a response is parsed as a first load's.
+    const bool may_confirm = last_response_bytes.has_value() && !context.load.recheck;
     const bool worth_holding =
         context.hold && (!last_response_bytes || *last_response_bytes <= context.hold->per_response);
     held_response held(worth_holding ? context.hold : nullptr, last_response_bytes.value_or(0));
@@ -476,7 +477,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                 fetch_info info{fetched.http_status, fetched.duration, fetched.bytes, std::string()};
                 bool confirmed = false;
                 if (held.holding() && !may_confirm) {
-                    // No digest to equal (a first load): parsed now.
+                    // No digest to equal (a first load) or none may be
+                    // equalled (--recheck): parsed now.
                     info.response_digest = finish_digest_with_held();
                     co_await parse_held();
                 } else if (held.holding()) {

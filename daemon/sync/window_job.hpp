@@ -24,6 +24,7 @@ namespace comeback {
 
 class vitec_client;
 class db_workers;
+class confirmer;
 class database_monitor;
 class shutdown_signal;
 class metrics_registry;
@@ -32,6 +33,9 @@ class metrics_registry;
 struct window_context {
     vitec_client& client;
     db_workers& db;
+    // Where a response held whole is confirmed from its digest, with the
+    // other windows' that wait at the same time (sync/confirmer.hpp).
+    confirmer& confirmations;
     shutdown_signal& shutdown;       // no new attempt once triggered
     metrics_registry* metrics;       // null: no metrics (backfill)
     std::mt19937_64& rng;

@@ -647,31 +647,83 @@ load_counts window_loader::commit(const fetch_info& info) {
     return counts;
 }
 
+std::vector<confirmation> confirm_unparsed(pqxx::connection& connection, std::string_view schema,
+                                           std::span<const unparsed_response> responses) {
+    check_schema_name(schema);
+    std::vector<confirmation> confirmations(responses.size());
+    // Only responses with a digest are offered; `offered[i]` is the response
+    // behind the statement's row i + 1.
+    std::vector<std::size_t> offered;
+    copy_text rows;
+    for (std::size_t i = 0; i < responses.size(); ++i) {
+        const unparsed_response& response = responses[i];
+        check_window_key(response.key);
+        if (response.info.response_digest.empty()) continue;
+        for (const std::size_t earlier : offered) {
+            if (responses[earlier].key.customer_id == response.key.customer_id) {
+                throw std::logic_error("confirm_unparsed: two responses of customer " + response.key.customer_id +
+                                       " in one batch");
+            }
+        }
+        offered.push_back(i);
+        rows.text(response.key.customer_id);
+        rows.text(response.key.date_criteria.name());
+        rows.number(sql_time::day_number(response.key.first_day));
+        rows.number(sql_time::day_number(response.key.end_day));
+        rows.number(sql_time::micros(response.key.from));
+        rows.number(sql_time::micros(response.key.to));
+        rows.text(response.info.response_digest);
+        if (response.ticket) rows.number(*response.ticket);
+        else rows.null();
+        rows.number(response.info.http_status);
+        rows.number(static_cast<long long>(response.info.bytes));
+        rows.number(static_cast<long long>(response.info.duration.count()));
+        rows.end_row();
+    }
+    if (offered.empty()) return confirmations;
+    const std::vector<std::string> arrays = copy_text::array_literals(rows.view(), 11);
+    sql::use_schema_for_session(connection, schema);
+    pqxx::nontransaction tx{connection, "confirm windows"};
+    const pqxx::result result =
+        sql::exec(tx, sql::window_loader::confirm_unparsed, arrays[0], arrays[1], arrays[2], arrays[3], arrays[4],
+                  arrays[5], arrays[6], arrays[7], arrays[8], arrays[9], arrays[10]);
+    if (result.size() != offered.size()) {
+        throw pqxx::unexpected_rows("confirm_unparsed returned " + std::to_string(result.size()) + " rows for " +
+                                    std::to_string(offered.size()) + " responses");
+    }
+    for (std::size_t i = 0; i < offered.size(); ++i) {
+        const pqxx::row row = result[static_cast<pqxx::result::size_type>(i)];
+        const unparsed_response& response = responses[offered[i]];
+        confirmation& out = confirmations[offered[i]];
+        if (response.ticket && !row["fetch_ticket"].is_null()) {
+            try {
+                check_fetch_ticket(response.key, *response.ticket, row["fetch_ticket"].as<fetch_ticket>());
+            } catch (...) {
+                out.refused = std::current_exception();
+                continue;
+            }
+        }
+        if (row["rows_seen"].is_null()) continue;
+        load_counts counts;
+        counts.rows_seen = row["rows_seen"].as<std::size_t>();
+        counts.duplicates = row["rows_duplicate"].as<std::size_t>();
+        counts.rejected = row["rows_rejected"].as<std::size_t>();  // the statement makes NULL 0
+        counts.unreadable_ids = row["unreadable"].as<std::size_t>();
+        counts.confirmed = true;
+        counts.unparsed = true;
+        out.counts = counts;
+    }
+    return confirmations;
+}
+
 std::optional<load_counts> confirm_unparsed(pqxx::connection& connection, std::string_view schema,
                                             const window_key& key, const fetch_info& info,
                                             const load_options& options) {
-    check_schema_name(schema);
-    check_window_key(key);
-    if (options.recheck || info.response_digest.empty()) return std::nullopt;
-    sql::use_schema_for_session(connection, schema);
-    pqxx::nontransaction tx{connection, "confirm window"};
-    const pqxx::row row = sql::exec1(
-        tx, sql::window_loader::confirm_unparsed, key.customer_id, key.date_criteria.name(),
-        sql_time::day_number(key.first_day), sql_time::day_number(key.end_day), sql_time::micros(key.from),
-        sql_time::micros(key.to), info.response_digest, options.fetch_ticket, info.http_status,
-        static_cast<long long>(info.bytes), static_cast<long long>(info.duration.count()));
-    if (options.fetch_ticket && !row["fetch_ticket"].is_null()) {
-        check_fetch_ticket(key, *options.fetch_ticket, row["fetch_ticket"].as<fetch_ticket>());
-    }
-    if (row["rows_seen"].is_null()) return std::nullopt;
-    load_counts counts;
-    counts.rows_seen = row["rows_seen"].as<std::size_t>();
-    counts.duplicates = row["rows_duplicate"].as<std::size_t>();
-    counts.rejected = row["rows_rejected"].as<std::size_t>();  // the statement makes NULL 0
-    counts.unreadable_ids = row["unreadable"].as<std::size_t>();
-    counts.confirmed = true;
-    counts.unparsed = true;
-    return counts;
+    if (options.recheck) return std::nullopt;
+    const unparsed_response response{key, info, options.fetch_ticket};
+    confirmation result = std::move(confirm_unparsed(connection, schema, std::span(&response, 1)).front());
+    if (result.refused) std::rethrow_exception(result.refused);
+    return result.counts;
 }
 
 }  // namespace comeback

@@ -15,11 +15,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace comeback {
 
@@ -147,21 +149,42 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-// Confirms a window from its response's digest alone, unparsed, in one
+// A response to confirm from its digest alone (confirm_unparsed).
+struct unparsed_response {
+    window_key key;
+    fetch_info info;  // its response_digest is what is compared
+    // The ticket the fetch took (load/fencing.hpp); none: it was sent without
+    // one, and a confirmation records the customer's counter instead.
+    std::optional<fetch_ticket> ticket;
+};
+
+// What became of one response offered to confirm_unparsed().
+struct confirmation {
+    std::optional<load_counts> counts;  // set when the window was confirmed
+    // stale_fetch_error: a fetch that may have begun later already committed
+    // the window. Only this response's; the others are as they say.
+    std::exception_ptr refused;
+};
+
+// Confirms windows from their responses' digests alone, unparsed, all in one
 // statement of its own transaction (sql::window_loader::confirm_unparsed):
-// when the ledger says the window's last complete load read a response with
-// info.response_digest and the window may be confirmed (the rule of
-// window_loader::commit()), records the confirmation and returns the counts.
-// Else it writes nothing and returns nothing: parse the response and load it
-// with a window_loader, which applies the same rule again under the
-// customer's lock. Never confirms under load_options::recheck or without a
-// digest. The confirmation commits asynchronously (synchronous_commit off): it
-// changed no data, and were the commit lost in a crash of the server the
-// window would only be fetched again. Without a fetch ticket it records the
-// customer's counter as the window's ticket (load/fencing.hpp). Sets the
-// session's search_path to the schema. Throws stale_fetch_error when a fetch
-// that may have begun later already committed the window, and pqxx
-// exceptions.
+// each window whose ledger row says its last complete load read a response
+// with that digest, and which may be confirmed (the rule of
+// window_loader::commit()), has the confirmation recorded and its counts
+// returned. The others are written nothing and get no counts: parse such a
+// response and load it with a window_loader, which applies the same rule
+// again under the customer's lock. A response without a digest is never
+// confirmed. The transaction commits asynchronously (synchronous_commit off):
+// it changed no data, and were the commit lost in a crash of the server the
+// windows would only be fetched again. At most one response per customer
+// (else std::logic_error): a customer's loads are stamped one after another.
+// One confirmation per response, in order. Sets the session's search_path to
+// the schema. Throws pqxx exceptions for the whole batch.
+std::vector<confirmation> confirm_unparsed(pqxx::connection& connection, std::string_view schema,
+                                           std::span<const unparsed_response> responses);
+
+// One window's response, as above, with the load's options: never confirms
+// under load_options::recheck; throws what refused it (stale_fetch_error).
 std::optional<load_counts> confirm_unparsed(pqxx::connection& connection, std::string_view schema,
                                             const window_key& key, const fetch_info& info,
                                             const load_options& options);

@@ -619,10 +619,13 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
     comeback_id = excluded.comeback_id, raw = excluded.raw, times_seen = r.times_seen + 1
 )sql"};
 
-// A window confirmed from its response digest alone (window_loader.hpp,
+// Windows confirmed from their response digests alone (window_loader.hpp,
 // confirm_unparsed), in one statement outside any transaction block: one
-// round trip where BEGIN, the customer's lock, the load's start, the rejected
-// rows, the ledger row and COMMIT made six.
+// round trip for every response of a batch, where BEGIN, the customer's lock,
+// the load's start, the rejected rows, the ledger row and COMMIT made six for
+// each. The responses come as parallel arrays, one element each, at most one
+// per customer (the caller's rule: each customer's windows confirm in the
+// order their loads' stamps say, one stamp a statement).
 //
 // The lock is not needed here, because the statement writes only when the
 // window's ledger row says it confirms as that row is *now*: an UPDATE that
@@ -635,86 +638,103 @@ SET last_seen_at = excluded.last_seen_at, reason = excluded.reason,
 // read_load_start's, one function of the schema for both (window_confirms,
 // schema/007_load_rules.sql), applied here to the row as the UPDATE finds it.
 //
-// What it writes is what record_attempt writes for a complete load that
-// compared nothing and changed nothing: the ledger row's new fetch (the stamp,
-// as read_load_start computes it, for fetched_at and attempted_at), its
-// ticket ($8; a fetch sent without one records the customer's counter as it
-// stands, see load/fencing.hpp), and the last load's rejected rows (last seen at its fetched_at)
-// seen once more at the stamp, as store_rejections would have for the same
-// elements. Then, having changed no data, it commits lazily (synchronous_commit
-// off for its own transaction only): were the commit lost in a crash of the
-// server, the window would only be fetched again.
+// What it writes for a window is what record_attempt writes for a complete
+// load that compared nothing and changed nothing: the ledger row's new fetch
+// (the stamp, as read_load_start computes it, for fetched_at and
+// attempted_at), its ticket (a fetch sent without one records the customer's
+// counter as it stands, see load/fencing.hpp), and the last load's rejected
+// rows (last seen at its fetched_at) seen once more at the stamp, as
+// store_rejections would have for the same elements. Then, having changed no
+// data, it commits lazily (synchronous_commit off for its own transaction
+// only): were the commit lost in a crash of the server, the windows would only
+// be fetched again.
 //
-// Always one row: `fetch_ticket` is that of the window's last committed load
-// as the snapshot saw it (NULL: none, or never planned; the caller refuses a
-// stale fetch with it); the rest is NULL unless the window was confirmed.
-// `unreadable` counts the confirmed rejected rows without a readable id
-// (identical elements are one row, so a parse of the same body may count
-// more).
-// $1 customer, $2 date criteria, $3 first day, $4 end day, $5 window_from,
-// $6 window_to (microseconds), $7 response digest, $8 fetch ticket (NULL:
-// the fetch took none), $9 HTTP status, $10 response bytes, $11 fetch duration (ms).
+// One row per response, in the arrays' order (`idx`, from 1): `fetch_ticket`
+// is that of the window's last committed load as the snapshot saw it (NULL:
+// none, or never planned; the caller refuses a stale fetch with it); the rest
+// is NULL unless the window was confirmed. `unreadable` counts the confirmed
+// rejected rows without a readable id (identical elements are one row, so a
+// parse of the same body may count more).
+// Arrays: $1 customer, $2 date criteria, $3 first day, $4 end day, $5
+// window_from, $6 window_to (microseconds), $7 response digest, $8 fetch
+// ticket (NULL: the fetch took none), $9 HTTP status, $10 response bytes,
+// $11 fetch duration (ms).
 inline constexpr statement confirm_unparsed{"confirm_unparsed", R"sql(
-WITH last_load AS (
-    SELECT w.fetched_at,
+WITH offered AS (
+    SELECT o.customer_id, o.date_criteria,
+           date '1970-01-01' + o.first_day AS first_day,
+           date '1970-01-01' + o.end_day AS end_day,
+           o.window_from, o.window_to, o.response_digest, o.fetch_ticket, o.http_status,
+           o.response_bytes, o.fetch_ms, o.idx
+    FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::bigint[], $6::bigint[],
+                $7::text[], $8::bigint[], $9::integer[], $10::bigint[], $11::bigint[])
+         WITH ORDINALITY AS o(customer_id, date_criteria, first_day, end_day, window_from, window_to,
+                              response_digest, fetch_ticket, http_status, response_bytes, fetch_ms, idx)
+),
+last_load AS (
+    SELECT o.idx,
+           w.fetched_at,
            w.fetch_ticket,
-           load_stamp($1) AS stamp
-    FROM sync_windows w
-    WHERE w.customer_id = $1 AND w.date_criteria = $2
-      AND w.first_day = date '1970-01-01' + $3::integer
-      AND w.end_day = date '1970-01-01' + $4::integer
+           load_stamp(o.customer_id) AS stamp
+    FROM offered o
+    JOIN sync_windows w
+      ON w.customer_id = o.customer_id AND w.date_criteria = o.date_criteria
+     AND w.first_day = o.first_day AND w.end_day = o.end_day
 ),
 confirmed AS (
     UPDATE sync_windows w
     SET status = 'complete',
         attempts = w.attempts + 1,
-        last_http_status = $9,
+        last_http_status = o.http_status,
         last_error = NULL,
         last_error_kind = NULL,
         attempted_at = l.stamp,
         fetched_at = l.stamp,
-        window_from = timestamptz 'epoch' + $5::bigint * interval '1 microsecond',
-        window_to = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',
+        window_from = timestamptz 'epoch' + o.window_from * interval '1 microsecond',
+        window_to = timestamptz 'epoch' + o.window_to * interval '1 microsecond',
         rows_changed = 0,
         rows_rejected = coalesce(w.rows_rejected, 0),
-        response_bytes = $10,
-        fetch_ms = $11,
+        response_bytes = o.response_bytes,
+        fetch_ms = o.fetch_ms,
         load_ms = floor(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer,
         held_digest = NULL,
         held_since = NULL,
         held_deletions = NULL,
         held_live_rows = NULL,
-        fetch_ticket = coalesce($8, (SELECT fetches_started FROM sync_customers WHERE customer_id = $1),
+        fetch_ticket = coalesce(o.fetch_ticket,
+                                (SELECT c.fetches_started FROM sync_customers c WHERE c.customer_id = o.customer_id),
                                 w.fetch_ticket)
-    FROM last_load l
-    WHERE w.customer_id = $1 AND w.date_criteria = $2
-      AND w.first_day = date '1970-01-01' + $3::integer
-      AND w.end_day = date '1970-01-01' + $4::integer
-      AND window_confirms(w, NULL, $7, l.stamp)
+    FROM offered o
+    JOIN last_load l ON l.idx = o.idx
+    WHERE w.customer_id = o.customer_id AND w.date_criteria = o.date_criteria
+      AND w.first_day = o.first_day AND w.end_day = o.end_day
+      AND window_confirms(w, NULL, o.response_digest, l.stamp)
       AND w.fetched_at = l.fetched_at
-      AND ($8::bigint IS NULL OR w.fetch_ticket IS NULL OR w.fetch_ticket < $8)
-    RETURNING w.rows_seen, w.rows_duplicate, w.rows_rejected, l.fetched_at AS last_fetched_at, l.stamp
+      AND (o.fetch_ticket IS NULL OR w.fetch_ticket IS NULL OR w.fetch_ticket < o.fetch_ticket)
+    RETURNING o.idx, w.customer_id, w.date_criteria, w.first_day, w.end_day,
+              w.rows_seen, w.rows_duplicate, w.rows_rejected, l.fetched_at AS last_fetched_at, l.stamp
 ),
 seen AS (
     UPDATE rejected_rows r
     SET last_seen_at = c.stamp, times_seen = r.times_seen + 1
     FROM confirmed c
-    WHERE r.customer_id = $1 AND r.date_criteria = $2
-      AND r.first_day = date '1970-01-01' + $3::integer
-      AND r.end_day = date '1970-01-01' + $4::integer
+    WHERE r.customer_id = c.customer_id AND r.date_criteria = c.date_criteria
+      AND r.first_day = c.first_day AND r.end_day = c.end_day
       AND r.last_seen_at = c.last_fetched_at
-    RETURNING r.comeback_id
+    RETURNING c.idx, r.comeback_id
 )
-SELECT l.fetch_ticket,
+SELECT o.idx,
+       l.fetch_ticket,
        c.rows_seen,
        c.rows_duplicate,
        c.rows_rejected,
-       (SELECT count(*) FROM seen WHERE comeback_id IS NULL) AS unreadable,
+       (SELECT count(*) FROM seen s WHERE s.idx = o.idx AND s.comeback_id IS NULL) AS unreadable,
        CASE WHEN c.rows_seen IS NOT NULL THEN set_config('synchronous_commit', 'off', true) END
            AS commits_lazily
-FROM (SELECT) one
-LEFT JOIN last_load l ON true
-LEFT JOIN confirmed c ON true
+FROM offered o
+LEFT JOIN last_load l ON l.idx = o.idx
+LEFT JOIN confirmed c ON c.idx = o.idx
+ORDER BY o.idx
 )sql"};
 
 inline constexpr std::array statements{

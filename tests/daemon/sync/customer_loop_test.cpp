@@ -51,6 +51,7 @@ struct tick_fixture : sync_fixture {
         run(io, leases.round());
         state.client = std::make_shared<vitec_client>(io.get_executor(), cfg.vitec);
         state.db = &workers;
+        state.confirmations = &confirmations;
         state.leases = &leases;
         state.shutdown = &shutdown;
         state.metrics = &metrics;

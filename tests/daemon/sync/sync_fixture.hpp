@@ -14,6 +14,7 @@
 #include "model/timestamp.hpp"
 #include "observability/metrics.hpp"
 #include "plan/windows.hpp"
+#include "sync/confirmer.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/shutdown.hpp"
 #include "sync/window_job.hpp"
@@ -79,6 +80,7 @@ struct sync_fixture {
     config cfg;
     boost::asio::io_context io;
     db_workers workers;
+    confirmer confirmations;
     shutdown_signal shutdown;
     metrics_registry metrics{std::chrono::seconds(300)};
     std::mt19937_64 rng{1};
@@ -88,6 +90,7 @@ struct sync_fixture {
         : server(with_password(std::move(server_arguments))),
           cfg(sync_config_for(server, db)),
           workers(io.get_executor(), cfg.database, 2, 4),
+          confirmations(workers, db.name()),
           shutdown(io.get_executor()) {
         // The tests read M1's own series whether or not it is in trouble.
         metrics.set_per_customer_series(per_customer_series::all);
@@ -105,7 +108,7 @@ struct sync_fixture {
     window_outcome sync(const window& w, std::size_t queue_batches = 4,
                         const std::vector<ledger_entry>* ledger = nullptr) {
         vitec_client client(io.get_executor(), cfg.vitec);
-        window_context context{client, workers, shutdown, &metrics, rng};
+        window_context context{client, workers, confirmations, shutdown, &metrics, rng};
         context.queue_batches = queue_batches;
         context.hold = &hold;
         context.ledger = ledger;

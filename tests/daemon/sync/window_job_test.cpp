@@ -6,6 +6,9 @@
 
 #include "sync_fixture.hpp"
 
+#include "load/database_failure.hpp"
+#include "load/window_loader.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -461,7 +464,7 @@ TEST_CASE("a re-fetch that may confirm its window unparsed takes no fetch ticket
         f.hold.per_response = f.hold.total;
         const auto ledger = read_ledger(f.db.connection(), f.db.name(), "M1", f.cfg.sync.date_criteria);
         vitec_client client(f.io.get_executor(), f.cfg.vitec);
-        window_context context{client, f.workers, f.shutdown, &f.metrics, f.rng};
+        window_context context{client, f.workers, f.confirmations, f.shutdown, &f.metrics, f.rng};
         context.hold = &f.hold;
         context.ledger = &ledger;
         context.load.recheck = true;
@@ -599,6 +602,81 @@ TEST_CASE("the response fingerprint follows every setting that decides how a bod
     CHECK(response_fingerprint(other) != base);
 }
 
+TEST_CASE("windows waiting to be confirmed at the same time share one statement, and each gets its own verdict") {
+    temp_dir responses;
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    const window later = f.window_of(date::year{2024} / 4 / 5);
+    auto key_of = [&](const std::string& customer, const window& of) {
+        return window_key{customer, f.cfg.sync.date_criteria, of.first_day, of.end_day, of.from, of.to};
+    };
+    // Each window's last load read a response with digest D1, under ticket 5.
+    for (const window_key& key : {key_of("C1", w), key_of("C1", later), key_of("C2", w), key_of("C3", w), key_of("C4", w)}) {
+        window_loader loader{f.db.connection(), f.db.name(), key, {.fetch_ticket = 5}};
+        loader.add(normalized_batch{}, {});
+        loader.commit(fetch_info{200, 10ms, 2, "D1"});
+    }
+    struct offer {
+        window_key key;
+        std::optional<fetch_ticket> ticket;
+        std::string digest;
+        std::optional<confirmer::verdict> verdict{};
+        std::optional<failure_kind> failed{};
+    };
+    // C1's second window waits for the statement after the first: a
+    // customer's loads are stamped one after another.
+    std::vector<offer> offers{{key_of("C1", w), 6, "D1"},
+                              {key_of("C1", later), std::nullopt, "D1"},
+                              {key_of("C2", w), 6, "D2"},
+                              {key_of("C3", w), 4, "D1"},
+                              {key_of("C4", w), std::nullopt, "D1"}};
+    auto offer_all = [&] {
+        for (offer& o : offers) {
+            o.verdict.reset();
+            o.failed.reset();
+            boost::asio::co_spawn(
+                f.io,
+                [&]() -> boost::asio::awaitable<void> {
+                    // Named, not temporaries inside the co_await (GCC 12
+                    // destroys such temporaries twice).
+                    const fetch_info info{200, 10ms, 2, ""};
+                    std::function<std::string()> digest = [&] { return o.digest; };
+                    try {
+                        o.verdict = co_await f.confirmations.confirm(o.key, info, o.ticket, std::move(digest));
+                    } catch (const database_error& error) {
+                        o.failed = error.failure().kind;
+                    }
+                },
+                boost::asio::detached);
+        }
+        f.io.restart();
+        f.io.run();
+    };
+    offer_all();
+    CHECK(f.confirmations.batches() == 2);
+    for (std::size_t i : {0, 1, 4}) {
+        INFO(i);
+        REQUIRE(offers[i].verdict);
+        CHECK(offers[i].verdict->counts);
+        CHECK(offers[i].verdict->response_digest == "D1");
+    }
+    REQUIRE(offers[2].verdict);  // another response: to be parsed and loaded
+    CHECK_FALSE(offers[2].verdict->counts);
+    CHECK(offers[2].verdict->response_digest == "D2");
+    CHECK(offers[3].failed == failure_kind::stale_fetch);  // older than the last load
+    CHECK(f.one<int>("SELECT count(*) FROM {}.sync_windows WHERE attempts = 2") == 3);
+
+    // A statement that fails fails every window it carried, and none waits on.
+    f.exec("ALTER TABLE " + f.db.quoted() + ".rejected_rows RENAME TO rejected_rows_elsewhere");
+    offer_all();
+    for (const offer& o : offers) {
+        INFO(o.key.customer_id);
+        CHECK(o.failed == failure_kind::database_refused);
+        CHECK_FALSE(o.verdict);
+    }
+    CHECK(f.one<int>("SELECT count(*) FROM {}.sync_windows WHERE attempts = 2") == 3);
+}
+
 TEST_CASE("a window confirmed unparsed commits asynchronously; a load that changed data commits as the server says") {
     // The test cluster commits asynchronously throughout; the workers'
     // sessions (opened at first use, through libpq's PGOPTIONS) do not.
@@ -649,7 +727,7 @@ TEST_CASE("a window holds no database session while its request waits for the se
     sync_fixture f({"--fixture", responses.path().string(), "--latency", "1500"});
     const window w = f.window_of(march);
     vitec_client client(f.io.get_executor(), f.cfg.vitec);
-    window_context context{client, f.workers, f.shutdown, &f.metrics, f.rng};
+    window_context context{client, f.workers, f.confirmations, f.shutdown, &f.metrics, f.rng};
     context.hold = &f.hold;
     std::optional<window_outcome> outcome;
     boost::asio::co_spawn(

@@ -1045,6 +1045,62 @@ TEST_CASE("an unparsed confirmation of a fetch older than the window's last load
     CHECK(confirm_unparsed(db.connection(), db.name(), key, response_with_digest("D1"), {.fetch_ticket = 8}));
 }
 
+TEST_CASE("several windows' responses are confirmed unparsed in one statement, each as if alone") {
+    loaded_schema db;
+    const auto same = window_of("M1", week1);
+    const auto other = window_of("M2", week1);
+    const auto stale = window_of("M3", week1);
+    const auto unknown = window_of("M4", week1);
+    const auto undigested = window_of("M5", week1);
+    for (const auto& key : {same, other, stale, undigested}) {
+        load_response(db.connection(), db.name(), key, three_comebacks(), one_rejection, "D1", {.fetch_ticket = 5});
+    }
+    const auto before = snapshot(db.connection(), db.name());
+    const std::vector<unparsed_response> responses{
+        {same, response_with_digest("D1"), 6},
+        {other, response_with_digest("D2"), 6},        // another response: loaded in full instead
+        {stale, response_with_digest("D1"), 4},        // older than the window's last load
+        {unknown, response_with_digest("D1"), std::nullopt},  // never planned
+        {undigested, response_with_digest(""), 6},      // no digest: never offered
+    };
+    const std::vector<confirmation> results = confirm_unparsed(db.connection(), db.name(), responses);
+    REQUIRE(results.size() == responses.size());
+    REQUIRE(results[0].counts);
+    CHECK(results[0].counts->unparsed);
+    CHECK(results[0].counts->rows_seen == 3);
+    CHECK(results[0].counts->rejected == 1);
+    CHECK(results[0].counts->unreadable_ids == 1);
+    CHECK_FALSE(results[0].refused);
+    for (std::size_t i : {1, 3, 4}) {
+        INFO(i);
+        CHECK_FALSE(results[i].counts);
+        CHECK_FALSE(results[i].refused);
+    }
+    CHECK_FALSE(results[2].counts);
+    REQUIRE(results[2].refused);
+    CHECK_THROWS_AS(std::rethrow_exception(results[2].refused), stale_fetch_error);
+
+    // Only the confirmed window's ledger row and rejected rows changed, as a
+    // confirmation of it alone changes them.
+    auto after = snapshot(db.connection(), db.name());
+    CHECK(count_rows(db.connection(), db.name(), "sync_windows WHERE attempts = 2") == 1);
+    CHECK(count_rows(db.connection(), db.name(), "sync_windows WHERE customer_id = 'M1' AND fetch_ticket = 6") == 1);
+    CHECK(count_rows(db.connection(), db.name(), "rejected_rows WHERE times_seen = 2 AND customer_id = 'M1'") == 1);
+    CHECK(count_rows(db.connection(), db.name(), "rejected_rows WHERE times_seen = 2") == 1);
+    after.erase("sync_windows");
+    after.erase("rejected_rows");
+    auto unchanged = before;
+    unchanged.erase("sync_windows");
+    unchanged.erase("rejected_rows");
+    CHECK(after == unchanged);
+
+    // A customer's loads are stamped one after another: never two in one statement.
+    const std::vector<unparsed_response> twice{{same, response_with_digest("D1"), 7},
+                                               {window_of("M1", week2), response_with_digest("D1"), 7}};
+    CHECK_THROWS_AS(confirm_unparsed(db.connection(), db.name(), twice), std::logic_error);
+    CHECK(confirm_unparsed(db.connection(), db.name(), std::span<const unparsed_response>{}).empty());
+}
+
 TEST_CASE("an unparsed confirmation that meets a load committing on its window confirms nothing") {
     loaded_schema db;
     const auto key = window_of("M1", week1);

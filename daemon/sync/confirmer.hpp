@@ -1,0 +1,72 @@
+#pragma once
+// Windows confirmed from their response digests alone (confirm_unparsed,
+// load/window_loader.hpp), as many as wait at once in one statement.
+//
+// A re-fetch of an unchanged window costs its confirmation, and when a
+// backfill or a cycle re-fetches many such windows the confirmations, not the
+// fetches, set the pace: each was a session checked out, a hand-off to its
+// thread, a round trip and a hand-off back, and the windows queued for the
+// pool's few connections. Here a window's confirmation waits in one queue;
+// while a statement confirms the windows that were waiting when it began,
+// those that arrive meanwhile wait for the next, which takes them all (at most
+// one per customer, up to max_batch). So a burst costs a round trip per batch
+// and one session, and a lone window is sent at once, as before.
+
+#include "load/window_loader.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace comeback {
+
+class db_workers;
+
+class confirmer {
+public:
+    // Responses in one statement at most.
+    static constexpr std::size_t max_batch = 64;
+
+    // `db` must outlive the confirmer, and the confirmer every confirm().
+    confirmer(db_workers& db, std::string schema);
+    confirmer(const confirmer&) = delete;
+    confirmer& operator=(const confirmer&) = delete;
+
+    struct verdict {
+        std::optional<load_counts> counts;  // set when the window was confirmed
+        std::string response_digest;        // what finish_digest returned
+    };
+
+    // Offers the window's whole response, unparsed, to be confirmed from its
+    // digest. `finish_digest` completes the response digest (it reads the
+    // held body); it runs on a database thread, and what it reads must stay
+    // put until this returns. A window not confirmed had nothing written.
+    // Throws database_error (load/database_failure.hpp) when the statement
+    // failed or the window's fetch was stale (stale_fetch). Call from the
+    // io_context's thread.
+    boost::asio::awaitable<verdict> confirm(const window_key& key, const fetch_info& info,
+                                            std::optional<fetch_ticket> ticket,
+                                            std::function<std::string()> finish_digest);
+
+    // Statements sent so far (for tests).
+    std::uint64_t batches() const { return batches_; }
+
+private:
+    struct entry;
+    // Sends batches on one session while windows wait.
+    boost::asio::awaitable<void> drain();
+
+    db_workers& db_;
+    std::string schema_;
+    std::deque<std::shared_ptr<entry>> waiting_;
+    bool draining_ = false;
+    std::uint64_t batches_ = 0;
+};
+
+}  // namespace comeback
