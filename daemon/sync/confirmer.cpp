@@ -49,7 +49,7 @@ confirmer::confirmer(db_workers& db, std::string schema) : db_(db), schema_(std:
 
 asio::awaitable<confirmer::verdict> confirmer::confirm(const window_key& key, const fetch_info& info,
                                                        std::optional<fetch_ticket> ticket,
-                                                       std::function<std::string()> finish_digest) {
+                                                       std::function<std::string()>&& finish_digest) {
     const auto executor = co_await asio::this_coro::executor;
     auto waiting = std::make_shared<entry>(executor);
     waiting->response = {key, info, ticket};

@@ -46,13 +46,15 @@ public:
     // Offers the window's whole response, unparsed, to be confirmed from its
     // digest. `finish_digest` completes the response digest (it reads the
     // held body); it runs on a database thread, and what it reads must stay
-    // put until this returns. A window not confirmed had nothing written.
+    // put until this returns. Taken by reference, not by value, so the call
+    // makes no temporary inside the caller's co_await (GCC 12 destroys such
+    // temporaries twice). A window not confirmed had nothing written.
     // Throws database_error (load/database_failure.hpp) when the statement
     // failed or the window's fetch was stale (stale_fetch). Call from the
     // io_context's thread.
     boost::asio::awaitable<verdict> confirm(const window_key& key, const fetch_info& info,
                                             std::optional<fetch_ticket> ticket,
-                                            std::function<std::string()> finish_digest);
+                                            std::function<std::string()>&& finish_digest);
 
     // Statements sent so far (for tests).
     std::uint64_t batches() const { return batches_; }
