@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "exit_codes.hpp"
 #include "observability/logging.hpp"
+#include "sync/response_hold.hpp"
 
 #include <malloc.h>
 #include <sys/prctl.h>
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
     // the resident size stays that of the work in flight. MALLOC_ARENA_MAX in
     // the environment still wins.
     if (::getenv("MALLOC_ARENA_MAX") == nullptr) ::mallopt(M_ARENA_MAX, 2);
+    keep_held_buffers_mapped();  // sync/response_hold.hpp
 
     const parse_outcome parsed = parse_command_line(argc, argv);
     if (!parsed.line) return parsed.exit_code;

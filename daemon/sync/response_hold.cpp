@@ -1,6 +1,9 @@
 #include "sync/response_hold.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -16,6 +19,12 @@ constexpr std::size_t smallest_spare = 64 * 1024;
 constexpr std::size_t first_room = 8 * 1024;
 
 }  // namespace
+
+void keep_held_buffers_mapped() {
+    constexpr int kept = 8 * 1024 * 1024;
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) ::mallopt(M_MMAP_THRESHOLD, kept);
+    if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) ::mallopt(M_TRIM_THRESHOLD, kept);
+}
 
 held_bytes::held_bytes(std::size_t capacity)
     : data_(std::make_unique_for_overwrite<char[]>(capacity)), capacity_(capacity) {}

@@ -61,6 +61,18 @@ struct response_hold {
     std::size_t holders = 0;      // held_response objects that exist
 };
 
+// Tells glibc's allocator to keep the memory of freed held buffers for the
+// next ones (once, at the start of the process). A held response is a buffer
+// of a few hundred KB up to 5 MiB; glibc maps such a buffer on its own and
+// unmaps it when freed, or, once its threshold has risen past that size,
+// takes it from the heap and gives the heap's top back to the kernel: either
+// way every page of the next buffer is faulted in and zeroed anew, one fault
+// per 4 KiB, costly on a virtual machine (half the page faults of a re-run of
+// unchanged windows, bench row 3). After this, buffers up to 8 MiB come from
+// the heap and up to 8 MiB of free heap top stay mapped. The environment's
+// MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ still win.
+void keep_held_buffers_mapped();
+
 // One response held unparsed, its bytes counted against a response_hold until
 // it is released (parsed or done with).
 class held_response {
