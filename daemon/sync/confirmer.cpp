@@ -56,7 +56,9 @@ asio::awaitable<confirmer::verdict> confirmer::confirm(const window_key& key, co
     waiting->finish_digest = std::move(finish_digest);
     waiting_.push_back(waiting);
     // Destroyed while it waits (a command's frames go at its end): it leaves
-    // the queue, so no batch reads what its frame held.
+    // the queue, so no later batch reads what its frame held. A batch already
+    // on a database thread has read it by then: a command stops the pool's
+    // threads before its frames go (sync/command_io.hpp).
     struct leave {
         std::deque<std::shared_ptr<entry>>& queue;
         const std::shared_ptr<entry>& waiting;
