@@ -162,12 +162,25 @@ private:
         std::size_t next_customer = 0;  // read and moved on io_'s thread only
         auto planner = [&]() -> asio::awaitable<void> {
             std::optional<db_workers::session> session;
-            while (next_customer < customers_selected && !planning_failed_ && !shutdown_.triggered()) {
+            auto more_to_plan = [&] {
+                return next_customer < customers_selected && !planning_failed_ && !shutdown_.triggered();
+            };
+            while (more_to_plan()) {
+                try {
+                    if (!session) session = co_await db_.checkout();
+                } catch (...) {
+                    planning_failed_ = true;
+                    throw;
+                }
+                // The session first, then the customer: a planner still
+                // waiting for its session (the pool opens connections one
+                // at a time, see db_workers) must not hold a customer back
+                // that another planner would plan meanwhile.
+                if (!more_to_plan()) break;
                 const std::size_t i = next_customer++;
                 const customer_config& customer = *selected_[i];
                 std::vector<ledger_entry>& ledger = ledgers[i];
                 try {
-                    if (!session) session = co_await db_.checkout();
                     co_await session->run([&](pqxx::connection& connection) {
                         ledger = plan_and_read_ledger(connection, cfg_.database.schema, customer.id,
                                                       cfg_.sync.date_criteria, windows,

@@ -6,7 +6,9 @@
 # request slots to spare has two windows in flight, one loading while the next
 # is fetched, and one without has one; a re-run of unchanged windows opens no
 # more database connections than its short calls keep busy; a database on this
-# machine with database.pool_size left out gets a pool of its cores at most.
+# machine with database.pool_size left out gets a pool of its cores at most;
+# customers are planned in their order, none held back by a planner that waits
+# for its connection.
 source "$(dirname "$0")/lib.sh"
 e2e_init backfill
 
@@ -209,3 +211,20 @@ run_cs backfill9 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to "$E2E_T
 [[ $(sql "SELECT count(*) FROM $schema.sync_windows WHERE customer_id IN ('M1', 'P2', 'P3') AND status <> 'complete'") == 0 ]] ||
     fail "windows of M1, P2 or P3 are not complete after the rerun"
 echo "ok: the failed plan ended the backfill ($attempted of $planned windows of P2 and P3 had started); the rerun completed"
+
+note "a planner waiting for the pool's next connection claims no customer: customers are planned in their order"
+stop_fake
+order_customers="Q1 Q2 Q3 Q4 Q5 Q6 Q7 Q8"
+start_fake fake8 --customers "${order_customers// /,}"
+write_config "$work/config.yaml" "$order_customers" "log:
+  level: debug"
+run_cs backfill10 backfill -c "$work/config.yaml" --from "$E2E_FROM" --to 2024-02-29 ||
+    fail "backfill of eight customers exited $?"
+# Every planner but the first waits for a connection while the first plans on
+# the migration check's; one that took its customer before its connection
+# left that customer to the very end of planning. Each customer's first
+# request follows its plan.
+first_fetches=$(grep -o 'vitec_fetch_done customer=Q[0-9]' "$work/backfill10.log" | sed 's/.*=//' | awk '!seen[$0]++' | tr '\n' ' ')
+[[ $first_fetches == *Q2*Q5* ]] ||
+    fail "Q2, second in line, was first fetched after Q5: first fetches in order $first_fetches"
+echo "ok: customers fetched first in the order they were planned: $first_fetches"
