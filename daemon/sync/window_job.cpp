@@ -428,8 +428,15 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     // window whose last response was too large to hold is not held at all.
     // Nothing confirms under --recheck: such a response is parsed as a first load's.
     const bool may_confirm = last_response_bytes.has_value() && !context.load.recheck;
+    // A response fetched without a ticket is never parsed: it confirms its
+    // window from its digest, or the window is fetched again with a ticket
+    // and that response is parsed. So none of it is kept: each piece enters
+    // the digest as it arrives, within the size a held response may have.
+    const bool streamed = unticketed;
+    std::uint64_t streamed_bytes = 0;
     const bool worth_holding =
-        context.hold && (!last_response_bytes || *last_response_bytes <= context.hold->per_response);
+        context.hold && !streamed &&
+        (!last_response_bytes || *last_response_bytes <= context.hold->per_response);
     held_response held(worth_holding ? context.hold : nullptr, last_response_bytes.value_or(0));
     content_digest response_digest;
     response_digest.add(response_fingerprint(cfg));
@@ -453,6 +460,12 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     };
     const body_sink sink = [&](std::string_view chunk) -> asio::awaitable<void> {
         if (lease_lost()) throw lease_stopped{};
+        if (streamed) {
+            streamed_bytes += chunk.size();
+            if (streamed_bytes > context.hold->per_response) throw ticket_needed{};
+            response_digest.add(chunk);
+            co_return;
+        }
         if (held.keep(chunk)) co_return;
         if (unticketed) throw ticket_needed{};
         if (!held.empty()) {
@@ -481,7 +494,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                     // equalled (--recheck): parsed now.
                     info.response_digest = finish_digest_with_held();
                     co_await parse_held();
-                } else if (held.holding()) {
+                } else if (held.holding() || streamed) {
                     // The whole response is here, unparsed: the loader may
                     // confirm the window from its digest alone. This frame
                     // waits for the verdict, so the held body and the digest

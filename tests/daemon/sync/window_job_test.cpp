@@ -427,13 +427,17 @@ TEST_CASE("a re-fetch that may confirm its window unparsed takes no fetch ticket
     CHECK(f.requests("rows") == 1);
 
     // The same bytes: confirmed unparsed, without a ticket; the window records
-    // the counter as it stands.
+    // the counter as it stands. Such a response is never parsed, so none of it
+    // is held: each piece goes into the digest as it arrives.
+    f.hold.peak = 0;
     const window_outcome again = f.sync_in_turn(w);
     REQUIRE(again.committed);
     CHECK(again.counts.unparsed);
     CHECK(tickets() == 1);
     CHECK(window_ticket() == 1);
     CHECK(f.requests("rows") == 2);
+    CHECK(f.hold.peak == 0);
+    CHECK(f.hold.spare.empty());
     // Without the turn's ledger the fetch takes one, as before.
     REQUIRE(f.sync(w).counts.unparsed);
     CHECK(tickets() == 2);
