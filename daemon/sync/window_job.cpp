@@ -137,7 +137,8 @@ struct attempt_result {
 };
 
 // Thrown by the body sink of a fetch sent without a ticket once the body
-// outgrows the hold: it cannot be confirmed unparsed, and is not loaded.
+// grows past what one held response may take: it is not confirmed, and not
+// loaded.
 struct ticket_needed {};
 
 // The window's row in the ledger read at the start of the turn, unless there
@@ -467,7 +468,6 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
             co_return;
         }
         if (held.keep(chunk)) co_return;
-        if (unticketed) throw ticket_needed{};
         if (!held.empty()) {
             response_digest.add(held.bytes());
             co_await parse_held();
@@ -495,10 +495,11 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
                     info.response_digest = finish_digest_with_held();
                     co_await parse_held();
                 } else if (held.holding() || streamed) {
-                    // The whole response is here, unparsed: the loader may
-                    // confirm the window from its digest alone. This frame
-                    // waits for the verdict, so the held body and the digest
-                    // stay put while the loader's thread reads them.
+                    // The whole response is here (held, or streamed into the
+                    // digest), unparsed: the loader may confirm the window
+                    // from its digest alone. This frame waits for the
+                    // verdict, so the held body and the digest stay put while
+                    // the loader's thread reads them.
                     load_message ask;
                     ask.finish = info;
                     ask.unparsed = true;
