@@ -167,15 +167,21 @@ private:
             };
             while (more_to_plan()) {
                 try {
-                    if (!session) session = co_await db_.checkout();
+                    if (!session) {
+                        session = co_await db_.checkout();
+                        // A session checked out without a connection opens one
+                        // at its first call: made here, before a customer is taken.
+                        co_await session->run([](pqxx::connection&) {});
+                    }
                 } catch (...) {
                     planning_failed_ = true;
                     throw;
                 }
-                // The session first, then the customer: a planner still
-                // waiting for its session (the pool opens connections one
-                // at a time, see db_workers) must not hold a customer back
-                // that another planner would plan meanwhile.
+                // The connection first, then the customer: a planner still
+                // waiting for its session (the pool opens connections one at
+                // a time, see db_workers) or opening its connection must not
+                // hold a customer back that another planner would plan
+                // meanwhile.
                 if (!more_to_plan()) break;
                 const std::size_t i = next_customer++;
                 const customer_config& customer = *selected_[i];
