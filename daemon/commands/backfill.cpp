@@ -166,6 +166,7 @@ private:
                 return next_customer < customers_selected && !planning_failed_ && !shutdown_.triggered();
             };
             while (more_to_plan()) {
+                std::size_t i = 0;
                 try {
                     if (!session) {
                         session = co_await db_.checkout();
@@ -173,29 +174,24 @@ private:
                         // at its first call: made here, before a customer is taken.
                         co_await session->run([](pqxx::connection&) {});
                     }
-                } catch (...) {
-                    planning_failed_ = true;
-                    throw;
-                }
-                // The connection first, then the customer: a planner still
-                // waiting for its session (the pool opens connections one at
-                // a time, see db_workers) or opening its connection must not
-                // hold a customer back that another planner would plan
-                // meanwhile.
-                if (!more_to_plan()) break;
-                const std::size_t i = next_customer++;
-                const customer_config& customer = *selected_[i];
-                std::vector<ledger_entry>& ledger = ledgers[i];
-                try {
+                    // The connection first, then the customer: a planner still
+                    // waiting for its session (the pool opens connections one
+                    // at a time, see db_workers) or opening its connection
+                    // must not hold a customer back that another planner
+                    // would plan meanwhile.
+                    if (!more_to_plan()) break;
+                    i = next_customer++;
                     co_await session->run([&](pqxx::connection& connection) {
-                        ledger = plan_and_read_ledger(connection, cfg_.database.schema, customer.id,
-                                                      cfg_.sync.date_criteria, windows,
-                                                      cfg_.privacy.rejected_raw_retention);
+                        ledgers[i] = plan_and_read_ledger(connection, cfg_.database.schema, selected_[i]->id,
+                                                          cfg_.sync.date_criteria, windows,
+                                                          cfg_.privacy.rejected_raw_retention);
                     });
                 } catch (...) {
                     planning_failed_ = true;  // no new customer is planned, no new window starts
                     throw;
                 }
+                const customer_config& customer = *selected_[i];
+                const std::vector<ledger_entry>& ledger = ledgers[i];
                 customer_result& result = results_[i];
                 result.id = customer.id;
                 result.planned = windows.size();
