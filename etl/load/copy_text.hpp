@@ -104,6 +104,19 @@ public:
         return arrays;
     }
 
+    // `count` values, the i-th written by `write_one(rows, i)` as one field,
+    // as one PostgreSQL array literal (quoted and escaped as above): an
+    // array parameter built from a list.
+    template <typename Each>
+    static std::string array_of(std::size_t count, Each&& write_one) {
+        copy_text rows;
+        for (std::size_t i = 0; i < count; ++i) {
+            write_one(rows, i);
+            rows.end_row();
+        }
+        return array_literals(rows.view(), 1).front();
+    }
+
 private:
     // What stands for `c` in COPY text, or null when it stands for itself.
     static const char* escape_of(char c) {

@@ -32,18 +32,6 @@ pqxx::result read_keys(pqxx::connection& connection, std::string_view schema,
     throw std::runtime_error("no lease key in schema " + std::string(schema) + " (is it migrated?)");
 }
 
-// `count` values, each written by `write_one`, as one PostgreSQL array
-// literal (copy_text quotes and escapes them).
-template <typename Each>
-std::string array_of(std::size_t count, Each&& write_one) {
-    copy_text rows;
-    for (std::size_t i = 0; i < count; ++i) {
-        write_one(rows, i);
-        rows.end_row();
-    }
-    return copy_text::array_literals(rows.view(), 1).front();
-}
-
 // Runs a per-lease statement (try_acquire_each, release_each) over every key
 // of `leases` in one round trip: its boolean for each, in the order of
 // `leases`. A session lock outlives the statement's transaction, so a
@@ -52,7 +40,7 @@ std::vector<bool> each_lease(pqxx::connection& connection, const sql::statement&
                              const std::vector<lease_id>& leases) {
     std::vector<bool> results(leases.size(), false);
     if (leases.empty()) return results;
-    const std::string keys = array_of(leases.size(), [&](copy_text& rows, std::size_t i) { rows.number(leases[i].key); });
+    const std::string keys = copy_text::array_of(leases.size(), [&](copy_text& rows, std::size_t i) { rows.number(leases[i].key); });
     pqxx::nontransaction tx{connection, "lease"};
     for (const auto& row : sql::exec(tx, s, keys)) results.at(row[0].as<std::size_t>() - 1) = row[1].as<bool>();
     return results;
@@ -75,7 +63,7 @@ std::vector<lease_id> customer_leases(pqxx::connection& connection, std::string_
         for (const auto& id : customer_ids) {
             if (keys.find(id) == keys.end()) missing.push_back(id);
         }
-        const std::string ids = array_of(missing.size(), [&](copy_text& rows, std::size_t i) { rows.text(missing[i]); });
+        const std::string ids = copy_text::array_of(missing.size(), [&](copy_text& rows, std::size_t i) { rows.text(missing[i]); });
         for (const auto& row : read_keys(connection, schema, [&](pqxx::work& tx) {
                  return sql::exec(tx, sql::lease::customer_keys, ids);
              })) {

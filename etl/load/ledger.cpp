@@ -1,5 +1,6 @@
 #include "load/ledger.hpp"
 
+#include "load/copy_text.hpp"
 #include "load/identifier.hpp"
 #include "load/ledger_sql.hpp"
 #include "load/prepared.hpp"
@@ -23,15 +24,9 @@ std::optional<std::string> known_digest(std::string_view digest) {
     return std::string(digest);
 }
 
-// An integer array literal for an unnest() parameter: integers need no quoting.
-template <typename Values>
-std::string int_array(const Values& values) {
-    std::string text = "{";
-    for (const auto& value : values) {
-        if (text.size() > 1) text += ',';
-        text += std::to_string(value);
-    }
-    return text + "}";
+// An integer array literal for an unnest() parameter.
+std::string int_array(const std::vector<long long>& values) {
+    return copy_text::array_of(values.size(), [&](copy_text& rows, std::size_t i) { rows.number(values[i]); });
 }
 
 template <typename T>

@@ -1,5 +1,6 @@
 #include "load/privacy.hpp"
 
+#include "load/copy_text.hpp"
 #include "load/identifier.hpp"
 #include "load/privacy_sql.hpp"
 #include "load/window_loader_sql.hpp"
@@ -20,20 +21,9 @@ void use_schema(pqxx::transaction_base& tx, std::string_view schema) {
     tx.exec_params1(sql::use_schema, std::string(schema));
 }
 
-// A text[] literal for an unnest() parameter: every element double-quoted,
-// with backslash before '"' and '\'.
+// A text[] literal for an unnest() parameter.
 std::string text_array(const std::vector<std::string>& values) {
-    std::string out = "{";
-    for (const auto& value : values) {
-        if (out.size() > 1) out += ',';
-        out += '"';
-        for (char c : value) {
-            if (c == '"' || c == '\\') out += '\\';
-            out += c;
-        }
-        out += '"';
-    }
-    return out + "}";
+    return copy_text::array_of(values.size(), [&](copy_text& rows, std::size_t i) { rows.text(values[i]); });
 }
 
 // Pseudonyms are written this many names per statement: a page of memory,

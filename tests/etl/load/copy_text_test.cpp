@@ -119,3 +119,13 @@ TEST_CASE("no rows are empty arrays, and a row with another number of fields is 
     CHECK_THROWS_AS(copy_text::array_literals("1\t2\t3\n", 2), std::logic_error);
     CHECK_THROWS_AS(copy_text::array_literals("1\t2", 2), std::logic_error);
 }
+
+TEST_CASE("a list becomes one array literal, each value one element") {
+    const std::vector<std::string> names{"a\"b", "c\\d", "e,{f}", ""};
+    CHECK(copy_text::array_of(names.size(), [&](copy_text& rows, std::size_t i) { rows.text(names[i]); }) ==
+          "{\"a\\\"b\",\"c\\\\d\",\"e,{f}\",\"\"}");
+    const std::vector<long long> numbers{-1, 0, 42};
+    CHECK(copy_text::array_of(numbers.size(), [&](copy_text& rows, std::size_t i) { rows.number(numbers[i]); }) ==
+          "{\"-1\",\"0\",\"42\"}");
+    CHECK(copy_text::array_of(0, [](copy_text&, std::size_t) {}) == "{}");
+}
