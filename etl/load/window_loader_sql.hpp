@@ -18,7 +18,10 @@ namespace comeback::sql::window_loader {
 
 // $1 schema, $2 customer, $3 bytes. How every load begins, sent with BEGIN
 // and the read of the window's last load (sql::statement_batch): this
-// transaction's search_path, as sql::use_schema sets it; the customer's lock,
+// transaction's search_path, as sql::use_schema sets it; PostgreSQL's own
+// choice of a custom or the generic plan for the statements that follow
+// (the daemon's sessions use generic plans elsewhere, see
+// daemon/sync/database.cpp, session_options); the customer's lock,
 // since the daemon and a backfill may load the same customer at once and take
 // turns per window instead of deadlocking on each other's rows (the key lives
 // in the loader's own space of advisory locks); whether this session has yet
@@ -27,6 +30,7 @@ namespace comeback::sql::window_loader {
 // list in order, so the lock is held before the statement returns.
 inline constexpr statement begin_load{"begin_load", R"sql(
 SELECT set_config('search_path', quote_ident($1), true) AS search_path,
+       set_config('plan_cache_mode', 'auto', true) AS plan_cache_mode,
        pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2)) AS customer_locked,
        s.bytes IS NULL AS staging_missing,
        coalesce(s.bytes > $3::bigint, false) AS staging_large

@@ -7,6 +7,9 @@
 #include "sync/database.hpp"
 
 #include "load/database_failure.hpp"
+#include "load/ledger.hpp"
+#include "load/prepared.hpp"
+#include "load/window_loader_sql.hpp"
 #include "support/scoped.hpp"
 #include "support/tcp_proxy.hpp"
 #include "sync/db_workers.hpp"
@@ -134,6 +137,33 @@ TEST_CASE("every session carries the database.* limits, and a setting the connin
     CHECK(session_conninfo(config).find("connect_timeout='7'") != std::string::npos);
     CHECK(conninfo_overrides(config) ==
           std::vector<std::string>{"connect_timeout=7", "options=-c lock_timeout=5s"});
+}
+
+TEST_CASE("a session plans a statement once, and a load's statements as PostgreSQL chooses") {
+    migrated_schema db;
+    database_config config{"", db.name()};
+    database_connection connection(config);
+    CHECK(show(connection.get(), "plan_cache_mode") == "force_generic_plan");
+    // The ledger's plan statement, run as a cycle runs it: planned once.
+    for (int i = 0; i < 3; ++i) read_ledger(connection.get(), db.name(), "M1", date_criteria{});
+    auto plans = [&](const std::string& statement) {
+        pqxx::nontransaction tx{connection.get()};
+        return tx.exec1("SELECT generic_plans || '/' || custom_plans FROM pg_prepared_statements WHERE name = " +
+                        tx.quote(statement))[0].as<std::string>();
+    };
+    CHECK(plans("plan_windows") == "3/0");
+    {
+        // A load's transaction: the server's own choice, for it only.
+        pqxx::work tx{connection.get()};
+        sql::exec1(tx, sql::window_loader::begin_load, db.name(), std::string("M1"), std::int64_t{0});
+        CHECK(tx.exec1("SHOW plan_cache_mode")[0].as<std::string>() == "auto");
+        tx.commit();
+    }
+    CHECK(show(connection.get(), "plan_cache_mode") == "force_generic_plan");
+    // A setting the conninfo makes wins here too.
+    config.conninfo = "options='-c plan_cache_mode=auto'";
+    database_connection chosen(config);
+    CHECK(show(chosen.get(), "plan_cache_mode") == "auto");
 }
 
 TEST_CASE("a database that stops answering mid-call fails the call within its limit with a clear error") {
