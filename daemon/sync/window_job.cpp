@@ -440,7 +440,8 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
         (!last_response_bytes || *last_response_bytes <= context.hold->per_response);
     held_response held(worth_holding ? context.hold : nullptr, last_response_bytes.value_or(0));
     content_digest response_digest;
-    response_digest.add(response_fingerprint(cfg));
+    if (context.fingerprint.empty()) context.fingerprint = response_fingerprint(cfg);
+    response_digest.add(context.fingerprint);
     auto parse = [&](std::string_view bytes) -> asio::awaitable<void> {
         constexpr std::size_t piece = 64 * 1024;  // batches stay as small as the chunks make them
         for (std::size_t at = 0; at < bytes.size(); at += piece) {

@@ -62,6 +62,10 @@ struct window_context {
     // ticket, to be confirmed unparsed (load/fencing.hpp); should it not
     // confirm, it is fetched again with one.
     const std::vector<ledger_entry>* ledger = nullptr;
+    // response_fingerprint() of the configuration this context's windows run
+    // with (one for its life: a tick of run's, or a backfill), worked out at
+    // its first attempt instead of at every one.
+    std::string fingerprint{};
 };
 
 struct window_outcome {

@@ -476,6 +476,8 @@ TEST_CASE("a re-fetch that may confirm its window unparsed takes no fetch ticket
         REQUIRE(rechecked.committed);
         CHECK_FALSE(rechecked.counts.confirmed);
         CHECK(tickets() == 3);
+        // The context worked the configuration's fingerprint out once, for its later windows.
+        CHECK(context.fingerprint == response_fingerprint(f.cfg));
     }
 }
 

@@ -107,3 +107,12 @@ TEST_CASE("a non-positive length or a reversed range is refused", "[plan]") {
     CHECK_THROWS_WITH(plan_windows(day(2026_y / 1 / 2), day(2026_y / 1 / 1), date::days{7}, stockholm()),
                       "window range ends (2026-01-01) before it starts (2026-01-02)");
 }
+
+TEST_CASE("a window's bounds are written with every digit, whatever the year", "[plan]") {
+    const window early{day(987_y / 1 / 5), day(2026_y / 10 / 9), {}, {}};
+    CHECK(early.from_text() == "0987-01-05T00:00:00");
+    CHECK(early.to_text() == "2026-10-09T00:00:00");
+    const window far{day(9999_y / 12 / 31), day(10000_y / 1 / 1), {}, {}};
+    CHECK(far.from_text() == "9999-12-31T00:00:00");
+    CHECK(far.to_text() == "10000-01-01T00:00:00");
+}
