@@ -35,7 +35,9 @@ std::string escape_label_value(std::string_view value) {
 }
 
 metrics_registry::metrics_registry(std::chrono::seconds poll_interval, clock::time_point started)
-    : poll_interval_(poll_interval), started_(started) {}
+    : poll_interval_(poll_interval), started_(started), snapshot_(std::make_unique<snapshot>()) {}
+
+metrics_registry::~metrics_registry() = default;
 
 metrics_registry::customer_series& metrics_registry::series(std::string_view customer,
                                                             clock::time_point now) {
@@ -208,21 +210,82 @@ health_status metrics_registry::health_locked(clock::time_point now) const {
                                quiet.count(), allowed.count())};
 }
 
-std::string metrics_registry::render_prometheus(clock::time_point now) const {
+struct metrics_registry::snapshot {
+    // The series each family shows: every customer's, or the totals' (first,
+    // with the label empty) and those of the customers in trouble.
+    std::vector<customer_series> shown;
+    // Every customer that has succeeded, in either mode: label, seconds since.
+    std::vector<std::pair<std::string, double>> freshness;
+    std::size_t configured_customers = 0;
+    std::size_t in_trouble = 0;
+    bool database_up = true;
+    std::optional<clock::time_point> database_last_ok;
+    bool healthy = true;
+    std::shared_ptr<const wait_stats> request_starts;
+    std::shared_ptr<const wait_stats> database_checkouts;
+    listener_series listener;
+};
+
+namespace {
+
+// Puts `value` at `at` of `into`, reusing what the element held before (its
+// strings', maps' and vectors' memory), so a render like the last allocates
+// nothing while the registry is locked.
+template <class T>
+void put(std::vector<T>& into, std::size_t at, const T& value) {
+    if (at < into.size()) {
+        into[at] = value;
+    } else {
+        into.push_back(value);
+    }
+}
+
+}  // namespace
+
+void metrics_registry::take_snapshot(clock::time_point now, snapshot& taken) const {
     std::lock_guard lock(mutex_);
-    // Whose series each family shows: every customer, or the totals and the
-    // customers in trouble (see metrics.hpp).
-    std::vector<const customer_series*> shown;
-    std::size_t in_trouble_count = 0;
-    if (detail_ == per_customer_series::trouble) shown.push_back(&totals_);
+    std::size_t shown = 0;
+    std::size_t fresh = 0;
+    taken.in_trouble = 0;
+    if (detail_ == per_customer_series::trouble) {
+        put(taken.shown, shown++, totals_);
+        // The totals' held windows are every customer's held now.
+        for (const auto& [id, s] : customers_) taken.shown.front().held_now += s.held_now;
+    }
     for (const auto& [id, s] : customers_) {
         const bool trouble = in_trouble(s, now);
-        in_trouble_count += trouble ? 1 : 0;
-        if (detail_ == per_customer_series::all || trouble) shown.push_back(&s);
+        taken.in_trouble += trouble ? 1 : 0;
+        if (detail_ == per_customer_series::all || trouble) put(taken.shown, shown++, s);
+        if (s.succeeded) {
+            const auto age = std::chrono::duration<double>(now - s.last_success).count();
+            if (fresh == taken.freshness.size()) taken.freshness.emplace_back();
+            taken.freshness[fresh].first = s.label;
+            taken.freshness[fresh++].second = std::max(0.0, age);
+        }
     }
+    taken.shown.resize(shown);
+    taken.freshness.resize(fresh);
+    taken.configured_customers = configured_customers_;
+    taken.database_up = database_up_;
+    taken.database_last_ok = database_last_ok_;
+    taken.healthy = health_locked(now).healthy;
+    taken.request_starts = request_starts_;
+    taken.database_checkouts = database_checkouts_;
+    taken.listener = listener_;
+}
 
+std::string metrics_registry::render_prometheus(clock::time_point now) const {
+    // One render at a time: they share the snapshot's memory.
+    std::lock_guard rendering(render_mutex_);
+    take_snapshot(now, *snapshot_);
+    return format(*snapshot_);
+}
+
+std::string metrics_registry::format(const snapshot& taken) {
+    const auto& shown = taken.shown;
+    const auto& listener = taken.listener;
     std::string out;
-    out.reserve(128 * 1024 + 80 * customers_.size());
+    out.reserve(128 * 1024 + 80 * taken.freshness.size() + 2'000 * shown.size());
     auto it = std::back_inserter(out);
     // One sample: the subject's customer label (empty for the totals), then `more`.
     auto line = [&](std::string_view name, std::string_view customer, std::string_view more,
@@ -240,93 +303,86 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
 
     header(out, "requests_total", "counter",
            "Window attempts (one request each) by customer and outcome: rows, or the failure kind that ended it.");
-    for (const auto* s : shown) {
-        for (const auto& [outcome, count] : s->requests) {
+    for (const auto& s : shown) {
+        for (const auto& [outcome, count] : s.requests) {
             labels = fmt::format("outcome=\"{}\"", escape_label_value(outcome));
-            line("requests_total", s->label, labels, count);
+            line("requests_total", s.label, labels, count);
         }
     }
 
     header(out, "rows_total", "counter",
            "Comeback rows changed by committed windows, by customer and change.");
-    for (const auto* s : shown) {
-        line("rows_total", s->label, R"(change="inserted")", s->rows.inserted);
-        line("rows_total", s->label, R"(change="updated")", s->rows.updated);
-        line("rows_total", s->label, R"(change="deleted")", s->rows.deleted);
-        line("rows_total", s->label, R"(change="undeleted")", s->rows.undeleted);
-        line("rows_total", s->label, R"(change="rejected")", s->rows.rejected);
+    for (const auto& s : shown) {
+        line("rows_total", s.label, R"(change="inserted")", s.rows.inserted);
+        line("rows_total", s.label, R"(change="updated")", s.rows.updated);
+        line("rows_total", s.label, R"(change="deleted")", s.rows.deleted);
+        line("rows_total", s.label, R"(change="undeleted")", s.rows.undeleted);
+        line("rows_total", s.label, R"(change="rejected")", s.rows.rejected);
     }
 
     header(out, "windows_total", "counter", "Windows finished, by customer and result.");
-    for (const auto* s : shown) {
-        line("windows_total", s->label, R"(result="ok")", s->windows_ok);
-        line("windows_total", s->label, R"(result="failed")", s->windows_failed);
-        line("windows_total", s->label, R"(result="held")", s->windows_held);
+    for (const auto& s : shown) {
+        line("windows_total", s.label, R"(result="ok")", s.windows_ok);
+        line("windows_total", s.label, R"(result="failed")", s.windows_failed);
+        line("windows_total", s.label, R"(result="held")", s.windows_held);
     }
 
-    // The totals' value is every customer's held windows.
-    std::size_t held_total = 0;
-    for (const auto& [id, s] : customers_) held_total += s.held_now;
     header(out, "windows_held", "gauge",
            "Windows whose load the deletion guard holds now (status held in the ledger).");
-    for (const auto* s : shown) {
-        line("windows_held", s->label, "", s == &totals_ ? held_total : s->held_now);
+    for (const auto& s : shown) {
+        line("windows_held", s.label, "", s.held_now);
     }
 
     header(out, "windows_confirmed_total", "counter",
            "Committed windows confirmed by their content digest instead of compared row by row.");
-    for (const auto* s : shown) line("windows_confirmed_total", s->label, "", s->windows_confirmed);
+    for (const auto& s : shown) line("windows_confirmed_total", s.label, "", s.windows_confirmed);
 
     header(out, "window_duration_seconds", "histogram",
            "Time from a window's first request to its commit or failure.");
-    for (const auto* s : shown) {
+    for (const auto& s : shown) {
         // Buckets are cumulative in the exposition format, as observe() keeps them.
         for (std::size_t i = 0; i < std::size(duration_buckets); ++i) {
-            line("window_duration_seconds_bucket", s->label, bucket_labels[i], s->durations.buckets[i]);
+            line("window_duration_seconds_bucket", s.label, bucket_labels[i], s.durations.buckets[i]);
         }
-        line("window_duration_seconds_bucket", s->label, R"(le="+Inf")", s->durations.count);
-        line("window_duration_seconds_sum", s->label, "", number(s->durations.sum));
-        line("window_duration_seconds_count", s->label, "", s->durations.count);
+        line("window_duration_seconds_bucket", s.label, R"(le="+Inf")", s.durations.count);
+        line("window_duration_seconds_sum", s.label, "", number(s.durations.sum));
+        line("window_duration_seconds_count", s.label, "", s.durations.count);
     }
 
     header(out, "last_success_timestamp_seconds", "gauge",
            "Unix time of the customer's last committed window (without a customer label: of any customer's).");
-    for (const auto* s : shown) {
-        if (!s->succeeded) continue;
-        const auto seconds = std::chrono::duration<double>(s->last_success.time_since_epoch());
-        line("last_success_timestamp_seconds", s->label, "", number(seconds.count()));
+    for (const auto& s : shown) {
+        if (!s.succeeded) continue;
+        const auto seconds = std::chrono::duration<double>(s.last_success.time_since_epoch());
+        line("last_success_timestamp_seconds", s.label, "", number(seconds.count()));
     }
 
     // Every customer in either mode: staleness is what an operator alerts on.
     header(out, "freshness_seconds", "gauge",
            "Seconds since the customer's last committed window.");
-    for (const auto& [id, s] : customers_) {
-        if (!s.succeeded) continue;
-        const auto age = std::chrono::duration<double>(now - s.last_success);
-        line("freshness_seconds", s.label, "", number(std::max(0.0, age.count())));
-    }
+    for (const auto& [label, age] : taken.freshness) line("freshness_seconds", label, "", number(age));
 
     header(out, "customers", "gauge", "Customers in the configuration.");
-    line("customers", "", "", configured_customers_);
+    line("customers", "", "", taken.configured_customers);
 
     header(out, "customers_in_trouble", "gauge",
            "Customers whose last window failed or with a failed window within 3 poll intervals.");
-    line("customers_in_trouble", "", "", in_trouble_count);
+    line("customers_in_trouble", "", "", taken.in_trouble);
 
     header(out, "database_up", "gauge",
            "1 while the database answers the daemon's probe, else 0.");
-    fmt::format_to(std::back_inserter(out), "{}database_up {}\n", prefix, database_up_ ? 1 : 0);
+    fmt::format_to(std::back_inserter(out), "{}database_up {}\n", prefix, taken.database_up ? 1 : 0);
 
     header(out, "database_last_ok_timestamp_seconds", "gauge",
            "Unix time of the last probe the database answered.");
-    if (database_last_ok_) {
+    if (taken.database_last_ok) {
         fmt::format_to(std::back_inserter(out), "{}database_last_ok_timestamp_seconds {}\n", prefix,
-                       number(std::chrono::duration<double>(database_last_ok_->time_since_epoch()).count()));
+                       number(std::chrono::duration<double>(taken.database_last_ok->time_since_epoch()).count()));
     }
 
     header(out, "healthy", "gauge",
            "1 while the database answers and some customer succeeded within 3 poll intervals, else 0 (/healthz).");
-    line("healthy", "", "", health_locked(now).healthy ? 1 : 0);
+    line("healthy", "", "", taken.healthy ? 1 : 0);
 
     // A bounded resource's waits (model/wait_stats.hpp): how many wait now,
     // how many were given it, and their waits in all.
@@ -343,16 +399,16 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
         line(names.wait_seconds, "", "",
              number(static_cast<double>(stats.wait_microseconds.load(std::memory_order_relaxed)) / 1e6));
     };
-    if (request_starts_) {
-        waits(*request_starts_,
+    if (taken.request_starts) {
+        waits(*taken.request_starts,
               {"requests_waiting", "requests_started_total", "request_start_wait_seconds_total",
                "Requests waiting for their start at the request limiter (a free slot, or the next start "
                "vitec.max_requests_per_second allows).",
                "Requests the request limiter started.",
                "Seconds the started requests waited for their start at the request limiter, in all."});
     }
-    if (database_checkouts_) {
-        waits(*database_checkouts_,
+    if (taken.database_checkouts) {
+        waits(*taken.database_checkouts,
               {"database_sessions_waiting", "database_sessions_started_total",
                "database_session_wait_seconds_total",
                "Database work (loads, fetch tickets, ledger reads) waiting for a session of the pool now "
@@ -362,22 +418,22 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
     }
 
     header(out, "metrics_connections_open", "gauge", "Connections open to the /metrics listener.");
-    line("metrics_connections_open", "", "", listener_.open);
+    line("metrics_connections_open", "", "", listener.open);
 
     header(out, "metrics_connections_dropped_total", "counter",
            "Connections the /metrics listener closed unanswered: reason limit (metrics.max_connections "
            "were open, the oldest made room) or timeout (metrics.request_timeout ran out).");
-    line("metrics_connections_dropped_total", "", "reason=\"limit\"", listener_.dropped_limit);
-    line("metrics_connections_dropped_total", "", "reason=\"timeout\"", listener_.dropped_timeout);
+    line("metrics_connections_dropped_total", "", "reason=\"limit\"", listener.dropped_limit);
+    line("metrics_connections_dropped_total", "", "reason=\"timeout\"", listener.dropped_timeout);
 
     header(out, "metrics_responses_total", "counter", "Answers of the /metrics listener by HTTP status code.");
-    for (const auto& [status, count] : listener_.responses) {
+    for (const auto& [status, count] : listener.responses) {
         line("metrics_responses_total", "", fmt::format("code=\"{}\"", status), count);
     }
 
     header(out, "metrics_accept_errors_total", "counter",
            "Connections the /metrics listener failed to accept (e.g. out of file descriptors).");
-    line("metrics_accept_errors_total", "", "", listener_.accept_errors);
+    line("metrics_accept_errors_total", "", "", listener.accept_errors);
     return out;
 }
 

@@ -1,7 +1,11 @@
 // One /metrics scrape at fleet scale, rendered in process: a registry filled
 // as a fleet's steady state leaves it (every customer with committed windows,
 // a few failing), in both metrics.per_customer_series modes. Prints one line
-// per mode: `mode bytes lines median_ms`, the median of the renders.
+// per mode: `mode bytes lines median_ms`, the median of the renders. Then a
+// flood: renders of the `all` mode back to back on a thread of their own, as
+// scrapes without end would make them, while this thread counts windows as the
+// sync does; prints `flood updates longest_ms p99_ms render_ms`, how long an
+// update took at most and at the 99th percentile, beside a render's median.
 //
 //   metrics-render-bench [--customers N] [--failing N] [--renders N]
 
@@ -10,10 +14,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 using namespace comeback;
@@ -78,4 +84,29 @@ int main(int argc, char** argv) {
         fmt::print("{} {} {} {:.1f}\n", to_string(detail), text.size(),
                    std::count(text.begin(), text.end(), '\n'), ms[ms.size() / 2]);
     }
+
+    // The flood: as many renders as above, while updates go on.
+    std::vector<double> render_ms;
+    std::vector<double> update_ms;
+    std::atomic<bool> rendering = true;
+    std::thread renderer([&] {
+        for (std::size_t r = 0; r < renders; ++r) {
+            const auto started = std::chrono::steady_clock::now();
+            const auto text = registry.render_prometheus(now);
+            render_ms.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+        }
+        rendering = false;
+    });
+    for (std::size_t i = 0; rendering; i = (i + 1) % ids.size()) {
+        const auto started = std::chrono::steady_clock::now();
+        registry.count_request(ids[i], "rows");
+        registry.window_succeeded(ids[i], {.confirmed = true}, 0.2s, now - 10s);
+        update_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    }
+    renderer.join();
+    std::sort(render_ms.begin(), render_ms.end());
+    std::sort(update_ms.begin(), update_ms.end());
+    fmt::print("flood {} {:.3f} {:.3f} {:.1f}\n", update_ms.size(), update_ms.back(),
+               update_ms[update_ms.size() * 99 / 100], render_ms[render_ms.size() / 2]);
 }

@@ -9,6 +9,9 @@
 //   metrics-flood PORT idle [CONNECTIONS]
 //       CONNECTIONS (default 1000) connections that send nothing; every
 //       connection the server closes is opened again, twice a second
+//   metrics-flood PORT scrape [THREADS]
+//       valid scrapes without pause: 8 pipelined GET /metrics a connection,
+//       the last asking to close, every byte of the answers read
 //
 // Each flooding thread reconnects as soon as the server closes on it, so the
 // pressure never lets up. Plain POSIX sockets: nothing here may be lenient
@@ -40,6 +43,7 @@ std::atomic<std::uint64_t> connections{0};     // connections opened
 std::atomic<std::uint64_t> closed{0};          // connections the server ended
 std::atomic<std::uint64_t> bytes_sent{0};
 std::atomic<std::uint64_t> connect_failures{0};
+std::atomic<std::uint64_t> bytes_received{0};
 std::uint16_t port = 0;
 
 int open_connection() {
@@ -117,9 +121,37 @@ void hold_idle(std::size_t count) {
         if (fd >= 0) ::close(fd);
 }
 
+// Scrapes as fast as the listener answers: each connection sends eight
+// requests at once and reads the answers to the end.
+void scrape() {
+    std::string requests;
+    for (int i = 0; i < 7; ++i) requests += "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    requests += "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    std::vector<char> buffer(64 * 1024);
+    while (!stopping) {
+        const int fd = open_connection();
+        if (fd < 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            continue;
+        }
+        timeval second{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &second, sizeof second);
+        bool open = send_all(fd, requests);
+        while (open && !stopping) {
+            const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+            if (n <= 0) break;
+            bytes_received += static_cast<std::uint64_t>(n);
+        }
+        ++closed;
+        ::close(fd);
+    }
+}
+
 int usage() {
     std::fprintf(stderr, "usage: metrics-flood PORT chunk-extension|header-lines [THREADS]\n"
-                         "       metrics-flood PORT idle [CONNECTIONS]\n");
+                         "       metrics-flood PORT idle [CONNECTIONS]\n"
+                         "       metrics-flood PORT scrape [THREADS]\n");
     return 2;
 }
 
@@ -147,6 +179,8 @@ int main(int argc, char** argv) {
         std::string filler;
         while (filler.size() < 64 * 1024) filler += chunked ? "ext-without-end" : "X-Flood: 0123456789abcdef\r\n";
         for (long i = 0; i < (count > 0 ? count : 4); ++i) workers.emplace_back(flood, head, filler);
+    } else if (mode == "scrape") {
+        for (long i = 0; i < (count > 0 ? count : 4); ++i) workers.emplace_back(scrape);
     } else if (mode == "idle") {
         workers.emplace_back(hold_idle, static_cast<std::size_t>(count > 0 ? count : 1000));
     } else {
@@ -157,9 +191,11 @@ int main(int argc, char** argv) {
     sigwait(&signals, &signal);
     stopping = true;
     for (auto& worker : workers) worker.join();
-    std::printf("mode=%s connections=%llu closed_by_server=%llu bytes_sent=%llu connect_failures=%llu\n",
+    std::printf("mode=%s connections=%llu closed_by_server=%llu bytes_sent=%llu bytes_received=%llu "
+                "connect_failures=%llu\n",
                 mode.c_str(), static_cast<unsigned long long>(connections.load()),
                 static_cast<unsigned long long>(closed.load()), static_cast<unsigned long long>(bytes_sent.load()),
+                static_cast<unsigned long long>(bytes_received.load()),
                 static_cast<unsigned long long>(connect_failures.load()));
     return 0;
 }

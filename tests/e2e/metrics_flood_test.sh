@@ -2,7 +2,8 @@
 # The metrics listener never takes the daemon down: the real binary, limited
 # to 1024 file descriptors as under systemd, is flooded on its /metrics port
 # with (a) a POST whose chunk extension never ends, (b) header lines that never
-# end and (c) 1,000 idle connections, one after the other. Throughout, a
+# end, (c) 1,000 idle connections and (d) valid scrapes without pause, one
+# after the other. Throughout, a
 # customer's windows keep committing, /healthz answers a well-behaved client
 # within its timeout, and the daemon neither crashes nor grows past 64 MiB.
 #   METRICS_FLOOD=path (and lib.sh's variables) bash metrics_flood_test.sh
@@ -106,6 +107,15 @@ dropped=$(metric 'comeback_sync_metrics_connections_dropped_total{reason="limit"
     fail "the listener closed only $dropped connections at its limit; 1,000 idle ones should cost it $((1000 - max_connections))"
 echo "ok: $dropped connections closed at the limit"
 log_lines metrics.connection_limit "$idle_started"
+
+note "(d) valid scrapes without pause"
+answered_before=$(metric 'comeback_sync_metrics_responses_total{code="200"}')
+flood scrape 8
+answered=$(( $(metric 'comeback_sync_metrics_responses_total{code="200"}') - answered_before ))
+# Each answer is a whole render; a listener that served them at a trickle, or
+# not at all, would be no flood.
+((answered >= 1000)) || fail "the listener answered only $answered scrapes in $flood_seconds s of the scrape flood"
+echo "ok: $answered scrapes answered during the scrape flood"
 
 note "memory and exit"
 peak_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$daemon/status")

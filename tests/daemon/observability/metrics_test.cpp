@@ -5,10 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace comeback;
@@ -266,6 +268,77 @@ TEST_CASE("with per_customer_series all every customer has every series") {
     // Full detail is today's exposition: no totals beside the customers' series.
     CHECK(text.find(R"(comeback_sync_rows_total{change=)") == std::string::npos);
     CHECK(has_line(text, "comeback_sync_customers_in_trouble 1"));
+}
+
+TEST_CASE("a render shows what a first render would, whatever the renders before it showed") {
+    // Renders reuse the memory of the last one's copy; none of its content may stay.
+    metrics_registry reused(60s, t0);
+    fill_fleet(reused, 300, {"F00007", "F00200"});
+    reused.set_per_customer_series(per_customer_series::all);
+    CHECK(reused.render_prometheus(t0 + 120s).find(R"(customer="F00300")") != std::string::npos);
+    // Fewer customers, fewer in trouble, the other mode.
+    const std::vector<std::string> fewer{"F00001", "F00007", "F00099"};
+    reused.set_customers(fewer, t0);
+    reused.set_per_customer_series(per_customer_series::trouble);
+    (void)reused.render_prometheus(t0 + 120s);
+    reused.count_request("F00099", "transient");
+    reused.window_failed("F00099", 40s, t0 + 130s);
+    reused.set_windows_held("F00001", 2);
+
+    metrics_registry fresh(60s, t0);
+    fill_fleet(fresh, 300, {"F00007", "F00200"});
+    fresh.set_customers(fewer, t0);
+    fresh.count_request("F00099", "transient");
+    fresh.window_failed("F00099", 40s, t0 + 130s);
+    fresh.set_windows_held("F00001", 2);
+    const auto text = reused.render_prometheus(t0 + 140s);
+    CHECK(text == fresh.render_prometheus(t0 + 140s));
+    CHECK(has_line(text, R"(comeback_sync_windows_held 2)"));
+    CHECK(has_line(text, R"(comeback_sync_windows_total{customer="F00099",result="failed"} 1)"));
+    CHECK(text.find(R"(customer="F00200")") == std::string::npos);
+
+    reused.set_per_customer_series(per_customer_series::all);
+    fresh.set_per_customer_series(per_customer_series::all);
+    CHECK(reused.render_prometheus(t0 + 150s) == fresh.render_prometheus(t0 + 150s));
+}
+
+TEST_CASE("renders back to back, as a flood of scrapes makes them, hold up no update of the sync") {
+    // Full detail at 2,000 customers: each render formats about 4 MB. Updates
+    // on this thread, as the sync's threads make them, while another thread
+    // renders without pause; their pace is held against their pace alone,
+    // measured here too. A render that kept the registry locked while it
+    // formats lets an update through only between two renders: a pace of
+    // about a thousandth.
+    metrics_registry registry(60s, t0);
+    fill_fleet(registry, 2'000, {"F00042"});
+    registry.set_per_customer_series(per_customer_series::all);
+    std::vector<std::string> ids;
+    for (int i = 1; i <= 2'000; ++i) ids.push_back(fmt::format("F{:05}", i));
+    // Updates a millisecond for `until` returns true.
+    auto pace = [&](const auto& until) {
+        const auto started = std::chrono::steady_clock::now();
+        std::size_t updates = 0;
+        for (std::size_t i = 0; !until(); i = (i + 1) % ids.size(), ++updates) {
+            registry.count_request(ids[i], "rows");
+            registry.window_succeeded(ids[i], {.confirmed = true}, 0.2s, t0 + 100s);
+        }
+        const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - started;
+        return static_cast<double>(updates) / took.count();
+    };
+    const auto alone_until = std::chrono::steady_clock::now() + 100ms;
+    const double alone = pace([&] { return std::chrono::steady_clock::now() >= alone_until; });
+
+    std::atomic<bool> rendering = true;
+    std::size_t smallest = SIZE_MAX;  // of the renders; Catch2 checks on this thread only
+    std::thread renderer([&] {
+        for (int r = 0; r < 8; ++r) smallest = std::min(smallest, registry.render_prometheus(t0 + 120s).size());
+        rendering = false;
+    });
+    const double flooded = pace([&] { return !rendering.load(); });
+    renderer.join();
+    CHECK(smallest > 1'000'000);
+    INFO("updates a millisecond: " << alone << " alone, " << flooded << " while 8 renders ran back to back");
+    CHECK(flooded > alone / 10);
 }
 
 TEST_CASE("a customer stays in trouble while its last window failed, and for 3 poll intervals after a failure") {
