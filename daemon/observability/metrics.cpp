@@ -285,6 +285,9 @@ std::string metrics_registry::format(const snapshot& taken) {
     const auto& shown = taken.shown;
     const auto& listener = taken.listener;
     std::string out;
+    // Room for the whole render at once, and for the HTTP head the listener
+    // puts in front of it (metrics_http.cpp): a buffer of megabytes grown by
+    // doubling, or copied to add a head, has its new pages faulted in anew.
     out.reserve(128 * 1024 + 80 * taken.freshness.size() + 2'000 * shown.size());
     auto it = std::back_inserter(out);
     // One sample: the subject's customer label (empty for the totals), then `more`.

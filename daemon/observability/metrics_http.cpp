@@ -66,7 +66,13 @@ http_reply finish(const exchange& request, response answer, bool close) {
         reply.bytes += "Connection: keep-alive\r\n";
     }
     reply.bytes += "\r\n";
-    if (!request.head) reply.bytes += answer.body;
+    if (!request.head) {
+        // The head goes in front of the body in the body's own buffer: a
+        // render reserves room for it, so a scrape of many megabytes is
+        // moved within memory it already has, not copied into new pages.
+        answer.body.insert(0, reply.bytes);
+        reply.bytes = std::move(answer.body);
+    }
     return reply;
 }
 
