@@ -278,17 +278,25 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
     // One render at a time: they share the snapshot's memory.
     std::lock_guard rendering(render_mutex_);
     take_snapshot(now, *snapshot_);
-    return format(*snapshot_);
+    return format(*snapshot_, std::move(spare_));
 }
 
-std::string metrics_registry::format(const snapshot& taken) {
+void metrics_registry::reuse_buffer(std::string buffer) const {
+    std::lock_guard rendering(render_mutex_);
+    if (buffer.capacity() > spare_.capacity()) spare_ = std::move(buffer);
+}
+
+std::string metrics_registry::format(const snapshot& taken, std::string out) {
     const auto& shown = taken.shown;
     const auto& listener = taken.listener;
-    std::string out;
     // Room for the whole render at once, and for the HTTP head the listener
     // puts in front of it (metrics_http.cpp): a buffer of megabytes grown by
     // doubling, or copied to add a head, has its new pages faulted in anew.
-    out.reserve(128 * 1024 + 80 * taken.freshness.size() + 2'000 * shown.size());
+    // A reused buffer far larger (the customers fewer since) is let go.
+    const std::size_t room = 128 * 1024 + 80 * taken.freshness.size() + 2'000 * shown.size();
+    out.clear();
+    if (out.capacity() > 2 * room) out.shrink_to_fit();  // assigning an empty string would keep it
+    out.reserve(room);
     auto it = std::back_inserter(out);
     // One sample: the subject's customer label (empty for the totals), then `more`.
     auto line = [&](std::string_view name, std::string_view customer, std::string_view more,

@@ -154,6 +154,13 @@ public:
     void listener_responded(unsigned status);
     void listener_accept_failed();
 
+    // A sent render's buffer (any string will do), for the next render to
+    // write into. A scrape in full detail is megabytes, and the daemon has
+    // glibc map every buffer over 8 MiB anew (sync/response_hold.hpp), each
+    // page faulted in again at every scrape; a reused buffer has its pages.
+    // The registry keeps one, the largest given.
+    void reuse_buffer(std::string buffer) const;
+
     // The whole registry in Prometheus text format. Never throws except std::bad_alloc.
     // The registry's mutex is held only while what the render shows is copied
     // (about 1/20 of the render's time), not while it is formatted.
@@ -193,7 +200,9 @@ private:
     // the copy reuses its memory instead of allocating under the lock.
     struct snapshot;
     void take_snapshot(clock::time_point now, snapshot& into) const;
-    static std::string format(const snapshot& shown);
+    // Into `out`, which is emptied first; its memory is kept unless it is far
+    // larger than this render needs.
+    static std::string format(const snapshot& shown, std::string out);
 
     customer_series& series(std::string_view customer, clock::time_point now);  // mutex_ held
     static void count(customer_series& s, const window_rows& rows, double seconds,
@@ -224,6 +233,7 @@ private:
     } listener_;
     mutable std::mutex render_mutex_;      // one render at a time; taken before mutex_
     std::unique_ptr<snapshot> snapshot_;  // render_mutex_ held
+    mutable std::string spare_;           // render_mutex_ held; see reuse_buffer()
 };
 
 // Escapes a label value for the text format: backslash, double quote, newline.

@@ -168,6 +168,8 @@ private:
             return;
         }
         ++answered_;
+        // The next render may write into the sent answer's memory.
+        server_->registry.reuse_buffer(std::move(reply_.bytes));
         if (reply_.close) {
             linger();
             return;

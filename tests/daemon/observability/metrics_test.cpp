@@ -302,6 +302,28 @@ TEST_CASE("a render shows what a first render would, whatever the renders before
     CHECK(reused.render_prometheus(t0 + 150s) == fresh.render_prometheus(t0 + 150s));
 }
 
+TEST_CASE("a render writes into the buffer of a sent one, unless that is far larger than it needs") {
+    metrics_registry registry(60s, t0);
+    fill_fleet(registry, 2'000, {});
+    registry.set_per_customer_series(per_customer_series::all);
+    auto first = registry.render_prometheus(t0 + 120s);
+    const char* memory = first.data();
+    const auto expected = first;
+    registry.reuse_buffer(std::move(first));
+    registry.reuse_buffer(std::string(100, 'x'));  // smaller: the larger stays
+    auto second = registry.render_prometheus(t0 + 120s);
+    CHECK(second.data() == memory);
+    CHECK(second == expected);
+
+    // Far fewer customers since: the large buffer is let go.
+    const std::vector<std::string> one{"F00001"};
+    registry.set_customers(one, t0);
+    registry.reuse_buffer(std::move(second));
+    const auto small = registry.render_prometheus(t0 + 120s);
+    CHECK(small.capacity() < 1'000'000);
+    CHECK(small.find(R"(customer="F00001")") != std::string::npos);
+}
+
 TEST_CASE("renders back to back, as a flood of scrapes makes them, hold up no update of the sync") {
     // Full detail at 2,000 customers: each render formats about 4 MB. Updates
     // on this thread, as the sync's threads make them, while another thread
