@@ -224,6 +224,7 @@ struct metrics_registry::snapshot {
     std::shared_ptr<const wait_stats> request_starts;
     std::shared_ptr<const wait_stats> database_checkouts;
     listener_series listener;
+    std::uint64_t renders = 0;
 };
 
 namespace {
@@ -272,18 +273,45 @@ void metrics_registry::take_snapshot(clock::time_point now, snapshot& taken) con
     taken.request_starts = request_starts_;
     taken.database_checkouts = database_checkouts_;
     taken.listener = listener_;
+    taken.renders = renders_made_;
 }
 
 std::string metrics_registry::render_prometheus(clock::time_point now) const {
     // One render at a time: they share the snapshot's memory.
     std::lock_guard rendering(render_mutex_);
     take_snapshot(now, *snapshot_);
-    return format(*snapshot_, std::move(spare_));
+    return format(*snapshot_, std::string());
 }
 
-void metrics_registry::reuse_buffer(std::string buffer) const {
+void metrics_registry::set_render_reuse(std::chrono::milliseconds fresh, std::chrono::milliseconds while_sent) {
     std::lock_guard rendering(render_mutex_);
-    if (buffer.capacity() > spare_.capacity()) spare_ = std::move(buffer);
+    reuse_fresh_ = fresh;
+    reuse_while_sent_ = while_sent;
+}
+
+std::shared_ptr<const std::string> metrics_registry::render_shared(std::chrono::steady_clock::time_point at) const {
+    std::lock_guard rendering(render_mutex_);
+    if (latest_) {
+        const auto age = at - latest_at_;
+        // use_count: answers hold copies only ever made here, under render_mutex_.
+        const bool sent = latest_.use_count() > 1;
+        if (age < reuse_fresh_ || (sent && age < reuse_while_sent_)) return latest_;
+    }
+    std::string buffer;
+    if (latest_ && latest_.use_count() == 1) {
+        // No answer holds it, and none can take it but through here: its
+        // memory is the next render's.
+        buffer = std::move(*std::const_pointer_cast<std::string>(latest_));
+    }
+    latest_.reset();
+    {
+        std::lock_guard lock(mutex_);
+        ++renders_made_;
+    }
+    take_snapshot(clock::now(), *snapshot_);
+    latest_ = std::make_shared<const std::string>(format(*snapshot_, std::move(buffer)));
+    latest_at_ = at;
+    return latest_;
 }
 
 std::string metrics_registry::format(const snapshot& taken, std::string out) {
@@ -445,6 +473,10 @@ std::string metrics_registry::format(const snapshot& taken, std::string out) {
     header(out, "metrics_accept_errors_total", "counter",
            "Connections the /metrics listener failed to accept (e.g. out of file descriptors).");
     line("metrics_accept_errors_total", "", "", listener.accept_errors);
+
+    header(out, "metrics_renders_total", "counter",
+           "Renders of /metrics the listener made; the answers in between shared the latest.");
+    line("metrics_renders_total", "", "", taken.renders);
     return out;
 }
 

@@ -42,6 +42,9 @@
 //   metrics_responses_total{code}             counter; the listener's answers by status
 //   metrics_accept_errors_total               counter; failed accepts (e.g. out of
 //                                             file descriptors)
+//   metrics_renders_total                     counter; renders of /metrics made for the
+//                                             listener (render_shared): the answers
+//                                             in between shared the latest
 //
 // Detail (metrics.per_customer_series): with `all`, every series above carries
 // every customer. With `trouble` (the default), freshness_seconds still does,
@@ -154,16 +157,26 @@ public:
     void listener_responded(unsigned status);
     void listener_accept_failed();
 
-    // A sent render's buffer (any string will do), for the next render to
-    // write into. A scrape in full detail is megabytes, and the daemon has
-    // glibc map every buffer over 8 MiB anew (sync/response_hold.hpp), each
-    // page faulted in again at every scrape; a reused buffer has its pages.
-    // The registry keeps one, the largest given.
-    void reuse_buffer(std::string buffer) const;
+    // For the /metrics listener: the registry rendered, one render shared by
+    // every answer that sends it. The latest render is given again instead of
+    // a new one while it is younger than `fresh`, and while an answer still
+    // holds it (a client still taking it) and it is younger than `while_sent`
+    // (set_render_reuse; both 0 until set, so every call renders). Clients
+    // flooding the listener, or many that never read, then share a few
+    // renders instead of holding one each: a render of 19 MB (10,000
+    // customers in full detail) times max_connections would be gigabytes.
+    // Ages are measured on the steady clock at `at`. A new render writes into
+    // the latest's buffer when no answer holds it any more: a scrape of
+    // megabytes then reuses pages already faulted in (the daemon has glibc map
+    // every buffer over 8 MiB anew, sync/response_hold.hpp).
+    std::shared_ptr<const std::string> render_shared(
+        std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now()) const;
+    void set_render_reuse(std::chrono::milliseconds fresh, std::chrono::milliseconds while_sent);
 
-    // The whole registry in Prometheus text format. Never throws except std::bad_alloc.
-    // The registry's mutex is held only while what the render shows is copied
-    // (about 1/20 of the render's time), not while it is formatted.
+    // The whole registry in Prometheus text format, rendered anew. Never throws
+    // except std::bad_alloc. The registry's mutex is held only while what the
+    // render shows is copied (about 1/20 of the render's time), not while it is
+    // formatted.
     std::string render_prometheus() const { return render_prometheus(clock::now()); }
     std::string render_prometheus(clock::time_point now) const;
 
@@ -231,9 +244,15 @@ private:
         std::map<unsigned, std::uint64_t> responses;  // by status code
         std::uint64_t accept_errors = 0;
     } listener_;
+    mutable std::uint64_t renders_made_ = 0;  // by render_shared; mutex_ held
     mutable std::mutex render_mutex_;      // one render at a time; taken before mutex_
     std::unique_ptr<snapshot> snapshot_;  // render_mutex_ held
-    mutable std::string spare_;           // render_mutex_ held; see reuse_buffer()
+    // render_shared's latest render, when it was made, and how it is reused;
+    // render_mutex_ held.
+    mutable std::shared_ptr<const std::string> latest_;
+    mutable std::chrono::steady_clock::time_point latest_at_{};
+    std::chrono::milliseconds reuse_fresh_{0};
+    std::chrono::milliseconds reuse_while_sent_{0};
 };
 
 // Escapes a label value for the text format: backslash, double quote, newline.

@@ -26,6 +26,7 @@ struct response {
     std::string body;
     bool allow = false;  // 405: say which methods are
     bool page = false;   // the status page: may run and load nothing, never cached
+    std::shared_ptr<const std::string> shared = nullptr;  // instead of body: a shared render
 };
 
 // The request's part in the answer.
@@ -51,7 +52,7 @@ http_reply finish(const exchange& request, response answer, bool close) {
     const auto reason = http::obsolete_reason(answer.status);
     fmt::format_to(out, "HTTP/1.{} {} {}\r\nServer: comeback-sync\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
                    request.version == 10 ? 0 : 1, reply.status, std::string_view(reason.data(), reason.size()),
-                   answer.content_type, answer.body.size());
+                   answer.content_type, answer.shared ? answer.shared->size() : answer.body.size());
     if (answer.allow) reply.bytes += "Allow: GET, HEAD\r\n";
     if (answer.page) {
         // Nothing runs and nothing loads from elsewhere, even if a text slipped
@@ -66,12 +67,11 @@ http_reply finish(const exchange& request, response answer, bool close) {
         reply.bytes += "Connection: keep-alive\r\n";
     }
     reply.bytes += "\r\n";
-    if (!request.head) {
-        // The head goes in front of the body in the body's own buffer: a
-        // render reserves room for it, so a scrape of many megabytes is
-        // moved within memory it already has, not copied into new pages.
-        answer.body.insert(0, reply.bytes);
-        reply.bytes = std::move(answer.body);
+    if (request.head) return reply;
+    if (answer.shared) {
+        reply.body = std::move(answer.shared);
+    } else {
+        reply.bytes += answer.body;
     }
     return reply;
 }
@@ -95,7 +95,11 @@ response route(http::verb method, std::string_view target, const metrics_registr
         page.page = true;
         return page;
     }
-    if (path == "/metrics") return {http::status::ok, prometheus_text, registry.render_prometheus()};
+    if (path == "/metrics") {
+        response metrics{http::status::ok, prometheus_text, {}};
+        metrics.shared = registry.render_shared();
+        return metrics;
+    }
     auto health = registry.health();
     return {health.healthy ? http::status::ok : http::status::service_unavailable, text_plain,
             std::move(health.reason) + "\n"};

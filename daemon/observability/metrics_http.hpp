@@ -6,7 +6,8 @@
 // on the network meets.
 //
 // Served: GET or HEAD of
-//   /metrics  200, text/plain; version=0.0.4, the registry rendered
+//   /metrics  200, text/plain; version=0.0.4, the registry rendered (its
+//             render_shared: answers close in time share one render)
 //   /healthz  200 "ok", or 503 with the reason (metrics.hpp has the rule)
 //   /         200, the status page (HTML), when there is one
 // A request is judged once its head is whole (its blank line received), from
@@ -23,6 +24,7 @@
 #include <array>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -45,7 +47,11 @@ struct http_reply {
     // max_request_head_bytes: read more. Every other field is then empty.
     bool complete = false;
     unsigned status = 0;       // 200, 400, 404, 405, 413, 431, 503 or 505
-    std::string bytes;         // the whole response: status line, header fields, body
+    std::string bytes;         // the response: status line, header fields, and body unless shared
+    // The body when it is a /metrics render shared with other answers
+    // (metrics_registry::render_shared): sent after `bytes`. Null otherwise,
+    // and for HEAD.
+    std::shared_ptr<const std::string> body;
     std::size_t consumed = 0;  // bytes of `received` this request took: its head
     bool close = false;        // close the connection once `bytes` are sent
     // Why the request was not served, in a few words (the body's text without

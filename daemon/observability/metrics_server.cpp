@@ -15,6 +15,7 @@
 
 #include <sys/resource.h>
 
+#include <array>
 #include <atomic>
 #include <list>
 #include <optional>
@@ -43,6 +44,8 @@ constexpr auto log_period = 10s;
 // and drops what still comes, up to these bounds, before it closes.
 constexpr auto linger_time = 1000ms;
 constexpr std::size_t linger_bytes = 64 * 1024;
+// How long a /metrics render answers every scrape (render_shared).
+constexpr std::chrono::milliseconds render_fresh{1000};
 
 class session;
 
@@ -156,7 +159,9 @@ private:
     void write() {
         server_->answering(reply_, stream_.socket());
         stream_.expires_after(server_->request_timeout);
-        asio::async_write(stream_, asio::buffer(reply_.bytes),
+        const std::array<asio::const_buffer, 2> bytes{
+            asio::buffer(reply_.bytes), reply_.body ? asio::buffer(*reply_.body) : asio::const_buffer()};
+        asio::async_write(stream_, bytes,
                           [self = shared_from_this()](beast::error_code error, std::size_t) {
                               self->on_write(error);
                           });
@@ -168,8 +173,8 @@ private:
             return;
         }
         ++answered_;
-        // The next render may write into the sent answer's memory.
-        server_->registry.reuse_buffer(std::move(reply_.bytes));
+        // Sent: the render is no longer held for this client (render_shared).
+        reply_.body.reset();
         if (reply_.close) {
             linger();
             return;
@@ -363,6 +368,10 @@ metrics_server::metrics_server(const metrics_config& settings, metrics_registry&
         throw std::system_error(error, "metrics.listen " + to_string(listen) + ": " + std::string(what));
     };
     impl_->state = std::make_shared<listener>(impl_->io, settings, registry, std::move(status_page));
+    // Scrapes within a second share a render, and so do the answers made while
+    // one is still being sent, for as long as a client may take to take it: at
+    // most three renders are held at once, whatever the clients (metrics.hpp).
+    registry.set_render_reuse(render_fresh, settings.request_timeout);
     beast::error_code error;
     tcp::resolver resolver(impl_->io);
     const auto endpoints = resolver.resolve(listen.host, std::to_string(listen.port),

@@ -19,7 +19,10 @@ namespace {
 bool has(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
 
 // The body: what follows the blank line.
-std::string body_of(const http_reply& reply) { return reply.bytes.substr(reply.bytes.find("\r\n\r\n") + 4); }
+// A /metrics render comes as a shared body after the head; other bodies in `bytes`.
+std::string body_of(const http_reply& reply) {
+    return reply.body ? *reply.body : reply.bytes.substr(reply.bytes.find("\r\n\r\n") + 4);
+}
 
 }  // namespace
 
@@ -47,6 +50,13 @@ TEST_CASE("HEAD gives GET's length without the body") {
     CHECK(body_of(get) == "ok\n");
     CHECK(body_of(head).empty());
     CHECK(has(head.bytes, "\r\nContent-Length: 3\r\n"));
+    // /metrics too: its render's length, and no render to send.
+    const auto metrics_get = answer_http_request("GET /metrics HTTP/1.1\r\n\r\n", registry);
+    const auto metrics_head = answer_http_request("HEAD /metrics HTTP/1.1\r\n\r\n", registry);
+    REQUIRE(metrics_get.body);
+    CHECK_FALSE(metrics_head.body);
+    CHECK(metrics_head.bytes.ends_with("\r\n\r\n"));
+    CHECK(has(metrics_head.bytes, "\r\nContent-Length: " + std::to_string(metrics_get.body->size()) + "\r\n"));
 }
 
 TEST_CASE("/healthz is 503 with the reason when no customer succeeded in time") {

@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -295,6 +296,32 @@ TEST_CASE("a client trickling its request is cut off at request_timeout however 
     CHECK(eventually([&] {
         return sample(registry, "comeback_sync_metrics_connections_dropped_total{reason=\"timeout\"}") == 1;
     }));
+}
+
+TEST_CASE("clients that ask for /metrics and never read share one render, however many") {
+    // 2,000 customers in full detail: a render of about 4 MB, more than a
+    // socket's buffers take, so every answer is still being sent.
+    metrics_registry registry(300s);
+    std::vector<std::string> ids;
+    for (int i = 1; i <= 2'000; ++i) ids.push_back("F" + std::to_string(10'000 + i));
+    registry.set_customers(ids);
+    for (const auto& id : ids) registry.window_succeeded(id, {.inserted = 20}, 0.3s);
+    registry.set_per_customer_series(per_customer_series::all);
+    metrics_server server(loopback_settings(64), registry);
+
+    std::vector<std::unique_ptr<raw_client>> never_read;
+    for (int i = 0; i < 30; ++i) {
+        never_read.push_back(std::make_unique<raw_client>(server.port()));
+        REQUIRE(never_read.back()->send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    }
+    CHECK(eventually([&] { return sample(registry, R"(comeback_sync_metrics_responses_total{code="200"})") >= 30; }));
+    // One render held for all thirty, not one each.
+    CHECK(sample(registry, "comeback_sync_metrics_renders_total") == 1);
+    // And it is whole for a client that reads it.
+    const auto answer = never_read.front()->read_responses(1);
+    const auto body = answer.substr(answer.find("\r\n\r\n") + 4);
+    CHECK(body.size() > 1'000'000);
+    CHECK(answer.find("\r\nContent-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
 }
 
 TEST_CASE("beyond max_connections the oldest connection makes room, so a new client is answered") {

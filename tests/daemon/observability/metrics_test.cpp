@@ -302,26 +302,46 @@ TEST_CASE("a render shows what a first render would, whatever the renders before
     CHECK(reused.render_prometheus(t0 + 150s) == fresh.render_prometheus(t0 + 150s));
 }
 
-TEST_CASE("a render writes into the buffer of a sent one, unless that is far larger than it needs") {
+TEST_CASE("the listener's renders are shared while fresh and while still being sent, then made anew in the old one's memory") {
     metrics_registry registry(60s, t0);
     fill_fleet(registry, 2'000, {});
     registry.set_per_customer_series(per_customer_series::all);
-    auto first = registry.render_prometheus(t0 + 120s);
-    const char* memory = first.data();
-    const auto expected = first;
-    registry.reuse_buffer(std::move(first));
-    registry.reuse_buffer(std::string(100, 'x'));  // smaller: the larger stays
-    auto second = registry.render_prometheus(t0 + 120s);
-    CHECK(second.data() == memory);
-    CHECK(second == expected);
+    const auto t = std::chrono::steady_clock::time_point{} + 1h;
 
-    // Far fewer customers since: the large buffer is let go.
+    // Until the listener sets the rule, every call renders.
+    const metrics_registry unset(60s, t0);
+    CHECK(unset.render_shared(t) != unset.render_shared(t));
+    registry.set_render_reuse(1s, 10s);
+
+    auto first = registry.render_shared(t);
+    CHECK(registry.render_shared(t + 900ms) == first);  // fresh
+    // Older, but an answer (`first`) still sends it: shared up to the send's limit.
+    CHECK(registry.render_shared(t + 9s) == first);
+    auto later = registry.render_shared(t + 10s);
+    CHECK(later != first);
+    CHECK(later->size() > 1'000'000);
+    first.reset();
+
+    // Past `fresh` and no answer holds it: the next render writes into its memory.
+    const char* memory = later->data();
+    const std::string before = *later;
+    later.reset();
+    registry.count_request("F00001", "transient");
+    registry.window_failed("F00001", 40s, t0 + 100s);
+    auto latest = registry.render_shared(t + 12s);
+    CHECK(latest->data() == memory);
+    CHECK(*latest != before);
+    CHECK(has_line(*latest, R"(comeback_sync_windows_total{customer="F00001",result="failed"} 1)"));
+    // Renders made for the listener: `first`, `later`, `latest`.
+    CHECK(has_line(*latest, "comeback_sync_metrics_renders_total 3"));
+
+    // Far fewer customers since: a buffer far larger than a render needs is let go.
     const std::vector<std::string> one{"F00001"};
     registry.set_customers(one, t0);
-    registry.reuse_buffer(std::move(second));
-    const auto small = registry.render_prometheus(t0 + 120s);
-    CHECK(small.capacity() < 1'000'000);
-    CHECK(small.find(R"(customer="F00001")") != std::string::npos);
+    latest.reset();
+    const auto small = registry.render_shared(t + 15s);
+    CHECK(small->capacity() < 1'000'000);
+    CHECK(small->find(R"(customer="F00001")") != std::string::npos);
 }
 
 TEST_CASE("renders back to back, as a flood of scrapes makes them, hold up no update of the sync") {
