@@ -135,7 +135,11 @@ void metrics_registry::listener_connections_open(std::size_t open) {
 
 void metrics_registry::listener_dropped(connection_drop reason) {
     std::lock_guard lock(mutex_);
-    ++(reason == connection_drop::limit ? listener_.dropped_limit : listener_.dropped_timeout);
+    switch (reason) {
+        case connection_drop::limit: ++listener_.dropped_limit; break;
+        case connection_drop::timeout: ++listener_.dropped_timeout; break;
+        case connection_drop::memory: ++listener_.dropped_memory; break;
+    }
 }
 
 void metrics_registry::listener_responded(unsigned status) {
@@ -283,20 +287,15 @@ std::string metrics_registry::render_prometheus(clock::time_point now) const {
     return format(*snapshot_, std::string());
 }
 
-void metrics_registry::set_render_reuse(std::chrono::milliseconds fresh, std::chrono::milliseconds while_sent) {
+void metrics_registry::set_render_sharing(std::chrono::milliseconds while_sent) {
     std::lock_guard rendering(render_mutex_);
-    reuse_fresh_ = fresh;
-    reuse_while_sent_ = while_sent;
+    share_while_sent_ = while_sent;
 }
 
 std::shared_ptr<const std::string> metrics_registry::render_shared(std::chrono::steady_clock::time_point at) const {
     std::lock_guard rendering(render_mutex_);
-    if (latest_) {
-        const auto age = at - latest_at_;
-        // use_count: answers hold copies only ever made here, under render_mutex_.
-        const bool sent = latest_.use_count() > 1;
-        if (age < reuse_fresh_ || (sent && age < reuse_while_sent_)) return latest_;
-    }
+    // use_count: answers hold copies only ever made here, under render_mutex_.
+    if (latest_ && latest_.use_count() > 1 && at - latest_at_ < share_while_sent_) return latest_;
     std::string buffer;
     if (latest_ && latest_.use_count() == 1) {
         // No answer holds it, and none can take it but through here: its
@@ -460,10 +459,12 @@ std::string metrics_registry::format(const snapshot& taken, std::string out) {
     line("metrics_connections_open", "", "", listener.open);
 
     header(out, "metrics_connections_dropped_total", "counter",
-           "Connections the /metrics listener closed unanswered: reason limit (metrics.max_connections "
-           "were open, the oldest made room) or timeout (metrics.request_timeout ran out).");
+           "Connections the /metrics listener closed before their answer was taken: reason limit "
+           "(metrics.max_connections were open, the oldest made room), timeout (metrics.request_timeout "
+           "ran out) or memory (the answers being sent held over their budget, the oldest sender made room).");
     line("metrics_connections_dropped_total", "", "reason=\"limit\"", listener.dropped_limit);
     line("metrics_connections_dropped_total", "", "reason=\"timeout\"", listener.dropped_timeout);
+    line("metrics_connections_dropped_total", "", "reason=\"memory\"", listener.dropped_memory);
 
     header(out, "metrics_responses_total", "counter", "Answers of the /metrics listener by HTTP status code.");
     for (const auto& [status, count] : listener.responses) {

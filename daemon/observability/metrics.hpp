@@ -37,8 +37,9 @@
 //   database_session_wait_seconds_total       counter; the time they waited for one
 //   metrics_connections_open                  gauge, connections open to the listener
 //   metrics_connections_dropped_total{reason} counter; connections the listener closed
-//                                             unanswered: limit (max_connections) or
-//                                             timeout (request_timeout)
+//                                             unanswered: limit (max_connections),
+//                                             timeout (request_timeout) or memory (the
+//                                             answers being sent over their budget)
 //   metrics_responses_total{code}             counter; the listener's answers by status
 //   metrics_accept_errors_total               counter; failed accepts (e.g. out of
 //                                             file descriptors)
@@ -86,6 +87,7 @@ namespace comeback {
 enum class connection_drop {
     limit,    // metrics.max_connections were open: the oldest made room for a new one
     timeout,  // the request, or the taking of its response, outlasted metrics.request_timeout
+    memory,   // the answers being sent held over their budget: the oldest sender made room
 };
 
 // What one committed window changed (the loader's load_counts, by value).
@@ -159,19 +161,20 @@ public:
 
     // For the /metrics listener: the registry rendered, one render shared by
     // every answer that sends it. The latest render is given again instead of
-    // a new one while it is younger than `fresh`, and while an answer still
-    // holds it (a client still taking it) and it is younger than `while_sent`
-    // (set_render_reuse; both 0 until set, so every call renders). Clients
-    // flooding the listener, or many that never read, then share a few
-    // renders instead of holding one each: a render of 19 MB (10,000
-    // customers in full detail) times max_connections would be gigabytes.
+    // a new one while an answer still holds it (a client is still taking it)
+    // and it is younger than `while_sent` (set_render_sharing; 0 until set, so
+    // every call renders). Clients flooding the listener, or many that never
+    // read, then share a few renders instead of holding one each: a render of
+    // 19 MB (10,000 customers in full detail) times max_connections would be
+    // gigabytes. A scrape when no answer is being sent (Prometheus's, scrapes
+    // one after another) always gets a new render: /metrics and /healthz agree.
     // Ages are measured on the steady clock at `at`. A new render writes into
     // the latest's buffer when no answer holds it any more: a scrape of
     // megabytes then reuses pages already faulted in (the daemon has glibc map
     // every buffer over 8 MiB anew, sync/response_hold.hpp).
     std::shared_ptr<const std::string> render_shared(
         std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now()) const;
-    void set_render_reuse(std::chrono::milliseconds fresh, std::chrono::milliseconds while_sent);
+    void set_render_sharing(std::chrono::milliseconds while_sent);
 
     // The whole registry in Prometheus text format, rendered anew. Never throws
     // except std::bad_alloc. The registry's mutex is held only while what the
@@ -241,6 +244,7 @@ private:
         std::size_t open = 0;
         std::uint64_t dropped_limit = 0;
         std::uint64_t dropped_timeout = 0;
+        std::uint64_t dropped_memory = 0;
         std::map<unsigned, std::uint64_t> responses;  // by status code
         std::uint64_t accept_errors = 0;
     } listener_;
@@ -251,8 +255,7 @@ private:
     // render_mutex_ held.
     mutable std::shared_ptr<const std::string> latest_;
     mutable std::chrono::steady_clock::time_point latest_at_{};
-    std::chrono::milliseconds reuse_fresh_{0};
-    std::chrono::milliseconds reuse_while_sent_{0};
+    std::chrono::milliseconds share_while_sent_{0};
 };
 
 // Escapes a label value for the text format: backslash, double quote, newline.

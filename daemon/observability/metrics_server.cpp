@@ -44,8 +44,11 @@ constexpr auto log_period = 10s;
 // and drops what still comes, up to these bounds, before it closes.
 constexpr auto linger_time = 1000ms;
 constexpr std::size_t linger_bytes = 64 * 1024;
-// How long a /metrics render answers every scrape (render_shared).
-constexpr std::chrono::milliseconds render_fresh{1000};
+// The most the answers being sent may hold of their own (a /metrics render is
+// shared, not theirs): a status page of 50 customers with full strips is
+// about 3 MB, and clients that ask for pages and never read would otherwise
+// hold one each, max_connections of them.
+constexpr std::size_t answer_budget = 16 * 1024 * 1024;
 
 class session;
 
@@ -69,6 +72,10 @@ public:
     void count_timeout() { registry.listener_dropped(connection_drop::timeout); }
     // Counts an answer, and logs a refusal (throttled).
     void answering(const http_reply& reply, const tcp::socket& socket);
+    // `sender` begins sending an answer holding `bytes` of its own. Over
+    // answer_budget, the oldest other senders are closed until it fits.
+    void holding(const session& sender, std::size_t bytes);
+    void released(std::size_t bytes) { answer_bytes_ -= bytes; }
 
     tcp::acceptor acceptor;
     metrics_registry& registry;
@@ -80,6 +87,7 @@ private:
     void on_accept(const beast::error_code& error, tcp::socket socket);
     void make_room();
     bool room_due_ = false;  // make_room is posted
+    std::size_t answer_bytes_ = 0;  // held by the answers being sent (holding)
 
     asio::steady_timer retry_timer_;
     std::chrono::milliseconds accept_delay_{0};
@@ -89,6 +97,7 @@ private:
     log_throttle limit_log_{log_period};
     log_throttle accept_log_{log_period};
     log_throttle refusal_log_{log_period};
+    log_throttle memory_log_{log_period};
 };
 
 // One client connection: request heads into a fixed buffer, answers out.
@@ -96,7 +105,10 @@ class session : public std::enable_shared_from_this<session> {
 public:
     session(tcp::socket socket, std::shared_ptr<listener> server)
         : stream_(std::move(socket)), server_(std::move(server)) {}
-    ~session() { server_->forget(*this); }
+    ~session() {
+        release();
+        server_->forget(*this);
+    }
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
@@ -104,11 +116,15 @@ public:
 
     // Closes the socket at once: pending operations end, and with them the session.
     void close() {
+        release();
         server_->forget(*this);
         beast::error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
         stream_.close();
     }
+
+    // Bytes of its own the answer being sent holds (0: none being sent).
+    std::size_t held() const { return held_; }
 
     // Whether the client has begun a request the session has yet to answer:
     // bytes of it read, bytes waiting in the socket, or the answer being
@@ -158,6 +174,8 @@ private:
 
     void write() {
         server_->answering(reply_, stream_.socket());
+        held_ = reply_.bytes.capacity();
+        server_->holding(*this, held_);
         stream_.expires_after(server_->request_timeout);
         const std::array<asio::const_buffer, 2> bytes{
             asio::buffer(reply_.bytes), reply_.body ? asio::buffer(*reply_.body) : asio::const_buffer()};
@@ -168,6 +186,7 @@ private:
     }
 
     void on_write(const beast::error_code& error) {
+        release();
         if (error) {
             if (error == beast::error::timeout) server_->count_timeout();
             return;
@@ -202,10 +221,16 @@ private:
                                 });
     }
 
+    void release() {
+        server_->released(held_);
+        held_ = 0;
+    }
+
     beast::tcp_stream stream_;
     std::shared_ptr<listener> server_;
     request_reader reader_;
     http_reply reply_;  // being sent
+    std::size_t held_ = 0;  // counted in the listener's answer_bytes_
     std::uint64_t answered_ = 0;
 };
 
@@ -283,6 +308,30 @@ void listener::make_room() {
         if (auto held = limit_log_.admit()) {
             log_event(spdlog::level::warn, "metrics.connection_limit",
                       {{"max_connections", max_connections}, {"suppressed", *held}});
+        }
+    }
+}
+
+// Clients that ask and never read keep their answers until request_timeout;
+// the oldest sender is the slowest reader, and a client that reads at once
+// (a browser, a load balancer's check) is done long before it is the oldest.
+void listener::holding(const session& sender, std::size_t bytes) {
+    answer_bytes_ += bytes;
+    while (answer_bytes_ > answer_budget) {
+        std::shared_ptr<session> victim;
+        for (const auto& entry : open_) {
+            auto candidate = entry.lock();
+            if (candidate && candidate.get() != &sender && candidate->held() > 0) {
+                victim = std::move(candidate);
+                break;
+            }
+        }
+        if (!victim) return;  // the sender's own answer alone: it goes
+        victim->close();      // releases its answer
+        registry.listener_dropped(connection_drop::memory);
+        if (auto held = memory_log_.admit()) {
+            log_event(spdlog::level::warn, "metrics.answer_memory",
+                      {{"budget_bytes", answer_budget}, {"suppressed", *held}});
         }
     }
 }
@@ -368,10 +417,10 @@ metrics_server::metrics_server(const metrics_config& settings, metrics_registry&
         throw std::system_error(error, "metrics.listen " + to_string(listen) + ": " + std::string(what));
     };
     impl_->state = std::make_shared<listener>(impl_->io, settings, registry, std::move(status_page));
-    // Scrapes within a second share a render, and so do the answers made while
-    // one is still being sent, for as long as a client may take to take it: at
-    // most three renders are held at once, whatever the clients (metrics.hpp).
-    registry.set_render_reuse(render_fresh, settings.request_timeout);
+    // Answers made while a render is still being sent share it, for as long as
+    // a client may take to take it: about three renders are held at most,
+    // whatever the clients (metrics.hpp).
+    registry.set_render_sharing(settings.request_timeout);
     beast::error_code error;
     tcp::resolver resolver(impl_->io);
     const auto endpoints = resolver.resolve(listen.host, std::to_string(listen.port),

@@ -227,14 +227,10 @@ fleet_steady_state() {
 
 # ---------------------------------------------------------------- 9. /metrics
 # Five scrapes of the running daemon; sets mx_bytes, mx_lines and mx_ms (the median).
-# A second and a bit apart: scrapes within a second share one render
-# (metrics_registry::render_shared), and each of these is to pay for its own,
-# as Prometheus's, seconds apart, do.
 fleet_scrape() {
     local i
     : >"$work/fleet-scrapes.out"
     for i in 1 2 3 4 5; do
-        ((i == 1)) || sleep 1.2
         curl -sS --fail --max-time 60 -o "$work/fleet-metrics.txt" -w '%{size_download} %{time_total}\n' \
             "http://127.0.0.1:$fleet_metrics_port/metrics" >>"$work/fleet-scrapes.out" ||
             fail "could not scrape /metrics"

@@ -121,9 +121,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         registry->count_request("M1", "rows");
         registry->count_request("M2", "throttled");
         registry->window_failed("M2", std::chrono::milliseconds{1500});
-        // One render for every answer, as the listener shares them: a render
-        // counts the renders made, so two would differ by that line.
-        registry->set_render_reuse(std::chrono::hours{1}, std::chrono::hours{1});
+        // Answers share a render while one holds it, as the listener's do: a
+        // render counts the renders made, so the answers of a connection and
+        // of the same bytes split otherwise (made while the first are held)
+        // would differ by that line.
+        registry->set_render_sharing(std::chrono::hours{1});
         return registry;
     };
     static const auto healthy = make_registry(clock::now() + std::chrono::hours{24 * 365 * 100},

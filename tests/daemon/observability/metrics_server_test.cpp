@@ -324,6 +324,35 @@ TEST_CASE("clients that ask for /metrics and never read share one render, howeve
     CHECK(answer.find("\r\nContent-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
 }
 
+TEST_CASE("answers held by clients that never read stay within their budget: the oldest sender makes room") {
+    // A status page of 10 MB: more than sockets' buffers take, so each
+    // answer to a client that never reads stays being sent; two are over the
+    // listener's 16 MiB budget for answers.
+    metrics_registry registry(300s);
+    const std::string page = "<!DOCTYPE html>" + std::string(10'000'000, 'x');
+    metrics_server server(loopback_settings(64), registry, [&](std::string_view) { return page; });
+
+    std::vector<std::unique_ptr<raw_client>> never_read;
+    for (int i = 0; i < 6; ++i) {
+        never_read.push_back(std::make_unique<raw_client>(server.port()));
+        REQUIRE(never_read.back()->send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        // Each is answered, and makes room, before the next asks.
+        CHECK(eventually([&] {
+            return sample(registry, R"(comeback_sync_metrics_responses_total{code="200"})") >= i + 1;
+        }));
+    }
+    CHECK(eventually([&] {
+        return sample(registry, R"(comeback_sync_metrics_connections_dropped_total{reason="memory"})") >= 5;
+    }));
+    // The first was cut off: what it gets, reading now, ends before its page does.
+    CHECK(never_read.front()->read_to_end().size() < page.size());
+    // A client that reads gets its page whole, the last of the others making room.
+    const auto answer = get(server.port(), "GET", "/");
+    CHECK(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(answer.ends_with(page));
+    CHECK(sample(registry, R"(comeback_sync_metrics_connections_dropped_total{reason="memory"})") == 6);
+}
+
 TEST_CASE("beyond max_connections the oldest connection makes room, so a new client is answered") {
     metrics_registry registry(300s);
     metrics_server server(loopback_settings(2), registry);

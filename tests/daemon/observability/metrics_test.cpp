@@ -302,7 +302,7 @@ TEST_CASE("a render shows what a first render would, whatever the renders before
     CHECK(reused.render_prometheus(t0 + 150s) == fresh.render_prometheus(t0 + 150s));
 }
 
-TEST_CASE("the listener's renders are shared while fresh and while still being sent, then made anew in the old one's memory") {
+TEST_CASE("the listener's renders are shared while still being sent, then made anew in the old one's memory") {
     metrics_registry registry(60s, t0);
     fill_fleet(registry, 2'000, {});
     registry.set_per_customer_series(per_customer_series::all);
@@ -310,30 +310,38 @@ TEST_CASE("the listener's renders are shared while fresh and while still being s
 
     // Until the listener sets the rule, every call renders.
     const metrics_registry unset(60s, t0);
-    CHECK(unset.render_shared(t) != unset.render_shared(t));
-    registry.set_render_reuse(1s, 10s);
+    {
+        const auto held = unset.render_shared(t);
+        CHECK(unset.render_shared(t) != held);
+    }
+    registry.set_render_sharing(10s);
 
+    // Held by no answer: a scrape after another gets a render of its own,
+    // whatever changed in between (so /metrics agrees with /healthz).
+    const std::string once = *registry.render_shared(t);
+    const std::string again = *registry.render_shared(t + 1ms);
+    CHECK(has_line(once, "comeback_sync_metrics_renders_total 1"));
+    CHECK(has_line(again, "comeback_sync_metrics_renders_total 2"));
     auto first = registry.render_shared(t);
-    CHECK(registry.render_shared(t + 900ms) == first);  // fresh
-    // Older, but an answer (`first`) still sends it: shared up to the send's limit.
+    // An answer (`first`) still sends it: shared up to the send's limit.
     CHECK(registry.render_shared(t + 9s) == first);
     auto later = registry.render_shared(t + 10s);
     CHECK(later != first);
     CHECK(later->size() > 1'000'000);
     first.reset();
 
-    // Past `fresh` and no answer holds it: the next render writes into its memory.
+    // No answer holds it: the next render writes into its memory.
     const char* memory = later->data();
     const std::string before = *later;
     later.reset();
     registry.count_request("F00001", "transient");
     registry.window_failed("F00001", 40s, t0 + 100s);
-    auto latest = registry.render_shared(t + 12s);
+    auto latest = registry.render_shared(t + 10s);
     CHECK(latest->data() == memory);
     CHECK(*latest != before);
     CHECK(has_line(*latest, R"(comeback_sync_windows_total{customer="F00001",result="failed"} 1)"));
-    // Renders made for the listener: `first`, `later`, `latest`.
-    CHECK(has_line(*latest, "comeback_sync_metrics_renders_total 3"));
+    // Renders made for the listener: two unheld, `first`, `later`, `latest`.
+    CHECK(has_line(*latest, "comeback_sync_metrics_renders_total 5"));
 
     // Far fewer customers since: a buffer far larger than a render needs is let go.
     const std::vector<std::string> one{"F00001"};
