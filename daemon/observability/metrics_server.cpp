@@ -17,6 +17,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <list>
 #include <optional>
 #include <stdexcept>
@@ -123,8 +124,10 @@ public:
         stream_.close();
     }
 
-    // Bytes of its own the answer being sent holds (0: none being sent).
+    // Bytes of its own the answer being sent holds (0: none being sent), and
+    // since when it is being sent.
     std::size_t held() const { return held_; }
+    std::chrono::steady_clock::time_point sending_since() const { return sending_since_; }
 
     // Whether the client has begun a request the session has yet to answer:
     // bytes of it read, bytes waiting in the socket, or the answer being
@@ -175,6 +178,7 @@ private:
     void write() {
         server_->answering(reply_, stream_.socket());
         held_ = reply_.bytes.capacity();
+        sending_since_ = std::chrono::steady_clock::now();
         server_->holding(*this, held_);
         stream_.expires_after(server_->request_timeout);
         const std::array<asio::const_buffer, 2> bytes{
@@ -231,6 +235,7 @@ private:
     request_reader reader_;
     http_reply reply_;  // being sent
     std::size_t held_ = 0;  // counted in the listener's answer_bytes_
+    std::chrono::steady_clock::time_point sending_since_{};
     std::uint64_t answered_ = 0;
 };
 
@@ -313,18 +318,16 @@ void listener::make_room() {
 }
 
 // Clients that ask and never read keep their answers until request_timeout;
-// the oldest sender is the slowest reader, and a client that reads at once
-// (a browser, a load balancer's check) is done long before it is the oldest.
+// the one sending longest is the slowest reader, and a client that reads at
+// once (a browser, a scraper, a load balancer's check) is done long before.
 void listener::holding(const session& sender, std::size_t bytes) {
     answer_bytes_ += bytes;
     while (answer_bytes_ > answer_budget) {
         std::shared_ptr<session> victim;
         for (const auto& entry : open_) {
             auto candidate = entry.lock();
-            if (candidate && candidate.get() != &sender && candidate->held() > 0) {
-                victim = std::move(candidate);
-                break;
-            }
+            if (!candidate || candidate.get() == &sender || candidate->held() == 0) continue;
+            if (!victim || candidate->sending_since() < victim->sending_since()) victim = std::move(candidate);
         }
         if (!victim) return;  // the sender's own answer alone: it goes
         victim->close();      // releases its answer

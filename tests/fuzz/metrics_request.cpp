@@ -121,10 +121,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         registry->count_request("M1", "rows");
         registry->count_request("M2", "throttled");
         registry->window_failed("M2", std::chrono::milliseconds{1500});
-        // Answers share a render while one holds it, as the listener's do: a
-        // render counts the renders made, so the answers of a connection and
-        // of the same bytes split otherwise (made while the first are held)
-        // would differ by that line.
+        // Answers share a render while one is held, as the listener's do: a
+        // render counts the renders made, so two would differ by that line.
         registry->set_render_sharing(std::chrono::hours{1});
         return registry;
     };
@@ -139,6 +137,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool stable = seed % 2 == 0;
     const metrics_registry& registry = stable ? *healthy : *unhealthy;
 
+    // Held for this input: every answer to it shares that render, HEAD's
+    // lengths included (an answer to HEAD holds no render of its own).
+    const auto pinned = registry.render_shared();
     const connection whole = serve({bytes}, registry);
     const connection pieces = serve(fuzz::split(bytes, seed), registry);
     if (whole.answers.size() != pieces.answers.size() || whole.closed_by_server != pieces.closed_by_server) {
