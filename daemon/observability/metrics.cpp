@@ -300,7 +300,7 @@ std::shared_ptr<const std::string> metrics_registry::render_shared(std::chrono::
     if (latest_ && latest_.use_count() == 1) {
         // No answer holds it, and none can take it but through here: its
         // memory is the next render's.
-        buffer = std::move(*std::const_pointer_cast<std::string>(latest_));
+        buffer = std::move(*latest_);
     }
     latest_.reset();
     {
@@ -308,7 +308,7 @@ std::shared_ptr<const std::string> metrics_registry::render_shared(std::chrono::
         ++renders_made_;
     }
     take_snapshot(clock::now(), *snapshot_);
-    latest_ = std::make_shared<const std::string>(format(*snapshot_, std::move(buffer)));
+    latest_ = std::make_shared<std::string>(format(*snapshot_, std::move(buffer)));
     latest_at_ = at;
     return latest_;
 }

@@ -253,7 +253,9 @@ private:
     std::unique_ptr<snapshot> snapshot_;  // render_mutex_ held
     // render_shared's latest render, when it was made, and how it is reused;
     // render_mutex_ held.
-    mutable std::shared_ptr<const std::string> latest_;
+    // Not const itself, so a render nobody holds can give its memory to the
+    // next; answers get it as const.
+    mutable std::shared_ptr<std::string> latest_;
     mutable std::chrono::steady_clock::time_point latest_at_{};
     std::chrono::milliseconds share_while_sent_{0};
 };
