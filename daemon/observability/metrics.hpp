@@ -37,9 +37,10 @@
 //   database_session_wait_seconds_total       counter; the time they waited for one
 //   metrics_connections_open                  gauge, connections open to the listener
 //   metrics_connections_dropped_total{reason} counter; connections the listener closed
-//                                             unanswered: limit (max_connections),
-//                                             timeout (request_timeout) or memory (the
-//                                             answers being sent over their budget)
+//                                             before their answer was taken: limit
+//                                             (max_connections), timeout (request_timeout)
+//                                             or memory (the answers being sent over
+//                                             their budget)
 //   metrics_responses_total{code}             counter; the listener's answers by status
 //   metrics_accept_errors_total               counter; failed accepts (e.g. out of
 //                                             file descriptors)
@@ -87,7 +88,7 @@ namespace comeback {
 enum class connection_drop {
     limit,    // metrics.max_connections were open: the oldest made room for a new one
     timeout,  // the request, or the taking of its response, outlasted metrics.request_timeout
-    memory,   // the answers being sent held over their budget: the oldest sender made room
+    memory,   // the answers being sent held over their budget: the one sent longest made room
 };
 
 // What one committed window changed (the loader's load_counts, by value).
@@ -211,7 +212,7 @@ private:
     };
 
     // What a render shows, copied under mutex_ so that formatting it (most of
-    // a render's time: 0.1 s at 10,000 customers in full detail) holds up no
+    // a render's time: 40 ms at 10,000 customers in full detail) holds up no
     // update on the sync's threads. Copied into the last render's snapshot, so
     // the copy reuses its memory instead of allocating under the lock.
     struct snapshot;

@@ -7,7 +7,7 @@
 //
 // Served: GET or HEAD of
 //   /metrics  200, text/plain; version=0.0.4, the registry rendered (its
-//             render_shared: answers close in time share one render)
+//             render_shared: answers made while another sends one share it)
 //   /healthz  200 "ok", or 503 with the reason (metrics.hpp has the rule)
 //   /         200, the status page (HTML), when there is one
 // A request is judged once its head is whole (its blank line received), from
@@ -53,7 +53,7 @@ struct http_reply {
     // and for HEAD.
     std::shared_ptr<const std::string> body;
     std::size_t consumed = 0;  // bytes of `received` this request took: its head
-    bool close = false;        // close the connection once `bytes` are sent
+    bool close = false;        // close the connection once `bytes` and `body` are sent
     // Why the request was not served, in a few words (the body's text without
     // its newline); empty for 200 and 503, which answer what was asked.
     std::string refusal;

@@ -353,6 +353,29 @@ TEST_CASE("answers held by clients that never read stay within their budget: the
     CHECK(sample(registry, R"(comeback_sync_metrics_connections_dropped_total{reason="memory"})") == 6);
 }
 
+TEST_CASE("over the answer budget the answer sent longest goes, not the oldest connection's") {
+    // Pages of 7 MB: two fit the 16 MiB budget, a third does not.
+    metrics_registry registry(300s);
+    const std::string page = "<!DOCTYPE html>" + std::string(7'000'000, 'x');
+    metrics_server server(loopback_settings(64), registry, [&](std::string_view) { return page; });
+    auto ask = [&](raw_client& client, double answered) {
+        REQUIRE(client.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        CHECK(eventually([&] { return sample(registry, R"(comeback_sync_metrics_responses_total{code="200"})") >= answered; }));
+    };
+    raw_client kept(server.port());  // the oldest connection, as a kept-alive scraper's is
+    raw_client slow(server.port());
+    raw_client last(server.port());
+    ask(slow, 1);  // its answer is the one sent longest
+    ask(kept, 2);
+    ask(last, 3);  // over the budget
+    CHECK(eventually([&] {
+        return sample(registry, R"(comeback_sync_metrics_connections_dropped_total{reason="memory"})") == 1;
+    }));
+    CHECK(slow.read_to_end().size() < page.size());
+    const auto answer = kept.read_responses(1);
+    CHECK(answer.ends_with(page));
+}
+
 TEST_CASE("beyond max_connections the oldest connection makes room, so a new client is answered") {
     metrics_registry registry(300s);
     metrics_server server(loopback_settings(2), registry);
