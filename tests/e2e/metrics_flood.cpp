@@ -9,6 +9,10 @@
 //   metrics-flood PORT idle [CONNECTIONS]
 //       CONNECTIONS (default 1000) connections that send nothing; every
 //       connection the server closes is opened again, twice a second
+//   metrics-flood PORT unread [CONNECTIONS]
+//       CONNECTIONS (default 64) connections that each send eight pipelined
+//       GET /metrics and never read an answer, with a small receive buffer;
+//       every connection the server closes is opened again, twice a second
 //   metrics-flood PORT scrape [THREADS]
 //       valid scrapes without pause: 8 pipelined GET /metrics a connection,
 //       the last asking to close, every byte of the answers read
@@ -46,9 +50,12 @@ std::atomic<std::uint64_t> connect_failures{0};
 std::atomic<std::uint64_t> bytes_received{0};
 std::uint16_t port = 0;
 
-int open_connection() {
+// receive_buffer: SO_RCVBUF before connecting (0: the system's), so a client
+// that never reads leaves the answers in the server's hands, not its own kernel's.
+int open_connection(int receive_buffer = 0) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
+    if (receive_buffer > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
@@ -98,7 +105,9 @@ bool closed_by_server(int fd) {
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-void hold_idle(std::size_t count) {
+// Holds `count` connections open, each sending `request` once when opened
+// (idle ones send nothing) and never reading.
+void hold_open(std::size_t count, const std::string& request) {
     // Room for the connections, above the usual 1024.
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < count + 64) {
@@ -113,7 +122,14 @@ void hold_idle(std::size_t count) {
                 ::close(fd);
                 fd = -1;
             }
-            if (fd < 0 && !stopping) fd = open_connection();
+            if (fd < 0 && !stopping) {
+                fd = open_connection(request.empty() ? 0 : 4096);
+                if (fd >= 0 && !send_all(fd, request)) {
+                    ++closed;
+                    ::close(fd);
+                    fd = -1;
+                }
+            }
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -150,7 +166,7 @@ void scrape() {
 
 int usage() {
     std::fprintf(stderr, "usage: metrics-flood PORT chunk-extension|header-lines [THREADS]\n"
-                         "       metrics-flood PORT idle [CONNECTIONS]\n"
+                         "       metrics-flood PORT idle|unread [CONNECTIONS]\n"
                          "       metrics-flood PORT scrape [THREADS]\n");
     return 2;
 }
@@ -182,7 +198,11 @@ int main(int argc, char** argv) {
     } else if (mode == "scrape") {
         for (long i = 0; i < (count > 0 ? count : 4); ++i) workers.emplace_back(scrape);
     } else if (mode == "idle") {
-        workers.emplace_back(hold_idle, static_cast<std::size_t>(count > 0 ? count : 1000));
+        workers.emplace_back(hold_open, static_cast<std::size_t>(count > 0 ? count : 1000), std::string());
+    } else if (mode == "unread") {
+        std::string requests;
+        for (int i = 0; i < 8; ++i) requests += "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        workers.emplace_back(hold_open, static_cast<std::size_t>(count > 0 ? count : 64), requests);
     } else {
         return usage();
     }

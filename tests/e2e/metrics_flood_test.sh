@@ -6,6 +6,10 @@
 # after the other. Throughout, a
 # customer's windows keep committing, /healthz answers a well-behaved client
 # within its timeout, and the daemon neither crashes nor grows past 64 MiB.
+# Then (e) a daemon with 3,000 customers and full per-customer detail, whose
+# /metrics is megabytes, meets 64 clients that ask for it and never read:
+# the answers they leave unread share renders (observability.md), so the
+# daemon holds a few renders, not one per client.
 #   METRICS_FLOOD=path (and lib.sh's variables) bash metrics_flood_test.sh
 source "$(dirname "$0")/lib.sh"
 : "${METRICS_FLOOD:?METRICS_FLOOD must name the metrics-flood binary}"
@@ -124,4 +128,53 @@ echo "ok: peak RSS $peak_kib KiB"
 kill -TERM "$daemon"
 set +e; wait "$daemon"; code=$?; set -e
 ((code == 0)) || fail "run exited $code after SIGTERM, expected 0"
+echo "ok: exit 0 after SIGTERM"
+
+note "(e) clients that ask for a large /metrics and never read"
+# Customers the fake server does not know: each is refused at its first
+# request and parked, and every one of them has its own series ('all').
+customers=M1
+for ((i = 2; i <= 3000; i++)); do customers+=" X$i"; done
+port=$(free_port)
+write_config "$work/large.yaml" "$customers" "metrics:
+  listen: 127.0.0.1:$port
+  max_connections: $max_connections
+  request_timeout: 10s
+  per_customer_series: all"
+"$COMEBACK_SYNC" run -c "$work/large.yaml" >"$work/large.log" 2>&1 &
+daemon=$!
+e2e_pids+=("$daemon")
+wait_for 60 "M1's first windows complete under the large configuration" \
+    "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M1' AND status = 'complete' AND fetched_at > '$(sql "SELECT now()")'"
+render_bytes=$(curl -sS --max-time 10 "http://127.0.0.1:$port/metrics" | wc -c)
+((render_bytes > 2 * 1024 * 1024)) || fail "/metrics is $render_bytes bytes with 3,000 customers in 'all' mode; the step needs megabytes"
+before_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$daemon/status")
+note "/metrics is $render_bytes bytes; the daemon's RSS $before_kib KiB before the clients"
+renders_before=$(metric comeback_sync_metrics_renders_total)
+"$METRICS_FLOOD" "$port" unread "$max_connections" >"$work/flood-unread.out" 2>"$work/flood-unread.log" &
+flooder=$!
+e2e_pids+=("$flooder")
+most_kib=0
+for ((i = 0; i < flood_seconds; i++)); do
+    sleep 1
+    kill -0 "$daemon" 2>/dev/null || fail "the daemon died while clients left its answers unread"
+    code=$(healthz)
+    [[ $code == 200 ]] || fail "/healthz answered '$code' while clients left /metrics unread"
+    kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$daemon/status")
+    ((kib > most_kib)) && most_kib=$kib
+done
+renders=$(( $(metric comeback_sync_metrics_renders_total) - renders_before ))
+kill -TERM "$flooder"
+wait "$flooder" || fail "the unread flooder failed: $(cat "$work/flood-unread.log")"
+echo "ok: unread: $(cat "$work/flood-unread.out"); $renders renders, RSS at most $most_kib KiB"
+# One render each would be the clients' count times the render; shared, a
+# few renders at most (one made, one held, one being sent).
+grown_kib=$((most_kib - before_kib))
+limit_kib=$((8 * render_bytes / 1024 + 16 * 1024))
+((grown_kib <= limit_kib)) ||
+    fail "the daemon grew by $grown_kib KiB while $max_connections clients left a $render_bytes-byte /metrics unread (at most $limit_kib KiB: a few renders)"
+echo "ok: the daemon grew by $grown_kib KiB (at most $limit_kib)"
+kill -TERM "$daemon"
+set +e; wait "$daemon"; code=$?; set -e
+((code == 0)) || fail "run exited $code after SIGTERM under the large configuration, expected 0"
 echo "ok: exit 0 after SIGTERM"
