@@ -1,10 +1,13 @@
 #include "load/content_digest.hpp"
 
-// Inlined: the digest is a handful of calls on the hot path of every re-fetch,
-// and the header is the whole implementation (the package's shared library is
-// then not a run-time dependency).
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+// The package's library, not its header inlined: its updates pick the widest
+// vector unit the CPU has at run time (AVX2, AVX-512), where code compiled
+// from the header keeps to the SSE2 every x86-64 has. Four times as fast on
+// the bench's machines, and a re-run hashes every body it fetches
+// (docs/benchmarks.md). XXH3_128bits_update below is that dispatching update
+// (the header renames it); reset and digest are the library's too.
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t by value
+#include <xxh_x86dispatch.h>
 
 #include <stdexcept>
 
