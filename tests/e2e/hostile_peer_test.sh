@@ -92,7 +92,7 @@ run_backfill() {
     dump_owner=
     while kill -0 "$pid" 2>/dev/null; do
         local hwm
-        hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        hwm=$(memory_kib "$pid" VmHWM || true)
         [[ -n $hwm ]] && ((hwm > peak_kib)) && peak_kib=$hwm
         # The last sample counts: the first may be taken before main() made
         # the process non-dumpable (setpriv itself, or the start of main).

@@ -53,6 +53,10 @@ sql() { psql -XqAt -v ON_ERROR_STOP=1 -c "$1"; }
 
 free_port() { free_tcp_port || fail "no free port"; }
 
+# memory_kib PID FIELD: a process's VmRSS (now) or VmHWM (peak) in KiB; empty
+# once the process is gone.
+memory_kib() { awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
 # start_fake NAME [fake-vitec args...]: starts the fake server; sets fake_url.
 start_fake() {
     local name=$1; shift

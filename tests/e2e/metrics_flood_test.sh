@@ -122,7 +122,7 @@ answered=$(( $(metric 'comeback_sync_metrics_responses_total{code="200"}') - ans
 echo "ok: $answered scrapes answered during the scrape flood"
 
 note "memory and exit"
-peak_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$daemon/status")
+peak_kib=$(memory_kib "$daemon" VmHWM)
 ((peak_kib < 64 * 1024)) || fail "the daemon's peak RSS was $peak_kib KiB, over 64 MiB"
 echo "ok: peak RSS $peak_kib KiB"
 kill -TERM "$daemon"
@@ -148,7 +148,7 @@ wait_for 60 "M1's first windows complete under the large configuration" \
     "SELECT count(*) > 0 FROM $schema.sync_windows WHERE customer_id = 'M1' AND status = 'complete' AND fetched_at > '$(sql "SELECT now()")'"
 render_bytes=$(curl -sS --max-time 10 "http://127.0.0.1:$port/metrics" | wc -c)
 ((render_bytes > 2 * 1024 * 1024)) || fail "/metrics is $render_bytes bytes with 3,000 customers in 'all' mode; the step needs megabytes"
-before_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$daemon/status")
+before_kib=$(memory_kib "$daemon" VmRSS)
 note "/metrics is $render_bytes bytes; the daemon's RSS $before_kib KiB before the clients"
 renders_before=$(metric comeback_sync_metrics_renders_total)
 "$METRICS_FLOOD" "$port" unread "$max_connections" >"$work/flood-unread.out" 2>"$work/flood-unread.log" &
@@ -160,7 +160,7 @@ for ((i = 0; i < flood_seconds; i++)); do
     kill -0 "$daemon" 2>/dev/null || fail "the daemon died while clients left its answers unread"
     code=$(healthz)
     [[ $code == 200 ]] || fail "/healthz answered '$code' while clients left /metrics unread"
-    kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$daemon/status")
+    kib=$(memory_kib "$daemon" VmRSS)
     ((kib > most_kib)) && most_kib=$kib
 done
 renders=$(( $(metric comeback_sync_metrics_renders_total) - renders_before ))

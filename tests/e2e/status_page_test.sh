@@ -119,8 +119,7 @@ note "a ledger of 400,000 windows: the page reads it a chunk at a time and keeps
 # raised it 78 MiB. The sync_status view reads each customer's windows once
 # (009): it joined its lookups to every window before, and this ledger took
 # minutes.
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$run_pid/status"; }
-hwm_before=$(hwm_kib)
+hwm_before=$(memory_kib "$run_pid" VmHWM)
 sql "INSERT INTO $schema.sync_windows (customer_id, date_criteria, first_day, end_day, window_from, window_to,
                                        status, attempts, fetched_at, attempted_at)
      SELECT 'B' || lpad(c::text, 4, '0'), 'Occurrence', date '2010-01-04' + 7 * w, date '2010-01-11' + 7 * w,
@@ -146,7 +145,7 @@ fetch_until "$url?page=2" '<span class="w complete"' ||
     fail "page 2 never showed its strips: $(grep -o '<p class="later">[^<]*' <<<"$fetched" | head -1)"
 complete_marks_match "$fetched"
 ! grep -q '<p class="later">' <<<"$fetched" || fail "page 2 still waits for strips once they show"
-growth_mib=$((($(hwm_kib) - hwm_before) / 1024))
+growth_mib=$((($(memory_kib "$run_pid" VmHWM) - hwm_before) / 1024))
 ((growth_mib < 20)) || fail "reading 400,000 windows raised the daemon's peak RSS by $growth_mib MiB (limit 20)"
 echo "ok: 400,000 windows of 800 customers, pages 1 and 2 with their strips; the daemon's peak RSS rose by $growth_mib MiB"
 
