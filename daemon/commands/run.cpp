@@ -36,6 +36,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// How long a re-fetched window that finds the confirmer idle waits for others
+// to share its statement (sync/confirmer.hpp): at a fleet's steady pace of a
+// few hundred re-fetches a second, a batch of several windows; a window's
+// freshness is minutes.
+constexpr auto confirm_gather = 25ms;
+
 std::vector<std::string> customer_ids(const config& cfg) {
     std::vector<std::string> ids;
     for (const auto& customer : cfg.customers) ids.push_back(customer.id);
@@ -63,7 +69,7 @@ public:
         : line_(line),
           // A thread per connection, and one for the lease keeper's own.
           db_(io_.get_executor(), shared->database, shared->database.pool_size + 1, shared->database.pool_size),
-          confirmations_(db_, shared->database.schema),
+          confirmations_(db_, shared->database.schema, confirm_gather),
           gate_(io_.get_executor(), cycle_capacity(*shared)),
           leases_(db_, shared->database.schema,
                   [this](const std::string& id) {

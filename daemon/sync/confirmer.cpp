@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -45,7 +46,8 @@ std::exception_ptr classified(const std::exception_ptr& refused) {
 
 }  // namespace
 
-confirmer::confirmer(db_workers& db, std::string schema) : db_(db), schema_(std::move(schema)) {}
+confirmer::confirmer(db_workers& db, std::string schema, std::chrono::milliseconds gather)
+    : db_(db), schema_(std::move(schema)), gather_(gather) {}
 
 asio::awaitable<confirmer::verdict> confirmer::confirm(const window_key& key, const fetch_info& info,
                                                        std::optional<fetch_ticket> ticket,
@@ -86,6 +88,11 @@ asio::awaitable<void> confirmer::drain() {
         batch.clear();
     };
     try {
+        if (gather_ > std::chrono::milliseconds::zero()) {
+            // Without a session: the others' work goes on meanwhile.
+            asio::steady_timer gathering(co_await asio::this_coro::executor, gather_);
+            co_await gathering.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
         db_workers::session session = co_await db_.checkout();
         while (!waiting_.empty()) {
             // The longest waiting first, one window a customer (a customer's

@@ -683,6 +683,51 @@ TEST_CASE("windows waiting to be confirmed at the same time share one statement,
     CHECK(f.one<int>("SELECT count(*) FROM {}.sync_windows WHERE attempts = 2") == 3);
 }
 
+TEST_CASE("with a gather time, windows offered one after another to an idle confirmer share one statement") {
+    temp_dir responses;
+    sync_fixture f({"--fixture", responses.path().string()});
+    const window w = f.window_of(march);
+    const std::vector<std::string> customers{"C1", "C2", "C3"};
+    for (const std::string& customer : customers) {
+        const window_key key{customer, f.cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
+        window_loader loader{f.db.connection(), f.db.name(), key, {.fetch_ticket = 5}};
+        loader.add(normalized_batch{}, {});
+        loader.commit(fetch_info{200, 10ms, 2, "D1"});
+    }
+    // Each window is offered 40 ms after the one before, long after the
+    // statement of the one before would have ended.
+    auto offer_spaced = [&](confirmer& confirmations) {
+        std::size_t confirmed = 0;
+        for (std::size_t i = 0; i < customers.size(); ++i) {
+            boost::asio::co_spawn(
+                f.io,
+                [&, i]() -> boost::asio::awaitable<void> {
+                    boost::asio::steady_timer spacing(f.io, std::chrono::milliseconds(40) * i);
+                    co_await spacing.async_wait(boost::asio::use_awaitable);
+                    const window_key key{customers[i], f.cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
+                    const fetch_info info{200, 10ms, 2, ""};
+                    std::function<std::string()> digest = [] { return std::string("D1"); };
+                    const confirmer::verdict verdict = co_await confirmations.confirm(key, info, 6, std::move(digest));
+                    if (verdict.counts) ++confirmed;
+                },
+                boost::asio::detached);
+        }
+        f.io.restart();
+        f.io.run();
+        return confirmed;
+    };
+    SECTION("none: each window is sent at once, in a statement of its own") {
+        CHECK(offer_spaced(f.confirmations) == 3);
+        CHECK(f.confirmations.batches() == 3);
+    }
+    SECTION("long enough for all three: one statement") {
+        confirmer gathering(f.workers, f.db.name(), std::chrono::milliseconds(2000));
+        CHECK(offer_spaced(gathering) == 3);
+        CHECK(gathering.batches() == 1);
+    }
+    CHECK(f.one<int>("SELECT count(*) FROM {}.sync_windows WHERE attempts = 2") == 3);
+}
+
 TEST_CASE("a window confirmed unparsed commits asynchronously; a load that changed data commits as the server says") {
     // The test cluster commits asynchronously throughout; the workers'
     // sessions (opened at first use, through libpq's PGOPTIONS) do not.
