@@ -66,6 +66,7 @@ asio::awaitable<confirmer::verdict> confirmer::confirm(const window_key& key, co
         const std::shared_ptr<entry>& waiting;
         ~leave() { std::erase(queue, waiting); }
     } leaving{waiting_, waiting};
+    if (end_gathering_ && waiting_.size() >= gathered_enough) end_gathering_();
     if (!draining_) {
         draining_ = true;
         asio::co_spawn(executor, drain(), asio::detached);
@@ -88,9 +89,15 @@ asio::awaitable<void> confirmer::drain() {
         batch.clear();
     };
     try {
-        if (gather_ > std::chrono::milliseconds::zero()) {
-            // Without a session: the others' work goes on meanwhile.
+        if (gather_ > std::chrono::milliseconds::zero() && waiting_.size() < gathered_enough) {
+            // Without a session: the others' work goes on meanwhile. A
+            // window that makes the gathered enough ends the wait.
             asio::steady_timer gathering(co_await asio::this_coro::executor, gather_);
+            end_gathering_ = [&gathering] { gathering.cancel(); };
+            struct stop_gathering {
+                std::function<void()>& end;
+                ~stop_gathering() { end = nullptr; }
+            } stopping{end_gathering_};
             co_await gathering.async_wait(asio::as_tuple(asio::use_awaitable));
         }
         db_workers::session session = co_await db_.checkout();

@@ -14,13 +14,18 @@
 //
 // A lone window is sent at once unless the confirmer was made with a gather
 // time: then the first window to find the queue idle waits that long for
-// others before their statement is sent. A daemon re-fetching thousands of
+// others before their statement is sent, or until gathered_enough windows
+// wait, whichever comes first. A daemon re-fetching thousands of
 // customers' windows steadily finds the queue idle at almost every window,
 // and each statement alone costs its hand-offs between the threads (wake-ups
 // that cost more CPU than the statement's own work on the client) and the
 // server's fixed cost of a statement; gathered, they share both. What a
 // window waits for it is nothing against a freshness interval of minutes, and
 // a burst (a backfill, a daemon's first cycle) fills batches without it.
+// A customer's turn waits for each window's answer before its next window,
+// holding its place in the cycle gate (sync/cycle_gate.hpp), so the wait is
+// cut short once a few windows share it: at a fleet's full pace they arrive
+// within milliseconds, and most of what gathering saves is had by then.
 
 #include "load/window_loader.hpp"
 
@@ -43,6 +48,8 @@ class confirmer {
 public:
     // Responses in one statement at most.
     static constexpr std::size_t max_batch = 64;
+    // Windows waiting that end a gather early.
+    static constexpr std::size_t gathered_enough = 4;
 
     // `db` must outlive the confirmer, and the confirmer every confirm().
     // `gather`: how long a window that finds the queue idle waits for others
@@ -81,6 +88,7 @@ private:
     db_workers& db_;
     std::string schema_;
     std::chrono::milliseconds gather_;
+    std::function<void()> end_gathering_;  // set while drain() gathers
     std::deque<std::shared_ptr<entry>> waiting_;
     bool draining_ = false;
     std::uint64_t batches_ = 0;

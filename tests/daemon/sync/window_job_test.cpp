@@ -687,18 +687,28 @@ TEST_CASE("with a gather time, windows offered one after another to an idle conf
     temp_dir responses;
     sync_fixture f({"--fixture", responses.path().string()});
     const window w = f.window_of(march);
-    const std::vector<std::string> customers{"C1", "C2", "C3"};
+    const std::vector<std::string> customers{"C1", "C2", "C3", "C4"};
+    static_assert(confirmer::gathered_enough == 4);
     for (const std::string& customer : customers) {
         const window_key key{customer, f.cfg.sync.date_criteria, w.first_day, w.end_day, w.from, w.to};
         window_loader loader{f.db.connection(), f.db.name(), key, {.fetch_ticket = 5}};
         loader.add(normalized_batch{}, {});
         loader.commit(fetch_info{200, 10ms, 2, "D1"});
     }
-    // Each window is offered 40 ms after the one before, long after the
-    // statement of the one before would have ended.
-    auto offer_spaced = [&](confirmer& confirmations) {
+    // The first `count` customers' windows, each offered 40 ms after the one
+    // before, long after the statement of the one before would have ended.
+    // A watchdog ends the run after 30 s, as a gather of an hour would.
+    bool watchdog_fired = false;
+    auto offer_spaced = [&](confirmer& confirmations, std::size_t count) {
         std::size_t confirmed = 0;
-        for (std::size_t i = 0; i < customers.size(); ++i) {
+        std::size_t finished = 0;
+        boost::asio::steady_timer watchdog(f.io, std::chrono::seconds(30));
+        watchdog.async_wait([&](boost::system::error_code error) {
+            if (error) return;
+            watchdog_fired = true;
+            f.io.stop();
+        });
+        for (std::size_t i = 0; i < count; ++i) {
             boost::asio::co_spawn(
                 f.io,
                 [&, i]() -> boost::asio::awaitable<void> {
@@ -709,6 +719,7 @@ TEST_CASE("with a gather time, windows offered one after another to an idle conf
                     std::function<std::string()> digest = [] { return std::string("D1"); };
                     const confirmer::verdict verdict = co_await confirmations.confirm(key, info, 6, std::move(digest));
                     if (verdict.counts) ++confirmed;
+                    if (++finished == count) watchdog.cancel();
                 },
                 boost::asio::detached);
         }
@@ -717,15 +728,21 @@ TEST_CASE("with a gather time, windows offered one after another to an idle conf
         return confirmed;
     };
     SECTION("none: each window is sent at once, in a statement of its own") {
-        CHECK(offer_spaced(f.confirmations) == 3);
+        CHECK(offer_spaced(f.confirmations, 3) == 3);
         CHECK(f.confirmations.batches() == 3);
     }
-    SECTION("long enough for all three: one statement") {
+    SECTION("long enough for three: one statement, sent when the gather time is up") {
         confirmer gathering(f.workers, f.db.name(), std::chrono::milliseconds(2000));
-        CHECK(offer_spaced(gathering) == 3);
+        CHECK(offer_spaced(gathering, 3) == 3);
         CHECK(gathering.batches() == 1);
+        CHECK_FALSE(watchdog_fired);
     }
-    CHECK(f.one<int>("SELECT count(*) FROM {}.sync_windows WHERE attempts = 2") == 3);
+    SECTION("an hour: the fourth window waiting ends the gather") {
+        confirmer gathering(f.workers, f.db.name(), std::chrono::hours(1));
+        CHECK(offer_spaced(gathering, 4) == 4);
+        CHECK(gathering.batches() == 1);
+        CHECK_FALSE(watchdog_fired);
+    }
 }
 
 TEST_CASE("a window confirmed unparsed commits asynchronously; a load that changed data commits as the server says") {
