@@ -36,8 +36,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// How long a re-fetched window that finds the confirmer idle waits for others
-// to share its statement (sync/confirmer.hpp): at a fleet's steady pace of a
+// The longest a re-fetched window that finds the confirmer idle waits for
+// others to share its statement; the fourth window waiting ends the wait
+// sooner (sync/confirmer.hpp, gathered_enough). At a fleet's steady pace of a
 // few hundred re-fetches a second, a batch of several windows; a window's
 // freshness is minutes.
 constexpr auto confirm_gather = 25ms;
