@@ -50,6 +50,13 @@ constexpr std::size_t linger_bytes = 64 * 1024;
 // about 3 MB, and clients that ask for pages and never read would otherwise
 // hold one each, max_connections of them.
 constexpr std::size_t answer_budget = 16 * 1024 * 1024;
+// A connection this new that has not begun a request is not yet taken for
+// idle while the listener makes room: its client connected and is about to
+// ask, and the listener runs the moment the accept completes, often before the
+// request has crossed loopback. Up to grace_extra connections may be open
+// beyond max_connections for that long; past that the newest wait no more.
+constexpr auto new_connection_grace = 500ms;
+constexpr std::size_t grace_extra = 8;
 
 class session;
 
@@ -64,7 +71,8 @@ public:
           status_page(std::move(status_page)),
           max_connections(settings.max_connections),
           request_timeout(settings.request_timeout),
-          retry_timer_(io) {}
+          retry_timer_(io),
+          grace_timer_(io) {}
 
     void accept();
     void close_all();
@@ -87,10 +95,14 @@ public:
 private:
     void on_accept(const beast::error_code& error, tcp::socket socket);
     void make_room();
+    // make_room again once a new connection's grace has passed.
+    void make_room_at(std::chrono::steady_clock::time_point when);
     bool room_due_ = false;  // make_room is posted
+    bool grace_due_ = false;  // make_room waits on grace_timer_
     std::size_t answer_bytes_ = 0;  // held by the answers being sent (holding)
 
     asio::steady_timer retry_timer_;
+    asio::steady_timer grace_timer_;
     std::chrono::milliseconds accept_delay_{0};
     bool stopped_ = false;
     // Open connections, oldest first.
@@ -105,7 +117,7 @@ private:
 class session : public std::enable_shared_from_this<session> {
 public:
     session(tcp::socket socket, std::shared_ptr<listener> server)
-        : stream_(std::move(socket)), server_(std::move(server)) {}
+        : stream_(std::move(socket)), server_(std::move(server)), opened_at_(std::chrono::steady_clock::now()) {}
     ~session() {
         release();
         server_->forget(*this);
@@ -128,6 +140,7 @@ public:
     // since when it is being sent.
     std::size_t held() const { return held_; }
     std::chrono::steady_clock::time_point sending_since() const { return sending_since_; }
+    std::chrono::steady_clock::time_point opened_at() const { return opened_at_; }
 
     // Whether the client has begun a request the session has yet to answer:
     // bytes of it read, bytes waiting in the socket, or the answer being
@@ -236,6 +249,7 @@ private:
     http_reply reply_;  // being sent
     std::size_t held_ = 0;  // counted in the listener's answer_bytes_
     std::chrono::steady_clock::time_point sending_since_{};
+    const std::chrono::steady_clock::time_point opened_at_;
     std::uint64_t answered_ = 0;
 };
 
@@ -288,6 +302,12 @@ void listener::on_accept(const beast::error_code& error, tcp::socket socket) {
 // A flood of requests that never end still loses its oldest, each to its
 // request_timeout at the latest.
 //
+// One that has not begun a request but is younger than new_connection_grace
+// is given that time to begin it, while no more than grace_extra are open
+// beyond the limit: otherwise a client arriving when every other connection is
+// busy (answers under way to clients that never read) would be the one closed,
+// every time, because the listener looks before its request has arrived.
+//
 // Posted, not run from on_accept: a read already taken from a socket has its
 // completion queued, and only once that has run does its session count what
 // it read (reader_.pending). On the queue's other side, bytes not yet read
@@ -297,17 +317,26 @@ void listener::on_accept(const beast::error_code& error, tcp::socket socket) {
 void listener::make_room() {
     room_due_ = false;
     while (open_.size() > max_connections) {
+        const auto now = std::chrono::steady_clock::now();
         std::shared_ptr<session> victim;
+        bool idle = false;
         for (const auto& entry : open_) {
             auto candidate = entry.lock();
             if (!candidate) continue;  // ending: its destructor unlists it
             if (!victim) victim = candidate;  // the oldest, should every one be speaking
             if (!candidate->speaking()) {
                 victim = std::move(candidate);
+                idle = true;
                 break;
             }
         }
         if (!victim) return;
+        // Open oldest first: when the first silent one is young, so are the rest.
+        const auto grace_ends = victim->opened_at() + new_connection_grace;
+        if (idle && now < grace_ends && open_.size() <= max_connections + grace_extra) {
+            make_room_at(grace_ends);
+            return;
+        }
         victim->close();  // unlists it
         registry.listener_dropped(connection_drop::limit);
         if (auto held = limit_log_.admit()) {
@@ -315,6 +344,18 @@ void listener::make_room() {
                       {{"max_connections", max_connections}, {"suppressed", *held}});
         }
     }
+}
+
+// Armed for the oldest young connection; any younger one's grace ends later,
+// and make_room arms the timer again for it then.
+void listener::make_room_at(std::chrono::steady_clock::time_point when) {
+    if (grace_due_) return;
+    grace_due_ = true;
+    grace_timer_.expires_at(when);
+    grace_timer_.async_wait([self = shared_from_this()](beast::error_code waited) {
+        self->grace_due_ = false;
+        if (!waited && !self->stopped_) self->make_room();
+    });
 }
 
 // Clients that ask and never read keep their answers until request_timeout;
@@ -365,6 +406,7 @@ void listener::close_all() {
     beast::error_code ignored;
     acceptor.close(ignored);
     retry_timer_.cancel();
+    grace_timer_.cancel();
     while (!open_.empty()) {
         if (auto connection = open_.front().lock()) {
             connection->close();  // unlists it

@@ -76,8 +76,9 @@ flood() {
     wait "$flooder" || fail "the $mode flooder failed: $(cat "$work/flood-$mode.log")"
     echo "ok: $mode: /healthz answered 200 every second, windows kept committing," \
          "at most $most_fds descriptors open; $(cat "$work/flood-$mode.out")"
-    # A listener that held every connection would need them all.
-    ((most_fds <= baseline_fds + max_connections + 16)) ||
+    # A listener that held every connection would need them all; the cap
+    # allows 8 new connections their half second beyond it (operations.md).
+    ((most_fds <= baseline_fds + max_connections + 8 + 16)) ||
         fail "the daemon held $most_fds file descriptors during the $mode flood (before: $baseline_fds)"
 }
 
