@@ -11,6 +11,7 @@
 #include "observability/service_notify.hpp"
 #include "observability/status_page_cache.hpp"
 #include "load/database_failure.hpp"
+#include "load/fencing.hpp"
 #include "load/migrations.hpp"
 #include "sync/command_io.hpp"
 #include "sync/database.hpp"
@@ -343,10 +344,27 @@ private:
         notify_ready();
     }
 
+    // Windows load with commit_lazily (customer_loop): before the run says it
+    // stopped, one durable commit makes every load before it durable, so a
+    // crash of the server after a clean stop (or after --once) loses none.
+    // Skipped while the database does not answer: waiting on it would hold
+    // the stop, and the loads since its WAL writer last wrote are fetched
+    // again anyway.
+    asio::awaitable<void> make_loads_durable() {
+        if (state_.totals.windows_ok == 0 || !database_.up()) co_return;
+        try {
+            db_workers::session session = co_await db_.checkout();
+            co_await session.run([](pqxx::connection& connection) { make_durable(connection); });
+        } catch (const std::exception& error) {
+            log_event(spdlog::level::warn, "run.loads_not_durable", {{"error", error.what()}});
+        }
+    }
+
     asio::awaitable<void> finish() {
         if (finishing_) co_return;
         finishing_ = true;
         shutdown_.trigger();
+        co_await make_loads_durable();
         co_await leases_.release_all();
         if (server_) server_->stop();
         stop_.finished();

@@ -120,6 +120,10 @@ asio::awaitable<cycle_result> run_one_tick(run_state& state, const std::string& 
     context.hold = &state.hold;
     context.pass = pass;
     context.ledger = &entries;
+    // A crash of the server can lose only the loads of its last moment, and
+    // their ledger rows with them: those windows are fetched again, and the
+    // run makes every load durable before it stops (docs/design.md).
+    context.load.commit_lazily = true;
     auto may_start = [&] { return !state.shutdown->triggered() && state.leases->held(id); };
     // Returns false when the customer must stop for this cycle.
     auto run_window = [&](const window& w) -> asio::awaitable<bool> {

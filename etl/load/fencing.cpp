@@ -43,4 +43,9 @@ void check_fetch_ticket(const window_key& key, fetch_ticket ticket,
     }
 }
 
+void make_durable(pqxx::connection& connection) {
+    pqxx::nontransaction tx{connection, "make durable"};
+    sql::exec(tx, sql::fencing::durable_point);
+}
+
 }  // namespace comeback

@@ -59,4 +59,12 @@ taken_ticket take_fetch_ticket(pqxx::connection& connection, std::string_view sc
 void check_fetch_ticket(const window_key& key, fetch_ticket ticket,
                         std::optional<fetch_ticket> committed);
 
+// Returns once every transaction the server committed before it, lazily or
+// not, is on disk (sql::fencing::durable_point): WAL is written in order, so
+// one durable commit makes all the earlier ones durable. For whoever loaded
+// with load_options::commit_lazily, before it says its loads are done for
+// good (run's stop). One round trip on any connection; call it outside any
+// transaction. Throws pqxx exceptions.
+void make_durable(pqxx::connection& connection);
+
 }  // namespace comeback

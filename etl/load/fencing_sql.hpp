@@ -45,6 +45,20 @@ INSERT INTO sync_customers (customer_id) VALUES ($1)
 ON CONFLICT (customer_id) DO NOTHING
 )sql"};
 
-inline constexpr std::array statements{take_fetch_ticket, register_customer};
+// A transaction of its own that commits durably (make_durable). PostgreSQL
+// waits for the disk at a COMMIT only when the transaction has an id and
+// wrote WAL before its commit record: txid_current() takes the id, and a
+// logical decoding message (not transactional, so nothing decodes it as part
+// of a transaction; any role may emit one) is the WAL, a few dozen bytes,
+// with no row written. With synchronous_commit on for it alone, its COMMIT
+// returns only once the WAL up to its record, every lazy commit before it
+// included, is on disk.
+inline constexpr statement durable_point{"durable_point", R"sql(
+SELECT txid_current() AS xid,
+       pg_logical_emit_message(false, 'comeback-sync', 'durable') AS message,
+       set_config('synchronous_commit', 'on', true) AS synchronous_commit
+)sql"};
+
+inline constexpr std::array statements{take_fetch_ticket, register_customer, durable_point};
 
 }  // namespace comeback::sql::fencing

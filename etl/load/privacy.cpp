@@ -71,8 +71,9 @@ contact_erasure forget_contact(pqxx::connection& connection, std::string_view sc
     pqxx::work tx{connection, "forget contact"};
     // The loads' own first statement: the schema, and the customer's lock,
     // so no load writes the name back in between. What it says of this
-    // session's staging is not asked for (no size: 0).
-    tx.exec_params1(sql::window_loader::begin_load, std::string(schema), customer, std::int64_t{0});
+    // session's staging is not asked for (no size: 0). An erasure commits
+    // as the server is set, never lazily: once done, it must stay done.
+    tx.exec_params1(sql::window_loader::begin_load, std::string(schema), customer, std::int64_t{0}, false);
     contact_erasure erasure;
     std::string last_name;
     auto stored = tx.exec_params(sql::privacy::read_contact_name, customer, contact);

@@ -564,6 +564,9 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
                              load_options options) {
     check_schema_name(schema);
     check_window_key(key);
+    if (options.commit_lazily && options.contacts) {
+        throw std::logic_error("window_loader: a load that commits lazily cannot teach the contact memo");
+    }
     // The batches prepare their statements before the batch that sets this
     // transaction's search_path runs, so the session's must name the schema
     // (a round trip the first time on a connection, none after).
@@ -576,7 +579,7 @@ window_loader::window_loader(pqxx::connection& connection, std::string schema, w
         const pqxx::row begun = sql::single_row(rows, s);
         loader.staging_missing = begun["staging_missing"].as<bool>();
         loader.staging_large = begun["staging_large"].as<bool>();
-    }, loader.schema, loader.key.customer_id, truncate_staging_above_bytes);
+    }, loader.schema, loader.key.customer_id, truncate_staging_above_bytes, options.commit_lazily);
 }
 
 window_loader::~window_loader() = default;

@@ -109,6 +109,16 @@ struct load_options {
     // names them are not looked up again, and what the load merges is learnt
     // once it commits. Null: every contact is looked up.
     contact_memo* contacts = nullptr;
+    // The load's transaction commits asynchronously (synchronous_commit off
+    // for it alone): COMMIT returns before its WAL reaches the disk, and a
+    // crash of the server within the next moment (at most three times its
+    // wal_writer_delay) loses the load whole, its ledger row with it, so the
+    // window is only fetched and loaded again (docs/design.md, "Loads that
+    // commit lazily"). Not with `contacts`: the memo may learn only from loads
+    // that outlive a crash (else std::logic_error). Whoever loads lazily makes
+    // its loads durable before it reports them done for good
+    // (make_durable in load/fencing.hpp).
+    bool commit_lazily = false;
 };
 
 // One window's transaction. Its statements go to the server in batches

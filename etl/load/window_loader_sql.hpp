@@ -16,7 +16,9 @@
 
 namespace comeback::sql::window_loader {
 
-// $1 schema, $2 customer, $3 bytes. How every load begins, sent with BEGIN
+// $1 schema, $2 customer, $3 bytes, $4 whether the load commits lazily
+// (synchronous_commit off for this transaction only, load_options::
+// commit_lazily; NULL or false: as the server is set). How every load begins, sent with BEGIN
 // and the read of the window's last load (sql::statement_batch): this
 // transaction's search_path, as sql::use_schema sets it; PostgreSQL's own
 // choice of a custom or the generic plan for the statements that follow
@@ -33,7 +35,8 @@ SELECT set_config('search_path', quote_ident($1), true) AS search_path,
        set_config('plan_cache_mode', 'auto', true) AS plan_cache_mode,
        pg_advisory_xact_lock(hashtext('comeback-sync/load/' || $1), hashtext($2)) AS customer_locked,
        s.bytes IS NULL AS staging_missing,
-       coalesce(s.bytes > $3::bigint, false) AS staging_large
+       coalesce(s.bytes > $3::bigint, false) AS staging_large,
+       CASE WHEN $4::boolean THEN set_config('synchronous_commit', 'off', true) END AS commits_lazily
 FROM (SELECT pg_relation_size(to_regclass('pg_temp.load_comebacks'))
            + pg_relation_size(to_regclass('pg_temp.load_entities'))
            + pg_relation_size(to_regclass('pg_temp.load_rejections')) AS bytes) s

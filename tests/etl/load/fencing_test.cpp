@@ -3,6 +3,7 @@
 
 #include "load/fencing.hpp"
 
+#include "load/contact_memo.hpp"
 #include "load/database_failure.hpp"
 #include "load/migrations.hpp"
 #include "load/window_loader.hpp"
@@ -121,4 +122,68 @@ TEST_CASE("a ticket commits synchronously, even on a session that commits asynch
     CHECK(one_text(db.connection(), "SELECT string_agg(mode, ' ') FROM " + schema + ".commit_modes") == "on");
     // The setting was the ticket's alone: the session's stays as it was.
     CHECK(one_text(db.connection(), "SELECT current_setting('synchronous_commit')") == "off");
+}
+
+namespace {
+
+// Every ledger row a transaction writes notes the synchronous_commit that
+// transaction runs under, in commit_modes.
+void note_commit_modes(pqxx::connection& connection, const std::string& schema) {
+    pqxx::work tx{connection};
+    tx.exec0("CREATE TABLE " + schema + ".commit_modes (mode text)");
+    tx.exec0("CREATE FUNCTION " + schema + ".note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ "
+             "BEGIN INSERT INTO " + schema + ".commit_modes VALUES (current_setting('synchronous_commit')); "
+             "RETURN NULL; END $$");
+    tx.exec0("CREATE TRIGGER note_commit_mode AFTER INSERT OR UPDATE ON " + schema +
+             ".sync_windows FOR EACH ROW EXECUTE FUNCTION " + schema + ".note_commit_mode()");
+    tx.commit();
+}
+
+}  // namespace
+
+TEST_CASE("a load commits lazily when asked to, for its own transaction only, and never teaching the contact memo") {
+    fenced_schema db;
+    const std::string schema = db.quoted();
+    note_commit_modes(db.connection(), schema);
+    {
+        pqxx::nontransaction tx{db.connection()};
+        tx.exec0("SET synchronous_commit TO on");
+    }
+    load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}}, {.commit_lazily = true});
+    CHECK(one_text(db.connection(), "SELECT string_agg(DISTINCT mode, ' ') FROM " + schema + ".commit_modes") == "off");
+    CHECK(one_text(db.connection(), "SELECT current_setting('synchronous_commit')") == "on");
+
+    // Without it, the load commits as the session is set.
+    {
+        pqxx::nontransaction tx{db.connection()};
+        tx.exec0("TRUNCATE " + schema + ".commit_modes");
+    }
+    load(db.connection(), db.name(), window_of("M1", week2), {{.id = "K2"}}, {});
+    CHECK(one_text(db.connection(), "SELECT string_agg(DISTINCT mode, ' ') FROM " + schema + ".commit_modes") == "on");
+
+    contact_memo memo;
+    CHECK_THROWS_AS(load(db.connection(), db.name(), window_of("M1", week1), {{.id = "K1"}},
+                         {.contacts = &memo, .commit_lazily = true}),
+                    std::logic_error);
+}
+
+TEST_CASE("make_durable returns once every commit before it is flushed, the lazy ones included") {
+    fenced_schema db;
+    const std::string schema = db.quoted();
+    auto lazy = connect();
+    {
+        pqxx::nontransaction tx{*lazy};
+        tx.exec0("SET synchronous_commit TO off");
+        tx.exec0("CREATE TABLE " + schema + ".lazy (n int)");
+    }
+    // A lazy commit's WAL is written and flushed by the server's WAL writer
+    // within a moment; make_durable does not wait for it.
+    std::string inserted_to;
+    {
+        pqxx::nontransaction tx{*lazy};
+        tx.exec0("INSERT INTO " + schema + ".lazy SELECT generate_series(1, 1000)");
+        inserted_to = tx.exec1("SELECT pg_current_wal_insert_lsn()::text")[0].as<std::string>();
+    }
+    make_durable(db.connection());
+    CHECK(one_text(db.connection(), "SELECT pg_current_wal_flush_lsn() >= '" + inserted_to + "'::pg_lsn") == "t");
 }
