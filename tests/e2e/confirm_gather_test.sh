@@ -23,6 +23,9 @@ windows=$(sql "SELECT count(*) FROM $schema.sync_windows WHERE status = 'complet
 table_rows "$schema" >"$work/first.rows"
 
 note "the second cycle confirms them, several a statement"
+# Fresh windows are due again poll_interval (2 s) after their last fetch.
+wait_for 10 "the first cycle's windows due again" \
+    "SELECT max(fetched_at) < now() - interval '2.1 seconds' FROM $schema.sync_windows"
 run_cs again run --once -c "$work/config.yaml" || fail "the second run --once exited $?"
 # A cycle re-fetches the fresh windows, not the history behind them.
 refetched=$(grep -c 'window.loaded' "$work/again.log" || true)

@@ -108,18 +108,21 @@ run_config() {
     schema=$keep_schema
     sed -i 's/^  poll_interval: 2s/  poll_interval: 1h/' "$file"
 }
-# first_cycle_done SCHEMA: every window of both customers complete.
-first_cycle_done() {
-    wait_for 60 "the run's first cycle into $1" \
-        "SELECT count(DISTINCT customer_id) = 2 AND bool_and(status = 'complete') FROM $1.sync_windows"
+# first_cycle NAME SCHEMA POLL: with the writers stopped, a run of
+# run_config NAME.yaml polling every POLL, as $daemon, until every window of
+# both customers is complete.
+first_cycle() {
+    run_config "$work/$1.yaml" "$2"
+    sed -i "s/^  poll_interval: 1h/  poll_interval: $3/" "$work/$1.yaml"
+    stop_writers
+    "$COMEBACK_SYNC" run -c "$work/$1.yaml" >"$work/$1.log" 2>&1 &
+    daemon=$!
+    e2e_pids+=("$daemon")
+    wait_for 60 "the run's first cycle into $2" \
+        "SELECT count(DISTINCT customer_id) = 2 AND bool_and(status = 'complete') FROM $2.sync_windows"
 }
 stopped=${schema}_stopped
-run_config "$work/stopped.yaml" "$stopped"
-stop_writers
-"$COMEBACK_SYNC" run -c "$work/stopped.yaml" >"$work/stopped.log" 2>&1 &
-daemon=$!
-e2e_pids+=("$daemon")
-first_cycle_done "$stopped"
+first_cycle stopped "$stopped" 1h
 loaded=$(sql "SELECT count(*) FROM $stopped.comebacks")
 ((loaded > 0)) || fail "the run loaded no comebacks"
 table_rows "$stopped" >"$work/stopped.rows"
@@ -133,13 +136,7 @@ expect_same "$work/stopped.rows" "$work/stopped-after-crash.rows" \
 
 note "the server crashes under a running run: its loads are lost, and it loads them again"
 crashed=${schema}_crashed
-run_config "$work/crashed.yaml" "$crashed"
-sed -i 's/^  poll_interval: 1h/  poll_interval: 2s/' "$work/crashed.yaml"
-stop_writers
-"$COMEBACK_SYNC" run -c "$work/crashed.yaml" >"$work/crashed.log" 2>&1 &
-daemon=$!
-e2e_pids+=("$daemon")
-first_cycle_done "$crashed"
+first_cycle crashed "$crashed" 2s
 before=$(sql "SELECT count(*) FROM $crashed.sync_windows WHERE status = 'complete'")
 # Paused, so its sessions end in the crash, not before it (a session that
 # ends drops its staging tables in a commit of its own, which would write

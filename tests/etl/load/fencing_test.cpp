@@ -22,6 +22,19 @@ struct fenced_schema : scratch_schema {
     fenced_schema() { migrate(connection(), name()); }
 };
 
+// Every row of `table` a transaction inserts or updates notes the
+// synchronous_commit that transaction runs under, in commit_modes.
+void note_commit_modes(pqxx::connection& connection, const std::string& schema, const std::string& table) {
+    pqxx::work tx{connection};
+    tx.exec0("CREATE TABLE " + schema + ".commit_modes (mode text)");
+    tx.exec0("CREATE FUNCTION " + schema + ".note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ "
+             "BEGIN INSERT INTO " + schema + ".commit_modes VALUES (current_setting('synchronous_commit')); "
+             "RETURN NULL; END $$");
+    tx.exec0("CREATE TRIGGER note_commit_mode AFTER INSERT OR UPDATE ON " + schema + "." + table +
+             " FOR EACH ROW EXECUTE FUNCTION " + schema + ".note_commit_mode()");
+    tx.commit();
+}
+
 }  // namespace
 
 TEST_CASE("fetch tickets of a customer rise with every fetch, and each customer counts its own") {
@@ -104,16 +117,7 @@ TEST_CASE("a ticket commits synchronously, even on a session that commits asynch
     // Every change of the counter notes the synchronous_commit its
     // transaction ran under.
     const std::string schema = db.quoted();
-    {
-        pqxx::work tx{db.connection()};
-        tx.exec0("CREATE TABLE " + schema + ".commit_modes (mode text)");
-        tx.exec0("CREATE FUNCTION " + schema + ".note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                 "BEGIN INSERT INTO " + schema + ".commit_modes VALUES (current_setting('synchronous_commit')); "
-                 "RETURN NULL; END $$");
-        tx.exec0("CREATE TRIGGER note_commit_mode AFTER UPDATE ON " + schema +
-                 ".sync_customers FOR EACH ROW EXECUTE FUNCTION " + schema + ".note_commit_mode()");
-        tx.commit();
-    }
+    note_commit_modes(db.connection(), schema, "sync_customers");
     {
         pqxx::nontransaction tx{db.connection()};
         tx.exec0("SET synchronous_commit TO off");
@@ -124,27 +128,10 @@ TEST_CASE("a ticket commits synchronously, even on a session that commits asynch
     CHECK(one_text(db.connection(), "SELECT current_setting('synchronous_commit')") == "off");
 }
 
-namespace {
-
-// Every ledger row a transaction writes notes the synchronous_commit that
-// transaction runs under, in commit_modes.
-void note_commit_modes(pqxx::connection& connection, const std::string& schema) {
-    pqxx::work tx{connection};
-    tx.exec0("CREATE TABLE " + schema + ".commit_modes (mode text)");
-    tx.exec0("CREATE FUNCTION " + schema + ".note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$ "
-             "BEGIN INSERT INTO " + schema + ".commit_modes VALUES (current_setting('synchronous_commit')); "
-             "RETURN NULL; END $$");
-    tx.exec0("CREATE TRIGGER note_commit_mode AFTER INSERT OR UPDATE ON " + schema +
-             ".sync_windows FOR EACH ROW EXECUTE FUNCTION " + schema + ".note_commit_mode()");
-    tx.commit();
-}
-
-}  // namespace
-
 TEST_CASE("a load commits lazily when asked to, for its own transaction only, and never teaching the contact memo") {
     fenced_schema db;
     const std::string schema = db.quoted();
-    note_commit_modes(db.connection(), schema);
+    note_commit_modes(db.connection(), schema, "sync_windows");
     {
         pqxx::nontransaction tx{db.connection()};
         tx.exec0("SET synchronous_commit TO on");
