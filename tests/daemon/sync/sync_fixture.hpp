@@ -14,6 +14,7 @@
 #include "model/timestamp.hpp"
 #include "observability/metrics.hpp"
 #include "plan/windows.hpp"
+#include "sync/command_io.hpp"
 #include "sync/confirmer.hpp"
 #include "sync/db_workers.hpp"
 #include "sync/shutdown.hpp"
@@ -78,7 +79,9 @@ struct sync_fixture {
     migrated_schema db;
     fake_vitec_server server;
     config cfg;
-    boost::asio::io_context io;
+    // A test that gives up on coroutines it started drops them
+    // (drop_pending_work) while what they refer to still exists.
+    command_io_context io;
     db_workers workers;
     confirmer confirmations;
     shutdown_signal shutdown;

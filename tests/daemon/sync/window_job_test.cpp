@@ -725,6 +725,12 @@ TEST_CASE("with a gather time, windows offered one after another to an idle conf
         }
         f.io.restart();
         f.io.run();
+        if (watchdog_fired) {
+            // The windows still waiting refer to this frame and to the
+            // confirmer: their coroutines go now, before either does.
+            f.io.drop_pending_work();
+            FAIL("the confirmations did not end within 30 s");
+        }
         return confirmed;
     };
     SECTION("none: each window is sent at once, in a statement of its own") {
@@ -735,13 +741,11 @@ TEST_CASE("with a gather time, windows offered one after another to an idle conf
         confirmer gathering(f.workers, f.db.name(), std::chrono::milliseconds(2000));
         CHECK(offer_spaced(gathering, 3) == 3);
         CHECK(gathering.batches() == 1);
-        CHECK_FALSE(watchdog_fired);
     }
     SECTION("an hour: the fourth window waiting ends the gather") {
         confirmer gathering(f.workers, f.db.name(), std::chrono::hours(1));
         CHECK(offer_spaced(gathering, 4) == 4);
         CHECK(gathering.batches() == 1);
-        CHECK_FALSE(watchdog_fired);
     }
 }
 
