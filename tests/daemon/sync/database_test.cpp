@@ -155,7 +155,7 @@ TEST_CASE("a session plans a statement once, and a load's statements as PostgreS
     {
         // A load's transaction: the server's own choice, for it only.
         pqxx::work tx{connection.get()};
-        sql::exec1(tx, sql::window_loader::begin_load, db.name(), std::string("M1"), std::int64_t{0});
+        sql::exec1(tx, sql::window_loader::begin_load, db.name(), std::string("M1"), std::int64_t{0}, false);
         CHECK(tx.exec1("SHOW plan_cache_mode")[0].as<std::string>() == "auto");
         tx.commit();
     }
