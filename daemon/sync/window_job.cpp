@@ -414,7 +414,7 @@ asio::awaitable<attempt_result> attempt_window(window_context& context, const co
     auto hand_on_ready = [&]() -> asio::awaitable<void> {
         for (row_batch& batch : ready) {
             load_message message;
-            message.batch = normalize(customer.id, batch.rows, contact_rule);
+            message.batch = normalize(customer.id, std::move(batch.rows), contact_rule);
             message.rejections = std::move(batch.rejections);
             co_await hand_on(std::move(message));
         }

@@ -22,14 +22,15 @@ public:
         positions_.assign(std::bit_ceil(std::max<std::size_t>(2 * expected, 16)), free_slot);
     }
 
-    void add(const std::string& id, const std::optional<std::string>& name) {
+    // Copies the id, which the comeback record keeps too; moves the name.
+    void add(const std::string& id, std::optional<std::string>&& name) {
         std::size_t& position = slot_of(id);
         if (position == free_slot) {
             position = out_.size();
-            out_.push_back(entity{id, name});
+            out_.push_back(entity{id, std::move(name)});
             if (2 * out_.size() > positions_.size()) grow();
         } else if (name) {
-            out_[position].name = name;
+            out_[position].name = std::move(name);
         }
     }
 
@@ -57,16 +58,16 @@ private:
     std::vector<std::size_t> positions_;  // power-of-two size
 };
 
-std::optional<std::string> id_of(const std::optional<named_ref>& ref) {
+std::optional<std::string> id_of(std::optional<named_ref>& ref) {
     if (!ref) return std::nullopt;
-    return ref->id;
+    return std::move(ref->id);
 }
 
 // The contact's name as privacy.contact_names stores it.
 std::optional<std::string> contact_name(const contact_name_rule& rule, const std::string& customer_id,
-                                        const std::optional<std::string>& name) {
+                                        std::optional<std::string>&& name) {
     switch (rule.mode) {
-    case contact_names::keep: return name;
+    case contact_names::keep: return std::move(name);
     case contact_names::omit: return std::nullopt;
     case contact_names::pseudonymize:
         if (!name) return std::nullopt;
@@ -77,7 +78,7 @@ std::optional<std::string> contact_name(const contact_name_rule& rule, const std
 
 }  // namespace
 
-normalized_batch normalize(std::string customer_id, std::span<const comeback_row> rows,
+normalized_batch normalize(std::string customer_id, std::vector<comeback_row> rows,
                            const contact_name_rule& contact_rule) {
     if (contact_rule.mode == contact_names::pseudonymize && contact_rule.pseudonym_key.empty()) {
         throw std::invalid_argument("normalize: contact names are to be pseudonymized without a key");
@@ -90,28 +91,30 @@ normalized_batch normalize(std::string customer_id, std::span<const comeback_row
     entity_set offices(batch.offices, 0);
     batch.comebacks.reserve(rows.size());
 
-    for (const comeback_row& row : rows) {
+    for (comeback_row& row : rows) {
+        // Each nested object gives its name to its entity set, then its id to the record.
         if (row.contact) {
-            contacts.add(row.contact->id, contact_name(contact_rule, batch.customer_id, row.contact->name));
+            contacts.add(row.contact->id,
+                         contact_name(contact_rule, batch.customer_id, std::move(row.contact->name)));
         }
         // Booked-by and assigned users are the same people: one set.
-        if (row.booked_by) users.add(row.booked_by->id, row.booked_by->name);
-        if (row.assigned_user) users.add(row.assigned_user->id, row.assigned_user->name);
-        if (row.assigned_group) user_groups.add(row.assigned_group->id, row.assigned_group->name);
+        if (row.booked_by) users.add(row.booked_by->id, std::move(row.booked_by->name));
+        if (row.assigned_user) users.add(row.assigned_user->id, std::move(row.assigned_user->name));
+        if (row.assigned_group) user_groups.add(row.assigned_group->id, std::move(row.assigned_group->name));
         if (row.assigned_office) {
-            offices.add(row.assigned_office->customer_id, row.assigned_office->name);
+            offices.add(row.assigned_office->customer_id, std::move(row.assigned_office->name));
         }
 
         comeback_record& record = batch.comebacks.emplace_back();
         record.index = row.index;
-        record.id = row.id;
+        record.id = std::move(row.id);
         record.contact_id = id_of(row.contact);
         record.booked_by_user_id = id_of(row.booked_by);
         record.assigned_user_id = id_of(row.assigned_user);
         record.assigned_group_id = id_of(row.assigned_group);
-        if (row.assigned_office) record.assigned_office_id = row.assigned_office->customer_id;
-        record.state = row.state;
-        record.origin = row.origin;
+        if (row.assigned_office) record.assigned_office_id = std::move(row.assigned_office->customer_id);
+        record.state = std::move(row.state);
+        record.origin = std::move(row.origin);
         record.occurs_at = row.occurs_at;
         record.booked_at = row.booked_at;
     }

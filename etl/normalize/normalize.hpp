@@ -6,7 +6,6 @@
 #include "model/comeback.hpp"
 #include "model/privacy.hpp"
 
-#include <span>
 #include <string_view>
 #include <string>
 #include <vector>
@@ -56,8 +55,10 @@ struct contact_name_rule {
     std::string_view pseudonym_key;
 };
 
+// Takes the rows by value: their strings move into the batch, so a caller done
+// with them passes them with std::move and nothing is copied.
 // Throws std::invalid_argument when the rule pseudonymizes without a key.
-normalized_batch normalize(std::string customer_id, std::span<const comeback_row> rows,
+normalized_batch normalize(std::string customer_id, std::vector<comeback_row> rows,
                            const contact_name_rule& contact_rule = {});
 
 }  // namespace comeback

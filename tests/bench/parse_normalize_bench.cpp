@@ -213,7 +213,7 @@ int main(int argc, char** argv) {
         const double parse_normalize_seconds = measure("parse-normalize", [&] {
             run_parser([&](comeback::row_batch&& batch) {
                 const comeback::normalized_batch normalized =
-                    comeback::normalize(opts.customer_id, batch.rows);
+                    comeback::normalize(opts.customer_id, std::move(batch.rows));
                 checksum += normalized.comebacks.size() + normalized.contacts.size();
             });
         });
