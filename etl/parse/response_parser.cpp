@@ -7,6 +7,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -246,17 +247,17 @@ public:
 
     bool on_key(json::string_view last, std::size_t size, json::error_code& ec) {
         if (size > options_.max_field_bytes) return too_long("a key", ec);
-        // Kept only whole and short, to name a value in a message: a cut key
-        // could end in half of something the server echoed.
-        last_key_.clear();
-        if (size <= max_named_key && (size == last.size() || skip_depth_ == 0))
-            last_key_.append(size == last.size() ? std::string() : key_).append(last.data(), last.size());
-        if (skip_depth_ != 0) return true;
         std::string_view key{last.data(), last.size()};
-        if (!key_.empty()) {
+        if (!key_.empty()) {  // parts are kept outside skipped containers only
             key_.append(key);
             key = key_;
         }
+        // Kept only whole and short, to name a value in a message (a cut key
+        // could end in half of something the server echoed), in a fixed
+        // buffer: this runs for every key of a body.
+        last_key_size_ = size <= max_named_key && key.size() == size ? size : 0;
+        std::memcpy(last_key_.data(), key.data(), last_key_size_);
+        if (skip_depth_ != 0) return true;
         key_scope_ = scopes_[depth_];
         if (rejected_) {
             // Still look for the element's id, so the rejection can name it.
@@ -386,8 +387,8 @@ private:
     std::string value_name() const {
         if (depth_ <= 1) return "an array element";
         if (slot_ != slot::ignored && skip_depth_ == 0) return field_name(slot_);
-        if (last_key_.empty()) return "a value";
-        return "the value of key \"" + last_key_ + "\"";
+        if (last_key_size_ == 0) return "a value";
+        return "the value of key \"" + std::string(last_key_.data(), last_key_size_) + "\"";
     }
 
     static constexpr std::size_t max_named_key = 64;
@@ -476,14 +477,15 @@ private:
         return true;
     }
 
+    // Both build a new string rather than assign into the old one: cheaper for
+    // the short values that make up most of a body.
     void store_key(slot target, std::string_view value, std::string& into) {
-        if (storable(target, value, true)) into.assign(value.data(), value.size());
+        if (storable(target, value, true)) into = std::string(value);
     }
 
-    void store_text(slot target, std::string_view value, std::string& into) {
+    void store_text(slot target, std::string_view value, std::optional<std::string>& into) {
         if (!storable(target, value, false)) return;
-        into.assign(value.data(), value.size());
-        replace_nul(into);
+        replace_nul(into.emplace(value));
     }
 
     void store_time(slot target, std::string_view value, std::optional<instant>& into) {
@@ -513,16 +515,16 @@ private:
             }
             store_key(target, value, row_.id);
             return;
-        case slot::state: store_text(target, value, row_.state.emplace()); return;
-        case slot::origin: store_text(target, value, row_.origin.emplace()); return;
+        case slot::state: store_text(target, value, row_.state); return;
+        case slot::origin: store_text(target, value, row_.origin); return;
         case slot::occurs_at: store_time(target, value, row_.occurs_at); return;
         case slot::booked_date: store_time(target, value, row_.booked_at); return;
         case slot::ref_id: store_key(target, value, current_ref_->id); return;
-        case slot::ref_name: store_text(target, value, current_ref_->name.emplace()); return;
+        case slot::ref_name: store_text(target, value, current_ref_->name); return;
         case slot::office_customer_id:
             store_key(target, value, row_.assigned_office->customer_id);
             return;
-        case slot::office_name: store_text(target, value, row_.assigned_office->name.emplace()); return;
+        case slot::office_name: store_text(target, value, row_.assigned_office->name); return;
         case slot::contact:
         case slot::booked_by:
         case slot::assigned_to:
@@ -598,7 +600,8 @@ private:
     std::string text_;    // a string value arriving in parts
     std::string number_;  // a number arriving in parts
     std::size_t number_size_ = 0;  // of the number arriving in parts, kept or not
-    std::string last_key_;         // the last key when short, to name a value
+    std::array<char, max_named_key> last_key_{};  // the last key when short, to name a value
+    std::size_t last_key_size_ = 0;
     bool token_too_long_ = false;
 };
 
