@@ -4,6 +4,7 @@
 
 #include <date/tz.h>
 
+#include <array>
 #include <stdexcept>
 
 namespace comeback {
@@ -15,7 +16,10 @@ constexpr std::string_view expected_shape =
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Reads `count` digits at `pos`; false when any of them is not a digit.
-bool read_digits(std::string_view text, std::size_t pos, std::size_t count, int& out) {
+// The count is fixed at each call, so the loop unrolls; inlined, since every
+// timestamp of a body comes through here six times or more.
+template <std::size_t count>
+[[gnu::always_inline]] inline bool read_digits(std::string_view text, std::size_t pos, int& out) {
     if (pos + count > text.size()) return false;
     int value = 0;
     for (std::size_t i = pos; i < pos + count; ++i) {
@@ -52,16 +56,34 @@ date::local_seconds within_listed_years(date::local_seconds local) {
     return date::local_days{earlier} + (local - day);
 }
 
-// The last zone period looked up, shrunk by a day at both ends so that every
-// local time inside it is unique and far from a transition. A body's timestamps
-// mostly share a period, so this spares a search of the zone's transitions each.
-struct period_cache {
+// The zone periods looked up last, each shrunk by a day at both ends so that
+// every local time inside it is unique and far from a transition. A body's
+// timestamps fall in a few periods (two a year where clocks change, and a
+// booking date is often in another period than its comeback), so a handful of
+// them spare a search of the zone's transitions for nearly every timestamp.
+struct zone_period {
     const date::time_zone* zone = nullptr;
     date::local_seconds begin;
     date::local_seconds end;
     std::chrono::seconds offset{0};
 };
-thread_local period_cache last_period;
+struct period_cache {
+    static constexpr std::size_t size = 8;
+    std::array<zone_period, size> periods;
+    std::size_t next = 0;  // the one replaced next: the oldest
+
+    const zone_period* find(const date::time_zone& zone, date::local_seconds at) const {
+        for (const zone_period& period : periods) {
+            if (period.zone == &zone && at >= period.begin && at < period.end) return &period;
+        }
+        return nullptr;
+    }
+    void add(const zone_period& period) {
+        periods[next] = period;
+        next = (next + 1) % size;
+    }
+};
+thread_local period_cache recent_periods;
 
 }  // namespace
 
@@ -71,17 +93,18 @@ instant local_to_instant(date::local_time<std::chrono::microseconds> local,
     // before the jump (the clock "has not moved yet"), in a repeated hour it is
     // the earlier period. One rule covers all three, with no exception path.
     const date::local_seconds lookup = within_listed_years(date::floor<std::chrono::seconds>(local));
-    period_cache& cache = last_period;
-    if (cache.zone == &zone && lookup >= cache.begin && lookup < cache.end) {
-        return instant{local.time_since_epoch() - cache.offset};
+    period_cache& cache = recent_periods;
+    if (const zone_period* period = cache.find(zone, lookup)) {
+        return instant{local.time_since_epoch() - period->offset};
     }
     const date::local_info info = zone.get_info(lookup);
     if (info.result == date::local_info::unique) {
         const date::days margin{1};
-        cache.zone = &zone;
-        cache.begin = date::local_seconds{info.first.begin.time_since_epoch() + info.first.offset} + margin;
-        cache.end = date::local_seconds{info.first.end.time_since_epoch() + info.first.offset} - margin;
-        cache.offset = info.first.offset;
+        cache.add(zone_period{
+            .zone = &zone,
+            .begin = date::local_seconds{info.first.begin.time_since_epoch() + info.first.offset} + margin,
+            .end = date::local_seconds{info.first.end.time_since_epoch() + info.first.offset} - margin,
+            .offset = info.first.offset});
     }
     return instant{local.time_since_epoch() - info.first.offset};
 }
@@ -98,16 +121,16 @@ timestamp_result parse_timestamp(std::string_view text, const date::time_zone& z
     if (text.empty()) return fail("it is empty");
 
     int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-    if (!read_digits(text, 0, 4, year) || !has(text, 4, '-') || !read_digits(text, 5, 2, month) ||
-        !has(text, 7, '-') || !read_digits(text, 8, 2, day) || !has(text, 10, 'T') ||
-        !read_digits(text, 11, 2, hour) || !has(text, 13, ':') ||
-        !read_digits(text, 14, 2, minute)) {
+    if (!read_digits<4>(text, 0, year) || !has(text, 4, '-') || !read_digits<2>(text, 5, month) ||
+        !has(text, 7, '-') || !read_digits<2>(text, 8, day) || !has(text, 10, 'T') ||
+        !read_digits<2>(text, 11, hour) || !has(text, 13, ':') ||
+        !read_digits<2>(text, 14, minute)) {
         return fail(expected_shape);
     }
     std::size_t pos = 16;
     long micros = 0;
     if (has(text, pos, ':')) {
-        if (!read_digits(text, pos + 1, 2, second)) return fail(expected_shape);
+        if (!read_digits<2>(text, pos + 1, second)) return fail(expected_shape);
         pos += 3;
         if (has(text, pos, '.')) {
             ++pos;
@@ -149,8 +172,8 @@ timestamp_result parse_timestamp(std::string_view text, const date::time_zone& z
         ++pos;
     } else if (text[pos] == '+' || text[pos] == '-') {
         int offset_hours = 0, offset_minutes = 0;
-        if (!read_digits(text, pos + 1, 2, offset_hours) || !has(text, pos + 3, ':') ||
-            !read_digits(text, pos + 4, 2, offset_minutes)) {
+        if (!read_digits<2>(text, pos + 1, offset_hours) || !has(text, pos + 3, ':') ||
+            !read_digits<2>(text, pos + 4, offset_minutes)) {
             return fail("the offset must read +HH:MM or -HH:MM");
         }
         if (offset_hours > 23 || offset_minutes > 59) return fail("the offset is out of range");
