@@ -6,7 +6,9 @@
 #include <cstring>
 #include <utility>
 
-#if defined(__SSE2__)
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -36,16 +38,78 @@ const char* find_quote_or_backslash(const char* p, const char* end) {
     return p;
 }
 
-// One block of the body, bit i standing for its byte i.
-struct block_bits {
-    std::uint64_t quotes = 0;
-    std::uint64_t backslashes = 0;
-    std::uint64_t opens = 0;   // '{' or '['
-    std::uint64_t closes = 0;  // '}' or ']'
-    std::uint64_t separators = 0;  // ',' or ':'
-};
+// Bit i becomes the parity of bits 0 to i. Of the quotes' bits, that marks the
+// bytes from an opening quote up to, not including, its closing one.
+std::uint64_t prefix_parity(std::uint64_t bits) {
+    bits ^= bits << 1;
+    bits ^= bits << 2;
+    bits ^= bits << 4;
+    bits ^= bits << 8;
+    bits ^= bits << 16;
+    bits ^= bits << 32;
+    return bits;
+}
 
-block_bits classify(const char* block) {
+#if defined(__x86_64__)
+// Whether this CPU reads a block in two 32-byte steps and takes the quotes'
+// parity in one carry-less multiplication. Decided once, at start-up: Debian
+// builds for the x86-64 baseline (SSE2), which every CPU has.
+bool cpu_has_wide_reading() {
+    __builtin_cpu_init();  // static initializers may run before libgcc's own
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("pclmul");
+}
+const bool cpu_reads_wide = cpu_has_wide_reading();
+
+// classify_block's reading in two 32-byte steps (AVX2), the parity by a
+// carry-less multiplication by all ones (PCLMULQDQ).
+[[gnu::target("avx2")]] std::uint64_t bits_of(__m256i matches) {
+    return static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(matches)));
+}
+
+[[gnu::target("avx2,pclmul")]] block_bits classify_wide(const char* block) {
+    block_bits bits;
+    for (int part = 0; part < 2; ++part) {
+        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 32 * part));
+        const __m256i folded = _mm256_or_si256(bytes, _mm256_set1_epi8(0x20));
+        const int shift = 32 * part;
+        bits.quotes |= bits_of(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi8('"'))) << shift;
+        bits.backslashes |= bits_of(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi8('\\'))) << shift;
+        bits.opens |= bits_of(_mm256_cmpeq_epi8(folded, _mm256_set1_epi8('{'))) << shift;
+        bits.closes |= bits_of(_mm256_cmpeq_epi8(folded, _mm256_set1_epi8('}'))) << shift;
+        bits.separators |= bits_of(_mm256_or_si256(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(',')),
+                                                   _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(':'))))
+                           << shift;
+    }
+    const __m128i all_ones = _mm_set1_epi8(static_cast<char>(0xFF));
+    const __m128i product = _mm_clmulepi64_si128(
+        _mm_set_epi64x(0, static_cast<long long>(bits.quotes)), all_ones, 0);
+    bits.quoted = static_cast<std::uint64_t>(_mm_cvtsi128_si64(product));
+    return bits;
+}
+#endif
+
+// The position of the highest bit set in `bits` (not 0), from `block`.
+const char* last_of(const char* block, std::uint64_t bits) {
+    return block + 63 - std::countl_zero(bits);
+}
+
+// Boost.JSON reads some tokens through a fixed window when its buffer holds one
+// (a literal's 4 or 5 bytes, a \u escape's 11, a number's 34), and else byte by
+// byte: on malformed input the two fail at different bytes. Before elements
+// were fed to it together, every element's end was the end of a buffer. So the
+// parser is still stopped there whenever such a token may begin within this
+// many bytes before it, and its errors name the same bytes as they did.
+constexpr std::ptrdiff_t token_window = 40;
+
+// Elements fed to the JSON parser in one piece at most: bounds ended_.
+constexpr std::size_t max_elements_per_piece = 256;
+
+}  // namespace
+
+block_bits classify_block(const char* block, block_reading how) {
+#if defined(__x86_64__)
+    if (how != block_reading::narrow && cpu_reads_wide) return classify_wide(block);
+#endif
     block_bits bits;
 #if defined(__SSE2__)
     const auto bits_of = [](__m128i matches) {
@@ -75,43 +139,22 @@ block_bits classify(const char* block) {
         if (c == ',' || c == ':') bits.separators |= bit;
     }
 #endif
+    bits.quoted = prefix_parity(bits.quotes);
     return bits;
 }
 
-// Bit i becomes the parity of bits 0 to i. Of the quotes' bits, that marks the
-// bytes from an opening quote up to, not including, its closing one.
-std::uint64_t prefix_parity(std::uint64_t bits) {
-    bits ^= bits << 1;
-    bits ^= bits << 2;
-    bits ^= bits << 4;
-    bits ^= bits << 8;
-    bits ^= bits << 16;
-    bits ^= bits << 32;
-    return bits;
+bool cpu_reads_wide_blocks() {
+#if defined(__x86_64__)
+    return cpu_reads_wide;
+#else
+    return false;
+#endif
 }
-
-// The position of the highest bit set in `bits` (not 0), from `block`.
-const char* last_of(const char* block, std::uint64_t bits) {
-    return block + 63 - std::countl_zero(bits);
-}
-
-// Boost.JSON reads some tokens through a fixed window when its buffer holds one
-// (a literal's 4 or 5 bytes, a \u escape's 11, a number's 34), and else byte by
-// byte: on malformed input the two fail at different bytes. Before elements
-// were fed to it together, every element's end was the end of a buffer. So the
-// parser is still stopped there whenever such a token may begin within this
-// many bytes before it, and its errors name the same bytes as they did.
-constexpr std::ptrdiff_t token_window = 40;
-
-// Elements fed to the JSON parser in one piece at most: bounds ended_.
-constexpr std::size_t max_elements_per_piece = 256;
-
-}  // namespace
 
 const char* element_scanner::read_block(const char* block) {
-    const block_bits bits = classify(block);
+    const block_bits bits = classify_block(block, block_reading::fastest);
     if (bits.backslashes != 0) return nullptr;
-    const std::uint64_t in_string = prefix_parity(bits.quotes) ^ (in_string_ ? ~std::uint64_t{0} : 0);
+    const std::uint64_t in_string = bits.quoted ^ (in_string_ ? ~std::uint64_t{0} : 0);
     // Outside strings, anything but quotes, brackets and separators may begin a
     // number or literal (whitespace too, here: that only stops the parser more often).
     const std::uint64_t value_bytes =

@@ -6,11 +6,35 @@
 // is meaningless, and the response is abandoned anyway.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace comeback::detail {
+
+// One 64-byte block of a body, bit i standing for its byte i.
+struct block_bits {
+    std::uint64_t quotes = 0;
+    std::uint64_t backslashes = 0;
+    std::uint64_t opens = 0;       // '{' or '['
+    std::uint64_t closes = 0;      // '}' or ']'
+    std::uint64_t separators = 0;  // ',' or ':'
+    // The parity of the quotes up to each byte: from an opening quote up to,
+    // not including, its closing one, when the block begins outside a string.
+    std::uint64_t quoted = 0;
+
+    friend bool operator==(const block_bits&, const block_bits&) = default;
+};
+
+// How a block is read: with 16-byte steps, which every x86-64 CPU can take, or
+// with 32-byte steps (AVX2 and PCLMULQDQ) where the CPU has them (elsewhere
+// `wide` reads narrow); `fastest` is wide where it can be. All give the same
+// bits; the choice is exposed so that a test can hold them to that.
+enum class block_reading { narrow, wide, fastest };
+block_bits classify_block(const char* block, block_reading how);
+// Whether this CPU can read wide blocks (and so `fastest` means wide).
+bool cpu_reads_wide_blocks();
 
 class element_scanner {
 public:
