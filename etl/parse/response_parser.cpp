@@ -201,19 +201,19 @@ public:
         }
         const slot target = std::exchange(slot_, slot::ignored);
         switch (target) {
-        case slot::contact: open(scope::contact, row_.contact.emplace()); return true;
-        case slot::booked_by: open(scope::booked_by, row_.booked_by.emplace()); return true;
-        case slot::user: open(scope::user, row_.assigned_user.emplace()); return true;
-        case slot::user_group: open(scope::user_group, row_.assigned_group.emplace()); return true;
+        case slot::contact: open(scope::contact, row_->contact.emplace()); return true;
+        case slot::booked_by: open(scope::booked_by, row_->booked_by.emplace()); return true;
+        case slot::user: open(scope::user, row_->assigned_user.emplace()); return true;
+        case slot::user_group: open(scope::user_group, row_->assigned_group.emplace()); return true;
         case slot::office:
-            row_.assigned_office.emplace();
+            row_->assigned_office.emplace();
             scopes_[depth_] = scope::office;
             return true;
         case slot::assigned_to:
             // A repeated key replaces the earlier value, as in any JSON reader.
-            row_.assigned_user.reset();
-            row_.assigned_group.reset();
-            row_.assigned_office.reset();
+            row_->assigned_user.reset();
+            row_->assigned_group.reset();
+            row_->assigned_office.reset();
             scopes_[depth_] = scope::assigned_to;
             return true;
         default:
@@ -326,27 +326,27 @@ public:
         if (depth_ == 1) return bare_element("null");
         switch (std::exchange(slot_, slot::ignored)) {
         case slot::id: reject("id is null"); break;
-        case slot::contact: row_.contact.reset(); break;
-        case slot::booked_by: row_.booked_by.reset(); break;
+        case slot::contact: row_->contact.reset(); break;
+        case slot::booked_by: row_->booked_by.reset(); break;
         case slot::assigned_to:
-            row_.assigned_user.reset();
-            row_.assigned_group.reset();
-            row_.assigned_office.reset();
+            row_->assigned_user.reset();
+            row_->assigned_group.reset();
+            row_->assigned_office.reset();
             break;
-        case slot::user: row_.assigned_user.reset(); break;
-        case slot::user_group: row_.assigned_group.reset(); break;
-        case slot::office: row_.assigned_office.reset(); break;
-        case slot::state: row_.state.reset(); break;
-        case slot::origin: row_.origin.reset(); break;
-        case slot::occurs_at: row_.occurs_at.reset(); break;
-        case slot::booked_date: row_.booked_at.reset(); break;
+        case slot::user: row_->assigned_user.reset(); break;
+        case slot::user_group: row_->assigned_group.reset(); break;
+        case slot::office: row_->assigned_office.reset(); break;
+        case slot::state: row_->state.reset(); break;
+        case slot::origin: row_->origin.reset(); break;
+        case slot::occurs_at: row_->occurs_at.reset(); break;
+        case slot::booked_date: row_->booked_at.reset(); break;
         // A null id makes the nested object absent when it closes. A null name
         // says nothing about the name, as if it were missing: it never erases
         // a name the database knows.
         case slot::ref_id: current_ref_->id.clear(); break;
         case slot::ref_name: current_ref_->name.reset(); break;
-        case slot::office_customer_id: row_.assigned_office->customer_id.clear(); break;
-        case slot::office_name: row_.assigned_office->name.reset(); break;
+        case slot::office_customer_id: row_->assigned_office->customer_id.clear(); break;
+        case slot::office_name: row_->assigned_office->name.reset(); break;
         case slot::ignored: break;
         }
         return true;
@@ -368,7 +368,7 @@ private:
     bool store_enum_number(std::string decimal) {
         if (skip_depth_ != 0 || (slot_ != slot::state && slot_ != slot::origin)) return false;
         const slot target = std::exchange(slot_, slot::ignored);
-        (target == slot::state ? row_.state : row_.origin) = std::move(decimal);
+        (target == slot::state ? row_->state : row_->origin) = std::move(decimal);
         number_.clear();
         return true;
     }
@@ -376,7 +376,7 @@ private:
     // A token over max_field_bytes: the parse stops before more of it is kept.
     bool too_long(const std::string& what, json::error_code& ec) {
         token_too_long_ = true;
-        std::string where = depth_ >= 2 ? " in element " + std::to_string(row_.index) : "";
+        std::string where = depth_ >= 2 ? " in element " + std::to_string(row_->index) : "";
         return stop(ec, what + where + " is longer than " + std::to_string(options_.max_field_bytes) +
                             " bytes, the limit for one value");
     }
@@ -444,19 +444,19 @@ private:
     void close(scope s) {
         switch (s) {
         case scope::contact:
-            if (row_.contact->id.empty()) row_.contact.reset();
+            if (row_->contact->id.empty()) row_->contact.reset();
             break;
         case scope::booked_by:
-            if (row_.booked_by->id.empty()) row_.booked_by.reset();
+            if (row_->booked_by->id.empty()) row_->booked_by.reset();
             break;
         case scope::user:
-            if (row_.assigned_user->id.empty()) row_.assigned_user.reset();
+            if (row_->assigned_user->id.empty()) row_->assigned_user.reset();
             break;
         case scope::user_group:
-            if (row_.assigned_group->id.empty()) row_.assigned_group.reset();
+            if (row_->assigned_group->id.empty()) row_->assigned_group.reset();
             break;
         case scope::office:
-            if (row_.assigned_office->customer_id.empty()) row_.assigned_office.reset();
+            if (row_->assigned_office->customer_id.empty()) row_->assigned_office.reset();
             break;
         case scope::element:
         case scope::assigned_to:
@@ -504,27 +504,27 @@ private:
                 // Only to name the rejection: keep it when it is a usable id.
                 if (!value.empty() && is_valid_utf8(value) &&
                     std::memchr(value.data(), '\0', value.size()) == nullptr) {
-                    row_.id.assign(value.data(), value.size());
+                    row_->id.assign(value.data(), value.size());
                 }
                 return;
             }
             if (value.empty()) {
-                row_.id.clear();
+                row_->id.clear();
                 reject("id is empty");
                 return;
             }
-            store_key(target, value, row_.id);
+            store_key(target, value, row_->id);
             return;
-        case slot::state: store_text(target, value, row_.state); return;
-        case slot::origin: store_text(target, value, row_.origin); return;
-        case slot::occurs_at: store_time(target, value, row_.occurs_at); return;
-        case slot::booked_date: store_time(target, value, row_.booked_at); return;
+        case slot::state: store_text(target, value, row_->state); return;
+        case slot::origin: store_text(target, value, row_->origin); return;
+        case slot::occurs_at: store_time(target, value, row_->occurs_at); return;
+        case slot::booked_date: store_time(target, value, row_->booked_at); return;
         case slot::ref_id: store_key(target, value, current_ref_->id); return;
         case slot::ref_name: store_text(target, value, current_ref_->name); return;
         case slot::office_customer_id:
-            store_key(target, value, row_.assigned_office->customer_id);
+            store_key(target, value, row_->assigned_office->customer_id);
             return;
-        case slot::office_name: store_text(target, value, row_.assigned_office->name); return;
+        case slot::office_name: store_text(target, value, row_->assigned_office->name); return;
         case slot::contact:
         case slot::booked_by:
         case slot::assigned_to:
@@ -539,9 +539,11 @@ private:
         }
     }
 
+    // The element is read straight into the batch's last row, which a
+    // rejection takes back: no row is built elsewhere and moved in.
     void begin_element() {
-        row_ = comeback_row{};
-        row_.index = next_index_++;
+        row_ = &batch_.rows.emplace_back();
+        row_->index = next_index_++;
         rejected_ = false;
         reason_.clear();
         slot_ = slot::ignored;
@@ -559,20 +561,21 @@ private:
         ++summary_.elements;
         // Every element takes its text, so that each finds its own.
         const std::string_view raw = scanner_.take_raw();
-        if (!rejected_ && row_.id.empty()) reject("id is missing");
+        if (!rejected_ && row_->id.empty()) reject("id is missing");
         if (rejected_) {
             rejection& r = batch_.rejections.emplace_back();
-            r.index = row_.index;
-            if (!row_.id.empty()) r.id = std::move(row_.id);
+            r.index = row_->index;
+            if (!row_->id.empty()) r.id = std::move(row_->id);
             r.reason = std::move(reason_);
             // The raw text goes to the database too: cut whole characters, and
             // replace what PostgreSQL text cannot hold.
             r.raw = to_storable_text(cut_at_char_boundary(raw, options_.max_raw_bytes));
+            batch_.rows.pop_back();
             ++summary_.rejected;
         } else {
-            batch_.rows.push_back(std::move(row_));
             ++summary_.rows;
         }
+        row_ = nullptr;
         rejected_ = false;
         if (batch_.rows.size() + batch_.rejections.size() >= options_.batch_rows) flush();
     }
@@ -591,7 +594,7 @@ private:
     scope key_scope_ = scope::element;  // the object holding the key slot_ came from
 
     std::size_t next_index_ = 0;
-    comeback_row row_;
+    comeback_row* row_ = nullptr;  // the element being read: the batch's last row
     named_ref* current_ref_ = nullptr;
     bool rejected_ = false;
     std::string reason_;
