@@ -108,7 +108,7 @@ constexpr std::size_t max_elements_per_piece = 256;
 
 block_bits classify_block(const char* block, block_reading how) {
 #if defined(__x86_64__)
-    if (how != block_reading::narrow && cpu_reads_wide) return classify_wide(block);
+    if (how == block_reading::wide && cpu_reads_wide) return classify_wide(block);
 #endif
     block_bits bits;
 #if defined(__SSE2__)
@@ -152,7 +152,7 @@ bool cpu_reads_wide_blocks() {
 }
 
 const char* element_scanner::read_block(const char* block) {
-    const block_bits bits = classify_block(block, block_reading::fastest);
+    const block_bits bits = classify_block(block, block_reading::wide);
     if (bits.backslashes != 0) return nullptr;
     const std::uint64_t in_string = bits.quoted ^ (in_string_ ? ~std::uint64_t{0} : 0);
     // Outside strings, anything but quotes, brackets and separators may begin a

@@ -28,12 +28,12 @@ struct block_bits {
 };
 
 // How a block is read: with 16-byte steps, which every x86-64 CPU can take, or
-// with 32-byte steps (AVX2 and PCLMULQDQ) where the CPU has them (elsewhere
-// `wide` reads narrow); `fastest` is wide where it can be. All give the same
-// bits; the choice is exposed so that a test can hold them to that.
-enum class block_reading { narrow, wide, fastest };
+// with 32-byte steps (AVX2 and PCLMULQDQ) where the CPU has them; elsewhere
+// `wide` reads narrow. Both give the same bits; the choice is exposed so that a
+// test can hold them to that.
+enum class block_reading { narrow, wide };
 block_bits classify_block(const char* block, block_reading how);
-// Whether this CPU can read wide blocks (and so `fastest` means wide).
+// Whether `wide` takes 32-byte steps on this CPU.
 bool cpu_reads_wide_blocks();
 
 class element_scanner {

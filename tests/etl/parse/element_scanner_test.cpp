@@ -34,10 +34,10 @@ block_bits bits_by_bytes(const std::string& block) {
     return bits;
 }
 
-// Blocks mostly of the bytes a block is read for, and bytes one bit away from
-// them (the brackets are found by folding bit 0x20), and high bytes.
+// Blocks mostly of the bytes a block is read for, bytes one bit away from them
+// (the brackets are found by folding bit 0x20), and high bytes.
 std::string random_block(std::mt19937& random) {
-    static constexpr std::string_view alphabet = "\"\\{}[],:;<>zZ{}\x7B\x5B\x02\xA2\xDC\xFB aZ0\x80\xFF";
+    static constexpr std::string_view alphabet = "\"\\{}[],:;<>zZ|=#\x7F\x02\xA2\xDC\xFB aZ0\x80\xFF";
     std::string block(64, ' ');
     for (char& c : block) c = alphabet[random() % alphabet.size()];
     return block;
@@ -47,15 +47,13 @@ std::string random_block(std::mt19937& random) {
 
 TEST_CASE("a block reads the same in 16-byte steps, in 32-byte steps and byte by byte") {
     std::mt19937 random(7);
-    const bool wide = cpu_reads_wide_blocks();
-    if (!wide) WARN("this CPU has no AVX2 or PCLMULQDQ: only the 16-byte reading is compared");
+    if (!cpu_reads_wide_blocks()) WARN("this CPU has no AVX2 or PCLMULQDQ: the wide reading falls back to 16 bytes");
     for (int round = 0; round < 20000; ++round) {
         const std::string block = random_block(random);
         const block_bits expected = bits_by_bytes(block);
         INFO("block: " << block);
         REQUIRE(classify_block(block.data(), block_reading::narrow) == expected);
-        REQUIRE(classify_block(block.data(), block_reading::fastest) == expected);
-        if (wide) REQUIRE(classify_block(block.data(), block_reading::wide) == expected);
+        REQUIRE(classify_block(block.data(), block_reading::wide) == expected);
     }
 }
 
@@ -65,8 +63,7 @@ TEST_CASE("a block of one byte repeated, and with a quote at either end, reads r
         for (const auto& variant : {block, "\"" + block.substr(1), block.substr(1) + "\""}) {
             INFO("byte " << value);
             REQUIRE(classify_block(variant.data(), block_reading::narrow) == bits_by_bytes(variant));
-            if (cpu_reads_wide_blocks())
-                REQUIRE(classify_block(variant.data(), block_reading::wide) == bits_by_bytes(variant));
+            REQUIRE(classify_block(variant.data(), block_reading::wide) == bits_by_bytes(variant));
         }
     }
 }
