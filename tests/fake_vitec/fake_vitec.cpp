@@ -31,6 +31,8 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <type_traits>
 
 namespace {
 
@@ -255,55 +257,71 @@ private:
 
 // Writes a chunked body produced piece by piece by `next` (which appends to
 // its argument and returns false at the end), or with the fault's
-// content-length one announced by its length. Honours truncate and stall, and
+// content-length one announced by its length. `next` may instead be the
+// whole body (a std::string_view, as the cache holds it): its pieces are then
+// written from where it lies, copied nowhere, so a cached body costs the
+// server little more than the kernel's copy. Honours truncate and stall, and
 // the connection's bandwidth through `link` when given.
 template <class Stream, class Producer>
 net::awaitable<bool> send_chunked(Stream& stream, std::string_view content_type, bool keep_alive,
                                   const fault_spec& fault, Producer next, pacer* link = nullptr) {
+    constexpr bool given_whole = std::is_same_v<Producer, std::string_view>;
     http::response<http::empty_body> response{http::status::ok, 11};
     response.set(http::field::server, "fake-vitec");
     response.set(http::field::content_type, content_type);
     response.keep_alive(keep_alive);
     constexpr std::size_t chunk_size = 64 * 1024;
-    std::string whole;  // with content-length: the body, made first to announce its length
-    std::size_t offset = 0;
-    if (fault.content_length) {
-        while (next(whole)) {
+    std::string made;         // with content-length: a produced body, made first to announce its length
+    std::string_view whole;   // the body, when it is known whole before the first write
+    bool known_whole = false;
+    if constexpr (given_whole) {
+        whole = next;
+        known_whole = true;
+    } else if (fault.content_length) {
+        while (next(made)) {
         }
+        whole = made;
+        known_whole = true;
+    }
+    if (fault.content_length) {
         response.content_length(whole.size());
     } else {
         response.chunked(true);
     }
     http::response_serializer<http::empty_body> serializer{response};
     co_await http::async_write_header(stream, serializer, net::use_awaitable);
-    // The pieces, from `next` or from the body made first, and how each goes out.
-    auto produce = [&](std::string& out) {
-        if (!fault.content_length) return next(out);
-        const std::size_t piece = std::min(whole.size() - offset, chunk_size);
-        out.append(whole, offset, piece);
-        offset += piece;
-        return offset < whole.size();
-    };
-    auto write = [&](const std::string& piece) -> net::awaitable<void> {
+    auto write = [&](std::string_view piece) -> net::awaitable<void> {
         if (fault.content_length)
-            co_await net::async_write(stream, net::buffer(piece), net::use_awaitable);
+            co_await net::async_write(stream, net::buffer(piece.data(), piece.size()), net::use_awaitable);
         else
-            co_await net::async_write(stream, http::make_chunk(net::buffer(piece)), net::use_awaitable);
+            co_await net::async_write(stream, http::make_chunk(net::buffer(piece.data(), piece.size())),
+                                      net::use_awaitable);
     };
 
-    std::string chunk;
+    std::string produced;  // the piece `next` made, when the body is not known whole
+    std::size_t offset = 0;
     std::size_t sent = 0;
     bool more = true;
     bool first = true;
     while (more) {
-        chunk.clear();
-        while (more && chunk.size() < chunk_size) more = produce(chunk);
+        std::string_view chunk;
+        if (known_whole) {
+            chunk = whole.substr(offset, chunk_size);
+            offset += chunk.size();
+            more = offset < whole.size();
+        } else {
+            if constexpr (!given_whole) {
+                produced.clear();
+                while (more && produced.size() < chunk_size) more = next(produced);
+            }
+            chunk = produced;
+        }
         if (fault.truncate) {
             auto allowed = *fault.truncate > sent ? *fault.truncate - sent : 0;
             // Always short of the end: a truncated body never happens to be whole.
             if (!more && chunk.size() > 0) allowed = std::min(allowed, chunk.size() - 1);
             if (allowed < chunk.size()) {
-                chunk.resize(allowed);
+                chunk = chunk.substr(0, allowed);
                 if (!chunk.empty()) co_await write(chunk);
                 co_return false;  // the caller closes the connection mid-body
             }
@@ -626,21 +644,15 @@ net::awaitable<bool> handle_report(Stream& stream, server_state& state, pacer& l
         co_return whole && keep_alive;
     }
 
-    // A body generated before is sent from the cache, in the same pieces.
+    // A body generated before is sent from the cache, in pieces of the same size.
     std::string cache_key;
     if (state.cache_limit > 0) {
         cache_key = customer + '\n' + criterion_text + '\n' + *from_text + '\n' + *to_text;
         if (auto cached = state.cache.find(cache_key); cached != state.cache.end()) {
             ++state.cache_hits;
             const std::shared_ptr<const std::string> body = cached->second;
-            std::size_t offset = 0;
             bool whole = co_await send_chunked(stream, "application/json; charset=utf-8", keep_alive, active,
-                                               [&](std::string& out) {
-                                                   auto piece = std::min<std::size_t>(body->size() - offset, 64 * 1024);
-                                                   out.append(*body, offset, piece);
-                                                   offset += piece;
-                                                   return offset < body->size();
-                                               }, &link);
+                                               std::string_view(*body), &link);
             co_return whole && keep_alive;
         }
     }
