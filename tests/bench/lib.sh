@@ -53,17 +53,26 @@ clk_tck=$(getconf CLK_TCK)
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
+# The CPU every process of the machine spent, in clock ticks since boot
+# (user, nice, system, irq and softirq of /proc/stat's first line): two reads
+# around a step give what the step cost the whole machine, the daemon's
+# PostgreSQL and fake server included, which its own CPU leaves out.
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+
 # Runs a command under /usr/bin/time -v; sets wall_s, cpu_s (its own user +
-# system time, so the table shows whether the process or the database is busy)
+# system time, so the table shows whether the process or the database is busy),
+# machine_s (what every process of the machine spent meanwhile, machine_busy)
 # and peak_kib. Its output goes to $work/$1.log. Fails the bench when the
 # command fails.
 timed() {
-    local name=$1 start end
+    local name=$1 start end busy
     shift
+    busy=$(machine_busy)
     start=$(now)
     /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1 ||
         { tail -n 40 "$work/$name.log" >&2; fail "$name: '$*' exited non-zero"; }
     end=$(now)
+    machine_s=$(calc "($(machine_busy) - $busy) / $clk_tck" 2)
     wall_s=$(calc "$end - $start" 3)
     peak_kib=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$name.time")
     cpu_s=$(awk -F': ' '/User time|System time/ { sum += $2 } END { printf "%.2f", sum }' "$work/$name.time")
@@ -122,7 +131,9 @@ plan_windows() {
 # keep-alive connections by curl, as fast as the server sends; the fastest of
 # three such downloads.
 #   fetch_floor NAME BASE_URL CUSTOMER_LIST WINDOWS_FILE PARALLEL
-# Sets floor_s, floor_bytes and floor_requests; fails unless every answer is 200.
+# Sets floor_s, floor_bytes and floor_requests, and of the fastest download
+# floor_curl_cpu_s (curl's own CPU: one thread) and floor_machine_s (what the
+# machine spent, the server's share included); fails unless every answer is 200.
 fetch_floor() {
     local name=$1 base=$2 list=$3 windows=$4 parallel=$5 id first end start stop
     {
@@ -141,15 +152,21 @@ fetch_floor() {
     } >"$work/$name.curl"
     # On a busy machine one download's time moved by a factor of three from
     # run to run; a floor is a best case.
-    local round took
-    floor_s=
+    local round took busy
+    floor_s= floor_curl_cpu_s= floor_machine_s=
     for round in 1 2 3; do
+        busy=$(machine_busy)
         start=$(now)
-        curl --parallel --parallel-immediate --parallel-max "$parallel" -K "$work/$name.curl" \
+        /usr/bin/time -f '%U %S' -o "$work/$name.time" \
+            curl --parallel --parallel-immediate --parallel-max "$parallel" -K "$work/$name.curl" \
             >"$work/$name.out" 2>"$work/$name.err" || { cat "$work/$name.err" >&2; fail "$name: curl failed"; }
         stop=$(now)
         took=$(calc "$stop - $start" 3)
-        if [[ -z $floor_s ]] || awk "BEGIN { exit !($took < $floor_s) }"; then floor_s=$took; fi
+        if [[ -z $floor_s ]] || awk "BEGIN { exit !($took < $floor_s) }"; then
+            floor_s=$took
+            floor_machine_s=$(calc "($(machine_busy) - $busy) / $clk_tck" 2)
+            floor_curl_cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$work/$name.time")
+        fi
     done
     floor_requests=$(wc -l <"$work/$name.out")
     floor_bytes=$(awk '{ sum += $2 } END { printf "%d", sum }' "$work/$name.out")
