@@ -152,7 +152,7 @@ fetch_floor() {
     } >"$work/$name.curl"
     # On a busy machine one download's time moved by a factor of three from
     # run to run; a floor is a best case.
-    local round took busy
+    local round took busy spent
     floor_s= floor_curl_cpu_s= floor_machine_s=
     for round in 1 2 3; do
         busy=$(machine_busy)
@@ -161,10 +161,11 @@ fetch_floor() {
             curl --parallel --parallel-immediate --parallel-max "$parallel" -K "$work/$name.curl" \
             >"$work/$name.out" 2>"$work/$name.err" || { cat "$work/$name.err" >&2; fail "$name: curl failed"; }
         stop=$(now)
+        spent=$(($(machine_busy) - busy))
         took=$(calc "$stop - $start" 3)
         if [[ -z $floor_s ]] || awk "BEGIN { exit !($took < $floor_s) }"; then
             floor_s=$took
-            floor_machine_s=$(calc "($(machine_busy) - $busy) / $clk_tck" 2)
+            floor_machine_s=$(calc "$spent / $clk_tck" 2)
             floor_curl_cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$work/$name.time")
         fi
     done
