@@ -464,17 +464,28 @@ private:
         }
     }
 
+    // What keeps a string out of the database, if anything: invalid UTF-8
+    // anywhere, a NUL in a key (text keeps its NULs as U+FFFD, replace_nul).
+    enum class text_fault { none, invalid_utf8, nul_in_key };
+    static text_fault fault_of(std::string_view value, bool is_key) {
+        if (!is_valid_utf8(value)) return text_fault::invalid_utf8;
+        if (is_key && std::memchr(value.data(), '\0', value.size()) != nullptr) return text_fault::nul_in_key;
+        return text_fault::none;
+    }
+
     // Checks a string for the database; false (and the element rejected) when it cannot go there.
     bool storable(slot target, std::string_view value, bool is_key) {
-        if (!is_valid_utf8(value)) {
+        switch (fault_of(value, is_key)) {
+        case text_fault::none:
+            return true;
+        case text_fault::invalid_utf8:
             reject(field_name(target) + ": " + quoted(value) + " is not valid UTF-8");
             return false;
-        }
-        if (is_key && std::memchr(value.data(), '\0', value.size()) != nullptr) {
+        case text_fault::nul_in_key:
             reject(field_name(target) + ": " + quoted(value) + " contains a NUL character (\\u0000)");
             return false;
         }
-        return true;
+        return false;
     }
 
     // Both build a new string rather than assign into the old one: cheaper for
@@ -501,9 +512,9 @@ private:
         switch (target) {
         case slot::id:
             if (rejected_) {
-                // Only to name the rejection: keep it when it is a usable id.
-                if (!value.empty() && is_valid_utf8(value) &&
-                    std::memchr(value.data(), '\0', value.size()) == nullptr) {
+                // Only to name the rejection: keep it when it is a usable id,
+                // as storable() decides, without rejecting the element again.
+                if (!value.empty() && fault_of(value, true) == text_fault::none) {
                     row_->id.assign(value.data(), value.size());
                 }
                 return;

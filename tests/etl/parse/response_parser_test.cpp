@@ -297,6 +297,27 @@ TEST_CASE("\\u0000 becomes U+FFFD in text and rejects the element in an id", "[p
     CHECK(rejection_at(batch, 2).id == "nul-in-nested-id");
 }
 
+TEST_CASE("an element rejected before its id is named by the id only when the id could be stored",
+          "[parse][reject]") {
+    // The first fault rejects the element; an id read after it only names the
+    // rejection, under the same rule that would have rejected it as a key.
+    const std::string body =
+        "[{\"state\": 3.5, \"id\": \"late-ok\"},"
+        " {\"state\": 3.5, \"id\": \"late-\\u0000nul\"},"
+        " {\"state\": 3.5, \"id\": \"late-\xFF\"},"
+        " {\"state\": 3.5, \"id\": \"\"}]";
+    const row_batch batch = comeback::parse_response(body, stockholm());
+    CHECK(batch.rows.empty());
+    REQUIRE(batch.rejections.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+        CHECK(rejection_at(batch, i).reason == "state: expected a string, got 3.5");
+    }
+    CHECK(rejection_at(batch, 0).id == "late-ok");
+    CHECK_FALSE(rejection_at(batch, 1).id);
+    CHECK_FALSE(rejection_at(batch, 2).id);
+    CHECK_FALSE(rejection_at(batch, 3).id);
+}
+
 TEST_CASE("a body fed whole or in chunks of 1, 7 and 4096 bytes gives the same rows and rejections",
           "[parse][chunks]") {
     const auto fixture = GENERATE(as<std::string>{}, "help_page_sample.json", "date_spellings.json",
