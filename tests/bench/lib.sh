@@ -58,6 +58,8 @@ peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 # around a step give what the step cost the whole machine, the daemon's
 # PostgreSQL and fake server included, which its own CPU leaves out.
 machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+# Seconds of CPU the machine spent since machine_busy read BUSY: machine_seconds BUSY.
+machine_seconds() { calc "($(machine_busy) - $1) / $clk_tck" 2; }
 
 # Runs a command under /usr/bin/time -v; sets wall_s, cpu_s (its own user +
 # system time, so the table shows whether the process or the database is busy),
@@ -72,7 +74,7 @@ timed() {
     /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1 ||
         { tail -n 40 "$work/$name.log" >&2; fail "$name: '$*' exited non-zero"; }
     end=$(now)
-    machine_s=$(calc "($(machine_busy) - $busy) / $clk_tck" 2)
+    machine_s=$(machine_seconds "$busy")
     wall_s=$(calc "$end - $start" 3)
     peak_kib=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$name.time")
     cpu_s=$(awk -F': ' '/User time|System time/ { sum += $2 } END { printf "%.2f", sum }' "$work/$name.time")
@@ -152,7 +154,7 @@ fetch_floor() {
     } >"$work/$name.curl"
     # On a busy machine one download's time moved by a factor of three from
     # run to run; a floor is a best case.
-    local round took busy spent
+    local round took busy spent_s
     floor_s= floor_curl_cpu_s= floor_machine_s=
     for round in 1 2 3; do
         busy=$(machine_busy)
@@ -161,11 +163,11 @@ fetch_floor() {
             curl --parallel --parallel-immediate --parallel-max "$parallel" -K "$work/$name.curl" \
             >"$work/$name.out" 2>"$work/$name.err" || { cat "$work/$name.err" >&2; fail "$name: curl failed"; }
         stop=$(now)
-        spent=$(($(machine_busy) - busy))
+        spent_s=$(machine_seconds "$busy")
         took=$(calc "$stop - $start" 3)
         if [[ -z $floor_s ]] || awk "BEGIN { exit !($took < $floor_s) }"; then
             floor_s=$took
-            floor_machine_s=$(calc "$spent / $clk_tck" 2)
+            floor_machine_s=$spent_s
             floor_curl_cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$work/$name.time")
         fi
     done
